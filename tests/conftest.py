@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny datasets written to tmp_path (nothing from ../shared, no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from translate.registry import load_plugin
+from translate.testing import make_paired
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugin_cache():
+    """Plugins may be (un)installed by a test: never reuse a loaded one across tests."""
+    load_plugin.cache_clear()
+    yield
+    load_plugin.cache_clear()
+
+
+@pytest.fixture
+def paired_data(tmp_path: Path) -> Path:
+    return make_paired(tmp_path / "facades", n_train=6, n_val=2)
+
+
+TINY_PIX2PIX = [
+    "--unet-depth", "5", "--crop-size", "32", "--load-size", "36",
+    "--base-channels", "8", "--disc-channels", "8", "--disc-layers", "2",
+    "--no-progress", "--log-every", "1",
+]

@@ -1,0 +1,1 @@
+"""The ``translate`` command line: thin typer commands over importable functions."""

@@ -1,0 +1,247 @@
+"""``translate``: train, run and list image-to-image translation models.
+
+Commands are thin wrappers over importable functions (``translate.train``,
+``translate.Translator``). User errors print one line (``error: ...``) and exit with code 2;
+nothing here prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from typer.core import TyperGroup
+
+import translate
+from translate.errors import TranslateError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def report_errors(func: F) -> F:
+    """Turn user errors into one line on stderr and the error's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TranslateError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------- train
+def build_train_command(name: str) -> Any:
+    """``translate train <name>``: options generated from the plugin's and the core configs."""
+    import inspect
+
+    from translate.cli.options import given, options_for
+    from translate.config import GANConfig, TrainConfig
+    from translate.engine.loop import default_configs
+    from translate.registry import load_plugin
+
+    plugin = load_plugin(name)
+    train_defaults, gan_defaults = default_configs(plugin)
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        *options_for(plugin.config_cls),
+        *options_for(GANConfig, gan_defaults),
+        *options_for(TrainConfig, train_defaults),
+        inspect.Parameter(
+            "resume",
+            kw,
+            default=None,
+            annotation=Annotated[
+                Path | None,
+                typer.Option(help="Continue a run (its folder or a checkpoint): full trainer state."),
+            ],
+        ),
+        inspect.Parameter(
+            "config",
+            kw,
+            default=None,
+            annotation=Annotated[
+                Path | None,
+                typer.Option(help="JSON or TOML file of options; command-line options override it."),
+            ],
+        ),
+    ]
+
+    @report_errors
+    def command(resume: Path | None = None, config: Path | None = None, **values: Any) -> None:
+        from translate.engine.loop import prepare
+
+        trainer = prepare(name, resume=resume, config_file=config, **given(values))
+        action = "resuming" if resume else "training"
+        typer.echo(
+            f"{action} {name} on {trainer.device} from step {trainer.step} to "
+            f"{trainer.train_cfg.max_steps}; run folder {trainer.run_dir}",
+            err=True,
+        )
+        folder = trainer.run()
+        typer.echo(f"done: step {trainer.step}; checkpoint {folder}", err=True)
+        typer.echo(str(trainer.run_dir))
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = (plugin.description or name) + "."
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    sub.command(name)(command)
+    return typer.main.get_command(sub)
+
+
+class TrainGroup(TyperGroup):
+    """Lists plugins from entry-point metadata; imports one only when its command runs."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from translate.registry import discover
+
+        return list(discover())
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        from translate.registry import discover, unknown_plugin_error
+
+        try:
+            if cmd_name not in discover():
+                raise unknown_plugin_error(cmd_name, list(discover()))
+            return build_train_command(cmd_name)
+        except TranslateError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        return None  # pragma: no cover
+
+
+app = typer.Typer(
+    name="translate",
+    help="Image-to-image translation with GANs: train, run, and list models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+train_app = typer.Typer(
+    cls=TrainGroup,
+    help="Train a model; translate train PLUGIN --help lists its options.",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"translate {translate.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ---------------------------------------------------------------------------- plugins
+@app.command("plugins")
+@report_errors
+def plugins_command(
+    name: Annotated[str | None, typer.Argument(help="Show one plugin's options.")] = None,
+) -> None:
+    """List installed plugins (name, distribution, version, dataset kind)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from translate.registry import discover, load_plugin, unknown_plugin_error
+
+    found = discover()
+    console = Console()
+    if name is None:
+        table = Table("plugin", "distribution", "version", "data", "description")
+        for info in found.values():
+            try:
+                plugin = load_plugin(info.name)
+                kind, desc = plugin.dataset_kind, plugin.description
+            except TranslateError as exc:
+                kind, desc = "-", f"[red]invalid: {exc}"
+            table.add_row(info.name, info.distribution, info.version, kind, desc)
+        console.print(table)
+        return
+    if name not in found:
+        raise unknown_plugin_error(name, list(found))
+    import dataclasses
+
+    plugin = load_plugin(name)
+    console.print(f"[bold]{name}[/bold]: {plugin.description} ({plugin.dataset_kind} data)")
+    for title, cls in (("training options", plugin.config_cls), ("run options", plugin.inference_config_cls)):
+        fields = dataclasses.fields(cls)
+        console.print(f"\n{title}:" + ("" if fields else " none"))
+        for f in fields:
+            default = "" if f.default is dataclasses.MISSING else f" [default: {f.default}]"
+            flag = "--" + f.name.replace("_", "-")
+            console.print(f"  {flag:24} {f.metadata.get('help', '')}{default}", highlight=False)
+    console.print(f"\nCore training options: translate train {name} --help")
+
+
+# ---------------------------------------------------------------------------- run
+@app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+@report_errors
+def run_command(
+    ctx: typer.Context,
+    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="Run folder or checkpoint folder.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (or file, for one input). [default: translated/]"),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Translate images with a trained model. Plugin options (e.g. --direction) follow."""
+    from translate.cli.options import parse_extra_options
+    from translate.engine import checkpoint as ckpt
+    from translate.errors import ConfigError
+    from translate.inference.image_io import collect_inputs, read_image
+    from translate.inference.translator import Translator
+    from translate.registry import load_plugin
+
+    if checkpoint is None:
+        raise ConfigError("no model given: pass --checkpoint RUN_OR_CHECKPOINT_FOLDER")
+    files = collect_inputs(inputs)
+    meta = ckpt.read_meta(ckpt.resolve_checkpoint(checkpoint))
+    plugin = load_plugin(meta["plugin"])
+    options = parse_extra_options(plugin.inference_config_cls, list(ctx.args))
+    translator = Translator.from_checkpoint(checkpoint, device=device, options=options)
+    single_file = out is not None and len(files) == 1 and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+    out_dir = (out.parent if single_file else out) if out is not None else Path("translated")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"model: {translator.name} from {checkpoint}", err=True)
+    for path in files:
+        result = translator(read_image(path))[0]
+        target = out if single_file and out is not None else out_dir / f"{path.stem}.png"
+        result.save(target)
+        typer.echo(str(target))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - outside any command
+        sys.exit(130)

@@ -1,0 +1,265 @@
+"""Typed, frozen configuration dataclasses: the single source of truth for every option.
+
+Three dataclasses describe a training run: the plugin's own config (``Pix2PixConfig``...), the
+core ``TrainConfig`` (loop, optimiser, checkpoints) and ``GANConfig`` (objective and
+regularisers, shared by every plugin). CLI options are generated from their fields
+(``translate.cli.options``), help text comes from ``field(metadata={"help": ...})``, and
+checkpoints store them as JSON (``config_to_dict`` / ``config_from_dict``).
+
+This module must stay light: no torch import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from translate.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def opt(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - mirrors click's name
+    """A dataclass field with CLI help text."""
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+def _check(cond: bool, field_name: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{field_name}: {message}")
+
+
+AmpMode = Literal["none", "bf16", "fp16"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Core training-loop settings shared by every plugin."""
+
+    max_steps: int = opt(10_000, "Number of optimisation steps (one batch each).")
+    batch_size: int = opt(1, "Images per batch.")
+    lr: float = opt(2e-4, "Learning rate of the generator (and of every group without its own).")
+    lr_d: float | None = opt(None, "Discriminator learning rate (TTUR); default: same as --lr.")
+    beta1: float = opt(0.5, "Adam beta1.")
+    beta2: float = opt(0.999, "Adam beta2.")
+    lr_decay_start: float = opt(
+        0.5, "Fraction of --max-steps after which the LR decays linearly to zero (1 = constant)."
+    )
+    seed: int = opt(0, "Random seed (data order, augmentation, initialisation).")
+    device: DeviceName = opt("auto", "Device: auto (CUDA when available), cpu or cuda.")
+    amp: AmpMode = opt(
+        "none", "Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA, with a gradient scaler)."
+    )
+    workers: int = opt(0, "Data-loading worker processes (0: load in the training process).")
+    log_every: int = opt(10, "Append metrics to metrics.jsonl every N steps.")
+    sample_every: int = opt(500, "Write a PNG sample grid every N steps.")
+    checkpoint_every: int = opt(1000, "Write a checkpoint every N steps (and always at the end).")
+    keep_checkpoints: int = opt(2, "How many recent checkpoints to keep on disk.")
+    n_samples: int = opt(4, "Rows in each sample grid.")
+    run_dir: Path | None = opt(None, "Run folder; default runs/<plugin>-<timestamp>.")
+    progress: bool = opt(True, "Show a progress bar.")
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
+            _check(getattr(self, name) >= 1, name, "must be at least 1")
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
+        _check(self.workers >= 0, "workers", "must be 0 or more")
+        _check(self.n_samples >= 1, "n_samples", "must be at least 1")
+        _check(self.lr > 0, "lr", "must be positive")
+        _check(self.lr_d is None or self.lr_d > 0, "lr_d", "must be positive")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)")
+        _check(0 <= self.lr_decay_start <= 1, "lr_decay_start", "must be in [0, 1]")
+        _check(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
+        _check(self.amp in ("none", "bf16", "fp16"), "amp", "must be none, bf16 or fp16")
+
+
+GAN_LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "rpgan", "ragan")
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """The adversarial objective and its regularisers; applies to every plugin."""
+
+    gan_loss: str = opt(
+        "nonsaturating",
+        "Adversarial objective: " + ", ".join(GAN_LOSSES) + ". See the README's GAN table.",
+        choices=GAN_LOSSES,
+    )
+    gp_weight: float | None = opt(
+        None, "One-centred gradient penalty on interpolates (WGAN-GP); default 10 for wgan-gp."
+    )
+    r1_gamma: float = opt(0.0, "R1 zero-centred gradient penalty on real data (gamma).")
+    r2_gamma: float = opt(0.0, "R2 zero-centred gradient penalty on generated data (gamma).")
+    label_smoothing: float = opt(
+        0.0, "One-sided label smoothing: real target 1 - s (minimax/nonsaturating/lsgan)."
+    )
+
+    def __post_init__(self) -> None:
+        _check(
+            self.gan_loss in GAN_LOSSES,
+            "gan_loss",
+            f"unknown objective {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}",
+        )
+        _check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
+        _check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
+        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        if self.label_smoothing:
+            _check(
+                self.gan_loss in ("minimax", "nonsaturating", "lsgan"),
+                "label_smoothing",
+                f"only applies to minimax, nonsaturating and lsgan, not {self.gan_loss}",
+            )
+
+    @property
+    def effective_gp_weight(self) -> float:
+        if self.gp_weight is not None:
+            return self.gp_weight
+        return 10.0 if self.gan_loss == "wgan-gp" else 0.0
+
+
+# ---------------------------------------------------------------- (de)serialisation
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-safe dict of a config dataclass (paths as strings, tuples as lists)."""
+    return {f.name: _to_json(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> (X, True); anything else -> (tp, False)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def coerce(tp: Any, value: Any, field_name: str) -> Any:
+    """Convert a JSON or CLI value to the field's annotated type, or raise ConfigError."""
+    inner, optional = _strip_optional(tp)
+    if value is None:
+        _check(optional, field_name, "is required")
+        return None
+    origin = typing.get_origin(inner)
+    try:
+        if inner is Path:
+            return Path(value)
+        if inner is bool:
+            if isinstance(value, str):
+                low = value.lower()
+                _check(low in ("1", "0", "true", "false", "yes", "no"), field_name, "not a bool")
+                return low in ("1", "true", "yes")
+            return bool(value)
+        if inner in (int, float, str):
+            if inner is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return inner(value)
+        if origin is Literal:
+            choices = typing.get_args(inner)
+            _check(value in choices, field_name, f"must be one of {', '.join(map(str, choices))}")
+            return value
+        if origin in (tuple, list):
+            (elem, *_rest) = typing.get_args(inner) or (Any,)
+            items = [value] if isinstance(value, (str, Path)) else list(value)
+            return tuple(coerce(elem, v, field_name) for v in items)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{field_name}: {value!r} is not a valid {getattr(inner, '__name__', inner)}")
+    return value
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved annotations of a dataclass (handles ``from __future__ import annotations``)."""
+    return typing.get_type_hints(cls)
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any], *, base: T | None = None) -> T:
+    """Build ``cls`` from ``values`` on top of ``base`` (or the defaults); unknown keys fail."""
+    hints = field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}")
+    converted = {k: coerce(hints[k], v, k) for k, v in values.items()}
+    try:
+        if base is not None:
+            return dataclasses.replace(base, **converted)  # type: ignore[type-var]
+        return cls(**converted)
+    except TypeError as exc:  # a required field without a value
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+            and f.name not in converted
+        ]
+        if missing:
+            raise ConfigError(f"missing required option --{missing[0].replace('_', '-')}") from exc
+        raise ConfigError(str(exc)) from exc
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a JSON or TOML file of options (flat, or sections named plugin/train/gan)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a table of options")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+Direction = Literal["a2b", "b2a"]
+
+
+@dataclass(frozen=True)
+class PairedDataConfig:
+    """Data fields shared by plugins that train on aligned pairs (pix2pix, label-to-image)."""
+
+    data: Path = opt(
+        None,
+        "Dataset folder: side-by-side A|B images, or A/ and B/ folders matched by file name; "
+        "train/ and val/ subfolders are used when present.",
+    )
+    direction: Direction = opt("a2b", "a2b: translate A (left / A/) into B; b2a: the reverse.")
+    load_size: int = opt(286, "Resize images to this square size before cropping.")
+    crop_size: int = opt(256, "Random crop size for training (evaluation resizes to it).")
+    flip: bool = opt(True, "Random horizontal flips during training.")
+
+    def __post_init__(self) -> None:
+        _check(self.data is not None, "data", "is required (--data DIR)")
+        _check(self.direction in ("a2b", "b2a"), "direction", "must be a2b or b2a")
+        _check(self.crop_size >= 1, "crop_size", "must be at least 1")
+        _check(
+            self.load_size >= self.crop_size,
+            "load_size",
+            f"must be >= crop_size ({self.load_size} < {self.crop_size})",
+        )

@@ -1,0 +1,43 @@
+"""Albumentations pipelines that apply the same geometry to every image of a sample.
+
+Training: resize to ``load_size``, random ``crop_size`` crop, horizontal flip (pix2pix/CycleGAN's
+"resize_and_crop"). Evaluation: resize to ``crop_size``. Each call is seeded per sample, so a
+resumed run sees exactly the augmentations it would have seen without the interruption.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import torch
+
+
+def paired_pipeline(
+    *, load_size: int, crop_size: int, flip: bool, train: bool, extra_images: int = 1
+) -> A.Compose:
+    """A pipeline applied identically to ``image`` and ``image1``.. ``image{extra_images}``."""
+    if train:
+        steps: list[Any] = [A.Resize(load_size, load_size)]
+        if crop_size < load_size:
+            steps.append(A.RandomCrop(crop_size, crop_size))
+        if flip:
+            steps.append(A.HorizontalFlip(p=0.5))
+    else:
+        steps = [A.Resize(crop_size, crop_size)]
+    targets = {f"image{i}": "image" for i in range(1, extra_images + 1)}
+    return A.Compose(steps, additional_targets=targets, seed=0)
+
+
+def apply(pipeline: A.Compose, seed: int, *images: np.ndarray) -> list[np.ndarray]:
+    """Run ``pipeline`` on images of one size with a per-sample seed; same geometry for all."""
+    pipeline.set_random_seed(seed)
+    kwargs = {"image": images[0], **{f"image{i}": im for i, im in enumerate(images[1:], 1)}}
+    out = pipeline(**kwargs)
+    return [out["image"], *(out[f"image{i}"] for i in range(1, len(images)))]
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5).sub(1)

@@ -1,0 +1,1 @@
+"""The training engine: loop, step context, checkpoints, LR schedule, run logging."""

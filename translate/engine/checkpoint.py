@@ -1,0 +1,202 @@
+"""Self-describing, atomically written checkpoints.
+
+A checkpoint is a folder::
+
+    model.safetensors   weights of every model, keys "<model>.<param>" (EMA copies "ema.<model>...")
+    meta.json           plugin, versions, the three configs, step, model names
+    trainer.pt          optimisers, scalers, image pools, RNG states, samples consumed
+                        (absent in inference-only checkpoints such as the shipped ones)
+
+Runs keep them as ``<run>/checkpoints/step_0000200/`` with ``<run>/checkpoints/LATEST`` naming
+the newest. Each folder is written under a temporary name, every file fsynced, then renamed into
+place, and LATEST is replaced atomically afterwards: a crash or Ctrl-C during a save leaves the
+previous checkpoint intact. ``trainer.pt`` is read with ``weights_only=True``: loading a
+checkpoint never executes code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from translate.errors import CheckpointError
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+META = "meta.json"
+TRAINER = "trainer.pt"
+LATEST = "LATEST"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def flatten_state(models: Mapping[str, nn.Module], prefix: str = "") -> dict[str, torch.Tensor]:
+    """One flat dict of contiguous CPU tensors, keys "<prefix><model>.<param>"."""
+    flat: dict[str, torch.Tensor] = {}
+    for name, model in models.items():
+        for key, value in model.state_dict().items():
+            flat[f"{prefix}{name}.{key}"] = value.detach().cpu().contiguous()
+    return flat
+
+
+def write_checkpoint(
+    folder: Path,
+    *,
+    weights: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    trainer_state: dict[str, Any] | None,
+) -> Path:
+    """Write a complete checkpoint folder atomically; replaces ``folder`` if it exists."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file(weights, str(tmp / WEIGHTS))
+    (tmp / META).write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
+    if trainer_state is not None:
+        torch.save(trainer_state, tmp / TRAINER)
+    for child in tmp.iterdir():
+        _fsync_file(child)
+    _fsync_dir(tmp)
+    if folder.exists():  # same step saved twice (e.g. Ctrl-C right at a checkpoint step)
+        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, folder)
+    _fsync_dir(folder.parent)
+    return folder
+
+
+def save_run_checkpoint(
+    run_dir: Path,
+    step: int,
+    *,
+    weights: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    trainer_state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write ``<run>/checkpoints/step_N``, point LATEST at it, prune all but ``keep``."""
+    root = run_dir / "checkpoints"
+    folder = write_checkpoint(
+        root / f"step_{step:07d}", weights=weights, meta=meta, trainer_state=trainer_state
+    )
+    atomic_write_text(root / LATEST, folder.name + "\n")
+    done = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for stale in done[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return folder
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint folder from: itself, a run folder (its LATEST), or ``<run>/checkpoints``."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_file():
+        raise CheckpointError(f"{path}: expected a checkpoint or run folder, got a file")
+    if (path / META).is_file():
+        return path
+    for root in (path / "checkpoints", path):
+        latest = root / LATEST
+        if latest.is_file():
+            target = root / latest.read_text().strip()
+            if not (target / META).is_file():
+                raise CheckpointError(f"{latest}: points at {target.name}, which is missing")
+            return target
+    raise CheckpointError(f"{path}: not a checkpoint (no {META}) and not a run folder")
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    path = folder / META
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON (truncated or corrupt?)") from exc
+    if not isinstance(meta, dict) or "plugin" not in meta:
+        raise CheckpointError(f"{path}: not a translate checkpoint description")
+    if meta.get("format", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {meta['format']} is newer than this translate "
+            f"understands ({FORMAT_VERSION}); upgrade translate"
+        )
+    return meta
+
+
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    path = folder / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: truncated or corrupt ({exc})") from exc
+
+
+def load_models(
+    weights: Mapping[str, torch.Tensor],
+    models: Mapping[str, nn.Module],
+    *,
+    source: Path,
+    prefix: str = "",
+) -> None:
+    """Load ``<prefix><model>.*`` tensors into each model; any mismatch is a CheckpointError."""
+    for name, model in models.items():
+        head = f"{prefix}{name}."
+        state = {k[len(head) :]: v for k, v in weights.items() if k.startswith(head)}
+        if not state:
+            raise CheckpointError(f"{source}: no weights for model {prefix}{name!r}")
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:3])
+            raise CheckpointError(
+                f"{source}: weights do not fit model {name!r} ({detail[:300]})"
+            ) from exc
+
+
+def read_trainer_state(folder: Path) -> dict[str, Any]:
+    path = folder / TRAINER
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; this checkpoint cannot resume training")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise CheckpointError(f"{path}: truncated or corrupt ({type(exc).__name__})") from exc

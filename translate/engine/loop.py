@@ -1,0 +1,329 @@
+"""The training loop: build, step, log, sample, checkpoint, resume.
+
+``train("pix2pix", data="facades", direction="b2a", max_steps=200)`` is the whole public API;
+options are split by name across the plugin's config, ``TrainConfig`` and ``GANConfig``. The
+plugin writes the GAN step (``train_step``); everything around it lives here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+import translate
+from translate.config import (
+    GANConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config_file,
+)
+from translate.data.sampler import ResumableSampler
+from translate.engine import checkpoint as ckpt
+from translate.engine.context import TrainContext
+from translate.engine.device import resolve_device
+from translate.engine.run_log import MetricsLog, Progress, save_grid
+from translate.engine.schedule import lr_factor
+from translate.errors import CheckpointError, ConfigError, DataError, TranslateError
+from translate.losses.objective import GANObjective
+from translate.registry import discover, load_plugin
+
+log = logging.getLogger("translate.train")
+
+
+class TrainingInterrupted(TranslateError):
+    """Ctrl-C: the state was saved; the message says how to resume."""
+
+    exit_code = 130
+
+
+def split_options(plugin: Any, options: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+    """Route flat options to (plugin config, TrainConfig, GANConfig) by field name."""
+    names = [
+        {f.name for f in dataclasses.fields(cls)}
+        for cls in (plugin.config_cls, TrainConfig, GANConfig)
+    ]
+    parts: tuple[dict, dict, dict] = ({}, {}, {})
+    for key, value in options.items():
+        for part, fields in zip(parts, names):
+            if key in fields:
+                part[key] = value
+                break
+        else:
+            raise ConfigError(f"unknown option --{key.replace('_', '-')} for plugin {plugin.name}")
+    return parts
+
+
+def default_configs(plugin: Any) -> tuple[TrainConfig, GANConfig]:
+    """The core configs with the plugin's own defaults (e.g. its paper's objective)."""
+    return (
+        config_from_dict(TrainConfig, dict(plugin.train_defaults)),
+        config_from_dict(GANConfig, dict(plugin.gan_defaults)),
+    )
+
+
+def plugin_version(name: str) -> str:
+    info = discover().get(name)
+    return info.version if info else "?"
+
+
+class Trainer:
+    """One training run of one plugin. ``run()`` trains until ``max_steps`` or Ctrl-C."""
+
+    def __init__(
+        self,
+        plugin: Any,
+        plugin_cfg: Any,
+        train_cfg: TrainConfig,
+        gan_cfg: GANConfig,
+        *,
+        run_dir: Path,
+        resume_from: Path | None = None,
+    ):
+        self.plugin, self.plugin_cfg = plugin, plugin_cfg
+        self.train_cfg, self.gan_cfg = train_cfg, gan_cfg
+        self.run_dir = run_dir
+        self.device = resolve_device(train_cfg.device)
+        if train_cfg.amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError("amp: fp16 needs a CUDA device; use --amp bf16 on CPU")
+        torch.manual_seed(train_cfg.seed)
+
+        self.dataset = plugin.build_dataset(plugin_cfg, "train")
+        if self.dataset is None or len(self.dataset) == 0:
+            raise DataError(f"{getattr(plugin_cfg, 'data', '?')}: no training images")
+        self.val_dataset = plugin.build_dataset(plugin_cfg, "val")
+
+        self.models: dict[str, nn.Module] = {
+            k: m.to(self.device) for k, m in plugin.build_models(plugin_cfg).items()
+        }
+        groups = plugin.param_groups(self.models)
+        self.base_lr = {
+            g: (train_cfg.lr_d or train_cfg.lr) if g.startswith("D") else train_cfg.lr
+            for g in groups
+        }
+        optimizers = {
+            g: torch.optim.Adam(params, lr=self.base_lr[g], betas=(train_cfg.beta1, train_cfg.beta2))
+            for g, params in groups.items()
+        }
+        self.ctx = TrainContext(
+            models=self.models,
+            optimizers=optimizers,
+            device=self.device,
+            amp=train_cfg.amp,
+            gan=GANObjective(gan_cfg),
+            seed=train_cfg.seed,
+        )
+        self.step = 0
+        if resume_from is not None:
+            self._restore(resume_from)
+        self.stop_requested = False
+
+    # ------------------------------------------------------------------ state
+    def meta(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin.name,
+            "plugin_version": plugin_version(self.plugin.name),
+            "translate_version": translate.__version__,
+            "torch_version": torch.__version__,
+            "api_version": self.plugin.api_version,
+            "step": self.step,
+            "models": list(self.models),
+            "plugin_config": config_to_dict(self.plugin_cfg),
+            "train_config": config_to_dict(self.train_cfg),
+            "gan_config": config_to_dict(self.gan_cfg),
+            "created": datetime.now().isoformat(timespec="seconds"),
+        }
+
+    def save(self) -> Path:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        state = {
+            **self.ctx.state_dict(),
+            "rng": rng,
+            "step": self.step,
+            "samples_seen": self.step * self.train_cfg.batch_size,
+        }
+        return ckpt.save_run_checkpoint(
+            self.run_dir,
+            self.step,
+            weights=ckpt.flatten_state(self.models),
+            meta=self.meta(),
+            trainer_state=state,
+            keep=self.train_cfg.keep_checkpoints,
+        )
+
+    def _restore(self, folder: Path) -> None:
+        weights = ckpt.read_weights(folder)
+        ckpt.load_models(weights, self.models, source=folder / ckpt.WEIGHTS)
+        state = ckpt.read_trainer_state(folder)
+        try:
+            self.ctx.load_state_dict(state)
+            torch.set_rng_state(state["rng"]["torch"])
+            if "cuda" in state["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            self.step = int(state["step"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{folder / ckpt.TRAINER}: incompatible trainer state ({exc})") from exc
+        self.samples_seen = int(state["samples_seen"])
+
+    # ------------------------------------------------------------------ loop
+    def _loader(self) -> DataLoader:
+        seen = getattr(self, "samples_seen", self.step * self.train_cfg.batch_size)
+        sampler = ResumableSampler(len(self.dataset), seed=self.train_cfg.seed, position=seen)
+        return DataLoader(
+            self.dataset,
+            batch_size=self.train_cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.train_cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=self.train_cfg.workers > 0,
+        )
+
+    def _to_device(self, batch: Any) -> Any:
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, dict):
+            return {k: self._to_device(v) for k, v in batch.items()}
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self._to_device(v) for v in batch)
+        return batch
+
+    def _sample_batch(self) -> Any:
+        source = self.val_dataset if self.val_dataset is not None else self.dataset
+        n = min(self.train_cfg.n_samples, len(source))
+        items = [source[i] for i in range(n)]
+        return self._to_device(torch.utils.data.default_collate(items))
+
+    def write_samples(self, batch: Any) -> Path:
+        for m in self.models.values():
+            m.eval()
+        with torch.no_grad(), self.ctx.autocast():
+            columns = self.plugin.sample_columns(self.models, batch, self.plugin_cfg)
+        for m in self.models.values():
+            m.train()
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        save_grid(columns, path)
+        return path
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.stop_requested:  # second Ctrl-C: stop now, the last checkpoint stays intact
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        log.warning("interrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
+
+    def run(self) -> Path:
+        """Train to ``max_steps``; returns the final checkpoint folder."""
+        cfg = self.train_cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        sample_batch = self._sample_batch()
+        progress = Progress(cfg.max_steps, self.step, cfg.progress)
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        last_saved: Path | None = None
+        try:
+            for m in self.models.values():
+                m.train()
+            batches = iter(self._loader())
+            while self.step < cfg.max_steps and not self.stop_requested:
+                batch = self._to_device(next(batches))
+                factor = lr_factor(self.step, max_steps=cfg.max_steps, decay_start=cfg.lr_decay_start)
+                for group, optimizer in self.ctx.optimizers.items():
+                    for pg in optimizer.param_groups:
+                        pg["lr"] = self.base_lr[group] * factor
+                self.ctx.step = self.step
+                losses = self.plugin.train_step(self.ctx, batch, self.plugin_cfg)
+                self.step += 1
+                metrics.add(losses)
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                    rate = metrics.count / max(time.perf_counter() - metrics.last_time, 1e-9)
+                    averages = metrics.flush(self.step, {"lr": self.train_cfg.lr * factor})
+                    progress.update(self.step, rate, averages)
+                if self.step % cfg.sample_every == 0:
+                    self.write_samples(sample_batch)
+                if self.step % cfg.checkpoint_every == 0:
+                    last_saved = self.save()
+            if self.stop_requested:
+                folder = self.save()
+                raise TrainingInterrupted(
+                    f"interrupted at step {self.step}; state saved to {folder}; continue with: "
+                    f"translate train {self.plugin.name} --resume {self.run_dir}"
+                )
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            progress.close()
+        self.write_samples(sample_batch)
+        if last_saved is not None and last_saved.name == f"step_{self.step:07d}":
+            return last_saved
+        return self.save()
+
+
+def new_run_dir(plugin_name: str, root: Path = Path("runs")) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = root / f"{plugin_name}-{stamp}"
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = root / f"{plugin_name}-{stamp}-{n}"
+    return run_dir
+
+
+def prepare(
+    plugin_name: str,
+    *,
+    resume: Path | None = None,
+    config_file: Path | None = None,
+    **options: Any,
+) -> Trainer:
+    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume."""
+    plugin = load_plugin(plugin_name)
+    options = {k: v for k, v in options.items() if v is not None}
+    if config_file is not None:
+        options = {**load_config_file(Path(config_file)), **options}
+    plugin_opts, train_opts, gan_opts = split_options(plugin, options)
+    if resume is not None:
+        folder = ckpt.resolve_checkpoint(Path(resume))
+        meta = ckpt.read_meta(folder)
+        if meta["plugin"] != plugin.name:
+            raise CheckpointError(
+                f"{folder}: checkpoint is from plugin {meta['plugin']!r}, not {plugin.name!r}"
+            )
+        if plugin_opts or gan_opts:
+            changed = ", ".join(f"--{k.replace('_', '-')}" for k in {**plugin_opts, **gan_opts})
+            raise ConfigError(f"cannot change {changed} when resuming; the model is fixed by {folder}")
+        try:
+            plugin_cfg = config_from_dict(plugin.config_cls, meta["plugin_config"])
+            train_cfg = config_from_dict(TrainConfig, {**meta["train_config"], **train_opts})
+            gan_cfg = config_from_dict(GANConfig, meta["gan_config"])
+        except KeyError as exc:
+            raise CheckpointError(f"{folder / ckpt.META}: missing {exc}") from exc
+        run_dir = folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
+        return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=run_dir, resume_from=folder)
+    train_base, gan_base = default_configs(plugin)
+    plugin_cfg = config_from_dict(plugin.config_cls, plugin_opts)
+    train_cfg = config_from_dict(TrainConfig, train_opts, base=train_base)
+    gan_cfg = config_from_dict(GANConfig, gan_opts, base=gan_base)
+    run_dir = train_cfg.run_dir or new_run_dir(plugin.name)
+    return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=Path(run_dir))
+
+
+def train(
+    plugin_name: str,
+    *,
+    resume: Path | None = None,
+    config_file: Path | None = None,
+    **options: Any,
+) -> Path:
+    """Train ``plugin_name`` and return the final checkpoint folder (see ``prepare``)."""
+    trainer = prepare(plugin_name, resume=resume, config_file=config_file, **options)
+    return trainer.run()

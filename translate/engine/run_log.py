@@ -1,0 +1,113 @@
+"""What a run writes for people to watch: metrics.jsonl, sample grids, the progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class MetricsLog:
+    """Averages per-step floats over an interval and appends one JSON line per interval."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sums: dict[str, float] = defaultdict(float)
+        self.count = 0
+        self.last_time = time.perf_counter()
+
+    def add(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.sums[key] += float(value)
+        self.count += 1
+
+    def averages(self) -> dict[str, float]:
+        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+    def flush(self, step: int, extra: dict[str, Any]) -> dict[str, float]:
+        now = time.perf_counter()
+        averages = self.averages()
+        record = {
+            "step": step,
+            "time": time.time(),
+            "steps_per_s": self.count / max(now - self.last_time, 1e-9),
+            **extra,
+            **averages,
+        }
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        self.sums.clear()
+        self.count = 0
+        self.last_time = now
+        return averages
+
+
+def save_grid(columns: list[Tensor], path: Path) -> None:
+    """Save a grid: one row per sample, one column per tensor; inputs are in [-1, 1]."""
+    from torchvision.utils import save_image
+
+    rows = columns[0].shape[0]
+    cells = []
+    size = columns[0].shape[-2:]
+    for r in range(rows):
+        for col in columns:
+            cell = col[r].detach().float().cpu()
+            if cell.shape[0] == 1:
+                cell = cell.expand(3, -1, -1)
+            if cell.shape[-2:] != size:  # e.g. super-resolution outputs: show at one size
+                cell = torch.nn.functional.interpolate(cell[None], size=tuple(size), mode="bicubic")[0]
+            cells.append(cell[:3])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image((torch.stack(cells) + 1) / 2, path, nrow=len(columns), padding=2, pad_value=1.0)
+
+
+class Progress:
+    """A rich progress bar on a terminal; occasional plain lines otherwise (CI logs, pipes)."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.total = total
+        self.enabled = enabled
+        self.interactive = enabled and sys.stderr.isatty()
+        self.bar: Any = None
+        self.last_print = 0.0
+        if self.interactive:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self.bar = RichProgress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                transient=False,
+            )
+            self.task = self.bar.add_task("train", total=total, completed=start, rate="", losses="")
+            self.bar.start()
+
+    def update(self, step: int, rate: float, losses: dict[str, float]) -> None:
+        text = " ".join(f"{k}={v:.3g}" for k, v in losses.items() if math.isfinite(v))
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, rate=f"{rate:.2f} steps/s", losses=text)
+        elif self.enabled and time.monotonic() - self.last_print > 30:
+            self.last_print = time.monotonic()
+            print(f"step {step}/{self.total} {rate:.2f} steps/s {text}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,1 @@
+"""Inference: checkpoint -> callable on PIL images (``Translator``), image I/O, padding."""

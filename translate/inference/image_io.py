@@ -1,0 +1,50 @@
+"""PIL <-> tensor at the public boundary, and collecting input files for ``translate run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from translate.data.images import IMAGE_EXTENSIONS, list_images, load_rgb
+from translate.errors import DataError
+
+
+def pil_to_tensor(images: list[Image.Image]) -> Tensor:
+    """RGB PIL images of one size -> (B, 3, H, W) float in [-1, 1]."""
+    arrays = [np.asarray(im.convert("RGB"), dtype=np.uint8) for im in images]
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError("pil_to_tensor needs images of one size")
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return batch.float().div(127.5).sub(1)
+
+
+def tensor_to_pil(batch: Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [-1, 1] -> RGB PIL images (values outside the range are clipped)."""
+    data = batch.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    return [Image.fromarray(x.permute(1, 2, 0).numpy(), "RGB") for x in data]
+
+
+def collect_inputs(paths: list[Path]) -> list[Path]:
+    """Files and folders (their images, sorted) -> image files; missing paths fail."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(list_images(path))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    if not files:
+        raise DataError("no input images given")
+    return files
+
+
+def read_image(path: Path) -> Image.Image:
+    """An input image as RGB; errors name the file."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise DataError(f"{path}: not an image file (expected {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return load_rgb(path)

@@ -1,0 +1,178 @@
+"""The plugin contract: THE stable surface between translate's core and model families.
+
+A plugin is an object exposed through the ``translate.plugins`` entry-point group::
+
+    [project.entry-points."translate.plugins"]
+    pix2pix = "translate_pix2pix:plugin"
+
+It describes one model family: its config dataclass, the networks it builds, the GAN step it
+takes, and how images go in and out. The engine owns everything else (devices, optimisers,
+mixed precision, checkpoints, the loop). Importing the module that defines ``plugin`` must be
+cheap: no torch at import time (``translate plugins`` loads every plugin to list it), so heavy
+imports go inside methods.
+
+Tensor conventions, enforced at the boundaries: NCHW float tensors; generator inputs and
+outputs in [-1, 1]; the public API takes and returns PIL images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL import Image
+    from torch import Tensor, nn
+    from torch.utils.data import Dataset
+
+    from translate.data.pool import ImagePool
+    from translate.losses.objective import GANObjective
+
+API_VERSION = 1
+
+DatasetKind = Literal["paired", "unpaired", "single", "labels"]
+DATASET_KINDS: tuple[str, ...] = ("paired", "unpaired", "single", "labels")
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class SizeRequirements:
+    """What input sizes the inference module accepts; the runner pads and crops to fit."""
+
+    multiple_of: int = 1  # e.g. 2**depth for a U-Net
+    minimum: int = 1  # smallest side length (after padding)
+    scale: int = 1  # output size / input size (super-resolution)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Inference options of a plugin that has none."""
+
+
+class StepContext(Protocol):
+    """What the engine hands to ``Plugin.train_step``; plugins only call it."""
+
+    models: Mapping[str, nn.Module]
+    step: int
+    device: torch.device
+    gan: GANObjective  # the configured adversarial objective + regularisers
+
+    def autocast(self) -> AbstractContextManager[None]:
+        """Mixed-precision context for forward passes (a no-op when AMP is off)."""
+
+    def frozen(self, *names: str) -> AbstractContextManager[None]:
+        """Inside, the named models' parameters do not require gradients."""
+
+    def optimize(self, group: str, loss: Tensor) -> None:
+        """zero_grad, (scaled) backward and step of the optimiser of ``group``."""
+
+    def image_pool(self, name: str, size: int) -> ImagePool:
+        """A history buffer of generated images (Shrivastava 2017), checkpointed by the engine."""
+
+
+class Plugin(Protocol[C]):
+    """The full contract; ``PluginBase`` supplies defaults for everything but the model."""
+
+    name: ClassVar[str]
+    api_version: ClassVar[int]
+    config_cls: type[C]
+    inference_config_cls: type
+    dataset_kind: ClassVar[DatasetKind]
+
+    def build_models(self, cfg: C) -> dict[str, nn.Module]: ...
+    def param_groups(self, models: Mapping[str, nn.Module]) -> dict[str, list[nn.Parameter]]: ...
+    def build_dataset(self, cfg: C, split: str) -> Dataset: ...
+    def train_step(self, ctx: StepContext, batch: Any, cfg: C) -> dict[str, float]: ...
+    def inference_module(self, models: Mapping[str, nn.Module], cfg: C, opts: Any) -> nn.Module: ...
+    def size_requirements(self, cfg: C) -> SizeRequirements: ...
+    def preprocess(self, images: list[Image.Image], cfg: C) -> Tensor: ...
+    def postprocess(self, output: Tensor, cfg: C) -> list[Image.Image]: ...
+    def sample_columns(
+        self, models: Mapping[str, nn.Module], batch: Any, cfg: C
+    ) -> list[Tensor]: ...
+
+
+REQUIRED_ATTRIBUTES = ("name", "api_version", "config_cls", "dataset_kind")
+REQUIRED_METHODS = (
+    "build_models",
+    "param_groups",
+    "build_dataset",
+    "train_step",
+    "inference_module",
+    "size_requirements",
+    "preprocess",
+    "postprocess",
+    "sample_columns",
+)
+
+
+class PluginBase(Generic[C]):
+    """Defaults for the contract: one optimiser per model, RGB <-> [-1, 1], image datasets.
+
+    A pix2pix-like plugin sets ``name``, ``config_cls``, ``dataset_kind`` and writes
+    ``build_models``, ``train_step`` and ``inference_module``.
+    """
+
+    name: ClassVar[str]
+    api_version: ClassVar[int] = API_VERSION
+    config_cls: type[C]
+    inference_config_cls: type = NoOptions
+    dataset_kind: ClassVar[DatasetKind]
+    description: ClassVar[str] = ""
+    #: Per-plugin defaults for the core configs (e.g. the paper's objective and step count).
+    train_defaults: ClassVar[Mapping[str, Any]] = {}
+    gan_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    # -- optimisation
+    def param_groups(self, models: Mapping[str, nn.Module]) -> dict[str, list[nn.Parameter]]:
+        """One optimiser per model by default; names starting with "D" get ``lr_d`` (TTUR)."""
+        return {name: list(model.parameters()) for name, model in models.items()}
+
+    # -- data
+    def build_dataset(self, cfg: C, split: str) -> Dataset:
+        """A dataset of the plugin's ``dataset_kind`` built from the config's data fields."""
+        from translate.data import build_dataset
+
+        return build_dataset(self.dataset_kind, cfg, split)
+
+    # -- inference
+    def size_requirements(self, cfg: C) -> SizeRequirements:
+        return SizeRequirements()
+
+    def preprocess(self, images: list[Image.Image], cfg: C) -> Tensor:
+        """PIL images of one size -> (B, 3, H, W) in [-1, 1]."""
+        from translate.inference.image_io import pil_to_tensor
+
+        return pil_to_tensor(images)
+
+    def postprocess(self, output: Tensor, cfg: C) -> list[Image.Image]:
+        """(B, 3, H, W) in [-1, 1] -> PIL RGB images."""
+        from translate.inference.image_io import tensor_to_pil
+
+        return tensor_to_pil(output)
+
+    def sample_columns(self, models: Mapping[str, nn.Module], batch: Any, cfg: C) -> list[Tensor]:
+        """Columns of the sample grid, each (B, 3, H, W) in [-1, 1]: input | output | target."""
+        module = self.inference_module(models, cfg, self.inference_config_cls())
+        return [batch["input"], module(batch["input"]), batch["target"]]
+
+    def inference_module(
+        self, models: Mapping[str, nn.Module], cfg: C, opts: Any
+    ) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def tiny_config(self, data_root: Path) -> C:
+        """A config that trains two steps on CPU in about a second on the data that
+        ``translate.testing.make_dataset(self.dataset_kind, ...)`` writes (contract tests)."""
+        raise NotImplementedError(f"plugin {self.name} has no tiny_config for contract tests")
+
+
+def plugin_fields(plugin: Any) -> Iterator[dataclasses.Field[Any]]:
+    """The fields of a plugin's config dataclass."""
+    yield from dataclasses.fields(plugin.config_cls)

@@ -1,0 +1,113 @@
+"""Plugin discovery over the ``translate.plugins`` entry-point group, with validation.
+
+Listing reads distribution metadata only; ``load_plugin(name)`` imports one plugin and checks it
+against the contract in ``translate.plugin``. First-party plugins are found exactly like
+third-party ones: through the entry points their distribution declares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from translate.errors import PluginError
+from translate.plugin import API_VERSION, DATASET_KINDS, REQUIRED_ATTRIBUTES, REQUIRED_METHODS
+
+GROUP = "translate.plugins"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One declared plugin, known from metadata alone (nothing imported)."""
+
+    name: str
+    distribution: str
+    version: str
+    target: str  # "module:attribute"
+    entry_point: EntryPoint
+
+
+def _distribution_of(ep: EntryPoint) -> tuple[str, str]:
+    dist = ep.dist
+    if dist is None:  # pragma: no cover - entry points always come from a distribution here
+        return "<unknown>", "?"
+    return dist.metadata["Name"] or "<unknown>", dist.version
+
+
+def discover() -> dict[str, PluginInfo]:
+    """All declared plugins by name; two distributions declaring one name is an error."""
+    found: dict[str, PluginInfo] = {}
+    for ep in entry_points(group=GROUP):
+        dist, version = _distribution_of(ep)
+        info = PluginInfo(ep.name, dist, version, ep.value, ep)
+        other = found.get(ep.name)
+        if other is not None and (other.distribution, other.target) != (dist, ep.value):
+            raise PluginError(
+                f"plugin name {ep.name!r} is declared by two distributions: "
+                f"{other.distribution} ({other.target}) and {dist} ({ep.value}); uninstall one"
+            )
+        found[ep.name] = info
+    return dict(sorted(found.items()))
+
+
+def unknown_plugin_error(name: str, available: list[str]) -> PluginError:
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listing = ", ".join(available) if available else "none installed"
+    return PluginError(f"unknown plugin {name!r}{hint} available: {listing}")
+
+
+def validate_plugin(plugin: Any, info: PluginInfo) -> None:
+    """Check a loaded plugin object against the contract; errors name the distribution."""
+    where = f"plugin {info.name!r} from distribution {info.distribution} ({info.target})"
+    missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(plugin, a)]
+    missing += [m for m in REQUIRED_METHODS if not callable(getattr(plugin, m, None))]
+    if missing:
+        raise PluginError(f"{where} is invalid: missing {', '.join(missing)}")
+    if plugin.name != info.name:
+        raise PluginError(
+            f"{where} is invalid: it calls itself {plugin.name!r} but is registered as "
+            f"{info.name!r}; the entry-point name and the plugin's name must match"
+        )
+    if plugin.api_version != API_VERSION:
+        raise PluginError(
+            f"{where} is invalid: it targets plugin API version {plugin.api_version}, "
+            f"this translate provides version {API_VERSION}"
+        )
+    if plugin.dataset_kind not in DATASET_KINDS:
+        raise PluginError(
+            f"{where} is invalid: dataset_kind {plugin.dataset_kind!r} is not one of "
+            f"{', '.join(DATASET_KINDS)}"
+        )
+    for attr in ("config_cls", "inference_config_cls"):
+        cls = getattr(plugin, attr, None)
+        if attr == "inference_config_cls" and cls is None:
+            continue
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise PluginError(f"{where} is invalid: {attr} must be a dataclass")
+        if not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            raise PluginError(f"{where} is invalid: {attr} {cls.__name__} must be frozen")
+
+
+@cache
+def load_plugin(name: str) -> Any:
+    """Import, validate and return the plugin registered as ``name``."""
+    plugins = discover()
+    info = plugins.get(name)
+    if info is None:
+        raise unknown_plugin_error(name, list(plugins))
+    try:
+        plugin = info.entry_point.load()
+    except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's fault
+        raise PluginError(
+            f"plugin {name!r} from distribution {info.distribution} failed to import "
+            f"({info.target}): {type(exc).__name__}: {exc}"
+        ) from exc
+    if isinstance(plugin, type):  # a class was registered: instantiate it
+        plugin = plugin()
+    validate_plugin(plugin, info)
+    return plugin
