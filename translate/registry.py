@@ -29,6 +29,7 @@ class PluginInfo:
     version: str
     target: str  # "module:attribute"
     entry_point: EntryPoint
+    conflicts: tuple[str, ...] = ()  # other distributions declaring the same name
 
 
 def _distribution_of(ep: EntryPoint) -> tuple[str, str]:
@@ -39,16 +40,16 @@ def _distribution_of(ep: EntryPoint) -> tuple[str, str]:
 
 
 def discover() -> dict[str, PluginInfo]:
-    """All declared plugins by name; two distributions declaring one name is an error."""
+    """All declared plugins by name. A name declared by two distributions is kept with its
+    ``conflicts`` recorded: it fails when used, without breaking the other plugins."""
     found: dict[str, PluginInfo] = {}
     for ep in entry_points(group=GROUP):
         dist, version = _distribution_of(ep)
         info = PluginInfo(ep.name, dist, version, ep.value, ep)
         other = found.get(ep.name)
         if other is not None and (other.distribution, other.target) != (dist, ep.value):
-            raise PluginError(
-                f"plugin name {ep.name!r} is declared by two distributions: "
-                f"{other.distribution} ({other.target}) and {dist} ({ep.value}); uninstall one"
+            info = dataclasses.replace(
+                other, conflicts=(*other.conflicts, f"{dist} ({ep.value})")
             )
         found[ep.name] = info
     return dict(sorted(found.items()))
@@ -100,6 +101,11 @@ def load_plugin(name: str) -> Any:
     info = plugins.get(name)
     if info is None:
         raise unknown_plugin_error(name, list(plugins))
+    if info.conflicts:
+        raise PluginError(
+            f"plugin name {name!r} is declared by more than one distribution: "
+            f"{info.distribution} ({info.target}) and {', '.join(info.conflicts)}; uninstall one"
+        )
     try:
         plugin = info.entry_point.load()
     except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's fault

@@ -26,7 +26,7 @@ from translate.plugin import DATASET_KINDS
 
 def shape_pair(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """A mask of a random square or disc (white on black) and its coloured rendering
-    (square red, disc green, on a grey background): a small, learnable paired task."""
+    (square red, disc yellow, on a blue background): a small, learnable paired task."""
     mask = np.zeros((size, size), bool)
     r = int(rng.integers(size // 6, size // 3))
     cy, cx = (int(v) for v in rng.integers(r, size - r, 2))
@@ -37,8 +37,8 @@ def shape_pair(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np
     else:
         mask = (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
     a = np.where(mask[..., None], 255, 0).astype(np.uint8).repeat(3, 2)
-    colour = np.array([40, 200, 60] if disc else [220, 40, 40], np.uint8)
-    b = np.where(mask[..., None], colour, np.array([128, 128, 128], np.uint8)).astype(np.uint8)
+    colour = np.array([240, 220, 40] if disc else [230, 50, 40], np.uint8)
+    b = np.where(mask[..., None], colour, np.array([30, 60, 160], np.uint8)).astype(np.uint8)
     return a, b
 
 

@@ -223,10 +223,14 @@ def run_command(
 
     if checkpoint is None:
         raise ConfigError("no model given: pass --checkpoint RUN_OR_CHECKPOINT_FOLDER")
-    files = collect_inputs(inputs)
+    # plugin options are unknown to typer, so the variadic INPUTS argument may have taken them
+    tokens = [str(p) for p in inputs] + list(ctx.args)
+    first = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
+    files = collect_inputs([Path(t) for t in tokens[:first]])
+    extra = tokens[first:]
     meta = ckpt.read_meta(ckpt.resolve_checkpoint(checkpoint))
     plugin = load_plugin(meta["plugin"])
-    options = parse_extra_options(plugin.inference_config_cls, list(ctx.args))
+    options = parse_extra_options(plugin.inference_config_cls, extra)
     translator = Translator.from_checkpoint(checkpoint, device=device, options=options)
     single_file = out is not None and len(files) == 1 and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
     out_dir = (out.parent if single_file else out) if out is not None else Path("translated")

@@ -40,4 +40,6 @@ def apply(pipeline: A.Compose, seed: int, *images: np.ndarray) -> list[np.ndarra
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
+    if not array.flags.writeable:  # PIL-backed arrays are read-only; torch wants to own memory
+        array = array.copy()
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5).sub(1)

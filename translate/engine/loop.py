@@ -72,6 +72,31 @@ def default_configs(plugin: Any) -> tuple[TrainConfig, GANConfig]:
     )
 
 
+def check_penalty_compatible(models: Mapping[str, nn.Module], gan: GANConfig) -> None:
+    """Gradient penalties are per sample; batch norm mixes samples, so a penalised
+    discriminator must not use it (Gulrajani et al. 2017, Sec. 4)."""
+    penalties = [
+        name
+        for name, on in (
+            ("gp_weight", gan.effective_gp_weight > 0),
+            ("r1_gamma", gan.r1_gamma > 0),
+            ("r2_gamma", gan.r2_gamma > 0),
+        )
+        if on
+    ]
+    if not penalties:
+        return
+    for name, model in models.items():
+        if name.startswith("D") and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+        ):
+            what = "wgan-gp's penalty" if gan.gan_loss == "wgan-gp" else penalties[0]
+            raise ConfigError(
+                f"gan_loss: {what} needs a discriminator without batch norm, but {name} uses it; "
+                "add --norm instance (or none)"
+            )
+
+
 def plugin_version(name: str) -> str:
     info = discover().get(name)
     return info.version if info else "?"
@@ -106,6 +131,7 @@ class Trainer:
         self.models: dict[str, nn.Module] = {
             k: m.to(self.device) for k, m in plugin.build_models(plugin_cfg).items()
         }
+        check_penalty_compatible(self.models, gan_cfg)
         groups = plugin.param_groups(self.models)
         self.base_lr = {
             g: (train_cfg.lr_d or train_cfg.lr) if g.startswith("D") else train_cfg.lr
