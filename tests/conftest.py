@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import torch
 from translate.registry import load_plugin
 from translate.testing import make_paired
 
-torch.set_num_threads(2)
+# TRANSLATE_TEST_THREADS=1 lets several test processes share 2 cores without oversubscription
+torch.set_num_threads(int(os.environ.get("TRANSLATE_TEST_THREADS", "2")))
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +29,19 @@ def paired_data(tmp_path: Path) -> Path:
 
 
 TINY_PIX2PIX = [
-    "--unet-depth", "5", "--crop-size", "32", "--load-size", "36",
-    "--base-channels", "8", "--disc-channels", "8", "--disc-layers", "2",
-    "--no-progress", "--log-every", "1",
+    "--unet-depth",
+    "5",
+    "--crop-size",
+    "32",
+    "--load-size",
+    "36",
+    "--base-channels",
+    "8",
+    "--disc-channels",
+    "8",
+    "--disc-layers",
+    "2",
+    "--no-progress",
+    "--log-every",
+    "1",
 ]

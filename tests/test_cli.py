@@ -50,8 +50,9 @@ def test_help_lists_commands() -> None:
 def test_every_config_field_is_an_option() -> None:
     import dataclasses
 
-    from translate.config import GANConfig, TrainConfig
     from translate_pix2pix import Pix2PixConfig
+
+    from translate.config import GANConfig, TrainConfig
 
     result = runner.invoke(app, ["train", "pix2pix", "--help"], terminal_width=200)
     assert result.exit_code == 0
@@ -84,7 +85,15 @@ def test_train_writes_run_then_run_translates_any_size(paired_data: Path, tmp_pa
     out_dir = tmp_path / "outs"
     ran = runner.invoke(
         app,
-        ["run", str(paired_data / "val"), "-c", str(run_dir), "-o", str(out_dir), "--test-time-dropout"],
+        [
+            "run",
+            str(paired_data / "val"),
+            "-c",
+            str(run_dir),
+            "-o",
+            str(out_dir),
+            "--test-time-dropout",
+        ],
     )
     assert ran.exit_code == 0, ran.output
     assert sorted(p.name for p in out_dir.iterdir()) == ["000.png", "001.png"]
@@ -121,14 +130,27 @@ def test_resume_refuses_model_changes(paired_data: Path, tmp_path: Path) -> None
 def test_ctrl_c_saves_and_resumes(paired_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "translate.cli", "train", "pix2pix", "--data", str(paired_data),
-        "--run-dir", str(run_dir), "--max-steps", "100000", "--checkpoint-every", "100000",
+        sys.executable,
+        "-m",
+        "translate.cli",
+        "train",
+        "pix2pix",
+        "--data",
+        str(paired_data),
+        "--run-dir",
+        str(run_dir),
+        "--max-steps",
+        "100000",
+        "--checkpoint-every",
+        "100000",
         *TINY_PIX2PIX,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = run_dir / "metrics.jsonl"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+    while time.monotonic() < deadline and not (
+        metrics.exists() and metrics.read_text().count("\n") >= 3
+    ):
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -139,7 +161,16 @@ def test_ctrl_c_saves_and_resumes(paired_data: Path, tmp_path: Path) -> None:
     step = int(latest.split("_")[1])
     assert step >= 3
     resumed = runner.invoke(
-        app, ["train", "pix2pix", "--resume", str(run_dir), "--max-steps", str(step + 2), "--no-progress"]
+        app,
+        [
+            "train",
+            "pix2pix",
+            "--resume",
+            str(run_dir),
+            "--max-steps",
+            str(step + 2),
+            "--no-progress",
+        ],
     )
     assert resumed.exit_code == 0, resumed.output
     records = [json.loads(x) for x in metrics.read_text().splitlines()]
@@ -148,7 +179,9 @@ def test_ctrl_c_saves_and_resumes(paired_data: Path, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- bad input
 def test_missing_data_folder(tmp_path: Path) -> None:
-    assert_user_error(train(tmp_path / "nope", tmp_path / "run"), str(tmp_path / "nope"), "does not exist")
+    assert_user_error(
+        train(tmp_path / "nope", tmp_path / "run"), str(tmp_path / "nope"), "does not exist"
+    )
 
 
 def test_empty_data_folder(tmp_path: Path) -> None:
@@ -209,11 +242,17 @@ def test_run_bad_inputs(paired_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     assert train(paired_data, run_dir, "--max-steps", "1").exit_code == 0
     image = paired_data / "val" / "000.png"
-    assert_user_error(runner.invoke(app, ["run", str(tmp_path / "x.png"), "-c", str(run_dir)]), "no such file")
-    assert_user_error(runner.invoke(app, ["run", str(image), "-c", str(tmp_path / "none")]), "checkpoint not found")
+    assert_user_error(
+        runner.invoke(app, ["run", str(tmp_path / "x.png"), "-c", str(run_dir)]), "no such file"
+    )
+    assert_user_error(
+        runner.invoke(app, ["run", str(image), "-c", str(tmp_path / "none")]),
+        "checkpoint not found",
+    )
     assert_user_error(
         runner.invoke(app, ["run", str(image), "-c", str(run_dir), "--direction", "a2b"]),
-        "--direction", "--test-time-dropout",
+        "--direction",
+        "--test-time-dropout",
     )
     text = tmp_path / "notes.png"
     text.write_text("hello")
@@ -222,8 +261,11 @@ def test_run_bad_inputs(paired_data: Path, tmp_path: Path) -> None:
 
 def test_module_entry_point_runs() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "translate.cli", "--version"], capture_output=True, text=True,
-        env={**os.environ}, check=True,
+        [sys.executable, "-m", "translate.cli", "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        check=True,
     )
     assert out.stdout.startswith("translate ")
 
@@ -242,7 +284,18 @@ def test_fp16_on_cpu_is_refused(paired_data: Path, tmp_path: Path) -> None:
 def test_gradient_penalty_with_batch_norm_is_refused(paired_data: Path, tmp_path: Path) -> None:
     result = train(paired_data, tmp_path / "run", "--gan-loss", "wgan-gp")
     assert_user_error(result, "wgan-gp", "batch norm", "--norm instance")
-    ok = train(paired_data, tmp_path / "run2", "--gan-loss", "wgan-gp", "--norm", "instance", "--max-steps", "2")
+    ok = train(
+        paired_data,
+        tmp_path / "run2",
+        "--gan-loss",
+        "wgan-gp",
+        "--norm",
+        "instance",
+        "--max-steps",
+        "2",
+    )
     assert ok.exit_code == 0, ok.output
-    records = [json.loads(x) for x in (tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(x) for x in (tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert "gp" in records[-1]

@@ -81,7 +81,7 @@ def test_split_folders(tmp_path: Path) -> None:
 
 def test_odd_width_side_by_side_is_refused(tmp_path: Path) -> None:
     Image.new("RGB", (33, 16)).save(tmp_path / "odd.png")
-    with pytest.raises(DataError, match="odd.png: width 33 is odd"):
+    with pytest.raises(DataError, match=r"odd\.png: width 33 is odd"):
         PairedDataset(tmp_path)
 
 
@@ -90,7 +90,7 @@ def test_missing_partner_is_named(tmp_path: Path) -> None:
         (tmp_path / side).mkdir()
         for n in names:
             Image.new("RGB", (8, 8)).save(tmp_path / side / f"{n}.png")
-    with pytest.raises(DataError, match=r"y.png: no image with the same name in .*B"):
+    with pytest.raises(DataError, match=r"y\.png: no image with the same name in .*B"):
         PairedDataset(tmp_path)
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from translate_pix2pix import Pix2PixConfig
 
 from translate.data.paired import PairedDataset
 from translate.engine.loop import prepare
 from translate.errors import ConfigError
 from translate.inference.translator import Translator
 from translate.testing import make_paired
-from translate_pix2pix import Pix2PixConfig
 
 
 def validation_l1(generator: torch.nn.Module, folder: Path) -> float:
@@ -33,10 +33,23 @@ def test_pix2pix_learns_masks_to_coloured_shapes(tmp_path: Path) -> None:
     of batch 4 bring the validation L1 from about 0.56 to about 0.11."""
     root = make_paired(tmp_path / "shapes", n_train=64, n_val=16, size=32, seed=1)
     trainer = prepare(
-        "pix2pix", data=root, load_size=32, crop_size=32, unet_depth=5, base_channels=16,
-        disc_channels=16, disc_layers=2, dropout=0.0, max_steps=150, batch_size=4,
-        lr_decay_start=1.0, progress=False, run_dir=tmp_path / "run", sample_every=10**6,
-        checkpoint_every=10**6, log_every=50,
+        "pix2pix",
+        data=root,
+        load_size=32,
+        crop_size=32,
+        unet_depth=5,
+        base_channels=16,
+        disc_channels=16,
+        disc_layers=2,
+        dropout=0.0,
+        max_steps=150,
+        batch_size=4,
+        lr_decay_start=1.0,
+        progress=False,
+        run_dir=tmp_path / "run",
+        sample_every=10**6,
+        checkpoint_every=10**6,
+        log_every=50,
     )
     before = validation_l1(trainer.models["G"], root / "val")
     trainer.run()
@@ -48,8 +61,16 @@ def test_pix2pix_learns_masks_to_coloured_shapes(tmp_path: Path) -> None:
 def test_eval_mode_is_deterministic_and_test_time_dropout_is_not(tmp_path: Path) -> None:
     root = make_paired(tmp_path / "d")
     trainer = prepare(
-        "pix2pix", data=root, load_size=32, crop_size=32, unet_depth=5, base_channels=8,
-        disc_channels=8, max_steps=2, progress=False, run_dir=tmp_path / "run",
+        "pix2pix",
+        data=root,
+        load_size=32,
+        crop_size=32,
+        unet_depth=5,
+        base_channels=8,
+        disc_channels=8,
+        max_steps=2,
+        progress=False,
+        run_dir=tmp_path / "run",
     )
     folder = trainer.run()
     x = torch.rand(1, 3, 64, 64) * 2 - 1
@@ -59,8 +80,16 @@ def test_eval_mode_is_deterministic_and_test_time_dropout_is_not(tmp_path: Path)
 
     # dropout 0.5 in the inner decoder blocks only exists at depth >= 6; build a deeper one
     trainer = prepare(
-        "pix2pix", data=root, load_size=64, crop_size=64, unet_depth=6, base_channels=4,
-        disc_channels=4, max_steps=1, progress=False, run_dir=tmp_path / "run6",
+        "pix2pix",
+        data=root,
+        load_size=64,
+        crop_size=64,
+        unet_depth=6,
+        base_channels=4,
+        disc_channels=4,
+        max_steps=1,
+        progress=False,
+        run_dir=tmp_path / "run6",
     )
     folder = trainer.run()
     paper = Translator.from_checkpoint(folder, device="cpu", options={"test_time_dropout": True})

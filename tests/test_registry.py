@@ -19,7 +19,7 @@ from translate.errors import PluginError
 from translate.registry import discover, load_plugin
 from translate.testing import check_plugin_contract, make_paired
 
-THIRD_PARTY = '''
+THIRD_PARTY = """
 from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +52,11 @@ class TinyPlugin(PluginBase[TinyConfig]):
         import torch
         a, b = batch["input"], batch["target"]
         fake = ctx.models["G"](a)
-        loss_d, logs = ctx.gan.discriminator_loss(ctx.models["D"], torch.cat([a, b], 1), torch.cat([a, fake], 1))
+        real, pair = torch.cat([a, b], 1), torch.cat([a, fake], 1)
+        loss_d, logs = ctx.gan.discriminator_loss(ctx.models["D"], real, pair)
         ctx.optimize("D", loss_d)
         with ctx.frozen("D"):
-            loss_g, logs_g = ctx.gan.generator_loss(ctx.models["D"], torch.cat([a, fake], 1), torch.cat([a, b], 1))
+            loss_g, logs_g = ctx.gan.generator_loss(ctx.models["D"], pair, real)
             l1 = (fake - b).abs().mean()
             ctx.optimize("G", loss_g + 10 * l1)
         return {{**logs, **logs_g, "L1": l1.item()}}
@@ -68,7 +69,7 @@ class TinyPlugin(PluginBase[TinyConfig]):
 
 
 plugin = TinyPlugin()
-'''
+"""
 
 
 def install_dist(
@@ -100,7 +101,10 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_third_party_plugin_is_listed_trained_and_run(site: Path, tmp_path: Path) -> None:
     install_dist(
-        site, "translate-tiny", "tp_tiny", THIRD_PARTY.format(name="tiny", api=1),
+        site,
+        "translate-tiny",
+        "tp_tiny",
+        THIRD_PARTY.format(name="tiny", api=1),
         {"tiny": "tp_tiny:plugin"},
     )
     importlib.invalidate_caches()
@@ -119,8 +123,23 @@ def test_third_party_plugin_is_listed_trained_and_run(site: Path, tmp_path: Path
     run_dir = tmp_path / "run"
     trained = runner.invoke(
         app,
-        ["train", "tiny", "--data", str(data), "--max-steps", "3", "--run-dir", str(run_dir),
-         "--width", "4", "--load-size", "32", "--crop-size", "32", "--no-progress"],
+        [
+            "train",
+            "tiny",
+            "--data",
+            str(data),
+            "--max-steps",
+            "3",
+            "--run-dir",
+            str(run_dir),
+            "--width",
+            "4",
+            "--load-size",
+            "32",
+            "--crop-size",
+            "32",
+            "--no-progress",
+        ],
     )
     assert trained.exit_code == 0, trained.output
     out = tmp_path / "out.png"

@@ -24,7 +24,7 @@ from translate.errors import ConfigError
 T = TypeVar("T")
 
 
-def opt(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - mirrors click's name
+def opt(default: Any, help: str, **kwargs: Any) -> Any:
     """A dataclass field with CLI help text."""
     return field(default=default, metadata={"help": help, **kwargs})
 
@@ -55,6 +55,9 @@ class TrainConfig:
     device: DeviceName = opt("auto", "Device: auto (CUDA when available), cpu or cuda.")
     amp: AmpMode = opt(
         "none", "Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA, with a gradient scaler)."
+    )
+    channels_last: bool = opt(
+        False, "Channels-last (NHWC) memory format for models and batches (faster convolutions)."
     )
     workers: int = opt(0, "Data-loading worker processes (0: load in the training process).")
     log_every: int = opt(10, "Append metrics to metrics.jsonl every N steps.")
@@ -178,7 +181,8 @@ def coerce(tp: Any, value: Any, field_name: str) -> Any:
             items = [value] if isinstance(value, (str, Path)) else list(value)
             return tuple(coerce(elem, v, field_name) for v in items)
     except (TypeError, ValueError):
-        raise ConfigError(f"{field_name}: {value!r} is not a valid {getattr(inner, '__name__', inner)}")
+        kind = getattr(inner, "__name__", inner)
+        raise ConfigError(f"{field_name}: {value!r} is not a valid {kind}") from None
     return value
 
 

@@ -48,9 +48,7 @@ def discover() -> dict[str, PluginInfo]:
         info = PluginInfo(ep.name, dist, version, ep.value, ep)
         other = found.get(ep.name)
         if other is not None and (other.distribution, other.target) != (dist, ep.value):
-            info = dataclasses.replace(
-                other, conflicts=(*other.conflicts, f"{dist} ({ep.value})")
-            )
+            info = dataclasses.replace(other, conflicts=(*other.conflicts, f"{dist} ({ep.value})"))
         found[ep.name] = info
     return dict(sorted(found.items()))
 
@@ -108,7 +106,7 @@ def load_plugin(name: str) -> Any:
         )
     try:
         plugin = info.entry_point.load()
-    except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's fault
+    except Exception as exc:
         raise PluginError(
             f"plugin {name!r} from distribution {info.distribution} failed to import "
             f"({info.target}): {type(exc).__name__}: {exc}"

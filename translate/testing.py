@@ -42,7 +42,9 @@ def shape_pair(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np
     return a, b
 
 
-def make_paired(root: Path, *, n_train: int = 6, n_val: int = 2, size: int = 32, seed: int = 0) -> Path:
+def make_paired(
+    root: Path, *, n_train: int = 6, n_val: int = 2, size: int = 32, seed: int = 0
+) -> Path:
     """Side-by-side A|B PNGs (the pix2pix release format) in ``root/train`` and ``root/val``."""
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("val", n_val)):
@@ -76,7 +78,8 @@ def make_single(root: Path, *, n: int = 6, size: int = 48, seed: int = 0) -> Pat
     for i in range(n):
         f = rng.uniform(2, 6, 3)
         image = np.stack(
-            [0.5 + 0.5 * np.sin(2 * math.pi * (f[c] * xx + rng.uniform() * yy)) for c in range(3)], -1
+            [0.5 + 0.5 * np.sin(2 * math.pi * (f[c] * xx + rng.uniform() * yy)) for c in range(3)],
+            -1,
         )
         Image.fromarray((image * 255).astype(np.uint8)).save(root / f"{i:03d}.png")
     return root
@@ -112,9 +115,18 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     run_dir = tmp_path / "run"
     train_cfg = config_from_dict(
         TrainConfig,
-        {**plugin.train_defaults, "max_steps": 2, "log_every": 1, "sample_every": 2,
-         "checkpoint_every": 2, "n_samples": 2, "progress": False, "device": "cpu",
-         "batch_size": 2, "run_dir": run_dir},
+        {
+            **plugin.train_defaults,
+            "max_steps": 2,
+            "log_every": 1,
+            "sample_every": 2,
+            "checkpoint_every": 2,
+            "n_samples": 2,
+            "progress": False,
+            "device": "cpu",
+            "batch_size": 2,
+            "run_dir": run_dir,
+        },
     )
     gan_cfg = config_from_dict(GANConfig, dict(plugin.gan_defaults))
     trainer = Trainer(plugin, cfg, train_cfg, gan_cfg, run_dir=run_dir)
@@ -122,7 +134,12 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
 
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2], records
-    losses = {k: v for r in records for k, v in r.items() if k not in ("step", "time", "steps_per_s", "lr")}
+    losses = {
+        k: v
+        for r in records
+        for k, v in r.items()
+        if k not in ("step", "time", "steps_per_s", "lr")
+    }
     assert losses, "train_step returned no losses"
     for record in records:
         for key, value in record.items():
@@ -134,7 +151,13 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     assert meta["plugin"] == plugin.name and meta["step"] == 2
     translator = Translator.from_checkpoint(folder, device="cpu")
     req = translator.requirements
-    x = torch.rand(1, *_input_shape(plugin, cfg, translator), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = (
+        torch.rand(
+            1, *_input_shape(plugin, cfg, translator), generator=torch.Generator().manual_seed(0)
+        )
+        * 2
+        - 1
+    )
     with torch.no_grad():
         trainer_module = plugin.inference_module(
             {k: m.eval() for k, m in trainer.models.items()}, cfg, plugin.inference_config_cls()

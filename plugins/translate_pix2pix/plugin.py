@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from translate.config import PairedDataConfig, opt
 from translate.errors import ConfigError
@@ -74,8 +74,8 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
     inference_config_cls = Pix2PixInference
     dataset_kind = "paired"
     # the paper's objective is the non-saturating cGAN loss; 200 epochs of facades (400 images)
-    gan_defaults = {"gan_loss": "nonsaturating"}
-    train_defaults = {"max_steps": 80_000}
+    gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "nonsaturating"}
+    train_defaults: ClassVar[Mapping[str, Any]] = {"max_steps": 80_000}
 
     def build_models(self, cfg: Pix2PixConfig) -> dict[str, nn.Module]:
         from translate.nn import (
@@ -108,13 +108,19 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
         # conditional D sees the input and the (real or fake) output, concatenated
         if cfg.discriminator == "patch":
             d: nn.Module = PatchDiscriminator(
-                in_channels=6, base_channels=cfg.disc_channels, n_layers=cfg.disc_layers, norm=cfg.norm
+                in_channels=6,
+                base_channels=cfg.disc_channels,
+                n_layers=cfg.disc_layers,
+                norm=cfg.norm,
             )
         elif cfg.discriminator == "pixel":
             d = PixelDiscriminator(in_channels=6, base_channels=cfg.disc_channels, norm=cfg.norm)
         else:
             d = MultiscaleDiscriminator(
-                in_channels=6, base_channels=cfg.disc_channels, n_layers=cfg.disc_layers, norm=cfg.norm
+                in_channels=6,
+                base_channels=cfg.disc_channels,
+                n_layers=cfg.disc_layers,
+                norm=cfg.norm,
             )
         return {
             "G": init_weights(g, scheme=cfg.init, gain=0.02),
@@ -155,8 +161,13 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
 
     def tiny_config(self, data_root: Path) -> Pix2PixConfig:
         return Pix2PixConfig(
-            data=data_root, load_size=36, crop_size=32, unet_depth=5, base_channels=8,
-            disc_channels=8, disc_layers=2,
+            data=data_root,
+            load_size=36,
+            crop_size=32,
+            unet_depth=5,
+            base_channels=8,
+            disc_channels=8,
+            disc_layers=2,
         )
 
     def size_requirements(self, cfg: Pix2PixConfig) -> SizeRequirements:

@@ -63,7 +63,9 @@ def build_train_command(name: str) -> Any:
             default=None,
             annotation=Annotated[
                 Path | None,
-                typer.Option(help="Continue a run (its folder or a checkpoint): full trainer state."),
+                typer.Option(
+                    help="Continue a run (its folder or a checkpoint): full trainer state."
+                ),
             ],
         ),
         inspect.Parameter(
@@ -72,7 +74,9 @@ def build_train_command(name: str) -> Any:
             default=None,
             annotation=Annotated[
                 Path | None,
-                typer.Option(help="JSON or TOML file of options; command-line options override it."),
+                typer.Option(
+                    help="JSON or TOML file of options; command-line options override it."
+                ),
             ],
         ),
     ]
@@ -185,7 +189,10 @@ def plugins_command(
 
     plugin = load_plugin(name)
     console.print(f"[bold]{name}[/bold]: {plugin.description} ({plugin.dataset_kind} data)")
-    for title, cls in (("training options", plugin.config_cls), ("run options", plugin.inference_config_cls)):
+    for title, cls in (
+        ("training options", plugin.config_cls),
+        ("run options", plugin.inference_config_cls),
+    ):
         fields = dataclasses.fields(cls)
         console.print(f"\n{title}:" + ("" if fields else " none"))
         for f in fields:
@@ -209,7 +216,9 @@ def run_command(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output folder (or file, for one input). [default: translated/]"),
+        typer.Option(
+            "--out", "-o", help="Output folder (or file, for one input). [default: translated/]"
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -232,7 +241,11 @@ def run_command(
     plugin = load_plugin(meta["plugin"])
     options = parse_extra_options(plugin.inference_config_cls, extra)
     translator = Translator.from_checkpoint(checkpoint, device=device, options=options)
-    single_file = out is not None and len(files) == 1 and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+    single_file = (
+        out is not None
+        and len(files) == 1
+        and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+    )
     out_dir = (out.parent if single_file else out) if out is not None else Path("translated")
     out_dir.mkdir(parents=True, exist_ok=True)
     typer.echo(f"model: {translator.name} from {checkpoint}", err=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer

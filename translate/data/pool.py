@@ -49,5 +49,7 @@ class ImagePool:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size = int(state["size"])
         stored = state["images"]
-        self.images = [stored[i : i + 1].clone() for i in range(stored.shape[0])] if stored.numel() else []
+        self.images = (
+            [stored[i : i + 1].clone() for i in range(stored.shape[0])] if stored.numel() else []
+        )
         self.generator.set_state(state["rng"])

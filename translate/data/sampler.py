@@ -36,7 +36,9 @@ class ResumableSampler(Sampler[tuple[int, int]]):
             order = self.order(epoch)
             for i in range(offset, self.length):
                 # a distinct 31-bit seed per (run seed, global position)
-                sample_seed = int(np.random.SeedSequence([self.seed, position]).generate_state(1)[0])
+                sample_seed = int(
+                    np.random.SeedSequence([self.seed, position]).generate_state(1)[0]
+                )
                 yield int(order[i]), sample_seed & 0x7FFFFFFF
                 position += 1
             epoch, offset = epoch + 1, 0

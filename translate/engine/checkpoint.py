@@ -198,5 +198,5 @@ def read_trainer_state(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: missing; this checkpoint cannot resume training")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
+    except Exception as exc:
         raise CheckpointError(f"{path}: truncated or corrupt ({type(exc).__name__})") from exc

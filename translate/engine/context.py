@@ -36,9 +36,7 @@ class TrainContext:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         # fp16 needs loss scaling; bf16 has fp32's range and does not
         self.scalers = {
-            group: torch.amp.GradScaler(device.type)
-            for group in optimizers
-            if amp == "fp16"
+            group: torch.amp.GradScaler(device.type) for group in optimizers if amp == "fp16"
         }
         self.pools: dict[str, ImagePool] = {}
 
@@ -56,7 +54,7 @@ class TrainContext:
         try:
             yield
         finally:
-            for p, flag in zip(params, before):
+            for p, flag in zip(params, before, strict=True):
                 p.requires_grad_(flag)
 
     def optimize(self, group: str, loss: Tensor) -> None:

@@ -55,7 +55,7 @@ def split_options(plugin: Any, options: Mapping[str, Any]) -> tuple[dict, dict, 
     ]
     parts: tuple[dict, dict, dict] = ({}, {}, {})
     for key, value in options.items():
-        for part, fields in zip(parts, names):
+        for part, fields in zip(parts, names, strict=True):
             if key in fields:
                 part[key] = value
                 break
@@ -128,8 +128,12 @@ class Trainer:
             raise DataError(f"{getattr(plugin_cfg, 'data', '?')}: no training images")
         self.val_dataset = plugin.build_dataset(plugin_cfg, "val")
 
+        self.memory_format = (
+            torch.channels_last if train_cfg.channels_last else torch.contiguous_format
+        )
         self.models: dict[str, nn.Module] = {
-            k: m.to(self.device) for k, m in plugin.build_models(plugin_cfg).items()
+            k: m.to(self.device, memory_format=self.memory_format)
+            for k, m in plugin.build_models(plugin_cfg).items()
         }
         check_penalty_compatible(self.models, gan_cfg)
         groups = plugin.param_groups(self.models)
@@ -138,7 +142,9 @@ class Trainer:
             for g in groups
         }
         optimizers = {
-            g: torch.optim.Adam(params, lr=self.base_lr[g], betas=(train_cfg.beta1, train_cfg.beta2))
+            g: torch.optim.Adam(
+                params, lr=self.base_lr[g], betas=(train_cfg.beta1, train_cfg.beta2)
+            )
             for g, params in groups.items()
         }
         self.ctx = TrainContext(
@@ -200,11 +206,14 @@ class Trainer:
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
             self.step = int(state["step"])
         except (KeyError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{folder / ckpt.TRAINER}: incompatible trainer state ({exc})") from exc
+            raise CheckpointError(
+                f"{folder / ckpt.TRAINER}: incompatible trainer state ({exc})"
+            ) from exc
         self.samples_seen = int(state["samples_seen"])
 
     # ------------------------------------------------------------------ loop
-    def _loader(self) -> DataLoader:
+    def loader(self) -> DataLoader:
+        """An endless loader starting at the samples consumed so far."""
         seen = getattr(self, "samples_seen", self.step * self.train_cfg.batch_size)
         sampler = ResumableSampler(len(self.dataset), seed=self.train_cfg.seed, position=seen)
         return DataLoader(
@@ -216,20 +225,33 @@ class Trainer:
             persistent_workers=self.train_cfg.workers > 0,
         )
 
-    def _to_device(self, batch: Any) -> Any:
+    def to_device(self, batch: Any) -> Any:
         if isinstance(batch, torch.Tensor):
-            return batch.to(self.device, non_blocking=True)
+            batch = batch.to(self.device, non_blocking=True)
+            return batch.contiguous(memory_format=self.memory_format) if batch.dim() == 4 else batch
         if isinstance(batch, dict):
-            return {k: self._to_device(v) for k, v in batch.items()}
+            return {k: self.to_device(v) for k, v in batch.items()}
         if isinstance(batch, (list, tuple)):
-            return type(batch)(self._to_device(v) for v in batch)
+            return type(batch)(self.to_device(v) for v in batch)
         return batch
+
+    def train_step(self, batch: Any) -> dict[str, float]:
+        """One optimisation step at ``self.step`` (LR from the schedule); advances the step."""
+        cfg = self.train_cfg
+        factor = lr_factor(self.step, max_steps=cfg.max_steps, decay_start=cfg.lr_decay_start)
+        for group, optimizer in self.ctx.optimizers.items():
+            for pg in optimizer.param_groups:
+                pg["lr"] = self.base_lr[group] * factor
+        self.ctx.step = self.step
+        losses = self.plugin.train_step(self.ctx, self.to_device(batch), self.plugin_cfg)
+        self.step += 1
+        return {**losses, "lr": cfg.lr * factor}
 
     def _sample_batch(self) -> Any:
         source = self.val_dataset if self.val_dataset is not None else self.dataset
         n = min(self.train_cfg.n_samples, len(source))
         items = [source[i] for i in range(n)]
-        return self._to_device(torch.utils.data.default_collate(items))
+        return self.to_device(torch.utils.data.default_collate(items))
 
     def write_samples(self, batch: Any) -> Path:
         for m in self.models.values():
@@ -246,7 +268,9 @@ class Trainer:
         if self.stop_requested:  # second Ctrl-C: stop now, the last checkpoint stays intact
             raise KeyboardInterrupt
         self.stop_requested = True
-        log.warning("interrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
+        log.warning(
+            "interrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)"
+        )
 
     def run(self) -> Path:
         """Train to ``max_steps``; returns the final checkpoint folder."""
@@ -260,20 +284,14 @@ class Trainer:
         try:
             for m in self.models.values():
                 m.train()
-            batches = iter(self._loader())
+            batches = iter(self.loader())
             while self.step < cfg.max_steps and not self.stop_requested:
-                batch = self._to_device(next(batches))
-                factor = lr_factor(self.step, max_steps=cfg.max_steps, decay_start=cfg.lr_decay_start)
-                for group, optimizer in self.ctx.optimizers.items():
-                    for pg in optimizer.param_groups:
-                        pg["lr"] = self.base_lr[group] * factor
-                self.ctx.step = self.step
-                losses = self.plugin.train_step(self.ctx, batch, self.plugin_cfg)
-                self.step += 1
+                losses = self.train_step(next(batches))
+                lr = losses.pop("lr")
                 metrics.add(losses)
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     rate = metrics.count / max(time.perf_counter() - metrics.last_time, 1e-9)
-                    averages = metrics.flush(self.step, {"lr": self.train_cfg.lr * factor})
+                    averages = metrics.flush(self.step, {"lr": lr})
                     progress.update(self.step, rate, averages)
                 if self.step % cfg.sample_every == 0:
                     self.write_samples(sample_batch)
@@ -326,7 +344,9 @@ def prepare(
             )
         if plugin_opts or gan_opts:
             changed = ", ".join(f"--{k.replace('_', '-')}" for k in {**plugin_opts, **gan_opts})
-            raise ConfigError(f"cannot change {changed} when resuming; the model is fixed by {folder}")
+            raise ConfigError(
+                f"cannot change {changed} when resuming; the model is fixed by {folder}"
+            )
         try:
             plugin_cfg = config_from_dict(plugin.config_cls, meta["plugin_config"])
             train_cfg = config_from_dict(TrainConfig, {**meta["train_config"], **train_opts})

@@ -62,7 +62,9 @@ def save_grid(columns: list[Tensor], path: Path) -> None:
             if cell.shape[0] == 1:
                 cell = cell.expand(3, -1, -1)
             if cell.shape[-2:] != size:  # e.g. super-resolution outputs: show at one size
-                cell = torch.nn.functional.interpolate(cell[None], size=tuple(size), mode="bicubic")[0]
+                cell = torch.nn.functional.interpolate(
+                    cell[None], size=tuple(size), mode="bicubic"
+                )[0]
             cells.append(cell[:3])
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image((torch.stack(cells) + 1) / 2, path, nrow=len(columns), padding=2, pad_value=1.0)

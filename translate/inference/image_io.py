@@ -46,5 +46,7 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
 def read_image(path: Path) -> Image.Image:
     """An input image as RGB; errors name the file."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise DataError(f"{path}: not an image file (expected {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise DataError(
+            f"{path}: not an image file (expected {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
     return load_rgb(path)
