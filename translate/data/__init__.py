@@ -25,6 +25,10 @@ def build_dataset(kind: str, cfg: Any, split: str) -> Any:
             flip=cfg.flip,
             train=split == "train",
         )
+    if kind == "unpaired":
+        from translate.data.unpaired import build_unpaired
+
+        return build_unpaired(cfg, split)
     raise NotImplementedError(
         f"no default dataset for kind {kind!r}; the plugin must implement build_dataset"
     )

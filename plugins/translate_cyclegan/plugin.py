@@ -1,0 +1,291 @@
+"""The CycleGAN plugin: two generators, two PatchGANs, adversarial + cycle + identity losses.
+
+Zhu et al. 2017, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
+Networks": G: X -> Y (here G_A: A -> B), F: Y -> X (G_B: B -> A), discriminators D_Y (D_A, on
+B images) and D_X (D_B, on A images);
+L(G, F, D_X, D_Y) = L_GAN(G, D_Y) + L_GAN(F, D_X) + lambda * L_cyc(G, F)   (Eq. 3), lambda = 10,
+plus the identity loss of Sec. 5.2 (weight 0.5 * lambda), LSGAN objectives and a history pool of
+50 generated images per discriminator (Sec. 4). Network names follow the reference code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from translate.config import opt
+from translate.errors import ConfigError
+from translate.plugin import PluginBase, SizeRequirements
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor, nn
+
+    from translate.plugin import StepContext
+
+
+@dataclass(frozen=True)
+class CycleGANConfig:
+    """CycleGAN data, model and loss settings (defaults: the paper's 256x256 setup)."""
+
+    domain_a: Path = opt(
+        None,
+        "Folder of domain-A training images (e.g. horse2zebra/trainA); a sibling testA/ or "
+        "valA/ feeds the sample grids.",
+    )
+    domain_b: Path = opt(None, "Folder of domain-B training images (e.g. horse2zebra/trainB).")
+    load_size: int = opt(286, "Resize images to this square size before cropping.")
+    crop_size: int = opt(256, "Random crop size for training (evaluation resizes to it).")
+    flip: bool = opt(True, "Random horizontal flips during training.")
+    generator: Literal["resnet", "unet"] = opt("resnet", "Generators: ResNet (paper) or U-Net.")
+    resnet_blocks: int = opt(9, "Residual blocks of the ResNet generators (paper: 9 at 256x256).")
+    unet_depth: int = opt(8, "U-Net down-sampling levels (8 for 256x256).")
+    base_channels: int = opt(64, "Width of the first generator layer (ngf).")
+    disc_channels: int = opt(64, "Width of the first discriminator layer (ndf).")
+    disc_layers: int = opt(3, "PatchGAN layers (3: 70x70 receptive field, as in the paper).")
+    norm: Literal["instance", "batch", "none"] = opt("instance", "Normalisation in G and D.")
+    dropout: float = opt(0.0, "Dropout in the generators (the reference trains without).")
+    lambda_cycle: float = opt(10.0, "Weight of each cycle-consistency L1 loss (paper: 10).")
+    lambda_identity: float = opt(
+        0.5, "Identity-loss weight as a fraction of --lambda-cycle (paper: 0.5; 0 disables it)."
+    )
+    pool_size: int = opt(50, "Generated images kept per discriminator's history pool (0: none).")
+    init: Literal["normal", "xavier", "kaiming", "orthogonal"] = opt(
+        "normal", "Weight initialisation (paper: normal, std 0.02)."
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("domain_a", "domain_b"):
+            if getattr(self, name) is None:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{name}: is required ({flag} DIR)")
+        if self.crop_size < 1:
+            raise ConfigError("crop_size: must be at least 1")
+        if self.load_size < self.crop_size:
+            raise ConfigError(
+                f"load_size: must be >= crop_size ({self.load_size} < {self.crop_size})"
+            )
+        if self.generator not in ("resnet", "unet"):
+            raise ConfigError("generator: must be resnet or unet")
+        if self.norm not in ("instance", "batch", "none"):
+            raise ConfigError("norm: must be instance, batch or none")
+        for name in ("base_channels", "disc_channels", "disc_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1")
+        if self.resnet_blocks < 0:
+            raise ConfigError("resnet_blocks: must be >= 0")
+        if self.unet_depth < 2:
+            raise ConfigError("unet_depth: must be at least 2")
+        if self.generator == "unet" and self.crop_size % (2**self.unet_depth):
+            raise ConfigError(
+                f"crop_size: {self.crop_size} is not a multiple of 2**unet_depth "
+                f"({2**self.unet_depth}); lower --unet-depth or change --crop-size"
+            )
+        if self.generator == "resnet" and (self.crop_size % 4 or self.crop_size < 8):
+            raise ConfigError(
+                f"crop_size: {self.crop_size} must be a multiple of 4 and at least 8 (ResNet G)"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ConfigError("dropout: must be in [0, 1)")
+        if self.lambda_cycle < 0:
+            raise ConfigError("lambda_cycle: must be >= 0")
+        if self.lambda_identity < 0:
+            raise ConfigError("lambda_identity: must be >= 0")
+        if self.pool_size < 0:
+            raise ConfigError("pool_size: must be >= 0")
+
+
+@dataclass(frozen=True)
+class CycleGANInference:
+    """Inference options of CycleGAN."""
+
+    direction: Literal["a2b", "b2a"] = opt("a2b", "a2b: apply G_A (A -> B); b2a: apply G_B.")
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("a2b", "b2a"):
+            raise ConfigError("direction: must be a2b or b2a")
+
+
+class CycleGANPlugin(PluginBase[CycleGANConfig]):
+    name = "cyclegan"
+    description = "Unpaired translation, cycle-consistent GAN (Zhu et al. 2017)"
+    config_cls = CycleGANConfig
+    inference_config_cls = CycleGANInference
+    dataset_kind = "unpaired"
+    # the paper: LSGAN objective; 200 epochs (100 at a constant LR, 100 decaying linearly to
+    # zero) of horse2zebra, whose larger domain has 1334 images: 200 * 1334 steps at batch 1
+    gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "lsgan"}
+    train_defaults: ClassVar[Mapping[str, Any]] = {"max_steps": 266_800, "lr_decay_start": 0.5}
+
+    # ------------------------------------------------------------------ models
+    def build_models(self, cfg: CycleGANConfig) -> dict[str, nn.Module]:
+        from translate.nn import PatchDiscriminator, ResnetGenerator, UnetGenerator, init_weights
+
+        def generator() -> nn.Module:
+            if cfg.generator == "unet":
+                g: nn.Module = UnetGenerator(
+                    in_channels=3,
+                    out_channels=3,
+                    depth=cfg.unet_depth,
+                    base_channels=cfg.base_channels,
+                    norm=cfg.norm,
+                    dropout=cfg.dropout,
+                )
+            else:
+                g = ResnetGenerator(
+                    in_channels=3,
+                    out_channels=3,
+                    base_channels=cfg.base_channels,
+                    n_blocks=cfg.resnet_blocks,
+                    norm=cfg.norm,
+                    dropout=cfg.dropout,
+                )
+            return init_weights(g, scheme=cfg.init, gain=0.02)
+
+        def discriminator() -> nn.Module:
+            d = PatchDiscriminator(
+                in_channels=3,
+                base_channels=cfg.disc_channels,
+                n_layers=cfg.disc_layers,
+                norm=cfg.norm,
+            )
+            return init_weights(d, scheme=cfg.init, gain=0.02)
+
+        # G_A: A -> B, judged by D_A (real B vs G_A(A)); G_B: B -> A, judged by D_B
+        return {
+            "G_A": generator(),
+            "G_B": generator(),
+            "D_A": discriminator(),
+            "D_B": discriminator(),
+        }
+
+    def param_groups(self, models: Mapping[str, nn.Module]) -> dict[str, list[nn.Parameter]]:
+        """One optimiser for both generators and one for both discriminators (the reference)."""
+        return {
+            "G": [*models["G_A"].parameters(), *models["G_B"].parameters()],
+            "D": [*models["D_A"].parameters(), *models["D_B"].parameters()],
+        }
+
+    # ------------------------------------------------------------------ data
+    # ------------------------------------------------------------------ training
+    def train_step(self, ctx: StepContext, batch: Any, cfg: CycleGANConfig) -> dict[str, float]:
+        import torch
+
+        real_a, real_b = batch["A"], batch["B"]  # (B, 3, H, W) in [-1, 1]
+        # False on the critic-only steps of --n-critic: D trains alone, G runs without a graph
+        if ctx.update_generator:
+            fake_a, fake_b, logs = self._generator_step(ctx, real_a, real_b, cfg)
+        else:
+            with torch.no_grad(), ctx.autocast():
+                fake_b, fake_a = ctx.models["G_A"](real_a), ctx.models["G_B"](real_b)
+            logs = {}
+        return {**logs, **self._discriminator_step(ctx, real_a, real_b, fake_a, fake_b, cfg)}
+
+    def _generator_step(
+        self, ctx: StepContext, real_a: Tensor, real_b: Tensor, cfg: CycleGANConfig
+    ) -> tuple[Tensor, Tensor, dict[str, float]]:
+        """One update of G_A and G_B with D frozen; returns the detached fakes (A, B) and logs.
+
+        Each generator pass runs once; only the two detached fakes outlive this call.
+        """
+        import torch
+
+        from translate.losses import l1_loss
+
+        G_A, G_B = ctx.models["G_A"], ctx.models["G_B"]
+        D_A, D_B = ctx.models["D_A"], ctx.models["D_B"]
+        lambda_idt = cfg.lambda_identity * cfg.lambda_cycle
+        # The loss is backpropagated in parts (A -> B -> A, B -> A -> B, identities), each as
+        # soon as it is computed: its graph is freed before the next part's is built, so peak
+        # memory holds two generator passes instead of six. The gradients are the same.
+        with ctx.frozen("D_A", "D_B"), ctx.accumulate("G") as backward:
+            with ctx.autocast():
+                fake_b = G_A(real_a)
+                adv_a, logs_a = ctx.gan.generator_loss(D_A, fake_b, real_b)
+                # cycle-consistency loss, Eq. 2, Zhu et al. 2017: ||F(G(x)) - x||_1 (+ below)
+                cycle_a = l1_loss(G_B(fake_b).float(), real_a)
+            backward(adv_a + cfg.lambda_cycle * cycle_a)
+            with ctx.autocast():
+                fake_a = G_B(real_b)
+                adv_b, logs_b = ctx.gan.generator_loss(D_B, fake_a, real_a)
+                cycle_b = l1_loss(G_A(fake_a).float(), real_b)  # ||G(F(y)) - y||_1
+            backward(adv_b + cfg.lambda_cycle * cycle_b)
+            if lambda_idt > 0:
+                # identity loss, Sec. 5.2, Zhu et al. 2017 (after Taigman et al. 2017):
+                # ||G(y) - y||_1 + ||F(x) - x||_1, keeps colours that need not change
+                with ctx.autocast():
+                    idt_a = l1_loss(G_A(real_b).float(), real_b)
+                backward(lambda_idt * idt_a)
+                with ctx.autocast():
+                    idt_b = l1_loss(G_B(real_a).float(), real_a)
+                backward(lambda_idt * idt_b)
+            else:
+                idt_a = idt_b = torch.zeros((), device=real_a.device)
+        # one device sync for the four reconstruction terms
+        terms = torch.stack([cycle_a, cycle_b, idt_a, idt_b]).detach().tolist()
+        logs = {"G_adv_A": logs_a["G_adv"], "G_adv_B": logs_b["G_adv"]}
+        logs.update(zip(("cycle_A", "cycle_B", "idt_A", "idt_B"), terms, strict=True))
+        return fake_a.detach(), fake_b.detach(), logs
+
+    def _discriminator_step(
+        self,
+        ctx: StepContext,
+        real_a: Tensor,
+        real_b: Tensor,
+        fake_a: Tensor,
+        fake_b: Tensor,
+        cfg: CycleGANConfig,
+    ) -> dict[str, float]:
+        """One update of D_A and D_B on real images vs a history of generated ones (Sec. 4,
+        after Shrivastava et al. 2017).
+
+        The paper divides each D objective by 2 "which slows down the rate at which D learns,
+        relative to the rate of G" (Sec. 4); both share one optimiser, so the halves are summed.
+        """
+        pooled_b = ctx.image_pool("fake_B", cfg.pool_size).query(fake_b)
+        pooled_a = ctx.image_pool("fake_A", cfg.pool_size).query(fake_a)
+        with ctx.autocast():
+            loss_d_a, logs_a = ctx.gan.discriminator_loss(ctx.models["D_A"], real_b, pooled_b)
+            loss_d_b, logs_b = ctx.gan.discriminator_loss(ctx.models["D_B"], real_a, pooled_a)
+        ctx.optimize("D", 0.5 * loss_d_a + 0.5 * loss_d_b)
+        return {"D_A": 0.5 * logs_a["D_loss"], "D_B": 0.5 * logs_b["D_loss"]}
+
+    # ------------------------------------------------------------------ inference
+    def inference_module(
+        self, models: Mapping[str, nn.Module], cfg: CycleGANConfig, opts: Any
+    ) -> nn.Module:
+        """G_A for ``a2b``, G_B for ``b2a``; each is a plain generator (runs and exports as is)."""
+        return models["G_B"] if getattr(opts, "direction", "a2b") == "b2a" else models["G_A"]
+
+    def sample_columns(
+        self, models: Mapping[str, nn.Module], batch: Any, cfg: CycleGANConfig
+    ) -> list[Tensor]:
+        """real A | fake B | reconstructed A | real B | fake A | reconstructed B."""
+        G_A, G_B = models["G_A"], models["G_B"]
+        real_a, real_b = batch["A"], batch["B"]  # (B, 3, H, W) in [-1, 1]
+        fake_b, fake_a = G_A(real_a), G_B(real_b)
+        return [real_a, fake_b, G_B(fake_b), real_b, fake_a, G_A(fake_a)]
+
+    def size_requirements(self, cfg: CycleGANConfig) -> SizeRequirements:
+        if cfg.generator == "unet":
+            side = 2**cfg.unet_depth
+            return SizeRequirements(multiple_of=side, minimum=side)
+        # two stride-2 stages; at least 2x2 at the bottleneck for its reflection padding and
+        # instance norm (a 1x1 map has no spatial statistics)
+        return SizeRequirements(multiple_of=4, minimum=8)
+
+    def tiny_config(self, data_root: Path) -> CycleGANConfig:
+        return CycleGANConfig(
+            domain_a=data_root / "A",
+            domain_b=data_root / "B",
+            load_size=36,
+            crop_size=32,
+            resnet_blocks=2,
+            base_channels=8,
+            disc_channels=8,
+            disc_layers=2,
+        )
+
+
+plugin = CycleGANPlugin()
