@@ -82,25 +82,115 @@ class TrainConfig:
         _check(self.amp in ("none", "bf16", "fp16"), "amp", "must be none, bf16 or fp16")
 
 
-GAN_LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "rpgan", "ragan")
+GAN_LOSSES = (
+    "minimax",
+    "nonsaturating",
+    "lsgan",
+    "wgan",
+    "wgan-gp",
+    "hinge",
+    "rpgan",
+    "ragan",
+)
+#: Families whose loss has a real target that one-sided label smoothing can soften.
+LABEL_SMOOTHING_LOSSES = ("minimax", "nonsaturating", "lsgan")
+DIFF_AUGMENT_POLICIES = ("color", "translation", "cutout")
+
+SpectralNormTarget = Literal["none", "d", "both"]
+AttentionTarget = Literal["none", "d", "g", "both"]
+OptimizerName = Literal["auto", "adam", "rmsprop"]
+
+# WGAN with weight clipping, Arjovsky et al. 2017, Algorithm 1: alpha = 5e-5, c = 0.01,
+# n_critic = 5, RMSProp. Applied only when the user leaves the option unset.
+WGAN_LR = 5e-5
+WGAN_CLIP = 0.01
+WGAN_N_CRITIC = 5
+WGAN_GP_WEIGHT = 10.0  # Gulrajani et al. 2017, lambda = 10
 
 
 @dataclass(frozen=True)
 class GANConfig:
-    """The adversarial objective and its regularisers; applies to every plugin."""
+    """The adversarial objective and its regularisers and stabilisers; applies to every plugin.
+
+    Options left at ``None`` take the chosen family's default (``effective_*`` properties), so an
+    explicit value always wins. Nonsensical combinations raise a one-line ``ConfigError``; the
+    README's "GAN objectives" section lists what combines.
+    """
 
     gan_loss: str = opt(
         "nonsaturating",
-        "Adversarial objective: " + ", ".join(GAN_LOSSES) + ". See the README's GAN table.",
+        "Adversarial objective: " + ", ".join(GAN_LOSSES) + ". See the README's GAN table. "
+        "wgan (weight clipping) defaults to RMSprop, --lr 5e-5, --clip-value 0.01 and "
+        "--n-critic 5 unless given.",
         choices=GAN_LOSSES,
     )
     gp_weight: float | None = opt(
-        None, "One-centred gradient penalty on interpolates (WGAN-GP); default 10 for wgan-gp."
+        None,
+        "One-centred gradient penalty on real/fake interpolates (Gulrajani et al. 2017); "
+        "default 10 for wgan-gp, else 0.",
     )
     r1_gamma: float = opt(0.0, "R1 zero-centred gradient penalty on real data (gamma).")
     r2_gamma: float = opt(0.0, "R2 zero-centred gradient penalty on generated data (gamma).")
+    penalty_interval: int = opt(
+        1,
+        "Lazy regularisation: apply the gradient penalties every N steps, weighted by N "
+        "(Karras et al. 2020; StyleGAN2 uses 16 for R1).",
+    )
     label_smoothing: float = opt(
         0.0, "One-sided label smoothing: real target 1 - s (minimax/nonsaturating/lsgan)."
+    )
+    clip_value: float | None = opt(
+        None,
+        "WGAN weight clipping: clamp D's parameters to [-c, c] after each D step; "
+        "default 0.01 for wgan (only wgan clips).",
+    )
+    n_critic: int | None = opt(
+        None,
+        "Discriminator steps per generator step (one batch each); default 5 for wgan, else 1.",
+    )
+    optimizer: OptimizerName = opt(
+        "auto", "Optimiser of every group: auto (RMSprop for wgan, else Adam), adam or rmsprop."
+    )
+    spectral_norm: SpectralNormTarget = opt(
+        "none",
+        "Spectral normalisation of every conv/linear layer (Miyato et al. 2018): "
+        "d (discriminators) or both (also generators, as SAGAN).",
+    )
+    gradient_norm: bool = opt(
+        False, "Gradient normalisation of D's output (GN-GAN, Wu et al. 2021)."
+    )
+    self_attention: AttentionTarget = opt(
+        "none",
+        "Add a SAGAN self-attention block (Zhang et al. 2019) to d, g or both, after the "
+        "first convolution at 1/8 resolution (or the deepest one).",
+    )
+    minibatch_std: int = opt(
+        0,
+        "Minibatch standard-deviation layer before D's last layer, over groups of N samples "
+        "(Karras et al. 2018 use 4; 0: off; needs --batch-size >= 2).",
+    )
+    feature_matching: float = opt(
+        0.0,
+        "Weight of the feature-matching loss on D's features (pix2pixHD, Wang et al. 2018; "
+        "Salimans et al. 2016 for unpaired data).",
+    )
+    instance_noise: float = opt(
+        0.0,
+        "Std of Gaussian instance noise added to D's inputs, annealed linearly to 0 "
+        "(Sønderby et al. 2017; Arjovsky & Bottou 2017).",
+    )
+    instance_noise_steps: int = opt(
+        0, "Steps over which --instance-noise anneals to 0 (0: the whole run)."
+    )
+    diff_augment: str = opt(
+        "",
+        "DiffAugment policy for D's real and fake inputs alike (Zhao et al. 2020): "
+        "comma-separated subset of " + ", ".join(DIFF_AUGMENT_POLICIES) + ".",
+    )
+    ema_decay: float = opt(
+        0.0,
+        "Keep an exponential moving average of the generators' weights with this decay "
+        "(e.g. 0.999; 0: off); used for samples, run and export.",
     )
 
     def __post_init__(self) -> None:
@@ -111,19 +201,164 @@ class GANConfig:
         )
         _check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
         _check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
+        _check(self.penalty_interval >= 1, "penalty_interval", "must be at least 1")
         _check(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        _check(self.clip_value is None or self.clip_value >= 0, "clip_value", "must be >= 0")
+        _check(self.n_critic is None or self.n_critic >= 1, "n_critic", "must be at least 1")
+        _check(
+            self.optimizer in ("auto", "adam", "rmsprop"),
+            "optimizer",
+            "must be auto, adam or rmsprop",
+        )
+        _check(
+            self.spectral_norm in ("none", "d", "both"), "spectral_norm", "must be none, d or both"
+        )
+        _check(
+            self.self_attention in ("none", "d", "g", "both"),
+            "self_attention",
+            "must be none, d, g or both",
+        )
+        _check(self.minibatch_std >= 0, "minibatch_std", "must be >= 0 (0: off)")
+        _check(self.feature_matching >= 0, "feature_matching", "must be >= 0")
+        _check(self.instance_noise >= 0, "instance_noise", "must be >= 0")
+        _check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")
+        _check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
+        unknown = [p for p in self.diff_augment_policy if p not in DIFF_AUGMENT_POLICIES]
+        _check(
+            not unknown,
+            "diff_augment",
+            f"unknown policy {unknown[0] if unknown else ''!r}; "
+            f"use a comma-separated subset of {', '.join(DIFF_AUGMENT_POLICIES)}",
+        )
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        """Refuse combinations that make no sense, with the reason in one line."""
+        loss = self.gan_loss
         if self.label_smoothing:
             _check(
-                self.gan_loss in ("minimax", "nonsaturating", "lsgan"),
+                loss in LABEL_SMOOTHING_LOSSES,
                 "label_smoothing",
-                f"only applies to minimax, nonsaturating and lsgan, not {self.gan_loss}",
+                f"only applies to minimax, nonsaturating and lsgan, not {loss} "
+                "(it has no real target to soften)",
+            )
+        clip = self.effective_clip_value
+        if loss == "wgan":
+            _check(
+                clip > 0,
+                "clip_value",
+                "wgan needs weight clipping (> 0) to keep the critic Lipschitz; "
+                "for a penalty instead use --gan-loss wgan-gp",
+            )
+        elif clip > 0:
+            _check(
+                False,
+                "clip_value",
+                f"weight clipping belongs to --gan-loss wgan, not {loss}; use spectral norm or "
+                "a gradient penalty to constrain this discriminator",
+            )
+        if loss == "wgan-gp":
+            _check(
+                self.effective_gp_weight > 0,
+                "gp_weight",
+                "wgan-gp needs a positive penalty weight; without it the critic is unconstrained "
+                "(use --gan-loss wgan for clipping)",
+            )
+        penalties = self.active_penalties
+        if clip > 0 and penalties:
+            _check(
+                False,
+                penalties[0],
+                "weight clipping (wgan) and a gradient penalty both constrain the critic; "
+                "pick one (--gan-loss wgan-gp for the penalty)",
+            )
+        if clip > 0 and self.spectral_norm != "none":
+            _check(
+                False,
+                "spectral_norm",
+                "wgan's weight clipping and spectral norm both constrain the critic; pick one",
+            )
+        if self.gradient_norm:
+            _check(
+                clip == 0,
+                "gradient_norm",
+                "gradient normalisation and wgan's weight clipping both constrain the critic; "
+                "pick one",
+            )
+            _check(
+                self.spectral_norm == "none",
+                "gradient_norm",
+                "gradient normalisation already makes D 1-Lipschitz; drop --spectral-norm",
+            )
+            _check(
+                not penalties,
+                "gradient_norm",
+                f"gradient normalisation already bounds D's gradient; drop {penalties[0]}"
+                if penalties
+                else "",
+            )
+        if self.penalty_interval > 1:
+            _check(
+                bool(penalties),
+                "penalty_interval",
+                "lazy regularisation needs a gradient penalty (--r1-gamma, --r2-gamma or "
+                "--gp-weight)",
+            )
+        if self.instance_noise_steps:
+            _check(
+                self.instance_noise > 0,
+                "instance_noise_steps",
+                "set --instance-noise (the initial std) to anneal it",
             )
 
+    # -- effective values (family defaults for options left unset)
     @property
     def effective_gp_weight(self) -> float:
         if self.gp_weight is not None:
             return self.gp_weight
-        return 10.0 if self.gan_loss == "wgan-gp" else 0.0
+        return WGAN_GP_WEIGHT if self.gan_loss == "wgan-gp" else 0.0
+
+    @property
+    def effective_clip_value(self) -> float:
+        if self.clip_value is not None:
+            return self.clip_value
+        return WGAN_CLIP if self.gan_loss == "wgan" else 0.0
+
+    @property
+    def effective_n_critic(self) -> int:
+        if self.n_critic is not None:
+            return self.n_critic
+        return WGAN_N_CRITIC if self.gan_loss == "wgan" else 1
+
+    @property
+    def effective_optimizer(self) -> str:
+        if self.optimizer != "auto":
+            return self.optimizer
+        return "rmsprop" if self.gan_loss == "wgan" else "adam"
+
+    @property
+    def family_train_defaults(self) -> dict[str, Any]:
+        """TrainConfig values the family's paper prescribes, applied where the user gave none."""
+        return {"lr": WGAN_LR} if self.gan_loss == "wgan" else {}
+
+    @property
+    def active_penalties(self) -> list[str]:
+        """Names of the options of the gradient penalties that are on."""
+        return [
+            name
+            for name, on in (
+                ("gp_weight", self.effective_gp_weight > 0),
+                ("r1_gamma", self.r1_gamma > 0),
+                ("r2_gamma", self.r2_gamma > 0),
+            )
+            if on
+        ]
+
+    @property
+    def diff_augment_policy(self) -> tuple[str, ...]:
+        """The DiffAugment operations, in application order (colour, translation, cutout)."""
+        given = [p.strip() for p in self.diff_augment.split(",") if p.strip()]
+        return tuple(given)
 
 
 # ---------------------------------------------------------------- (de)serialisation

@@ -18,7 +18,7 @@ outputs in [-1, 1]; the public API takes and returns PIL images.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,11 @@ class StepContext(Protocol):
     step: int
     device: torch.device
     gan: GANObjective  # the configured adversarial objective + regularisers
+    #: False on the critic-only steps of ``--n-critic N`` (N - 1 of every N steps). The engine
+    #: then ignores ``optimize`` of every group not starting with "D", so a plugin is correct
+    #: without looking; it should still skip its generator update (and run G under no_grad)
+    #: when this is False, to save the work.
+    update_generator: bool
 
     def autocast(self) -> AbstractContextManager[None]:
         """Mixed-precision context for forward passes (a no-op when AMP is off)."""
@@ -71,6 +76,11 @@ class StepContext(Protocol):
 
     def optimize(self, group: str, loss: Tensor) -> None:
         """zero_grad, (scaled) backward and step of the optimiser of ``group``."""
+
+    def accumulate(self, group: str) -> AbstractContextManager[Callable[[Tensor], None]]:
+        """``optimize`` for a loss in parts: zero_grad on entry, the yielded ``backward(loss)``
+        accumulates each part's gradients, one step on exit. Backpropagate a part as soon as it
+        is computed and its graph is freed before the next part is built (peak memory)."""
 
     def image_pool(self, name: str, size: int) -> ImagePool:
         """A history buffer of generated images (Shrivastava 2017), checkpointed by the engine."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -14,8 +14,21 @@ from translate.errors import TrainingDiverged
 from translate.losses.objective import GANObjective
 
 
+def is_discriminator_group(group: str) -> bool:
+    """Optimiser groups whose name starts with "D" train discriminators (lr_d, clipping)."""
+    return group.startswith("D")
+
+
 class TrainContext:
-    """Holds the models, optimisers, AMP state and pools; plugins call its methods."""
+    """Holds the models, optimisers, AMP state and pools; plugins call its methods.
+
+    n_critic: the engine sets ``update_generator`` before each step. On a critic-only step
+    (``False``), ``optimize`` of a non-discriminator group is a no-op, so a plugin that ignores
+    the flag still trains correctly; reading it only saves the generator's forward/backward.
+    ``generator_stepped`` tells the engine afterwards whether any generator group was stepped
+    (it then updates the EMA). With ``clip_value > 0`` (WGAN), the parameters of a
+    discriminator group are clamped to ``[-clip_value, clip_value]`` after each of its steps.
+    """
 
     def __init__(
         self,
@@ -26,6 +39,8 @@ class TrainContext:
         amp: str,
         gan: GANObjective,
         seed: int,
+        clip_value: float = 0.0,
+        n_critic: int = 1,
     ):
         self.models = models
         self.optimizers = optimizers
@@ -33,12 +48,25 @@ class TrainContext:
         self.gan = gan
         self.step = 0
         self.seed = seed
+        self.clip_value = float(clip_value)
+        self.n_critic = int(n_critic)
+        self.update_generator = True
+        self.generator_stepped = False
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         # fp16 needs loss scaling; bf16 has fp32's range and does not
         self.scalers = {
             group: torch.amp.GradScaler(device.type) for group in optimizers if amp == "fp16"
         }
         self.pools: dict[str, ImagePool] = {}
+
+    def begin_step(self, step: int, *, max_steps: int) -> None:
+        """Set the per-step state before the plugin's ``train_step`` runs: the step, whether G
+        trains (D trains on every step, G on every ``n_critic``-th, after ``n_critic`` D steps)
+        and the objective's schedules (instance noise, lazy penalties)."""
+        self.step = step
+        self.update_generator = step % self.n_critic == self.n_critic - 1
+        self.generator_stepped = False
+        self.gan.begin_step(step, max_steps)
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.amp_dtype is None:
@@ -58,23 +86,50 @@ class TrainContext:
                 p.requires_grad_(flag)
 
     def optimize(self, group: str, loss: Tensor) -> None:
+        with self.accumulate(group) as backward:
+            backward(loss)
+
+    @contextlib.contextmanager
+    def accumulate(self, group: str) -> Iterator[Callable[[Tensor], None]]:
+        """zero_grad on entry; ``backward(loss)`` adds each loss's (scaled) gradients; one
+        optimiser step on a clean exit (none if the block raises). Backpropagating losses one
+        at a time frees each graph before the next is built: peak memory is the largest graph's,
+        not their sum (CycleGAN's two cycles)."""
         if group not in self.optimizers:
             raise KeyError(f"no optimiser group {group!r}; groups: {', '.join(self.optimizers)}")
-        if not torch.isfinite(loss.detach()).all():
-            raise TrainingDiverged(
-                f"loss of group {group!r} is {loss.item()} at step {self.step}; try a lower "
-                "--lr, --amp none, or a more stable --gan-loss"
-            )
+        critic = is_discriminator_group(group)
+        if not critic and not self.update_generator:
+            yield lambda loss: None  # n_critic: this step trains the discriminators only
+            return
         optimizer = self.optimizers[group]
-        optimizer.zero_grad(set_to_none=True)
         scaler = self.scalers.get(group)
+        optimizer.zero_grad(set_to_none=True)
+
+        def backward(loss: Tensor) -> None:
+            if not torch.isfinite(loss.detach()).all():
+                raise TrainingDiverged(
+                    f"loss of group {group!r} is {loss.item()} at step {self.step}; try a lower "
+                    "--lr, --amp none, or a more stable --gan-loss"
+                )
+            (loss if scaler is None else scaler.scale(loss)).backward()
+
+        yield backward
         if scaler is None:
-            loss.backward()
             optimizer.step()
         else:
-            scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+        if critic and self.clip_value > 0:
+            self._clip(optimizer)
+        if not critic:
+            self.generator_stepped = True
+
+    @torch.no_grad()
+    def _clip(self, optimizer: torch.optim.Optimizer) -> None:
+        """WGAN's weight clipping (Arjovsky et al. 2017, Algorithm 1, line 7)."""
+        params = [p for pg in optimizer.param_groups for p in pg["params"]]
+        torch._foreach_clamp_min_(params, -self.clip_value)
+        torch._foreach_clamp_max_(params, self.clip_value)
 
     def image_pool(self, name: str, size: int) -> ImagePool:
         pool = self.pools.get(name)

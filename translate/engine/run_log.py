@@ -20,16 +20,18 @@ class MetricsLog:
     def __init__(self, path: Path):
         self.path = path
         self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)  # per key: G logs skip critic-only steps
         self.count = 0
         self.last_time = time.perf_counter()
 
     def add(self, values: dict[str, float]) -> None:
         for key, value in values.items():
             self.sums[key] += float(value)
+            self.counts[key] += 1
         self.count += 1
 
     def averages(self) -> dict[str, float]:
-        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        return {k: v / self.counts[k] for k, v in self.sums.items()}
 
     def flush(self, step: int, extra: dict[str, Any]) -> dict[str, float]:
         now = time.perf_counter()
@@ -44,6 +46,7 @@ class MetricsLog:
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         self.sums.clear()
+        self.counts.clear()
         self.count = 0
         self.last_time = now
         return averages

@@ -1,4 +1,5 @@
-"""Losses of the GAN objective: adversarial families, gradient penalties, reconstruction terms.
+"""Losses of the GAN objective: adversarial families, gradient penalties, DiffAugment, feature
+matching, reconstruction terms.
 
 ``GANObjective`` assembles them from a ``GANConfig``; the pieces are public for plugins that
 build their own objective.
@@ -7,16 +8,19 @@ build their own objective.
 from __future__ import annotations
 
 from translate.losses.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, adversarial_loss
-from translate.losses.objective import GANObjective
+from translate.losses.augment import DiffAugment
+from translate.losses.objective import GANObjective, feature_matching_loss
 from translate.losses.reconstruction import charbonnier_loss, l1_loss
 from translate.losses.regularizers import gradient_penalty, r1_penalty, r2_penalty
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
     "AdversarialLoss",
+    "DiffAugment",
     "GANObjective",
     "adversarial_loss",
     "charbonnier_loss",
+    "feature_matching_loss",
     "gradient_penalty",
     "l1_loss",
     "r1_penalty",

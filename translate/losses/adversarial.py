@@ -35,6 +35,7 @@ __all__ = [
     "NonSaturatingLoss",
     "RelativisticAverageLoss",
     "RelativisticPairingLoss",
+    "WassersteinGPLoss",
     "WassersteinLoss",
     "adversarial_loss",
     "logit_scales",
@@ -236,14 +237,15 @@ class HingeLoss(_Absolute):
 
 
 class WassersteinLoss(_Absolute):
-    """Wasserstein critic loss (Arjovsky et al. 2017, Eq. 3; Gulrajani et al. 2017, Eq. 3).
+    """Wasserstein critic loss with weight clipping, WGAN (Arjovsky et al. 2017, Algorithm 1).
 
     The critic minimises ``E[D(G(z))] - E[D(x)]``, G minimises ``-E[D(G(z))]``. The loss is only
-    meaningful with a Lipschitz constraint on D: the objective adds the one-centred gradient
-    penalty of Gulrajani et al. (``gp_weight``, default 10 for this family).
+    meaningful with a Lipschitz constraint on D; for this family the engine clamps the critic's
+    parameters to ``[-c, c]`` after every critic step (``clip_value``, default 0.01) and, unless
+    told otherwise, trains with RMSProp at 5e-5 and 5 critic steps per generator step.
     """
 
-    name = "wgan-gp"
+    name = "wgan"
 
     def _real_term(self, real: Tensor) -> Tensor:
         return -real.mean()
@@ -253,6 +255,16 @@ class WassersteinLoss(_Absolute):
 
     def _gen_term(self, fake: Tensor) -> Tensor:
         return -fake.mean()
+
+
+class WassersteinGPLoss(WassersteinLoss):
+    """Wasserstein critic loss with gradient penalty, WGAN-GP (Gulrajani et al. 2017, Eq. 3).
+
+    Same critic and generator losses as ``wgan``; the Lipschitz constraint is the one-centred
+    penalty on real/fake interpolates that ``GANObjective`` adds (``gp_weight``, default 10).
+    """
+
+    name = "wgan-gp"
 
 
 class _Relativistic:
@@ -334,8 +346,9 @@ ADVERSARIAL_LOSSES: dict[str, type[AdversarialLoss]] = {
         MinimaxLoss,
         NonSaturatingLoss,
         LeastSquaresLoss,
-        HingeLoss,
         WassersteinLoss,
+        WassersteinGPLoss,
+        HingeLoss,
         RelativisticPairingLoss,
         RelativisticAverageLoss,
     )

@@ -1,15 +1,32 @@
-"""The adversarial objective of a training step, assembled from a ``GANConfig``."""
+"""The adversarial objective of a training step, assembled from a ``GANConfig``.
+
+Plugins call ``discriminator_loss(D, real, fake)`` and ``generator_loss(D, fake, real)``; every
+stabiliser that acts on what D sees or on the losses lives here, so it applies to every plugin:
+
+* the adversarial family (``translate.losses.adversarial``), with one-sided label smoothing;
+* gradient penalties GP / R1 / R2 (``translate.losses.regularizers``), optionally lazy;
+* gradient normalisation of D's output (GN-GAN, ``translate.nn.gradnorm``);
+* DiffAugment (``translate.losses.augment``) and annealed instance noise on D's inputs, real and
+  fake alike, in both steps;
+* feature matching on D's intermediate features.
+
+The engine calls ``begin_step(step, max_steps)`` before each training step (noise schedule, lazy
+penalties); the objective holds no device or optimiser state.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from translate.config import GANConfig
 from translate.losses.adversarial import AdversarialLoss, Logits, adversarial_loss, logit_scales
+from translate.losses.augment import AugmentParams, DiffAugment
 from translate.losses.regularizers import Discriminator, gradient_penalty, r1_penalty, r2_penalty
+from translate.nn.gradnorm import gradient_normalized
 
-__all__ = ["GANObjective"]
+__all__ = ["GANObjective", "feature_matching_loss"]
 
 
 def _mean_logit(logits: Logits) -> Tensor:
@@ -23,14 +40,53 @@ def _to_floats(values: dict[str, Tensor]) -> dict[str, float]:
     return dict(zip(values, numbers, strict=True))
 
 
+def _split_features(features: object) -> list[list[Tensor]]:
+    """``forward_features`` output as per-scale lists: ``[f1, ..., logits]`` or a list of them."""
+    if not isinstance(features, (list, tuple)) or not features:
+        raise TypeError("forward_features must return a non-empty list of tensors (or of lists)")
+    if all(isinstance(f, Tensor) for f in features):
+        return [list(features)]
+    return [list(scale) for scale in features]  # type: ignore[arg-type]
+
+
+def feature_matching_loss(fake_features: object, real_features: object, *, paired: bool) -> Tensor:
+    """Feature matching between D's features of generated and real data.
+
+    ``paired`` (fake ``i`` is a rendering of the same input as real ``i``, as in pix2pix):
+    pix2pixHD's loss (Wang et al. 2018, Eq. 4), the L1 distance between the features of each
+    pair. Otherwise Salimans et al. 2016 (Sec. 3.1): the squared distance between the batch means
+    of the features. Averaged over layers and scales; the last item of each scale (the logits)
+    is left out, and real features carry no gradient. pix2pixHD weights its layers by
+    ``4 / (n_layers + 1)`` with lambda = 10, i.e. ``feature_matching = 40`` here.
+    """
+    fake_scales, real_scales = _split_features(fake_features), _split_features(real_features)
+    if len(fake_scales) != len(real_scales):
+        raise ValueError("real and fake features have different numbers of scales")
+    per_scale: list[Tensor] = []
+    for fakes, reals in zip(fake_scales, real_scales, strict=True):
+        layers = list(zip(fakes[:-1], reals[:-1], strict=True))
+        if not layers:
+            raise ValueError("forward_features returned only the logits: no features to match")
+        terms = []
+        for f, r in layers:
+            f, r = f.float(), r.detach().float()
+            if paired:
+                terms.append(F.l1_loss(f, r))
+            else:
+                terms.append(F.mse_loss(f.mean(0), r.mean(0)))
+        per_scale.append(torch.stack(terms).mean())
+    return torch.stack(per_scale).mean()
+
+
 class GANObjective:
     """Discriminator and generator losses of the configured GAN family and regularisers.
 
     The discriminator loss is the family's ``d_loss`` plus, when their weights are positive,
     ``gp_weight * GP`` (Gulrajani et al. 2017, Eq. 3), ``r1_gamma / 2 * R1`` and
-    ``r2_gamma / 2 * R2`` (Mescheder et al. 2018, Eqs. 9-10). ``real`` and ``fake`` are whatever
-    the discriminator takes (conditional callers concatenate the condition). The objective holds
-    no device or optimiser state.
+    ``r2_gamma / 2 * R2`` (Mescheder et al. 2018, Eqs. 9-10), each times ``penalty_interval`` on
+    the steps where the lazy penalties run (Karras et al. 2020, Sec. 3.1) and absent on the
+    others. ``real`` and ``fake`` are whatever the discriminator takes (conditional callers
+    concatenate the condition).
     """
 
     def __init__(self, config: GANConfig | None = None) -> None:
@@ -41,12 +97,42 @@ class GANObjective:
         self.gp_weight = float(self.config.effective_gp_weight)
         self.r1_gamma = float(self.config.r1_gamma)
         self.r2_gamma = float(self.config.r2_gamma)
+        self.feature_matching_weight = float(self.config.feature_matching)
+        self.gradient_norm = bool(self.config.gradient_norm)
+        policy = self.config.diff_augment_policy
+        self.augment: DiffAugment | None = DiffAugment(policy) if policy else None
+        #: std of the instance noise at this step (``begin_step``)
+        self.noise_std = float(self.config.instance_noise)
+        #: factor of the penalties at this step: ``penalty_interval`` or 0 (lazy regularisation)
+        self.penalty_scale = 1.0
 
     @property
     def relativistic(self) -> bool:
         """Whether ``generator_loss`` needs real data."""
         return self.adversarial.relativistic
 
+    def begin_step(self, step: int, max_steps: int) -> None:
+        """Set the per-step schedules: annealed instance noise and the lazy penalties."""
+        cfg = self.config
+        if cfg.instance_noise > 0:
+            span = cfg.instance_noise_steps or max_steps
+            self.noise_std = cfg.instance_noise * max(0.0, 1.0 - step / max(span, 1))
+        k = cfg.penalty_interval
+        self.penalty_scale = float(k) if step % k == 0 else 0.0
+
+    # ------------------------------------------------------------------ what D sees
+    def _view(self, x: Tensor, params: AugmentParams | None = None) -> Tensor:
+        """D's input: DiffAugment (a fresh draw unless ``params``) then instance noise."""
+        if self.augment is not None:
+            x = self.augment.apply(x, params if params is not None else self.augment.sample(x))
+        if self.noise_std > 0:
+            x = x + self.noise_std * torch.randn_like(x)
+        return x
+
+    def _logits(self, D: Discriminator, x: Tensor) -> Logits:  # noqa: N803
+        return gradient_normalized(D, x) if self.gradient_norm else D(x)
+
+    # ------------------------------------------------------------------ losses
     def discriminator_loss(
         self,
         D: Discriminator,  # noqa: N803 - the papers' name for the discriminator
@@ -57,11 +143,14 @@ class GANObjective:
 
         ``fake`` is detached here so the D step never backpropagates into G. Logs: ``D_loss``
         (total), ``D_adv``, ``D_real`` / ``D_fake`` (mean logits), and ``gp`` / ``r1`` / ``r2``
-        (unweighted penalties) for the active regularisers only.
+        (unweighted penalties) for the penalties computed at this step only. Real and fake
+        are augmented independently (Zhao et al. 2020); penalties are taken at D's actual
+        (augmented, noisy) inputs.
         """
-        fake = fake.detach()
-        real_logits = D(real)
-        fake_logits = D(fake)
+        real = self._view(real.detach())
+        fake = self._view(fake.detach())
+        real_logits = self._logits(D, real)
+        fake_logits = self._logits(D, fake)
         adv = self.adversarial.d_loss(real_logits, fake_logits)
         total = adv
         logs: dict[str, Tensor] = {
@@ -69,18 +158,20 @@ class GANObjective:
             "D_real": _mean_logit(real_logits),
             "D_fake": _mean_logit(fake_logits),
         }
-        if self.gp_weight > 0:
-            gp = gradient_penalty(D, real, fake)
-            total = total + self.gp_weight * gp
-            logs["gp"] = gp
-        if self.r1_gamma > 0:
-            r1 = r1_penalty(D, real)
-            total = total + 0.5 * self.r1_gamma * r1
-            logs["r1"] = r1
-        if self.r2_gamma > 0:
-            r2 = r2_penalty(D, fake)
-            total = total + 0.5 * self.r2_gamma * r2
-            logs["r2"] = r2
+        scale = self.penalty_scale
+        if scale > 0:
+            if self.gp_weight > 0:
+                gp = gradient_penalty(D, real, fake)
+                total = total + scale * self.gp_weight * gp
+                logs["gp"] = gp
+            if self.r1_gamma > 0:
+                r1 = r1_penalty(D, real)
+                total = total + scale * 0.5 * self.r1_gamma * r1
+                logs["r1"] = r1
+            if self.r2_gamma > 0:
+                r2 = r2_penalty(D, fake)
+                total = total + scale * 0.5 * self.r2_gamma * r2
+                logs["r2"] = r2
         logs["D_loss"] = total
         return total, _to_floats(logs)
 
@@ -89,26 +180,93 @@ class GANObjective:
         D: Discriminator,  # noqa: N803
         fake: Tensor,
         real: Tensor | None = None,
+        *,
+        paired: bool = False,
     ) -> tuple[Tensor, dict[str, float]]:
-        """Generator adversarial loss and its log ``{"G_adv": ...}``.
+        """Generator loss (adversarial, plus weighted feature matching) and its logs.
 
-        Relativistic families also need ``real``: its logits are computed without a graph,
-        since they carry no gradient to G and would only cost memory.
+        Logs: ``G_adv`` and, with ``feature_matching > 0``, ``G_fm`` (unweighted). ``real`` is
+        needed by relativistic families and by feature matching; its logits and features are
+        computed without a graph, since they carry no gradient to G. ``paired`` says whether
+        ``fake[i]`` and ``real[i]`` show the same content (pix2pix: yes; CycleGAN: no); it
+        picks the feature-matching variant (see ``feature_matching_loss``). One augmentation
+        draw is shared by fake and real, so paired features are compared under one transform.
         """
-        real_logits: Logits | None = None
-        if self.adversarial.relativistic:
-            if real is None:
-                raise ValueError(
-                    f"the {self.adversarial.name} generator loss is relativistic: "
-                    "pass the real batch (real=...)"
-                )
+        need_real = self.adversarial.relativistic or self.feature_matching_weight > 0
+        if need_real and real is None:
+            why = (
+                f"the {self.adversarial.name} generator loss is relativistic"
+                if self.adversarial.relativistic
+                else "feature matching compares D's features of real and generated data"
+            )
+            raise ValueError(f"{why}: pass the real batch (real=...)")
+        params = self.augment.sample(fake) if self.augment is not None else None
+        fake_in = self._view(fake, params)
+        real_in = None
+        if need_real and real is not None:
+            same_batch = real.shape[0] == fake.shape[0]
+            real_in = self._view(real.detach(), params if same_batch else None)
+        fm_weight = self.feature_matching_weight
+        fake_features = real_features = None
+        if fm_weight > 0:
+            assert real_in is not None
+            fake_features = _forward_features(D, fake_in)
             with torch.no_grad():
-                real_logits = D(real.detach())
-        loss = self.adversarial.g_loss(D(fake), real_logits)
-        return loss, _to_floats({"G_adv": loss})
+                real_features = _forward_features(D, real_in)
+        if fake_features is not None and not self.gradient_norm:
+            # the last feature of each scale is the logits: no second forward pass
+            fake_logits: Logits = _logits_of(fake_features)
+            real_logits: Logits | None = _logits_of(real_features)
+        else:
+            fake_logits = self._logits(D, fake_in)
+            real_logits = None
+            if real_in is not None and self.adversarial.relativistic:
+                with torch.no_grad():
+                    real_logits = self._logits(D, real_in)
+        loss = self.adversarial.g_loss(fake_logits, real_logits)
+        logs: dict[str, Tensor] = {"G_adv": loss}
+        if fm_weight > 0:
+            fm = feature_matching_loss(fake_features, real_features, paired=paired)
+            loss = loss + fm_weight * fm
+            logs["G_fm"] = fm
+        return loss, _to_floats(logs)
+
+    def feature_matching(
+        self,
+        D: Discriminator,  # noqa: N803
+        fake: Tensor,
+        real: Tensor,
+        *,
+        paired: bool,
+    ) -> Tensor:
+        """The unweighted feature-matching loss alone, for plugins that weight it themselves
+        (``D`` must have ``forward_features``; one augmentation draw for both batches)."""
+        params = self.augment.sample(fake) if self.augment is not None else None
+        same_batch = real.shape[0] == fake.shape[0]
+        fake_features = _forward_features(D, self._view(fake, params))
+        with torch.no_grad():
+            real_in = self._view(real.detach(), params if same_batch else None)
+            real_features = _forward_features(D, real_in)
+        return feature_matching_loss(fake_features, real_features, paired=paired)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.adversarial!r}, gp_weight={self.gp_weight}, "
             f"r1_gamma={self.r1_gamma}, r2_gamma={self.r2_gamma})"
         )
+
+
+def _forward_features(D: Discriminator, x: Tensor) -> object:  # noqa: N803
+    features = getattr(D, "forward_features", None)
+    if not callable(features):
+        raise ValueError(
+            f"feature matching needs a discriminator with forward_features(x); "
+            f"{type(D).__name__} has none"
+        )
+    return features(x)
+
+
+def _logits_of(features: object) -> Logits:
+    scales = _split_features(features)
+    logits = [scale[-1] for scale in scales]
+    return logits[0] if len(logits) == 1 and isinstance(features[-1], Tensor) else logits  # type: ignore[index]
