@@ -54,7 +54,7 @@ def test_every_config_field_is_an_option() -> None:
 
     from translate.config import GANConfig, TrainConfig
 
-    result = runner.invoke(app, ["train", "pix2pix", "--help"], terminal_width=200)
+    result = runner.invoke(app, ["train", "pix2pix", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for cls in (Pix2PixConfig, TrainConfig, GANConfig):
         for f in dataclasses.fields(cls):

@@ -41,3 +41,9 @@ class TrainingDiverged(TranslateError):
     """A loss became NaN or infinite."""
 
     exit_code = 3
+
+
+class ExportError(TranslateError):
+    """The exporter failed, or ONNX Runtime disagrees with PyTorch; nothing was written."""
+
+    exit_code = 3

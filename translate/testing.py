@@ -180,7 +180,25 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     assert resumed.step == 2
     resumed.run()
     assert resumed.step == 3
-    return {"losses": losses, "output_shape": tuple(got.shape)}
+
+    # ONNX export: ONNX Runtime matches PyTorch within 1e-4 at two sizes (export_onnx refuses
+    # to write the file otherwise), the metadata round-trips, and the ONNX backend runs the
+    # same inference path (padding, crop, pre- and post-processing) as torch
+    from translate.export.onnx import FP32_TOLERANCE, export_onnx, read_metadata
+
+    exported = export_onnx(run_dir, tmp_path / "model.onnx")
+    assert exported.checked_with is not None, exported.note
+    assert max(d for _, d in exported.checks) <= FP32_TOLERANCE, exported.checks
+    metadata = read_metadata(exported.path)
+    assert metadata["plugin"] == plugin.name and int(metadata["scale"]) == req.scale
+    assert int(metadata["multiple_of"]) == req.multiple_of
+    assert int(metadata["minimum"]) == req.minimum
+    latest = Translator.from_checkpoint(run_dir, device="cpu")
+    on_onnx = Translator.from_onnx(exported.path, device="cpu")
+    assert on_onnx.requirements == latest.requirements
+    a, b = (np.asarray(t(image)[0], dtype=np.int16) for t in (latest, on_onnx))
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1, "ONNX and torch outputs differ"
+    return {"losses": losses, "output_shape": tuple(got.shape), "onnx": exported}
 
 
 def _input_shape(plugin: Any, cfg: Any, translator: Any) -> tuple[int, int, int]:

@@ -134,17 +134,22 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
 
         G, D = ctx.models["G"], ctx.models["D"]
         real_a, real_b = batch["input"], batch["target"]  # (B, 3, H, W) in [-1, 1]
-        with ctx.autocast():
+        # on a critic-only step (n_critic > 1) G is not trained: no graph through it
+        with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
             fake_b = G(real_a)
+        with ctx.autocast():
             # D: real pairs (A, B) vs fake pairs (A, G(A)); the objective detaches the fake
             loss_d, logs_d = ctx.gan.discriminator_loss(
                 D, torch.cat([real_a, real_b], 1), torch.cat([real_a, fake_b], 1)
             )
         # the paper halves D's objective to slow D relative to G (Isola 2017, Sec. 3.3)
         ctx.optimize("D", 0.5 * loss_d)
+        if not ctx.update_generator:
+            return logs_d
         with ctx.frozen("D"), ctx.autocast():
+            # fake and real pairs share the input A: paired feature matching when enabled
             loss_adv, logs_g = ctx.gan.generator_loss(
-                D, torch.cat([real_a, fake_b], 1), torch.cat([real_a, real_b], 1)
+                D, torch.cat([real_a, fake_b], 1), torch.cat([real_a, real_b], 1), paired=True
             )
             loss_l1 = l1_loss(fake_b.float(), real_b)
             loss_g = loss_adv + cfg.lambda_l1 * loss_l1
@@ -174,7 +179,8 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
         if cfg.generator == "unet":
             side = 2**cfg.unet_depth
             return SizeRequirements(multiple_of=side, minimum=side)
-        return SizeRequirements(multiple_of=4, minimum=4)
+        # 8: two stride-2 downsamplings must leave more than 1x1 for instance norm
+        return SizeRequirements(multiple_of=4, minimum=8)
 
 
 plugin = Pix2PixPlugin()

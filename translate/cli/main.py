@@ -126,7 +126,7 @@ class TrainGroup(TyperGroup):
 
 app = typer.Typer(
     name="translate",
-    help="Image-to-image translation with GANs: train, run, and list models.",
+    help="Image-to-image translation with GANs: train, run, export, and list models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -196,13 +196,84 @@ def plugins_command(
         fields = dataclasses.fields(cls)
         console.print(f"\n{title}:" + ("" if fields else " none"))
         for f in fields:
-            default = "" if f.default is dataclasses.MISSING else f" [default: {f.default}]"
+            default = "" if f.default is dataclasses.MISSING else f" \\[default: {f.default}]"
             flag = "--" + f.name.replace("_", "-")
             console.print(f"  {flag:24} {f.metadata.get('help', '')}{default}", highlight=False)
     console.print(f"\nCore training options: translate train {name} --help")
 
 
 # ---------------------------------------------------------------------------- run
+def _split_plugin_tokens(inputs: list[Path], extra: list[str]) -> tuple[list[Path], list[str]]:
+    """Plugin options are unknown to typer, so a variadic argument may have taken them."""
+    tokens = [str(p) for p in inputs] + list(extra)
+    first = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
+    return [Path(t) for t in tokens[:first]], tokens[first:]
+
+
+def _plugin_options(model: Path, tokens: list[str]) -> dict[str, Any]:
+    """``--name value`` tokens parsed against the inference options of ``model``'s plugin
+    (a checkpoint or run folder, or an exported .onnx file)."""
+    from translate.cli.options import parse_extra_options
+    from translate.engine import checkpoint as ckpt
+    from translate.errors import CheckpointError, ConfigError, PluginError
+    from translate.registry import load_plugin
+
+    if model.suffix.lower() == ".onnx" and model.is_file():
+        from translate.export.onnx import read_metadata
+
+        name = read_metadata(model)["plugin"]
+    else:
+        name = ckpt.read_meta(ckpt.resolve_checkpoint(model))["plugin"]
+    try:
+        plugin = load_plugin(name)
+    except PluginError as exc:
+        if not tokens:
+            return {}
+        raise ConfigError(f"{tokens[0]}: plugin {name!r} is not installed ({exc})") from exc
+    except CheckpointError:
+        raise
+    return parse_extra_options(plugin.inference_config_cls, tokens)
+
+
+class _Progress:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, total: int, description: str) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty() and total > 1:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task(description, total=total)
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 @app.command(
     "run",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -212,48 +283,115 @@ def run_command(
     ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="Run folder or checkpoint folder.")
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="Run folder, checkpoint folder, or an .onnx file from translate export.",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Output folder (or file, for one input). [default: translated/]"
+            "--out", "-o", help="Output folder (or file, for one input). \\[default: translated/]"
         ),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="torch or onnx (ONNX Runtime; a checkpoint is exported once to a cached "
+            ".onnx next to it). \\[default: torch; onnx for an .onnx file]"
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
+    tile_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Tile side in input pixels for large images (0: never tile). "
+            "\\[default: 1024-pixel tiles for images above 1 megapixel]",
+            show_default=False,
+        ),
+    ] = None,
+    tile_overlap: Annotated[
+        int | None,
+        typer.Option(help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]"),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
+    amp: Annotated[
+        str, typer.Option(help="torch backend: none, bf16 (CPU or CUDA) or fp16 (CUDA).")
+    ] = "none",
 ) -> None:
     """Translate images with a trained model. Plugin options (e.g. --direction) follow."""
-    from translate.cli.options import parse_extra_options
-    from translate.engine import checkpoint as ckpt
     from translate.errors import ConfigError
-    from translate.inference.image_io import collect_inputs, read_image
+    from translate.inference.image_io import collect_inputs, output_path, read_image, read_size
     from translate.inference.translator import Translator
-    from translate.registry import load_plugin
 
     if checkpoint is None:
-        raise ConfigError("no model given: pass --checkpoint RUN_OR_CHECKPOINT_FOLDER")
-    # plugin options are unknown to typer, so the variadic INPUTS argument may have taken them
-    tokens = [str(p) for p in inputs] + list(ctx.args)
-    first = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
-    files = collect_inputs([Path(t) for t in tokens[:first]])
-    extra = tokens[first:]
-    meta = ckpt.read_meta(ckpt.resolve_checkpoint(checkpoint))
-    plugin = load_plugin(meta["plugin"])
-    options = parse_extra_options(plugin.inference_config_cls, extra)
-    translator = Translator.from_checkpoint(checkpoint, device=device, options=options)
-    single_file = (
-        out is not None
-        and len(files) == 1
-        and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+        raise ConfigError("no model given: pass --checkpoint RUN_OR_CHECKPOINT_FOLDER_OR_ONNX")
+    paths, extra = _split_plugin_tokens(inputs, ctx.args)
+    files = collect_inputs(paths)
+    options = _plugin_options(checkpoint, extra)
+    translator = Translator.from_checkpoint(
+        checkpoint,
+        device=device,
+        options=options,
+        backend=backend,
+        amp=amp,
+        tile_size=tile_size,
+        tile_overlap=tile_overlap,
+        batch_size=batch_size,
     )
+    sizes = [read_size(path) for path in files]  # headers only: bad files fail up front
+    single_file = out is not None and len(files) == 1 and output_path(out) is not None
     out_dir = (out.parent if single_file else out) if out is not None else Path("translated")
     out_dir.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"model: {translator.name} from {checkpoint}", err=True)
-    for path in files:
-        result = translator(read_image(path))[0]
-        target = out if single_file and out is not None else out_dir / f"{path.stem}.png"
-        result.save(target)
-        typer.echo(str(target))
+    typer.echo(f"model: {translator.describe()} from {checkpoint}", err=True)
+    with _Progress(len(files), "translating") as progress:
+        for idx in translator.batches(sizes):
+            results = translator([read_image(files[i]) for i in idx])
+            for i, result in zip(idx, results, strict=True):
+                target = out if single_file and out else out_dir / f"{files[i].stem}.png"
+                result.save(target)
+                typer.echo(str(target))
+            progress.advance(len(idx))
+
+
+# ---------------------------------------------------------------------------- export
+@app.command(
+    "export",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+@report_errors
+def export_command(
+    ctx: typer.Context,
+    checkpoint: Annotated[Path, typer.Argument(help="Run folder or checkpoint folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")] = Path(
+        "model.onnx"
+    ),
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="Half-precision weights and arithmetic (fp32 I/O).")
+    ] = False,
+    opset: Annotated[
+        int | None, typer.Option(help="ONNX opset. \\[default: the exporter's]", show_default=False)
+    ] = None,
+    exporter: Annotated[
+        str, typer.Option(help="dynamo (torch.export) or torchscript (legacy tracer).")
+    ] = "dynamo",
+) -> None:
+    """Export a model to ONNX (dynamic batch and size, metadata), checked against PyTorch.
+    Plugin options (e.g. --direction b2a) follow."""
+    from translate.errors import ConfigError
+    from translate.export.onnx import export_onnx
+
+    if ctx.args and not ctx.args[0].startswith("--"):
+        raise ConfigError(f"unexpected argument {ctx.args[0]!r}")
+    options = _plugin_options(checkpoint, list(ctx.args))
+    typer.echo(f"exporting {checkpoint} ...", err=True)
+    result = export_onnx(
+        checkpoint, out, options=options, fp16=fp16, opset=opset, exporter=exporter
+    )
+    typer.echo(result.summary(), err=True)
+    typer.echo(str(result.path))
 
 
 def main() -> None:

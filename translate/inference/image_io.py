@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from translate.data.images import IMAGE_EXTENSIONS, list_images, load_rgb
+from translate.data.images import IMAGE_EXTENSIONS, image_size, list_images, load_rgb
 from translate.errors import DataError
 
 
@@ -43,10 +43,30 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read_image(path: Path) -> Image.Image:
-    """An input image as RGB; errors name the file."""
+#: Suffixes that make ``--out`` a file name rather than a folder (formats PIL writes).
+OUTPUT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+def _check_suffix(path: Path) -> None:
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise DataError(
             f"{path}: not an image file (expected {', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
+
+
+def read_image(path: Path) -> Image.Image:
+    """An input image as RGB; errors name the file."""
+    _check_suffix(path)
     return load_rgb(path)
+
+
+def read_size(path: Path) -> tuple[int, int]:
+    """An input image's (width, height) from its header (batches are planned before any
+    image is decoded); errors name the file."""
+    _check_suffix(path)
+    return image_size(path)
+
+
+def output_path(out: Path) -> Path | None:
+    """``out`` when it names an image file (by its suffix), else None (a folder)."""
+    return out if out.suffix.lower() in OUTPUT_SUFFIXES else None

@@ -1,0 +1,454 @@
+"""ONNX export of any plugin's inference module, checked against PyTorch in ONNX Runtime.
+
+``export_onnx(checkpoint, out)`` rebuilds the checkpoint exactly as ``translate run`` does (eval
+mode, EMA weights when present, the plugin's inference options), exports the plugin's
+``inference_module`` with dynamic batch, height and width, stores everything needed to run it
+as ONNX metadata, then runs the file in ONNX Runtime on random inputs at two sizes and refuses
+to write it if any output differs from PyTorch by more than ``FP32_TOLERANCE`` (1e-4; fp16:
+``FP16_TOLERANCE`` against the fp32 PyTorch output).
+
+Exporter: ``torch.onnx.export(..., dynamo=True)`` (torch.export based, the default since
+PyTorch 2.9). Height and width are declared as ``multiple_of * k`` (derived dimensions), so
+the exported graph states the size contract; it gives clean graphs (batch norm folded into the
+convolutions, plain ``Pad(reflect)``, one ``InstanceNormalization`` per layer) and fails loudly
+on data-dependent control flow instead of silently tracing one branch. ``exporter="torchscript"``
+(the legacy tracer, deprecated by PyTorch) remains as an escape hatch; the parity check guards
+both.
+
+Metadata (``metadata_props``, all strings): producer, plugin, plugin_version,
+translate_version, torch_version, opset, step, multiple_of, minimum, scale, value_range,
+input_channels, output_channels, inference_options (JSON; each option also under its own name,
+e.g. ``direction``), plugin_config (JSON), ema (JSON list of models with EMA weights),
+precision (fp32/fp16), instance_norm, exporter, and palette (JSON) when the plugin config has
+one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import translate
+from translate.config import config_to_dict
+from translate.errors import CheckpointError, ConfigError, ExportError, TranslateError
+from translate.inference.tiling import padded_size
+from translate.plugin import SizeRequirements
+
+if TYPE_CHECKING:  # pragma: no cover
+    from translate.inference.translator import LoadedModel
+
+log = logging.getLogger(__name__)
+
+FP32_TOLERANCE = 1e-4
+#: fp16 weights and activations against the fp32 PyTorch output, in [-1, 1] units (about 4
+#: grey levels of 255); measured worst case on the default generators: see the README.
+FP16_TOLERANCE = 3e-2
+INPUT_NAME, OUTPUT_NAME = "input", "output"
+EXPORTERS = ("dynamo", "torchscript")
+PRODUCER = "translate"
+REQUIRED_KEYS = ("plugin", "multiple_of", "minimum", "scale", "input_channels")
+_TWO_GB = 2**31 - 2**24
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``export_onnx`` wrote and how it was checked."""
+
+    path: Path
+    checks: list[tuple[tuple[int, ...], float]]  # (input shape, max |ORT - torch|)
+    tolerance: float
+    checked_with: str | None  # ORT provider of the parity run; None when it was skipped
+    note: str
+    metadata: dict[str, str]
+    seconds: float
+
+    def summary(self) -> str:
+        size = self.path.stat().st_size / 2**20
+        head = f"wrote {self.path} ({size:.1f} MB, {self.metadata.get('precision')})"
+        if self.checked_with is None:
+            return f"{head}; parity NOT checked: {self.note}"
+        diffs = ", ".join(f"{d:.1e} at {'x'.join(map(str, s))}" for s, d in self.checks)
+        return (
+            f"{head}; ONNX Runtime ({self.checked_with}) vs PyTorch max |diff| {diffs} "
+            f"(tolerance {self.tolerance:.0e})"
+        )
+
+
+# ---------------------------------------------------------------------------- module
+def _option_flags(opts: Any) -> str:
+    """Non-default inference options as command-line flags, e.g. ``--test-time-dropout``."""
+    if opts is None or not dataclasses.is_dataclass(opts):
+        return ""
+    defaults = type(opts)()
+    flags = []
+    for f in dataclasses.fields(opts):
+        value = getattr(opts, f.name)
+        if value != getattr(defaults, f.name):
+            flag = "--" + f.name.replace("_", "-")
+            flags.append(flag if value is True else f"{flag} {value}")
+    return " ".join(flags)
+
+
+def exportable_module(loaded: LoadedModel) -> nn.Module:
+    """A copy of the inference module fit for export: deterministic (refuses training-mode
+    layers, i.e. test-time dropout or batch statistics) and without parametrisations (spectral
+    norm is folded into the weights it produces in eval mode)."""
+    from torch.nn.utils import parametrize
+
+    active = [m for m in loaded.module.modules() if m.training]
+    if active:
+        stochastic = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+        kinds = sorted({type(m).__name__ for m in active if isinstance(m, stochastic)})
+        flags = _option_flags(loaded.opts) or "these inference options"
+        raise ConfigError(
+            f"{loaded.plugin.name}: cannot export with {flags}: the model then runs "
+            f"{', '.join(kinds or [type(loaded.module).__name__])} in training mode (random "
+            "dropout, batch statistics), which no ONNX file reproduces; export without it"
+        )
+    module = copy.deepcopy(loaded.module).cpu().float().eval()
+    for sub in module.modules():
+        if parametrize.is_parametrized(sub):
+            for name in list(sub.parametrizations.keys()):
+                parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
+    module.requires_grad_(False)
+    return module
+
+
+class _Half(nn.Module):
+    """fp16 weights and arithmetic behind fp32 inputs and outputs (casts inside the graph), so
+    callers and the runtime need not know the precision."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module.half()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x.half()).float()
+
+
+def parity_inputs(req: SizeRequirements, channels: int) -> list[Tensor]:
+    """Two random inputs in [-1, 1]: (2, C, s, s) at the smallest convenient size and
+    (1, C, h, w), non-square and larger, to catch sizes baked into the graph."""
+    base = padded_size(max(req.minimum, req.multiple_of, 32), req)
+    m = req.multiple_of
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(2, channels, base, base), (1, channels, base + m, 2 * base + m)]
+    return [torch.rand(*s, generator=gen) * 2 - 1 for s in shapes]
+
+
+def _dynamic_dims(req: SizeRequirements) -> tuple[dict[int, Any], tuple[int, int]]:
+    from torch.export import Dim
+
+    m = req.multiple_of
+    lo = max(1, math.ceil(req.minimum / m))
+    batch = Dim("batch", min=1, max=4096)
+    if m > 1:
+        height, width = m * Dim("height_blocks", min=lo), m * Dim("width_blocks", min=lo)
+        # example sizes avoid 1 (specialised by torch.export) and equal sides (unified)
+        example = (m * max(lo, 2), m * (max(lo, 2) + 1))
+    else:
+        height, width = Dim("height", min=lo), Dim("width", min=lo)
+        example = (max(lo, 16), max(lo, 16) + 1)
+    return {0: batch, 2: height, 3: width}, example
+
+
+def export_proto(
+    module: nn.Module,
+    req: SizeRequirements,
+    channels: int,
+    *,
+    fp16: bool = False,
+    opset: int | None = None,
+    exporter: str = "dynamo",
+) -> Any:
+    """The ``onnx.ModelProto`` of ``module`` with dynamic batch, height and width."""
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"exporter: {exporter!r} is not one of {', '.join(EXPORTERS)}")
+    wrapped = _Half(module) if fp16 else module
+    dims, (h, w) = _dynamic_dims(req)
+    example = torch.zeros(2, channels, h, w)
+    kwargs: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+    if opset is not None:
+        kwargs["opset_version"] = opset
+    noise = io.StringIO()
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(noise),
+            torch.no_grad(),
+        ):
+            warnings.simplefilter("ignore")
+            if exporter == "dynamo":
+                program = torch.onnx.export(
+                    wrapped,
+                    (example,),
+                    dynamo=True,
+                    dynamic_shapes=(dims,),
+                    optimize=True,
+                    verbose=False,
+                    **kwargs,
+                )
+                return program.model_proto
+            import onnx
+
+            buffer = io.BytesIO()
+            axes = {0: "batch", 2: "height", 3: "width"}
+            torch.onnx.export(
+                wrapped,
+                (example,),
+                buffer,
+                dynamo=False,
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                **kwargs,
+            )
+            return onnx.load_from_string(buffer.getvalue())
+    except TranslateError:
+        raise
+    except Exception as exc:
+        log.debug("torch.onnx.export failed", exc_info=True)
+        other = "torchscript" if exporter == "dynamo" else "dynamo"
+        raise ExportError(
+            f"torch.onnx.export ({exporter}) failed: {_first_line(exc)}; try --exporter {other}"
+        ) from exc
+
+
+# ---------------------------------------------------------------------------- metadata
+def build_metadata(
+    loaded: LoadedModel,
+    *,
+    channels: tuple[int, int],
+    fp16: bool,
+    opset: int,
+    exporter: str,
+    instance_norm: bool,
+) -> dict[str, str]:
+    from translate.registry import discover
+
+    req = loaded.requirements
+    info = discover().get(loaded.plugin.name)
+    options = config_to_dict(loaded.opts) if dataclasses.is_dataclass(loaded.opts) else {}
+    md = {
+        "producer": PRODUCER,
+        "plugin": loaded.plugin.name,
+        "plugin_version": info.version if info else "?",
+        "translate_version": translate.__version__,
+        "torch_version": torch.__version__,
+        "opset": str(opset),
+        "step": str(loaded.meta.get("step", "")),
+        "multiple_of": str(req.multiple_of),
+        "minimum": str(req.minimum),
+        "scale": str(req.scale),
+        "value_range": "[-1,1]",
+        "input_channels": str(channels[0]),
+        "output_channels": str(channels[1]),
+        "inference_options": json.dumps(options, sort_keys=True),
+        "plugin_config": json.dumps(config_to_dict(loaded.plugin_cfg), sort_keys=True),
+        "ema": json.dumps(loaded.ema),
+        "precision": "fp16" if fp16 else "fp32",
+        "instance_norm": "true" if instance_norm else "false",
+        "exporter": exporter,
+    }
+    palette = getattr(loaded.plugin_cfg, "palette", None)
+    if palette is not None:
+        md["palette"] = json.dumps(palette, default=str)
+    for key, value in options.items():  # e.g. "direction": "a2b", next to the JSON
+        md.setdefault(key, value if isinstance(value, str) else json.dumps(value))
+    return md
+
+
+def read_metadata(path: Path | str) -> dict[str, str]:
+    """The translate metadata of an exported model; one-line CheckpointErrors for a missing
+    file, a file that is not ONNX, or an ONNX model that ``translate export`` did not write."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: ONNX model not found")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise CheckpointError(f"{path}: not an ONNX model ({_first_line(exc)})") from None
+    if not proto.ir_version or not proto.graph.node:
+        raise CheckpointError(f"{path}: not an ONNX model (no graph in it)")
+    md = {p.key: p.value for p in proto.metadata_props}
+    missing = [k for k in REQUIRED_KEYS if k not in md]
+    if md.get("producer") != PRODUCER or missing:
+        raise CheckpointError(
+            f"{path}: an ONNX model without translate metadata (missing "
+            f"{', '.join(missing) or 'producer'}); export it with `translate export`"
+        )
+    return md
+
+
+# ---------------------------------------------------------------------------- export
+def export_onnx(
+    checkpoint: Path | str,
+    out: Path | str,
+    *,
+    options: dict[str, Any] | None = None,
+    fp16: bool = False,
+    opset: int | None = None,
+    exporter: str = "dynamo",
+) -> ExportResult:
+    """Export a checkpoint (or run folder) to ``out`` and check it against PyTorch."""
+    from translate.inference.translator import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint, options=options, device="cpu")
+    return export_loaded(loaded, Path(out), fp16=fp16, opset=opset, exporter=exporter)
+
+
+def export_loaded(
+    loaded: LoadedModel,
+    out: Path,
+    *,
+    fp16: bool = False,
+    opset: int | None = None,
+    exporter: str = "dynamo",
+) -> ExportResult:
+    """Export an already loaded model; the file appears at ``out`` only once it passed."""
+    import onnx
+
+    from translate.inference.translator import probe_channels, uses_instance_norm
+
+    start = time.perf_counter()
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ConfigError(f"out: {out} should end in .onnx")
+    if out.is_dir():
+        raise ConfigError(f"out: {out} is a folder; give a file name ending in .onnx")
+    module = exportable_module(loaded)
+    req = loaded.requirements
+    in_ch = probe_channels(loaded.plugin, loaded.plugin_cfg, req)
+    inputs = parity_inputs(req, in_ch)
+    with torch.inference_mode():
+        refs = [module(x) for x in inputs]
+    for x, y in zip(inputs, refs, strict=True):
+        want = (x.shape[-2] * req.scale, x.shape[-1] * req.scale)
+        if tuple(y.shape[-2:]) != want:
+            raise ExportError(
+                f"{loaded.plugin.name}: inference module maps {tuple(x.shape)} to "
+                f"{tuple(y.shape)}, not to the size_requirements' scale {req.scale}"
+            )
+    proto = export_proto(module, req, in_ch, fp16=fp16, opset=opset, exporter=exporter)
+    used_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    metadata = build_metadata(
+        loaded,
+        channels=(in_ch, int(refs[0].shape[1])),
+        fp16=fp16,
+        opset=used_opset,
+        exporter=exporter,
+        instance_norm=uses_instance_norm(module),
+    )
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name, proto.producer_version = PRODUCER, translate.__version__
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        if proto.ByteSize() > _TWO_GB:  # protobuf's limit: weights go to a side file
+            onnx.save_model(
+                proto, str(tmp), save_as_external_data=True, location=f"{out.name}.data"
+            )
+        else:
+            onnx.save_model(proto, str(tmp))
+        del proto
+        tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
+        checks, provider, note = check_parity(
+            tmp, inputs, refs, tolerance=tolerance, fp16=fp16, shown_as=out
+        )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(
+        path=out,
+        checks=checks,
+        tolerance=tolerance,
+        checked_with=provider,
+        note=note,
+        metadata=metadata,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def check_parity(
+    path: Path,
+    inputs: Sequence[Tensor],
+    refs: Sequence[Tensor],
+    *,
+    tolerance: float,
+    fp16: bool = False,
+    shown_as: Path | None = None,
+) -> tuple[list[tuple[tuple[int, ...], float]], str | None, str]:
+    """Run ``path`` in ONNX Runtime on ``inputs`` and compare with the PyTorch ``refs``.
+
+    The CPU provider runs the check (always present, reproducible). An fp16 model that the CPU
+    provider cannot run is checked on CUDA when a GPU exists, and otherwise left unchecked with
+    a note saying so. Raises ExportError when the largest difference exceeds ``tolerance``.
+    """
+    import onnxruntime as ort
+
+    from translate.inference.backends import CUDA, cuda_device_present, session_options
+
+    name = shown_as or path
+    attempts = ["CPUExecutionProvider"]
+    if fp16 and cuda_device_present() and CUDA in ort.get_available_providers():
+        attempts.append(CUDA)
+    outputs: list[np.ndarray] | None = None
+    provider: str | None = None
+    error: Exception | None = None
+    for provider in attempts:
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=session_options(), providers=[provider]
+            )
+            outputs = [session.run(None, {INPUT_NAME: x.numpy()})[0] for x in inputs]
+            break
+        except Exception as exc:  # onnxruntime's own exception types
+            error = exc
+    if outputs is None:
+        if fp16:
+            note = f"no ONNX Runtime provider here runs this fp16 model ({_first_line(error)})"
+            log.warning("%s: %s", name, note)
+            return [], None, note
+        raise ExportError(f"{name}: ONNX Runtime cannot run the export ({_first_line(error)})")
+    checks: list[tuple[tuple[int, ...], float]] = []
+    for x, y, ref in zip(inputs, outputs, refs, strict=True):
+        if y.shape != tuple(ref.shape):
+            raise ExportError(
+                f"{name}: ONNX Runtime output {y.shape} differs in shape from PyTorch's "
+                f"{tuple(ref.shape)} for input {tuple(x.shape)}"
+            )
+        diff = float(np.abs(y.astype(np.float64) - ref.double().numpy()).max())
+        checks.append((tuple(x.shape), diff if math.isfinite(diff) else math.inf))
+    worst_shape, worst = max(checks, key=lambda c: c[1])
+    if not worst <= tolerance:
+        raise ExportError(
+            f"{name}: ONNX Runtime disagrees with PyTorch: max |difference| {worst:.2e} > "
+            f"{tolerance:.0e} on a {'x'.join(map(str, worst_shape))} input; not written"
+        )
+    return checks, provider, ""
+
+
+def _first_line(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
