@@ -120,28 +120,11 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
 
     # ------------------------------------------------------------------ models
     def build_models(self, cfg: CycleGANConfig) -> dict[str, nn.Module]:
-        from translate.nn import PatchDiscriminator, ResnetGenerator, UnetGenerator, init_weights
+        from translate.nn import PatchDiscriminator, init_weights
+        from translate.nn.factory import build_generator
 
         def generator() -> nn.Module:
-            if cfg.generator == "unet":
-                g: nn.Module = UnetGenerator(
-                    in_channels=3,
-                    out_channels=3,
-                    depth=cfg.unet_depth,
-                    base_channels=cfg.base_channels,
-                    norm=cfg.norm,
-                    dropout=cfg.dropout,
-                )
-            else:
-                g = ResnetGenerator(
-                    in_channels=3,
-                    out_channels=3,
-                    base_channels=cfg.base_channels,
-                    n_blocks=cfg.resnet_blocks,
-                    norm=cfg.norm,
-                    dropout=cfg.dropout,
-                )
-            return init_weights(g, scheme=cfg.init, gain=0.02)
+            return init_weights(build_generator(cfg), scheme=cfg.init, gain=0.02)
 
         def discriminator() -> nn.Module:
             d = PatchDiscriminator(

@@ -82,29 +82,11 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
             MultiscaleDiscriminator,
             PatchDiscriminator,
             PixelDiscriminator,
-            ResnetGenerator,
-            UnetGenerator,
             init_weights,
         )
+        from translate.nn.factory import build_generator
 
-        if cfg.generator == "unet":
-            g: nn.Module = UnetGenerator(
-                in_channels=3,
-                out_channels=3,
-                depth=cfg.unet_depth,
-                base_channels=cfg.base_channels,
-                norm=cfg.norm,
-                dropout=cfg.dropout,
-            )
-        else:
-            g = ResnetGenerator(
-                in_channels=3,
-                out_channels=3,
-                base_channels=cfg.base_channels,
-                n_blocks=cfg.resnet_blocks,
-                norm=cfg.norm,
-                dropout=cfg.dropout,
-            )
+        g = build_generator(cfg)
         # conditional D sees the input and the (real or fake) output, concatenated
         if cfg.discriminator == "patch":
             d: nn.Module = PatchDiscriminator(
