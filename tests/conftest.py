@@ -28,6 +28,11 @@ def paired_data(tmp_path: Path) -> Path:
     return make_paired(tmp_path / "facades", n_train=6, n_val=2)
 
 
+# a pix2pix that trains a step in well under a second (U-Net depth 5: inputs pad to 32)
+TINY_PIX2PIX_OPTIONS = dict(
+    load_size=36, crop_size=32, unet_depth=5, base_channels=8, disc_channels=8, disc_layers=2
+)
+
 TINY_PIX2PIX = [
     "--unet-depth",
     "5",

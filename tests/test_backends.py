@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import TINY_PIX2PIX_OPTIONS
 from translate.engine.loop import prepare
 from translate.errors import ConfigError
 from translate.export.onnx import export_onnx
@@ -35,12 +36,7 @@ def run_and_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     trainer = prepare(
         "pix2pix",
         data=make_paired(root / "data"),
-        load_size=36,
-        crop_size=32,
-        unet_depth=5,
-        base_channels=8,
-        disc_channels=8,
-        disc_layers=2,
+        **TINY_PIX2PIX_OPTIONS,
         max_steps=1,
         progress=False,
         run_dir=root / "run",

@@ -13,6 +13,7 @@ from onnx import helper, numpy_helper
 from PIL import Image
 from typer.testing import CliRunner
 
+from tests.conftest import TINY_PIX2PIX_OPTIONS
 from tests.test_cli import assert_user_error
 from translate.cli.main import app
 from translate.config import GANConfig
@@ -41,12 +42,7 @@ def pix2pix_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainer = prepare(
         "pix2pix",
         data=make_paired(root / "data"),
-        load_size=36,
-        crop_size=32,
-        unet_depth=5,
-        base_channels=8,
-        disc_channels=8,
-        disc_layers=2,
+        **TINY_PIX2PIX_OPTIONS,
         max_steps=1,
         progress=False,
         run_dir=root / "run",
@@ -311,12 +307,7 @@ def test_engine_transforms_and_ema_export(tmp_path: Path) -> None:
     trainer = prepare(
         "pix2pix",
         data=make_paired(tmp_path / "data"),
-        load_size=36,
-        crop_size=32,
-        unet_depth=5,
-        base_channels=8,
-        disc_channels=8,
-        disc_layers=2,
+        **TINY_PIX2PIX_OPTIONS,
         max_steps=2,
         progress=False,
         run_dir=tmp_path / "run",

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from tests.conftest import TINY_PIX2PIX
+from tests.conftest import TINY_PIX2PIX, TINY_PIX2PIX_OPTIONS
 from translate.cli.main import app, build_train_command
 from translate.config import GAN_LOSSES, GANConfig, config_from_dict
 from translate.engine import checkpoint as ckpt
@@ -299,12 +299,7 @@ def test_samples_use_the_ema_generator(data: Path, tmp_path: Path) -> None:
     trainer = prepare(
         "pix2pix",
         data=data,
-        load_size=36,
-        crop_size=32,
-        unet_depth=5,
-        base_channels=8,
-        disc_channels=8,
-        disc_layers=2,
+        **TINY_PIX2PIX_OPTIONS,
         ema_decay=0.9,
         max_steps=1,
         progress=False,
