@@ -49,6 +49,7 @@ def default_model(name: str, root: Path) -> Any:
         f.name: str(root / f.name)
         for f in dataclasses.fields(plugin.config_cls)
         if f.default is None
+        or f.default == ()  # a repeatable option that must be given (superres --data)
         or (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
     }
     cfg = config_from_dict(plugin.config_cls, required)

@@ -139,6 +139,19 @@ class PluginBase(Generic[C]):
     train_defaults: ClassVar[Mapping[str, Any]] = {}
     gan_defaults: ClassVar[Mapping[str, Any]] = {}
 
+    # -- initialisation
+    def initialize(self, models: Mapping[str, nn.Module], cfg: C) -> None:
+        """Starting weights of a fresh run (not called on resume, nor for inference), after
+        ``build_models`` and the engine's GAN transforms; e.g. load a pretrained generator.
+        Optional: the default keeps ``build_models``' initialisation."""
+
+    # -- configuration
+    def finalize_config(self, cfg: C) -> C:
+        """Complete a new run's config from its data before anything is built (e.g.
+        label2image estimates its palette); called once per run, not on resume, and the
+        result is what the checkpoint stores. Optional: the default returns ``cfg``."""
+        return cfg
+
     # -- optimisation
     def param_groups(self, models: Mapping[str, nn.Module]) -> dict[str, list[nn.Parameter]]:
         """One optimiser per model by default; names starting with "D" get ``lr_d`` (TTUR)."""
@@ -154,6 +167,15 @@ class PluginBase(Generic[C]):
     # -- inference
     def size_requirements(self, cfg: C) -> SizeRequirements:
         return SizeRequirements()
+
+    def input_channels(self, cfg: C) -> int:
+        """Channels of ``preprocess``'s output. Optional: the default probes ``preprocess``
+        with a blank RGB image; a plugin whose preprocess refuses that image overrides it."""
+        from PIL import Image
+
+        req = self.size_requirements(cfg)
+        side = -(-max(req.minimum, req.multiple_of, 8) // req.multiple_of) * req.multiple_of
+        return int(self.preprocess([Image.new("RGB", (side, side))], cfg).shape[1])
 
     def preprocess(self, images: list[Image.Image], cfg: C) -> Tensor:
         """PIL images of one size -> (B, 3, H, W) in [-1, 1]."""

@@ -55,6 +55,55 @@ def make_paired(
     return root
 
 
+#: Colours of the classes in ``make_labels``' label maps (class 0, black, is the background)
+#: and the colour each class is rendered in in its photos.
+LABEL_COLOURS = ((0, 0, 0), (230, 40, 40), (40, 200, 60), (60, 80, 230), (240, 220, 40))
+PHOTO_COLOURS = ((90, 60, 30), (210, 210, 210), (20, 110, 40), (140, 170, 220), (250, 140, 20))
+
+
+def label_pair(
+    rng: np.random.Generator, size: int = 32, n_classes: int = len(LABEL_COLOURS)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids (H, W), colour-coded label map (H, W, 3), photo (H, W, 3)): class 0 everywhere,
+    then one axis-aligned rectangle per class 1..n-1 (later ones may overlap earlier ones);
+    the photo paints each class in its ``PHOTO_COLOURS`` entry with mild noise."""
+    ids = np.zeros((size, size), np.int64)
+    for k in range(1, n_classes):
+        h, w = (int(v) for v in rng.integers(size // 4, size // 2, 2))
+        y, x = int(rng.integers(0, size - h)), int(rng.integers(0, size - w))
+        ids[y : y + h, x : x + w] = k
+    label = np.array(LABEL_COLOURS[:n_classes], np.uint8)[ids]
+    photo = np.array(PHOTO_COLOURS[:n_classes], np.float64)[ids]
+    photo = (photo + rng.normal(0, 6, photo.shape)).clip(0, 255).astype(np.uint8)
+    return ids, label, photo
+
+
+def make_labels(
+    root: Path, *, n_train: int = 6, n_val: int = 2, size: int = 32, seed: int = 0
+) -> Path:
+    """Side-by-side ``label map | photo`` PNGs (``--direction a2b``) in ``root/train`` and
+    ``root/val``: colour-coded rectangles (``LABEL_COLOURS``) and their rendering."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            _, label, photo = label_pair(rng, size)
+            Image.fromarray(np.concatenate([label, photo], 1)).save(root / split / f"{i:03d}.png")
+    return root
+
+
+def probe_image(kind: str, size: tuple[int, int], seed: int = 1) -> Image.Image:
+    """An arbitrary valid input of a dataset kind, ``size`` = (width, height): random pixels,
+    or for ``labels`` a random label map in ``make_labels``' colours (a model trained on label
+    maps rightly refuses random colours)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    if kind == "labels":
+        ids = rng.integers(0, len(LABEL_COLOURS), (h, w))
+        return Image.fromarray(np.array(LABEL_COLOURS, np.uint8)[ids])
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
 def make_unpaired(root: Path, *, n: int = 6, size: int = 32, seed: int = 0) -> Path:
     """``root/A``: red discs; ``root/B``: blue discs, at random positions on black."""
     rng = np.random.default_rng(seed)
@@ -89,8 +138,10 @@ def make_dataset(kind: str, root: Path) -> Path:
     """Write a tiny dataset of ``kind`` under ``root`` and return the folder to train on."""
     if kind not in DATASET_KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}")
-    if kind in ("paired", "labels"):
+    if kind == "paired":
         return make_paired(root)
+    if kind == "labels":
+        return make_labels(root)
     if kind == "unpaired":
         return make_unpaired(root)
     return make_single(root)
@@ -130,6 +181,8 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     )
     gan_cfg = config_from_dict(GANConfig, dict(plugin.gan_defaults))
     trainer = Trainer(plugin, cfg, train_cfg, gan_cfg, run_dir=run_dir)
+    cfg = trainer.plugin_cfg  # as completed by the plugin's finalize_config, if it has one
+    assert isinstance(cfg, plugin.config_cls), "finalize_config changed the config type"
     folder = trainer.run()
 
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -169,7 +222,7 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     assert got.min() >= -1 - 1e-4 and got.max() <= 1 + 1e-4, "output outside [-1, 1]"
 
     # any input size: an odd-sized image comes back at size * scale
-    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (29, 37, 3), dtype=np.uint8))
+    image = probe_image(plugin.dataset_kind, (37, 29))
     out = translator(image)[0]
     assert out.size == (37 * req.scale, 29 * req.scale), out.size
     assert out.mode == "RGB"
@@ -202,9 +255,11 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
 
 
 def _input_shape(plugin: Any, cfg: Any, translator: Any) -> tuple[int, int, int]:
-    """(C, H, W) of a valid inference input for the plugin (channels from preprocess)."""
+    """(C, H, W) of a valid inference input for the plugin (channels as the Translator
+    finds them: ``input_channels``, or preprocess on a blank image)."""
+    from translate.inference.translator import probe_channels
+
     req = translator.requirements
     side = max(req.minimum, req.multiple_of, 8)
     side = -(-side // req.multiple_of) * req.multiple_of
-    probe = plugin.preprocess([Image.new("RGB", (side, side))], cfg)
-    return (probe.shape[1], side, side)
+    return (probe_channels(plugin, cfg, req), side, side)

@@ -203,6 +203,68 @@ def plugins_command(
 
 
 # ---------------------------------------------------------------------------- run
+@app.command("models")
+@report_errors
+def models_command() -> None:
+    """List the shipped models (usable offline: translate run --model NAME)."""
+    from rich.console import Console
+
+    from translate.shipped import DEFAULT_MODEL, list_models, search_roots
+
+    models = list_models()
+    console = Console()
+    if not models:
+        roots = ", ".join(str(r) for r in search_roots())
+        console.print(f"no shipped models found (looked in {roots})", highlight=False)
+        return
+    # plain lines, not a table: names and paths must never be wrapped or cut
+    for m in models:
+        name = f"{m.name} (default)" if m.name == DEFAULT_MODEL else m.name
+        console.print(f"{name}  plugin {m.plugin}, x{m.scale}: {m.description}", highlight=False)
+        console.print(f"    {m.path}", highlight=False, soft_wrap=True)
+
+
+@app.command("eval")
+@report_errors
+def eval_command(
+    plugin: Annotated[str, typer.Argument(help="Plugin whose evaluation protocol to run.")],
+    data: Annotated[
+        list[Path], typer.Option("--data", "-d", help="Folder of test images (repeatable).")
+    ],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", "-c", help="Run or checkpoint folder, or an .onnx file."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="A shipped model by name. \\[default: the plugin's]"),
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help="torch or onnx.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    per_image: Annotated[bool, typer.Option(help="Also print one row per image.")] = False,
+) -> None:
+    """Evaluate a model with its plugin's protocol (superres: PSNR/SSIM on Y beside bicubic)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from translate.evaluation import evaluate
+
+    described, results = evaluate(
+        plugin, data, checkpoint=checkpoint, model=model, backend=backend, device=device
+    )
+    console = Console()
+    console.print(f"model: {described}", highlight=False)
+    for result in results:
+        means = result.means
+        table = Table("image", *means, title=f"{result.folder} ({len(result.rows)} images)")
+        if per_image:
+            for row in result.rows:
+                table.add_row(str(row["image"]), *(f"{float(row[k]):.4f}" for k in means))
+        table.add_row("[bold]mean", *(f"[bold]{v:.4f}" for v in means.values()))
+        console.print(table)
+
+
+# ---------------------------------------------------------------------------- run
 def _split_plugin_tokens(inputs: list[Path], extra: list[str]) -> tuple[list[Path], list[str]]:
     """Plugin options are unknown to typer, so a variadic argument may have taken them."""
     tokens = [str(p) for p in inputs] + list(extra)
@@ -320,14 +382,36 @@ def run_command(
     amp: Annotated[
         str, typer.Option(help="torch backend: none, bf16 (CPU or CUDA) or fp16 (CUDA).")
     ] = "none",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A shipped model by name (translate models). \\[default: the shipped default "
+            "when no --checkpoint is given]",
+            show_default=False,
+        ),
+    ] = None,
+    preview: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write what the model was given to this folder (label2image: the parsed "
+            "label map in its palette's colours), as <name>.png."
+        ),
+    ] = None,
 ) -> None:
-    """Translate images with a trained model. Plugin options (e.g. --direction) follow."""
+    """Translate images with a trained model (the shipped default when none is given).
+    Plugin options (e.g. --direction) follow."""
     from translate.errors import ConfigError
-    from translate.inference.image_io import collect_inputs, output_path, read_image, read_size
+    from translate.inference.image_io import collect_inputs, output_path, read_input, read_size
     from translate.inference.translator import Translator
 
+    if checkpoint is not None and model is not None:
+        raise ConfigError("give --checkpoint or --model, not both")
     if checkpoint is None:
-        raise ConfigError("no model given: pass --checkpoint RUN_OR_CHECKPOINT_FOLDER_OR_ONNX")
+        from translate.shipped import resolve_model
+
+        checkpoint = resolve_model(model)
     paths, extra = _split_plugin_tokens(inputs, ctx.args)
     files = collect_inputs(paths)
     options = _plugin_options(checkpoint, extra)
@@ -345,14 +429,23 @@ def run_command(
     single_file = out is not None and len(files) == 1 and output_path(out) is not None
     out_dir = (out.parent if single_file else out) if out is not None else Path("translated")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if preview is not None:
+        if not callable(getattr(translator.plugin, "preview", None)):
+            raise ConfigError(f"--preview: plugin {translator.meta['plugin']} has no preview")
+        preview.mkdir(parents=True, exist_ok=True)
     typer.echo(f"model: {translator.describe()} from {checkpoint}", err=True)
     with _Progress(len(files), "translating") as progress:
         for idx in translator.batches(sizes):
-            results = translator([read_image(files[i]) for i in idx])
+            # single-channel files stay as decoded: label maps' values are class ids
+            images = [read_input(files[i]) for i in idx]
+            results = translator(images)
             for i, result in zip(idx, results, strict=True):
                 target = out if single_file and out else out_dir / f"{files[i].stem}.png"
                 result.save(target)
                 typer.echo(str(target))
+            if preview is not None:
+                for i, shown in zip(idx, translator.preview(images), strict=True):
+                    shown.save(preview / f"{files[i].stem}.png")
             progress.advance(len(idx))
 
 
@@ -392,6 +485,89 @@ def export_command(
     )
     typer.echo(result.summary(), err=True)
     typer.echo(str(result.path))
+
+
+# ---------------------------------------------------------------------------- serve
+@app.command("serve")
+@report_errors
+def serve_command(
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="A shipped model by name (repeatable)."),
+    ] = None,
+    checkpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="[NAME=]PATH: a run or checkpoint folder (repeatable); served as NAME, "
+            "else under its plugin's name.",
+        ),
+    ] = None,
+    onnx: Annotated[
+        list[str] | None,
+        typer.Option(help="[NAME=]FILE: an .onnx file from translate export (repeatable)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    backend: Annotated[
+        str | None, typer.Option(help="torch or onnx, as for translate run. \\[default: torch]")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
+    tile_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Default tile side (0: never tile); requests may ask for their own. "
+            "\\[default: 1024-pixel tiles above 1 megapixel]",
+            show_default=False,
+        ),
+    ] = None,
+    tile_overlap: Annotated[
+        int | None, typer.Option(help="Overlap of tiles. \\[default: a quarter of the tile]")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Intra-op threads (torch and ONNX Runtime).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Inference worker threads.")] = 1,
+    queue_size: Annotated[
+        int, typer.Option(help="Requests that may wait for a worker; more get 503.")
+    ] = 16,
+    max_batch: Annotated[
+        int, typer.Option(help="Same-size queued requests translated together.")
+    ] = 4,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest request body in MB.")] = 20.0,
+    max_pixels: Annotated[
+        int, typer.Option(help="Largest image in pixels (output size: input x scale^2).")
+    ] = 4096 * 4096,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve models over HTTP: POST /v1/models/NAME/translate, a web page at /, /docs."""
+    from translate.serve import LoadSettings, ServeConfig
+    from translate.serve.server import serve
+
+    serve(
+        model or [],
+        checkpoint or [],
+        onnx or [],
+        host=host,
+        port=port,
+        settings=LoadSettings(
+            backend=backend,
+            device=device,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            batch_size=max_batch,
+            threads=threads,
+        ),
+        config=ServeConfig(
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_pixels=max_pixels,
+            workers=workers,
+            queue_size=queue_size,
+            max_batch=max_batch,
+        ),
+        access_log=access_log,
+    )
 
 
 def main() -> None:

@@ -39,17 +39,22 @@ def image_size(path: Path) -> tuple[int, int]:
         raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
 
 
+def to_rgb(im: Image.Image) -> Image.Image:
+    """A decoded image as RGB: grayscale and palette are converted; transparency is
+    composited on white (rather than letting transparent pixels turn black)."""
+    if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, im).convert("RGB")
+    return im.convert("RGB")
+
+
 def load_rgb(path: Path) -> Image.Image:
     """Decode ``path`` fully as RGB (grayscale, palette and RGBA are converted)."""
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
-                # composite on white rather than letting transparent pixels turn black
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                return Image.alpha_composite(background, im).convert("RGB")
-            return im.convert("RGB")
+            return to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"{path}: corrupt or unreadable image ({exc})") from exc
 

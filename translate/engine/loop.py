@@ -113,6 +113,13 @@ class Trainer:
         if train_cfg.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("amp: fp16 needs a CUDA device; use --amp bf16 on CPU")
         torch.manual_seed(train_cfg.seed)
+        if resume_from is None and callable(getattr(plugin, "finalize_config", None)):
+            # a new run completes its config from the data once (label2image: the palette);
+            # a resumed run keeps the one its checkpoint stored
+            plugin_cfg = plugin.finalize_config(plugin_cfg)
+            if not isinstance(plugin_cfg, plugin.config_cls):
+                raise TypeError(f"{plugin.name}.finalize_config must return a config_cls")
+            self.plugin_cfg = plugin_cfg
 
         self.dataset = plugin.build_dataset(plugin_cfg, "train")
         if self.dataset is None or len(self.dataset) == 0:
@@ -124,6 +131,9 @@ class Trainer:
         )
         # the GAN family's architectural stabilisers act on whatever the plugin built
         built = apply_gan_transforms(plugin.build_models(plugin_cfg), gan_cfg)
+        initialize = getattr(plugin, "initialize", None)
+        if resume_from is None and initialize is not None:
+            initialize(built, plugin_cfg)  # e.g. start from a pretrained generator
         check_gan_compatible(built, gan_cfg, train_cfg)
         self.models: dict[str, nn.Module] = {
             k: m.to(self.device, memory_format=self.memory_format) for k, m in built.items()

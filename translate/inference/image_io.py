@@ -60,6 +60,31 @@ def read_image(path: Path) -> Image.Image:
     return load_rgb(path)
 
 
+#: Single-channel modes that ``read_input`` keeps as decoded (their values may be class ids).
+INDEX_MODES = frozenset({"L", "P", "I", "I;16", "I;16B", "I;16L"})
+
+
+def read_input(path: Path) -> Image.Image:
+    """An input image for ``translate run``: RGB, except single-channel images (L, P without
+    transparency, I, I;16), which stay as decoded because to a label-map plugin their values
+    are class ids (``PluginBase.preprocess`` converts them to RGB like any other image).
+    ``filename`` holds the path, as ``Image.open`` sets it, so plugins' errors can name the
+    file; errors name the file."""
+    _check_suffix(path)
+    try:
+        with Image.open(path) as im:
+            keep = im.mode in INDEX_MODES and "transparency" not in im.info
+            if keep:
+                im.load()
+                image = im.copy()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt or unreadable image ({exc})") from exc
+    if not keep:
+        image = load_rgb(path)
+    image.filename = str(path)  # type: ignore[attr-defined]
+    return image
+
+
 def read_size(path: Path) -> tuple[int, int]:
     """An input image's (width, height) from its header (batches are planned before any
     image is decoded); errors name the file."""

@@ -160,7 +160,10 @@ def load_checkpoint(
 
 
 def probe_channels(plugin: Any, cfg: Any, req: SizeRequirements) -> int:
-    """Channels of the module's input, from the plugin's ``preprocess`` on a blank image."""
+    """Channels of the module's input: the plugin's ``input_channels(cfg)`` when it has one,
+    else its ``preprocess`` on a blank image."""
+    if callable(getattr(plugin, "input_channels", None)):
+        return int(plugin.input_channels(cfg))
     side = padded_size(max(req.minimum, req.multiple_of), req)
     return int(plugin.preprocess([Image.new("RGB", (side, side))], cfg).shape[1])
 
@@ -437,6 +440,24 @@ class Translator:
         """One line: model and backend, for logs."""
         return f"{self.name} on {self.backend.describe()}"
 
+    def with_tiling(self, tile_size: int | None, tile_overlap: int | None = None) -> Translator:
+        """This model (sharing its backend and weights) with other tiling settings: what a
+        server does for a request that asks for its own ``tile_size``. A tile the model cannot
+        take is refused here (``ConfigError``)."""
+        return Translator(
+            self.backend,
+            plugin=self.plugin,
+            plugin_cfg=self.plugin_cfg,
+            requirements=self.requirements,
+            meta=self.meta,
+            opts=self.opts,
+            in_channels=self.in_channels,
+            instance_norm=self.instance_norm,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            batch_size=self.batch_size,
+        )
+
     # -------------------------------------------------------------- running
     def _tile_for(self, h: int, w: int) -> int | None:
         auto = self.tile_size is None
@@ -497,3 +518,12 @@ class Translator:
             for i, image in zip(idx, y, strict=True):
                 out[i] = image
         return out  # type: ignore[return-value]
+
+    def preview(self, images: Image.Image | Sequence[Image.Image]) -> list[Image.Image]:
+        """What the model is given, drawn for people (label2image: the parsed label map in its
+        palette's colours), for plugins with a ``preview(images, cfg)`` method."""
+        preview = getattr(self.plugin, "preview", None)
+        if not callable(preview) or self.plugin_cfg is None:
+            raise ConfigError(f"preview: plugin {self.meta['plugin']} has no input preview")
+        batch = [images] if isinstance(images, Image.Image) else list(images)
+        return [preview([image], self.plugin_cfg)[0] for image in batch]

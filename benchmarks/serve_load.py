@@ -1,0 +1,249 @@
+"""A bounded load on ``translate serve`` over loopback: latency, throughput, errors, memory.
+
+Starts ``translate serve`` as a child process on a free 127.0.0.1 port, waits until it is
+ready, sends --warmup untimed requests, then --requests POSTs of --size x --size PNG images with
+--concurrency in flight (httpx, asyncio), and prints:
+
+    latency p50 / p95 / p99 / max (client side, ms), throughput (requests/s, images/s),
+    status counts (5xx must be 0: the exit code is 1 otherwise), the server-side processing
+    and queueing times, micro-batch sizes, and the server's resident memory (before the load
+    and its peak, VmHWM).
+
+    python benchmarks/serve_load.py                          # a tiny pix2pix trained here
+    python benchmarks/serve_load.py --checkpoint runs/pix2pix-... --requests 300 --concurrency 8
+    python benchmarks/serve_load.py --model NAME --backend onnx --workers 2
+
+Without --checkpoint/--model/--onnx a tiny pix2pix (U-Net depth 5, 8 channels) is trained for
+two steps on generated data in a temporary folder: that measures the service's own overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def tiny_checkpoint(root: Path) -> Path:
+    from translate.engine.loop import prepare
+    from translate.testing import make_paired
+
+    trainer = prepare(
+        "pix2pix",
+        data=make_paired(root / "data"),
+        load_size=36,
+        crop_size=32,
+        unet_depth=5,
+        base_channels=8,
+        disc_channels=8,
+        disc_layers=2,
+        max_steps=2,
+        progress=False,
+        run_dir=root / "run",
+    )
+    return trainer.run()
+
+
+def make_images(n: int, size: int, seed: int = 0) -> list[bytes]:
+    """``n`` distinct PNGs: smooth gradients with a few shapes (compress like photos do)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    out = []
+    yy, xx = np.mgrid[:size, :size] / size
+    for _ in range(n):
+        f = rng.uniform(1, 4, 3)
+        base = np.stack([np.sin(f[c] * (xx + yy * c) * np.pi) for c in range(3)], -1)
+        image = Image.fromarray(((base * 0.5 + 0.5) * 255).astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(4):
+            x0, y0 = (int(v) for v in rng.integers(0, size - 8, 2))
+            w, h = (int(v) for v in rng.integers(8, size // 2, 2))
+            draw.rectangle(
+                (x0, y0, x0 + w, y0 + h), fill=tuple(int(v) for v in rng.integers(0, 255, 3))
+            )
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def rss_bytes(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+async def run_load(
+    url: str, model: str, images: list[bytes], *, requests: int, concurrency: int, params: dict
+) -> tuple[list[dict[str, Any]], float]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    results: list[dict[str, Any]] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+
+        async def worker() -> None:
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                try:
+                    res = await client.post(
+                        f"/v1/models/{model}/translate",
+                        content=images[i % len(images)],
+                        headers={"Content-Type": "image/png"},
+                        params=params,
+                    )
+                    status, headers = res.status_code, res.headers
+                except httpx.HTTPError as exc:
+                    status, headers = f"transport error ({exc.__class__.__name__})", {}
+                results.append(
+                    {
+                        "status": status,
+                        "latency": time.perf_counter() - started,
+                        "server_ms": float(headers.get("x-processing-time-ms", "nan")),
+                        "queue_ms": float(headers.get("x-queue-time-ms", "nan")),
+                        "batch": int(headers.get("x-batch-size", "0")),
+                    }
+                )
+
+        wall = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - wall
+    return results, wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", help="Run or checkpoint folder to serve.")
+    source.add_argument("--model", help="A shipped model by name.")
+    source.add_argument("--onnx", help="An .onnx file from translate export.")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--size", type=int, default=256, help="Image side in pixels.")
+    parser.add_argument("--distinct", type=int, default=16, help="Distinct images sent in turn.")
+    parser.add_argument("--warmup", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="translate serve --workers")
+    parser.add_argument("--max-batch", type=int, default=4, help="translate serve --max-batch")
+    parser.add_argument("--queue-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="Server intra-op threads.")
+    parser.add_argument("--backend", default=None, help="torch or onnx")
+    parser.add_argument("--format", default="png", help="Output format: png, jpeg, webp.")
+    args = parser.parse_args()
+
+    import httpx
+
+    from translate.serve.process import ServerProcess
+
+    tmp = tempfile.TemporaryDirectory(prefix="serve-load-")
+    if args.checkpoint:
+        serve_args = ["--checkpoint", f"bench={args.checkpoint}"]
+        what = args.checkpoint
+    elif args.model:
+        serve_args = ["--model", args.model]
+        what = f"shipped model {args.model}"
+    elif args.onnx:
+        serve_args = ["--onnx", f"bench={args.onnx}"]
+        what = args.onnx
+    else:
+        print("training a tiny pix2pix (2 steps) to serve ...", file=sys.stderr)
+        serve_args = ["--checkpoint", f"bench={tiny_checkpoint(Path(tmp.name))}"]
+        what = "tiny pix2pix (U-Net depth 5, 8 channels, trained 2 steps)"
+    model = args.model or "bench"
+    serve_args += ["--workers", str(args.workers), "--max-batch", str(args.max_batch)]
+    serve_args += ["--queue-size", str(args.queue_size), "--no-access-log"]
+    serve_args += ["--tile-size", "0"]  # the images are small; never tile
+    if args.threads is not None:
+        serve_args += ["--threads", str(args.threads)]
+    if args.backend:
+        serve_args += ["--backend", args.backend]
+
+    images = make_images(args.distinct, args.size)
+    params = {"format": args.format}
+    with ServerProcess(serve_args, startup_timeout=600) as server:
+        asyncio.run(
+            run_load(server.url, model, images, requests=args.warmup, concurrency=2, params=params)
+        )
+        rss_before = rss_bytes(server.pid)
+        results, wall = asyncio.run(
+            run_load(
+                server.url,
+                model,
+                images,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                params=params,
+            )
+        )
+        peak = server.peak_rss_bytes()
+        listed = httpx.get(f"{server.url}/v1/models").json()["models"][0]
+    tmp.cleanup()
+
+    codes = collections.Counter(str(r["status"]) for r in results)
+    ok = [r for r in results if r["status"] == 200]
+    server_errors = sum(n for code, n in codes.items() if not code.isdigit() or int(code) >= 500)
+    lat = [r["latency"] * 1000 for r in ok]
+    batches = collections.Counter(r["batch"] for r in ok)
+    cpu = os.cpu_count()
+    print(f"model: {what} ({listed['plugin']}, backend {listed['backend']} on {listed['device']})")
+    print(
+        f"load: {args.requests} requests, {args.concurrency} concurrent, {args.size}x{args.size} "
+        f"PNG in, {args.format} out; server --workers {args.workers} --max-batch "
+        f"{args.max_batch} --threads {args.threads or 'default'}; {cpu} CPUs, loopback"
+    )
+    if lat:
+        print(
+            f"latency ms: p50 {percentile(lat, 0.5):.1f}  p95 {percentile(lat, 0.95):.1f}  "
+            f"p99 {percentile(lat, 0.99):.1f}  max {max(lat):.1f}  mean {statistics.mean(lat):.1f}"
+        )
+        server_ms = [r["server_ms"] for r in ok]
+        queue_ms = [r["queue_ms"] for r in ok]
+        print(
+            f"server-side ms: processing p50 {percentile(server_ms, 0.5):.1f} "
+            f"p95 {percentile(server_ms, 0.95):.1f}; queued p50 {percentile(queue_ms, 0.5):.1f} "
+            f"p95 {percentile(queue_ms, 0.95):.1f}"
+        )
+    print(
+        f"throughput: {len(ok) / wall:.2f} requests/s "
+        f"({len(ok) * args.size * args.size / wall / 1e6:.2f} Mpixel/s) over {wall:.1f} s"
+    )
+    print(f"status: {dict(sorted(codes.items()))}; 5xx/transport errors: {server_errors}")
+    print(f"micro-batch sizes: {dict(sorted(batches.items()))}")
+    mb = 1024 * 1024
+    before = f"{rss_before / mb:.0f} MiB" if rss_before else "?"
+    print(
+        f"server RSS: {before} after warm-up, peak {peak / mb:.0f} MiB" if peak else "server RSS: ?"
+    )
+    return 1 if server_errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Label map + photo pairs, read in the paired layouts of ``translate.data.paired``.
+
+Side-by-side ``A|B`` files or ``A/`` and ``B/`` folders; ``--direction`` says which side is the
+label map (facades: ``b2a``, the map is on the right). Label maps are decoded in their own
+mode (index PNGs stay class ids) and parsed to class ids before augmentation; the geometry is
+shared, with nearest-neighbour resizing for the ids (never blending two classes into a third).
+
+Items: ``{"input": (L, S, S) one-hot (+ instance edges) in {0, 1}, "target": (3, S, S) in
+[-1, 1], "labels": (S, S) int64 ids (-1: don't care), "path": str}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from translate.data import transforms
+from translate.data.paired import find_pairs, index_seed
+from translate.errors import DataError
+from translate_label2image.palette import INDEX_MODES, instance_edges, label_ids, palette_array
+
+
+def open_image(path: Path) -> Image.Image:
+    """Decode ``path`` in its own mode (RGBA and transparent palettes composited on white)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                return Image.alpha_composite(background, im).convert("RGB")
+            if im.mode not in INDEX_MODES and im.mode != "RGB":
+                return im.convert("RGB")
+            return im.copy()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt or unreadable image ({exc})") from exc
+
+
+def split_pair(
+    a_path: Path, b_path: Path | None, direction: str
+) -> tuple[Image.Image, Image.Image]:
+    """(label map, photo) of one pair; the photo as RGB, the label map in its own mode."""
+    if b_path is None:
+        ab = open_image(a_path)
+        w, h = ab.size
+        a, b = ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h))
+    else:
+        a, b = open_image(a_path), open_image(b_path)
+    label, photo = (b, a) if direction == "b2a" else (a, b)
+    return label, photo.convert("RGB")
+
+
+def label_sources(
+    folder: Path, direction: str, *, limit: int = 0
+) -> Iterator[tuple[Path, Image.Image]]:
+    """(file, label map) of the pairs in ``folder``, decoded one at a time (palette
+    estimation, format detection); ``limit > 0``: at most that many, evenly spaced."""
+    pairs = find_pairs(folder)
+    if 0 < limit < len(pairs):
+        pairs = pairs[:: -(-len(pairs) // limit)]
+    for a_path, b_path in pairs:
+        label, _ = split_pair(a_path, b_path, direction)
+        yield (b_path if (b_path is not None and direction == "b2a") else a_path), label
+
+
+def label_pipeline(*, load_size: int, crop_size: int, flip: bool, train: bool) -> A.Compose:
+    """Resize (bilinear photo, nearest ids), random crop, flip; one geometry for all."""
+    if train:
+        steps: list[Any] = [A.Resize(load_size, load_size)]
+        if crop_size < load_size:
+            steps.append(A.RandomCrop(crop_size, crop_size))
+        if flip:
+            steps.append(A.HorizontalFlip(p=0.5))
+    else:
+        steps = [A.Resize(crop_size, crop_size)]
+    return A.Compose(steps, additional_targets={"instance": "mask"}, seed=0)
+
+
+def encode(ids: np.ndarray, num_classes: int, edges: np.ndarray | None) -> torch.Tensor:
+    """(H, W) ids (-1: no class) -> (num_classes [+ 1], H, W) float one-hot [+ edges]."""
+    t = torch.from_numpy(np.ascontiguousarray(ids))
+    onehot = torch.nn.functional.one_hot(t.clamp(min=0), num_classes).permute(2, 0, 1).float()
+    onehot = onehot * (t >= 0).float()  # don't-care pixels: all zeros
+    if edges is not None:
+        onehot = torch.cat([onehot, torch.from_numpy(np.ascontiguousarray(edges))[None]])
+    return onehot
+
+
+class LabelDataset(Dataset[dict[str, Any]]):
+    """Label map -> photo pairs; indexable by ``i`` or ``(i, seed)`` like ``PairedDataset``."""
+
+    def __init__(
+        self,
+        folder: Path,
+        cfg: Any,
+        *,
+        train: bool = True,
+    ):
+        self.folder = folder
+        self.cfg = cfg
+        self.pairs = find_pairs(folder)
+        self.palette = palette_array(cfg.palette)
+        self.pipeline = label_pipeline(
+            load_size=cfg.load_size, crop_size=cfg.crop_size, flip=cfg.flip, train=train
+        )
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def source(self, index: int) -> Path:
+        a_path, b_path = self.pairs[index]
+        return b_path if (b_path is not None and self.cfg.direction == "b2a") else a_path
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = key if isinstance(key, tuple) else (key, index_seed(key))
+        cfg = self.cfg
+        label, photo = split_pair(*self.pairs[index], cfg.direction)
+        if label.size != photo.size:
+            raise DataError(f"{self.source(index)}: label map and photo differ in size")
+        ids, instance = label_ids(
+            label,
+            palette=self.palette,
+            num_classes=cfg.num_classes,
+            tolerance=cfg.colour_tolerance,
+            max_unknown=cfg.max_unknown,
+            dont_care=cfg.dont_care,
+            instances=cfg.instance_edges,
+            source=str(self.source(index)),
+        )
+        self.pipeline.set_random_seed(seed)
+        extra = {"instance": instance.astype(np.int32)} if instance is not None else {}
+        out = self.pipeline(image=np.asarray(photo), mask=ids.astype(np.int32), **extra)
+        ids = out["mask"].astype(np.int64)
+        edges = instance_edges(out["instance"]) if instance is not None else None
+        return {
+            "input": encode(ids, cfg.num_classes, edges),
+            "target": transforms.to_tensor(out["image"]),
+            "labels": torch.from_numpy(ids),
+            "path": str(self.source(index)),
+        }

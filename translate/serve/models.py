@@ -1,0 +1,206 @@
+"""Served models: a ``Translator`` per model, plus its variants for per-request options.
+
+Every request runs through ``Translator`` (the inference path of ``translate run``). A plugin's
+inference options (CycleGAN's ``direction``) are baked into the inference module, so a request
+that asks for other options gets a second ``Translator`` loaded from the same checkpoint (kept
+for later requests, a few at most); a request's ``tile_size`` only needs
+``Translator.with_tiling``, which shares the backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import typing
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from translate.config import config_to_dict, field_types
+from translate.errors import ConfigError
+from translate.serve.config import ModelSource, SourceKind
+
+log = logging.getLogger(__name__)
+
+#: Option variants (other than the model's defaults) kept loaded per model; older ones are
+#: dropped and reloaded when asked for again.
+MAX_VARIANTS = 4
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How every served model is loaded: the ``translate run`` options."""
+
+    backend: str | None = None
+    device: str = "auto"
+    tile_size: int | None = None
+    tile_overlap: int | None = None
+    batch_size: int = 4
+    threads: int | None = None
+    amp: str = "none"
+
+
+def load_translator(kind: SourceKind, location: str, settings: LoadSettings) -> Any:
+    """A ``Translator`` for a shipped model name, a checkpoint folder or an .onnx file."""
+    from translate.inference.translator import Translator
+
+    common = dict(
+        device=settings.device,
+        tile_size=settings.tile_size,
+        tile_overlap=settings.tile_overlap,
+        batch_size=settings.batch_size,
+        threads=settings.threads,
+    )
+    if kind == "onnx":
+        if settings.backend not in (None, "onnx"):
+            raise ConfigError(f"--onnx {location}: an ONNX model runs on backend onnx")
+        return Translator.from_onnx(location, **common)
+    if kind == "model":
+        from translate.shipped import resolve_model
+
+        path: Path | str = resolve_model(location)
+    else:
+        path = location
+    return Translator.from_checkpoint(path, backend=settings.backend, amp=settings.amp, **common)
+
+
+def option_fields(plugin: Any) -> list[dict[str, Any]]:
+    """The plugin's inference options for clients: name, type, default, choices, help."""
+    cls = getattr(plugin, "inference_config_cls", None)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return []
+    hints = field_types(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        choices = list(typing.get_args(tp)) if typing.get_origin(tp) is typing.Literal else None
+        if tp is bool:
+            choices = [False, True]
+        default = None if f.default is dataclasses.MISSING else f.default
+        out.append(
+            {
+                "name": f.name,
+                "type": getattr(tp, "__name__", str(tp)) if choices is None else "choice",
+                "default": default,
+                "choices": choices,
+                "help": f.metadata.get("help", ""),
+            }
+        )
+    return out
+
+
+@dataclass
+class ServedModel:
+    """One model under its URL name. ``translator`` uses the load-time options; ``variant``
+    gives the one for a request's options (thread-safe: called from the worker threads)."""
+
+    source: ModelSource
+    translator: Any
+    settings: LoadSettings
+    _variants: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def plugin_name(self) -> str:
+        return str(self.translator.meta["plugin"])
+
+    @property
+    def scale(self) -> int:
+        return int(self.translator.requirements.scale)
+
+    @property
+    def option_names(self) -> list[str]:
+        return [o["name"] for o in option_fields(self.translator.plugin)]
+
+    def parse_options(self, options: Mapping[str, str]) -> Any:
+        """A request's plugin options (strings) -> the plugin's inference config; None when
+        none are given. Unknown names and bad values are ``ConfigError``s."""
+        if not options:
+            return None
+        valid = self.option_names
+        unknown = [k for k in options if k not in valid]
+        if unknown:
+            listing = ", ".join(valid) or "none"
+            raise ConfigError(
+                f"option {unknown[0]!r} is not known to model {self.name!r} "
+                f"(plugin {self.plugin_name}); its options: {listing}"
+            )
+        from translate.inference.translator import parse_options
+
+        return parse_options(self.translator.plugin, dict(options))
+
+    def check_options(self, opts: Any) -> None:
+        """Refuse options this model cannot have (an ONNX export's are fixed)."""
+        base = self.translator
+        if opts is None or opts == base.opts or self.source.kind != "onnx":
+            return
+        stored = config_to_dict(base.opts) if base.opts is not None else {}
+        raise ConfigError(
+            f"model {self.name!r} is an ONNX export made with options {stored}; "
+            "export it again (or serve its checkpoint) for other options"
+        )
+
+    def variant(self, opts: Any) -> Any:
+        """The ``Translator`` for parsed options ``opts`` (None: the model's own)."""
+        base = self.translator
+        if opts is None or opts == base.opts:
+            return base
+        self.check_options(opts)
+        with self._lock:  # one load per variant, even when several workers ask at once
+            if opts in self._variants:
+                self._variants.move_to_end(opts)
+                return self._variants[opts]
+            log.info("model %s: loading a variant for options %s", self.name, opts)
+            location = self.source.location
+            if self.source.kind == "model":
+                from translate.shipped import resolve_model
+
+                location = str(resolve_model(location))
+            from translate.inference.translator import Translator
+
+            s = self.settings
+            loaded = Translator.from_checkpoint(
+                location,
+                backend=s.backend,
+                device=s.device,
+                amp=s.amp,
+                options=config_to_dict(opts),
+                tile_size=s.tile_size,
+                tile_overlap=s.tile_overlap,
+                batch_size=s.batch_size,
+                threads=s.threads,
+            )
+            self._variants[opts] = loaded
+            while len(self._variants) > MAX_VARIANTS:
+                self._variants.popitem(last=False)
+            return loaded
+
+    def describe(self, *, max_pixels: int, max_upload_bytes: int, formats: list[str]) -> dict:
+        """What ``GET /v1/models`` lists for this model."""
+        t = self.translator
+        req = t.requirements
+        return {
+            "name": self.name,
+            "plugin": self.plugin_name,
+            "source": self.source.kind,
+            "step": t.meta.get("step"),
+            "backend": t.backend.kind,
+            "device": str(t.device),
+            "scale": req.scale,
+            "multiple_of": req.multiple_of,
+            "minimum": req.minimum,
+            "options": option_fields(t.plugin),
+            "defaults": config_to_dict(t.opts) if t.opts is not None else {},
+            "limits": {
+                "max_upload_bytes": max_upload_bytes,
+                "max_input_pixels": max_pixels // (req.scale * req.scale),
+                "input_formats": formats,
+            },
+        }

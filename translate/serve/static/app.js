@@ -1,0 +1,156 @@
+// The web page of translate serve: pick a model, upload or drop an image, see both images.
+// Plain JS, no dependencies; talks to the same API as any client (/v1/models, .../translate).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const models = new Map();
+let file = null;
+let outputUrl = null;
+let inputUrl = null;
+
+function setStatus(text, state) {
+  $("status").textContent = text;
+  $("status").className = state === "error" ? "error" : "";
+  document.body.dataset.state = state;
+}
+
+function renderOptions() {
+  const model = models.get($("model").value);
+  const box = $("options");
+  box.replaceChildren();
+  if (!model) return;
+  for (const opt of model.options) {
+    if (!opt.choices) continue; // free-form options are for API clients
+    const label = document.createElement("label");
+    label.title = opt.help;
+    label.append(opt.name.replaceAll("_", " ") + " ");
+    const select = document.createElement("select");
+    select.name = opt.name;
+    select.dataset.option = "1";
+    for (const choice of opt.choices) {
+      const o = document.createElement("option");
+      o.value = String(choice);
+      o.textContent = String(choice);
+      if (String(choice) === String(model.defaults[opt.name] ?? opt.default)) o.selected = true;
+      select.append(o);
+    }
+    label.append(select);
+    box.append(label);
+  }
+  const lim = model.limits;
+  $("model-info").textContent =
+    `${model.plugin} on ${model.backend} (${model.device}), scale ${model.scale}; ` +
+    `up to ${(lim.max_upload_bytes / 1048576).toFixed(1)} MB and ` +
+    `${lim.max_input_pixels.toLocaleString()} pixels; ${lim.input_formats.join(", ")}`;
+}
+
+async function loadModels() {
+  try {
+    const res = await fetch("/v1/models");
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error || res.statusText);
+    for (const m of body.models) {
+      models.set(m.name, m);
+      const o = document.createElement("option");
+      o.value = m.name;
+      o.textContent = `${m.name} (${m.plugin}${m.scale > 1 ? ", x" + m.scale : ""})`;
+      $("model").append(o);
+    }
+    renderOptions();
+    $("submit").disabled = false;
+    setStatus(file ? "" : "Choose an image.", "idle");
+  } catch (err) {
+    setStatus(`Could not list models: ${err.message}`, "error");
+  }
+}
+
+function pick(chosen) {
+  if (!chosen) return;
+  file = chosen;
+  if (inputUrl) URL.revokeObjectURL(inputUrl);
+  inputUrl = URL.createObjectURL(file);
+  const input = $("input");
+  input.onload = () => {
+    $("input-size").textContent = `${input.naturalWidth}x${input.naturalHeight}`;
+  };
+  input.src = inputUrl;
+  translate();
+}
+
+async function translate() {
+  const model = models.get($("model").value);
+  if (!file || !model) return;
+  if (file.size > model.limits.max_upload_bytes) {
+    setStatus(`${file.name}: larger than ${model.limits.max_upload_bytes} bytes`, "error");
+    return;
+  }
+  const params = new URLSearchParams({ format: $("format").value });
+  for (const select of document.querySelectorAll("#options select")) {
+    params.set(select.name, select.value);
+  }
+  setStatus(`Translating ${file.name} with ${model.name}...`, "busy");
+  $("submit").disabled = true;
+  try {
+    const res = await fetch(
+      `/v1/models/${encodeURIComponent(model.name)}/translate?${params}`,
+      {
+        method: "POST",
+        body: file,
+        headers: { "Content-Type": file.type || "application/octet-stream" },
+      },
+    );
+    if (!res.ok) {
+      let message = res.statusText;
+      try {
+        message = (await res.json()).error || message;
+      } catch (_) { /* not JSON */ }
+      throw new Error(`${res.status}: ${message}`);
+    }
+    const blob = await res.blob();
+    if (outputUrl) URL.revokeObjectURL(outputUrl);
+    outputUrl = URL.createObjectURL(blob);
+    const output = $("output");
+    await new Promise((resolve, reject) => {
+      output.onload = resolve;
+      output.onerror = () => reject(new Error("the result is not a displayable image"));
+      output.src = outputUrl;
+    });
+    $("output-size").textContent = `${output.naturalWidth}x${output.naturalHeight}`;
+    const ext = $("format").value === "jpeg" ? "jpg" : $("format").value;
+    const stem = file.name.replace(/\.[^.]*$/, "") || "image";
+    const link = $("download");
+    link.href = outputUrl;
+    link.download = `${stem}-${model.name}.${ext}`;
+    link.hidden = false;
+    const ms = res.headers.get("X-Processing-Time-Ms");
+    setStatus(`Done: ${res.headers.get("X-Model")} in ${ms} ms.`, "done");
+  } catch (err) {
+    setStatus(`Failed: ${err.message}`, "error");
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+$("model").addEventListener("change", renderOptions);
+$("file").addEventListener("change", (e) => pick(e.target.files[0]));
+$("form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (file) translate();
+  else setStatus("Choose an image first.", "error");
+});
+const drop = $("drop");
+for (const type of ["dragenter", "dragover"]) {
+  drop.addEventListener(type, (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+}
+for (const type of ["dragleave", "drop"]) {
+  drop.addEventListener(type, () => drop.classList.remove("over"));
+}
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  pick(e.dataTransfer.files[0]);
+});
+setStatus("Loading models...", "loading");
+loadModels();
