@@ -13,7 +13,7 @@ from onnx import helper, numpy_helper
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.conftest import TINY_PIX2PIX_OPTIONS
+from tests.conftest import TINY_CYCLEGAN_OPTIONS, TINY_PIX2PIX_OPTIONS
 from tests.test_cli import assert_user_error
 from translate.cli.main import app
 from translate.config import GANConfig
@@ -265,12 +265,7 @@ def test_inference_options_are_stored_and_checked(tmp_path: Path) -> None:
         "cyclegan",
         domain_a=data / "A",
         domain_b=data / "B",
-        load_size=36,
-        crop_size=32,
-        resnet_blocks=1,
-        base_channels=4,
-        disc_channels=4,
-        disc_layers=1,
+        **TINY_CYCLEGAN_OPTIONS,
         max_steps=1,
         progress=False,
         run_dir=tmp_path / "run",

@@ -25,7 +25,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from tests.conftest import TINY_PIX2PIX_OPTIONS  # noqa: E402
+from tests.conftest import TINY_CYCLEGAN_OPTIONS, TINY_PIX2PIX_OPTIONS  # noqa: E402
 from translate.engine.loop import prepare  # noqa: E402
 from translate.export.onnx import export_onnx  # noqa: E402
 from translate.inference.translator import Translator  # noqa: E402
@@ -106,12 +106,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "cyclegan",
             domain_a=unpaired / "A",
             domain_b=unpaired / "B",
-            load_size=36,
-            crop_size=32,
-            resnet_blocks=1,
-            base_channels=4,
-            disc_channels=4,
-            disc_layers=1,
+            **TINY_CYCLEGAN_OPTIONS,
             max_steps=1,
             progress=False,
             run_dir=root / "cyclegan",

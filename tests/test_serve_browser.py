@@ -25,6 +25,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from tests.conftest import TINY_CYCLEGAN_OPTIONS  # noqa: E402
 from translate.engine.loop import prepare  # noqa: E402
 from translate.inference.translator import Translator  # noqa: E402
 from translate.serve.process import ServerProcess, free_port  # noqa: E402
@@ -132,12 +133,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "cyclegan",
         domain_a=data / "A",
         domain_b=data / "B",
-        load_size=36,
-        crop_size=32,
-        resnet_blocks=1,
-        base_channels=4,
-        disc_channels=4,
-        disc_layers=1,
+        **TINY_CYCLEGAN_OPTIONS,
         max_steps=1,
         progress=False,
         run_dir=root / "run",

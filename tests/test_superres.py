@@ -321,3 +321,20 @@ def test_serve_without_a_model_loads_the_shipped_default(shipped_root: Path) -> 
     assert served.translator.meta["plugin"] == "superres"
     image = Image.fromarray(textured(np.random.default_rng(1), 12))
     assert served.translator([image])[0].size == (24, 24)
+
+
+def test_the_shipped_default_model() -> None:
+    """The real shipped weights (checkpoints/superres-x4): within the budget (at most 1 M
+    parameters, 10 MB), documented, and better than bicubic on a sharp-edged image."""
+    from translate.shipped import MODEL_CARD, search_roots
+
+    roots = [r for r in search_roots()[1:] if (r / DEFAULT_MODEL).is_dir()]  # not the env var
+    assert roots, "the shipped default model is missing from checkpoints/"
+    folder = roots[0] / DEFAULT_MODEL
+    assert (folder / "model.safetensors").stat().st_size <= 10 * 2**20
+    assert "Set5" in (folder / MODEL_CARD).read_text()
+    translator = Translator.from_checkpoint(folder, device="cpu")
+    assert sum(p.numel() for p in translator.backend.module.parameters()) <= 1_000_000
+    hr = textured(np.random.default_rng(7), 96)
+    ours, bicubic = mean_psnr(translator, [hr], 4)
+    assert ours > bicubic, (ours, bicubic)

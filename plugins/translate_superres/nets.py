@@ -66,20 +66,34 @@ class ResidualBlock(nn.Module):
         return x + self.res_scale * self.conv2(F.relu(self.conv1(x)))
 
 
-class _GlobalSkip(nn.Module):
-    """Adds ``bicubic(x)`` to the body's output when enabled (VDSR's global residual)."""
+class _LowResGenerator(nn.Module):
+    """head conv -> body (+ a long skip over it) -> sub-pixel tail, plus ``bicubic(x)`` when
+    ``bicubic_skip`` (VDSR's global residual). Subclasses build ``body``."""
 
-    scale: int
-    bicubic_skip: bool
+    def __init__(
+        self, *, scale: int, channels: int, in_channels: int, single: bool, bicubic_skip: bool
+    ) -> None:
+        super().__init__()
+        _check_scale(scale)
+        check_positive("channels", channels)
+        self.scale, self.bicubic_skip = scale, bicubic_skip
+        self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.body_end = nn.Conv2d(channels, channels, 3, padding=1)
+        self.tail = Upsampler(
+            channels=channels, out_channels=in_channels, scale=scale, single=single
+        )
 
-    def skip(self, x: Tensor, y: Tensor) -> Tensor:
+    body: nn.Module
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.head(x)
+        y = self.tail(features + self.body_end(self.body(features)))
         if not self.bicubic_skip:
             return y
-        up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return y + up
+        return y + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
-class SRResNet(_GlobalSkip):
+class SRResNet(_LowResGenerator):
     """(B, C, h, w) -> (B, C, h * scale, w * scale), any h and w."""
 
     def __init__(
@@ -93,22 +107,15 @@ class SRResNet(_GlobalSkip):
         single_upsample: bool = False,
         bicubic_skip: bool = True,
     ) -> None:
-        super().__init__()
-        _check_scale(scale)
-        check_positive("channels", channels)
         check_positive("blocks", blocks)
-        self.scale, self.bicubic_skip = scale, bicubic_skip
-        self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
-        self.body = nn.Sequential(*(ResidualBlock(channels, res_scale) for _ in range(blocks)))
-        self.body_end = nn.Conv2d(channels, channels, 3, padding=1)
-        self.tail = Upsampler(
-            channels=channels, out_channels=in_channels, scale=scale, single=single_upsample
+        super().__init__(
+            scale=scale,
+            channels=channels,
+            in_channels=in_channels,
+            single=single_upsample,
+            bicubic_skip=bicubic_skip,
         )
-
-    def forward(self, x: Tensor) -> Tensor:
-        features = self.head(x)
-        features = features + self.body_end(self.body(features))
-        return self.skip(x, self.tail(features))
+        self.body = nn.Sequential(*(ResidualBlock(channels, res_scale) for _ in range(blocks)))
 
 
 class DenseBlock(nn.Module):
@@ -141,7 +148,7 @@ class RRDB(nn.Module):
         return x + 0.2 * self.blocks(x)
 
 
-class RRDBNet(_GlobalSkip):
+class RRDBNet(_LowResGenerator):
     """ESRGAN's generator (23 blocks, 64 channels, growth 32 in the paper)."""
 
     def __init__(
@@ -154,23 +161,16 @@ class RRDBNet(_GlobalSkip):
         in_channels: int = 3,
         bicubic_skip: bool = False,
     ) -> None:
-        super().__init__()
-        _check_scale(scale)
-        check_positive("channels", channels)
         check_positive("blocks", blocks)
         check_positive("growth", growth)
-        self.scale, self.bicubic_skip = scale, bicubic_skip
-        self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
-        self.body = nn.Sequential(*(RRDB(channels, growth) for _ in range(blocks)))
-        self.body_end = nn.Conv2d(channels, channels, 3, padding=1)
-        self.tail = Upsampler(
-            channels=channels, out_channels=in_channels, scale=scale, single=False
+        super().__init__(
+            scale=scale,
+            channels=channels,
+            in_channels=in_channels,
+            single=False,
+            bicubic_skip=bicubic_skip,
         )
-
-    def forward(self, x: Tensor) -> Tensor:
-        features = self.head(x)
-        features = features + self.body_end(self.body(features))
-        return self.skip(x, self.tail(features))
+        self.body = nn.Sequential(*(RRDB(channels, growth) for _ in range(blocks)))
 
 
 class VGGDiscriminator(nn.Module):
