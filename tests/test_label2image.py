@@ -22,6 +22,7 @@ from translate_label2image.palette import (
 )
 from typer.testing import CliRunner
 
+from tests.test_cli import assert_user_error
 from translate.cli.main import app
 from translate.engine.loop import prepare
 from translate.errors import ConfigError, DataError
@@ -49,17 +50,6 @@ def jpeg(rgb: np.ndarray, quality: int = 75) -> np.ndarray:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "JPEG", quality=quality)
     return np.asarray(Image.open(buffer).convert("RGB"))
-
-
-def assert_user_error(result: object, *needles: str) -> None:
-    """Exit code 2, one 'error:' line naming the problem, no traceback."""
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    assert "Traceback" not in result.output
 
 
 # ---------------------------------------------------------------------------- palettes

@@ -72,14 +72,9 @@ def label_sources(
 
 def label_pipeline(*, load_size: int, crop_size: int, flip: bool, train: bool) -> A.Compose:
     """Resize (bilinear photo, nearest ids), random crop, flip; one geometry for all."""
-    if train:
-        steps: list[Any] = [A.Resize(load_size, load_size)]
-        if crop_size < load_size:
-            steps.append(A.RandomCrop(crop_size, crop_size))
-        if flip:
-            steps.append(A.HorizontalFlip(p=0.5))
-    else:
-        steps = [A.Resize(crop_size, crop_size)]
+    steps = transforms.geometry_steps(
+        load_size=load_size, crop_size=crop_size, flip=flip, train=train
+    )
     return A.Compose(steps, additional_targets={"instance": "mask"}, seed=0)
 
 

@@ -13,6 +13,7 @@ SRGAN (Ledig et al. 2017) and ESRGAN (Wang et al. 2018) train in two phases:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,9 +167,11 @@ class SuperResPlugin(PluginBase[SuperResConfig]):
             raise ConfigError(
                 f"init_from: {folder} is a {meta.get('plugin')!r} checkpoint, not superres"
             )
+        # only the generator's shape must agree; the rest of their config is irrelevant here
         theirs = meta.get("plugin_config", {})
+        shape = {k: theirs[k] for k in ("scale", "preset", "channels", "blocks") if k in theirs}
         mine = (cfg.scale, cfg.architecture)
-        other = SuperResConfig(**{**theirs, "data": cfg.data, "phase": "pixel"})
+        other = dataclasses.replace(cfg, **shape)
         if (other.scale, other.architecture) != mine:
             raise ConfigError(
                 f"init_from: {folder} has scale {other.scale} and generator {other.architecture}, "

@@ -1,4 +1,5 @@
-"""``translate``: train, run and list image-to-image translation models.
+"""``translate``: train, run, export and list image-to-image translation models; ``models``
+and ``eval`` live in ``translate.cli.models``, ``serve`` in ``translate.cli.serve``.
 
 Commands are thin wrappers over importable functions (``translate.train``,
 ``translate.Translator``). User errors print one line (``error: ...``) and exit with code 2;
@@ -7,37 +8,19 @@ nothing here prints a traceback for them.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 import translate
+from translate.cli.errors import report_errors
+from translate.cli.models import eval_command, models_command
+from translate.cli.serve import serve_command
 from translate.errors import TranslateError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def report_errors(func: F) -> F:
-    """Turn user errors into one line on stderr and the error's exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TranslateError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------- train
@@ -126,7 +109,7 @@ class TrainGroup(TyperGroup):
 
 app = typer.Typer(
     name="translate",
-    help="Image-to-image translation with GANs: train, run, export, and list models.",
+    help="Image-to-image translation with GANs: train, run, evaluate, export and serve models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -200,68 +183,6 @@ def plugins_command(
             flag = "--" + f.name.replace("_", "-")
             console.print(f"  {flag:24} {f.metadata.get('help', '')}{default}", highlight=False)
     console.print(f"\nCore training options: translate train {name} --help")
-
-
-# ---------------------------------------------------------------------------- run
-@app.command("models")
-@report_errors
-def models_command() -> None:
-    """List the shipped models (usable offline: translate run --model NAME)."""
-    from rich.console import Console
-
-    from translate.shipped import DEFAULT_MODEL, list_models, search_roots
-
-    models = list_models()
-    console = Console()
-    if not models:
-        roots = ", ".join(str(r) for r in search_roots())
-        console.print(f"no shipped models found (looked in {roots})", highlight=False)
-        return
-    # plain lines, not a table: names and paths must never be wrapped or cut
-    for m in models:
-        name = f"{m.name} (default)" if m.name == DEFAULT_MODEL else m.name
-        console.print(f"{name}  plugin {m.plugin}, x{m.scale}: {m.description}", highlight=False)
-        console.print(f"    {m.path}", highlight=False, soft_wrap=True)
-
-
-@app.command("eval")
-@report_errors
-def eval_command(
-    plugin: Annotated[str, typer.Argument(help="Plugin whose evaluation protocol to run.")],
-    data: Annotated[
-        list[Path], typer.Option("--data", "-d", help="Folder of test images (repeatable).")
-    ],
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option("--checkpoint", "-c", help="Run or checkpoint folder, or an .onnx file."),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="A shipped model by name. \\[default: the plugin's]"),
-    ] = None,
-    backend: Annotated[str | None, typer.Option(help="torch or onnx.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    per_image: Annotated[bool, typer.Option(help="Also print one row per image.")] = False,
-) -> None:
-    """Evaluate a model with its plugin's protocol (superres: PSNR/SSIM on Y beside bicubic)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from translate.evaluation import evaluate
-
-    described, results = evaluate(
-        plugin, data, checkpoint=checkpoint, model=model, backend=backend, device=device
-    )
-    console = Console()
-    console.print(f"model: {described}", highlight=False)
-    for result in results:
-        means = result.means
-        table = Table("image", *means, title=f"{result.folder} ({len(result.rows)} images)")
-        if per_image:
-            for row in result.rows:
-                table.add_row(str(row["image"]), *(f"{float(row[k]):.4f}" for k in means))
-        table.add_row("[bold]mean", *(f"[bold]{v:.4f}" for v in means.values()))
-        console.print(table)
 
 
 # ---------------------------------------------------------------------------- run
@@ -487,87 +408,9 @@ def export_command(
     typer.echo(str(result.path))
 
 
-# ---------------------------------------------------------------------------- serve
-@app.command("serve")
-@report_errors
-def serve_command(
-    model: Annotated[
-        list[str] | None,
-        typer.Option("--model", "-m", help="A shipped model by name (repeatable)."),
-    ] = None,
-    checkpoint: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            help="[NAME=]PATH: a run or checkpoint folder (repeatable); served as NAME, "
-            "else under its plugin's name.",
-        ),
-    ] = None,
-    onnx: Annotated[
-        list[str] | None,
-        typer.Option(help="[NAME=]FILE: an .onnx file from translate export (repeatable)."),
-    ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    backend: Annotated[
-        str | None, typer.Option(help="torch or onnx, as for translate run. \\[default: torch]")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
-    tile_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Default tile side (0: never tile); requests may ask for their own. "
-            "\\[default: 1024-pixel tiles above 1 megapixel]",
-            show_default=False,
-        ),
-    ] = None,
-    tile_overlap: Annotated[
-        int | None, typer.Option(help="Overlap of tiles. \\[default: a quarter of the tile]")
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option(help="Intra-op threads (torch and ONNX Runtime).")
-    ] = None,
-    workers: Annotated[int, typer.Option(help="Inference worker threads.")] = 1,
-    queue_size: Annotated[
-        int, typer.Option(help="Requests that may wait for a worker; more get 503.")
-    ] = 16,
-    max_batch: Annotated[
-        int, typer.Option(help="Same-size queued requests translated together.")
-    ] = 4,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest request body in MB.")] = 20.0,
-    max_pixels: Annotated[
-        int, typer.Option(help="Largest image in pixels (output size: input x scale^2).")
-    ] = 4096 * 4096,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
-) -> None:
-    """Serve models over HTTP: POST /v1/models/NAME/translate, a web page at /, /docs."""
-    from translate.serve import LoadSettings, ServeConfig
-    from translate.serve.server import serve
-
-    serve(
-        model or [],
-        checkpoint or [],
-        onnx or [],
-        host=host,
-        port=port,
-        settings=LoadSettings(
-            backend=backend,
-            device=device,
-            tile_size=tile_size,
-            tile_overlap=tile_overlap,
-            batch_size=max_batch,
-            threads=threads,
-        ),
-        config=ServeConfig(
-            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-            max_pixels=max_pixels,
-            workers=workers,
-            queue_size=queue_size,
-            max_batch=max_batch,
-        ),
-        access_log=access_log,
-    )
+app.command("models")(models_command)
+app.command("eval")(eval_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -14,18 +14,24 @@ import numpy as np
 import torch
 
 
+def geometry_steps(*, load_size: int, crop_size: int, flip: bool, train: bool) -> list[Any]:
+    """Training: resize to ``load_size``, random ``crop_size`` crop, optional flip;
+    evaluation: resize to ``crop_size``. For an ``A.Compose`` with the targets of a sample."""
+    if not train:
+        return [A.Resize(crop_size, crop_size)]
+    steps: list[Any] = [A.Resize(load_size, load_size)]
+    if crop_size < load_size:
+        steps.append(A.RandomCrop(crop_size, crop_size))
+    if flip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    return steps
+
+
 def paired_pipeline(
     *, load_size: int, crop_size: int, flip: bool, train: bool, extra_images: int = 1
 ) -> A.Compose:
     """A pipeline applied identically to ``image`` and ``image1``.. ``image{extra_images}``."""
-    if train:
-        steps: list[Any] = [A.Resize(load_size, load_size)]
-        if crop_size < load_size:
-            steps.append(A.RandomCrop(crop_size, crop_size))
-        if flip:
-            steps.append(A.HorizontalFlip(p=0.5))
-    else:
-        steps = [A.Resize(crop_size, crop_size)]
+    steps = geometry_steps(load_size=load_size, crop_size=crop_size, flip=flip, train=train)
     targets = {f"image{i}": "image" for i in range(1, extra_images + 1)}
     return A.Compose(steps, additional_targets=targets, seed=0)
 

@@ -1,0 +1,70 @@
+"""``translate models`` (the shipped models) and ``translate eval`` (a plugin's evaluation
+protocol on a model); registered on the app in ``translate.cli.main``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from translate.cli.errors import report_errors
+
+
+@report_errors
+def models_command() -> None:
+    """List the shipped models (usable offline: translate run --model NAME)."""
+    from rich.console import Console
+
+    from translate.shipped import DEFAULT_MODEL, list_models, search_roots
+
+    models = list_models()
+    console = Console()
+    if not models:
+        roots = ", ".join(str(r) for r in search_roots())
+        console.print(f"no shipped models found (looked in {roots})", highlight=False)
+        return
+    # plain lines, not a table: names and paths must never be wrapped or cut
+    for m in models:
+        name = f"{m.name} (default)" if m.name == DEFAULT_MODEL else m.name
+        console.print(f"{name}  plugin {m.plugin}, x{m.scale}: {m.description}", highlight=False)
+        console.print(f"    {m.path}", highlight=False, soft_wrap=True)
+
+
+@report_errors
+def eval_command(
+    plugin: Annotated[str, typer.Argument(help="Plugin whose evaluation protocol to run.")],
+    data: Annotated[
+        list[Path], typer.Option("--data", "-d", help="Folder of test images (repeatable).")
+    ],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", "-c", help="Run or checkpoint folder, or an .onnx file."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="A shipped model by name. \\[default: the plugin's]"),
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help="torch or onnx.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    per_image: Annotated[bool, typer.Option(help="Also print one row per image.")] = False,
+) -> None:
+    """Evaluate a model with its plugin's protocol (superres: PSNR/SSIM on Y beside bicubic)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from translate.evaluation import evaluate
+
+    described, results = evaluate(
+        plugin, data, checkpoint=checkpoint, model=model, backend=backend, device=device
+    )
+    console = Console()
+    console.print(f"model: {described}", highlight=False)
+    for result in results:
+        means = result.means
+        table = Table("image", *means, title=f"{result.folder} ({len(result.rows)} images)")
+        if per_image:
+            for row in result.rows:
+                table.add_row(str(row["image"]), *(f"{float(row[k]):.4f}" for k in means))
+        table.add_row("[bold]mean", *(f"[bold]{v:.4f}" for v in means.values()))
+        console.print(table)

@@ -1,0 +1,91 @@
+"""``translate serve``: the HTTP service (``translate.serve``) over the command line;
+registered on the app in ``translate.cli.main``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from translate.cli.errors import report_errors
+
+
+@report_errors
+def serve_command(
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="A shipped model by name (repeatable)."),
+    ] = None,
+    checkpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="[NAME=]PATH: a run or checkpoint folder (repeatable); served as NAME, "
+            "else under its plugin's name.",
+        ),
+    ] = None,
+    onnx: Annotated[
+        list[str] | None,
+        typer.Option(help="[NAME=]FILE: an .onnx file from translate export (repeatable)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    backend: Annotated[
+        str | None, typer.Option(help="torch or onnx, as for translate run. \\[default: torch]")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
+    tile_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Default tile side (0: never tile); requests may ask for their own. "
+            "\\[default: 1024-pixel tiles above 1 megapixel]",
+            show_default=False,
+        ),
+    ] = None,
+    tile_overlap: Annotated[
+        int | None, typer.Option(help="Overlap of tiles. \\[default: a quarter of the tile]")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Intra-op threads (torch and ONNX Runtime).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Inference worker threads.")] = 1,
+    queue_size: Annotated[
+        int, typer.Option(help="Requests that may wait for a worker; more get 503.")
+    ] = 16,
+    max_batch: Annotated[
+        int, typer.Option(help="Same-size queued requests translated together.")
+    ] = 4,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest request body in MB.")] = 20.0,
+    max_pixels: Annotated[
+        int, typer.Option(help="Largest image in pixels (output size: input x scale^2).")
+    ] = 4096 * 4096,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve models over HTTP: POST /v1/models/NAME/translate, a web page at /, /docs."""
+    from translate.serve import LoadSettings, ServeConfig
+    from translate.serve.server import serve
+
+    serve(
+        model or [],
+        checkpoint or [],
+        onnx or [],
+        host=host,
+        port=port,
+        settings=LoadSettings(
+            backend=backend,
+            device=device,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            batch_size=max_batch,
+            threads=threads,
+        ),
+        config=ServeConfig(
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_pixels=max_pixels,
+            workers=workers,
+            queue_size=queue_size,
+            max_batch=max_batch,
+        ),
+        access_log=access_log,
+    )
