@@ -243,6 +243,10 @@ class Trainer:
         """An endless loader starting at the samples consumed so far."""
         seen = getattr(self, "samples_seen", self.step * self.train_cfg.batch_size)
         sampler = ResumableSampler(len(self.dataset), seed=self.train_cfg.seed, position=seen)
+        # the loader's own generator: creating its iterator (worker base seed) would otherwise
+        # draw from the global RNG just restored, shifting every later draw (dropout,
+        # DiffAugment, noise, GP); the order and augmentation come from the sampler's seeds
+        generator = torch.Generator().manual_seed(self.train_cfg.seed + seen)
         return DataLoader(
             self.dataset,
             batch_size=self.train_cfg.batch_size,
@@ -250,6 +254,7 @@ class Trainer:
             num_workers=self.train_cfg.workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=self.train_cfg.workers > 0,
+            generator=generator,
         )
 
     def to_device(self, batch: Any) -> Any:
@@ -292,7 +297,10 @@ class Trainer:
         models = self.sampling_models()
         for m in models.values():
             m.eval()
-        with torch.no_grad(), self.ctx.autocast():
+        # a plugin's samples may draw random numbers; training must not see them (a resumed
+        # run writes its samples at other steps than the run it continues)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices), torch.no_grad(), self.ctx.autocast():
             columns = self.plugin.sample_columns(models, batch, self.plugin_cfg)
         for m in models.values():
             m.train()
