@@ -67,6 +67,11 @@ class TrainConfig:
     n_samples: int = opt(4, "Rows in each sample grid.")
     run_dir: Path | None = opt(None, "Run folder; default runs/<plugin>-<timestamp>.")
     progress: bool = opt(True, "Show a progress bar.")
+    tensorboard: bool | None = opt(
+        None,
+        "Write TensorBoard event files to <run>/tensorboard (scalars, samples, configs); "
+        "default: on when the tensorboard package is installed.",
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):

@@ -38,9 +38,7 @@ class PluginError(TranslateError):
 
 
 class TrainingDiverged(TranslateError):
-    """A loss became NaN or infinite."""
-
-    exit_code = 3
+    """A loss became NaN or infinite; the run saved what it could and stopped."""
 
 
 class ExportError(TranslateError):

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 import translate
 from translate.cli.errors import report_errors
 from translate.cli.models import eval_command, models_command
+from translate.cli.runs import runs_command
 from translate.cli.serve import serve_command
 from translate.errors import TranslateError
 
@@ -411,6 +412,7 @@ def export_command(
 app.command("models")(models_command)
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
+app.command("runs")(runs_command)
 
 
 def main() -> None:

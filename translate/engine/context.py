@@ -108,8 +108,9 @@ class TrainContext:
         def backward(loss: Tensor) -> None:
             if not torch.isfinite(loss.detach()).all():
                 raise TrainingDiverged(
-                    f"loss of group {group!r} is {loss.item()} at step {self.step}; try a lower "
-                    "--lr, --amp none, or a more stable --gan-loss"
+                    f"loss of group {group!r} is {loss.item()} at step {self.step}; usual "
+                    "remedies: a lower --lr, --amp none, an R1 penalty (--r1-gamma 10) or a "
+                    "more stable --gan-loss"
                 )
             (loss if scaler is None else scaler.scale(loss)).backward()
 

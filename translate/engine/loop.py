@@ -36,7 +36,14 @@ from translate.engine.ema import ModelEMA
 from translate.engine.run_log import MetricsLog, Progress, save_grid
 from translate.engine.schedule import lr_factor
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
-from translate.errors import CheckpointError, ConfigError, DataError, TranslateError
+from translate.engine.watch import RunWatch, resolve_tensorboard
+from translate.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TrainingDiverged,
+    TranslateError,
+)
 from translate.losses.objective import GANObjective
 from translate.registry import discover, load_plugin
 
@@ -175,6 +182,8 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         self.stop_requested = False
+        self.tensorboard = resolve_tensorboard(train_cfg.tensorboard)
+        self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # ------------------------------------------------------------------ state
     def meta(self) -> dict[str, Any]:
@@ -275,6 +284,9 @@ class Trainer:
             for pg in optimizer.param_groups:
                 pg["lr"] = self.base_lr[group] * factor
         self.ctx.begin_step(self.step, max_steps=cfg.max_steps)  # n_critic, noise, lazy R1
+        # running statistics change in the forward pass, before a NaN loss can be seen: keep
+        # this step's starting values (a few KB) so a diverged run can still be saved
+        self._buffers = [(b, b.detach().clone()) for b in self._float_buffers()]
         losses = self.plugin.train_step(self.ctx, self.to_device(batch), self.plugin_cfg)
         if self.ema is not None and self.ctx.generator_stepped:
             self.ema.update(self.models)
@@ -308,6 +320,32 @@ class Trainer:
         save_grid(columns, path)
         return path
 
+    def _float_buffers(self) -> list[torch.Tensor]:
+        return [b for m in self.models.values() for b in m.buffers() if b.is_floating_point()]
+
+    def weights_finite(self) -> bool:
+        return all(
+            torch.isfinite(t).all() for t in self.weights().values() if t.is_floating_point()
+        )
+
+    def _diverged(self, exc: TrainingDiverged, last_saved: Path | None) -> TrainingDiverged:
+        """Save what can be saved after a NaN/inf loss; the error to stop with."""
+        # the failing loss is caught before its backward pass, so the parameters are those of
+        # the last good step (or its D update); the running statistics go back to the step's
+        # start. NaN weights are never saved over a good checkpoint.
+        with torch.no_grad():
+            for buffer, before in self._buffers:
+                buffer.copy_(before)
+        if last_saved is not None and last_saved.name == f"step_{self.step:07d}":
+            where = f"state of step {self.step} is in {last_saved}"
+        elif self.weights_finite():
+            where = f"state of step {self.step} saved to {self.save()}"
+        elif last_saved is not None:
+            where = f"the weights are not finite; the last good checkpoint is {last_saved}"
+        else:
+            where = "the weights are not finite and no checkpoint was written"
+        return TrainingDiverged(f"{exc}; {where}")
+
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.stop_requested:  # second Ctrl-C: stop now, the last checkpoint stays intact
             raise KeyboardInterrupt
@@ -321,6 +359,9 @@ class Trainer:
         cfg = self.train_cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        watch = RunWatch(
+            self.run_dir, tensorboard=self.tensorboard, start_step=self.step, meta=self.meta()
+        )
         sample_batch = self._sample_batch()
         progress = Progress(cfg.max_steps, self.step, cfg.progress)
         previous = signal.signal(signal.SIGINT, self._on_sigint)
@@ -330,15 +371,19 @@ class Trainer:
                 m.train()
             batches = iter(self.loader())
             while self.step < cfg.max_steps and not self.stop_requested:
-                losses = self.train_step(next(batches))
+                try:
+                    losses = self.train_step(next(batches))
+                except TrainingDiverged as exc:
+                    raise self._diverged(exc, last_saved) from None
                 lr = losses.pop("lr")
                 metrics.add(losses)
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     rate = metrics.count / max(time.perf_counter() - metrics.last_time, 1e-9)
                     averages = metrics.flush(self.step, {"lr": lr})
+                    watch.scalars(metrics.last_record)
                     progress.update(self.step, rate, averages)
                 if self.step % cfg.sample_every == 0:
-                    self.write_samples(sample_batch)
+                    watch.samples(self.step, self.write_samples(sample_batch))
                 if self.step % cfg.checkpoint_every == 0:
                     last_saved = self.save()
             if self.stop_requested:
@@ -347,13 +392,19 @@ class Trainer:
                     f"interrupted at step {self.step}; state saved to {folder}; continue with: "
                     f"translate train {self.plugin.name} --resume {self.run_dir}"
                 )
+        except BaseException:  # Ctrl-C, divergence, errors: the curves show how it ended
+            watch.redraw()
+            watch.close()
+            raise
         finally:
             signal.signal(signal.SIGINT, previous)
             progress.close()
-        self.write_samples(sample_batch)
-        if last_saved is not None and last_saved.name == f"step_{self.step:07d}":
-            return last_saved
-        return self.save()
+        grid = self.write_samples(sample_batch)
+        if last_saved is None or last_saved.name != f"step_{self.step:07d}":
+            last_saved = self.save()
+        watch.samples(self.step, grid)  # the final curves mark the final checkpoint
+        watch.close()
+        return last_saved
 
 
 def new_run_dir(plugin_name: str, root: Path = Path("runs")) -> Path:

@@ -23,6 +23,7 @@ class MetricsLog:
         self.counts: dict[str, int] = defaultdict(int)  # per key: G logs skip critic-only steps
         self.count = 0
         self.last_time = time.perf_counter()
+        self.last_record: dict[str, Any] = {}
 
     def add(self, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -45,6 +46,7 @@ class MetricsLog:
         }
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
+        self.last_record = record
         self.sums.clear()
         self.counts.clear()
         self.count = 0

@@ -1,0 +1,153 @@
+"""Watching a run: curves.png, TensorBoard event files, ``translate runs``, divergence stop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.conftest import TINY_PIX2PIX
+from tests.test_cli import assert_user_error
+from translate.cli.main import app
+from translate.engine.curves import family, smooth
+
+runner = CliRunner()
+
+
+def train(data: Path, run_dir: Path, *extra: str) -> object:
+    return runner.invoke(
+        app,
+        [
+            "train",
+            "pix2pix",
+            "--data",
+            str(data),
+            "--run-dir",
+            str(run_dir),
+            *TINY_PIX2PIX,
+            "--amp",
+            "none",
+            *extra,
+        ],
+    )
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from translate.testing import make_paired
+
+    root = tmp_path_factory.mktemp("watch")
+    data = make_paired(root / "facades", n_train=4, n_val=2)
+    run_dir = root / "runs" / "first"
+    result = train(
+        data,
+        run_dir,
+        "--max-steps",
+        "6",
+        "--sample-every",
+        "3",
+        "--checkpoint-every",
+        "3",
+        "--tensorboard",
+    )
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def test_curves_png_has_a_panel_per_loss_family(tiny_run: Path) -> None:
+    path = tiny_run / "curves.png"
+    with Image.open(path) as image:
+        layout = json.loads(image.info["Description"])
+        pixels = np.asarray(image.convert("L"), dtype=np.float32)
+    assert pixels.std() > 10  # drawn, not blank
+    assert len(np.unique(pixels)) > 20
+    logged = {k for r in metrics(tiny_run) for k in r if k not in ("step", "time")}
+    plotted = {k for keys in layout.values() for k in keys}
+    assert plotted == logged  # every logged key has a curve, nothing else does
+    assert "D_loss" in layout["discriminator losses"]
+    assert "G_adv" in layout["generator: adversarial"]
+    assert "G_L1" in layout["generator: reconstruction / cycle / perceptual"]
+    assert layout["learning rate"] == ["lr"] and layout["steps/s"] == ["steps_per_s"]
+
+
+def test_loss_families_by_name() -> None:
+    assert family("D_A") == "discriminator"
+    assert family("G_adv_B") == "adversarial"
+    assert family("cycle_A") == family("idt_B") == family("G_pixel") == "reconstruction"
+    assert family("r1") == family("gp") == family("r2") == "penalty"
+    assert family("eval_fid") == "eval"
+
+
+def test_smoothing_is_a_debiased_moving_average() -> None:
+    assert smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
+    out = smooth([0.0, 10.0], weight=0.5)
+    assert out == pytest.approx([0.0, 10.0 * 0.5 / 0.75])
+
+
+def test_tensorboard_scalars_match_metrics_jsonl(tiny_run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tiny_run / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    records = metrics(tiny_run)
+    for key in ("D_loss", "G_adv", "G_L1", "lr"):
+        tag = f"{family(key)}/{key}"
+        got = [(e.step, e.value) for e in events.Scalars(tag)]
+        want = [(r["step"], r[key]) for r in records]
+        assert [s for s, _ in got] == [s for s, _ in want]
+        assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6)
+    assert "samples" in tags["images"]
+    assert any(t.startswith("config/") for t in tags["tensors"])
+
+
+def test_runs_lists_runs_with_their_steps(tiny_run: Path, paired_data: Path) -> None:
+    second = tiny_run.parent / "second"
+    assert train(paired_data, second, "--max-steps", "2", "--no-tensorboard").exit_code == 0
+    assert not (second / "tensorboard").exists()
+    result = runner.invoke(app, ["runs", str(tiny_run.parent)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line for line in result.output.splitlines() if "pix2pix" in line}
+    assert "6/6" in rows["first"] and "2/2" in rows["second"]
+    one = runner.invoke(app, ["runs", str(tiny_run)], env={"COLUMNS": "200"})
+    assert one.exit_code == 0, one.output
+    assert "step 6 of 6" in one.output
+    assert str(tiny_run / "curves.png") in one.output.replace("\n", "")
+    assert "step_0000006.png" in one.output
+    assert_user_error(runner.invoke(app, ["runs", str(tiny_run / "nope")]), "nope")
+
+
+def test_a_nan_loss_stops_the_run_with_one_line_and_a_loadable_checkpoint(
+    paired_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from translate_pix2pix.plugin import Pix2PixPlugin
+
+    from translate.inference.translator import Translator
+
+    step = Pix2PixPlugin.train_step
+
+    def poisoned(self, ctx, batch, cfg):  # the data turn NaN at step 3 (0-based)
+        if ctx.step == 3:
+            batch = {**batch, "input": batch["input"] * float("nan")}
+        return step(self, ctx, batch, cfg)
+
+    monkeypatch.setattr(Pix2PixPlugin, "train_step", poisoned)
+    run_dir = tmp_path / "run"
+    result = train(paired_data, run_dir, "--max-steps", "10", "--no-tensorboard")
+    assert_user_error(result, "step 3", "nan", "--lr", str(run_dir / "checkpoints"))
+    saved = run_dir / "checkpoints" / "step_0000003"
+    assert (saved / "model.safetensors").is_file()
+    translator = Translator.from_checkpoint(saved)
+    out = translator([Image.new("RGB", (32, 32), (120, 30, 200))])[0]
+    assert np.isfinite(np.asarray(out, dtype=np.float32)).all()
+    assert (run_dir / "curves.png").is_file()  # the curves show how it ended
+    assert torch.isfinite(torch.tensor([r["D_loss"] for r in metrics(run_dir)])).all()
