@@ -41,7 +41,7 @@ GPU_VARIANTS = ("torch-fp16", "ort-cuda", "ort-tensorrt")
 def default_model(name: str, root: Path) -> Any:
     """The plugin's default generator as a LoadedModel (random weights, dummy data paths)."""
     from translate.config import config_from_dict
-    from translate.inference.translator import LoadedModel
+    from translate.loading import LoadedModel
     from translate.registry import load_plugin
 
     plugin = load_plugin(name)
@@ -68,7 +68,8 @@ def make_translator(
     import torch
 
     from translate.inference.backends import OnnxBackend, TorchBackend, TrtProfile
-    from translate.inference.translator import Translator, probe_channels
+    from translate.inference.translator import Translator
+    from translate.loading.model import probe_channels
 
     req = loaded.requirements
     channels = probe_channels(loaded.plugin, loaded.plugin_cfg, req)
@@ -114,7 +115,7 @@ def speed(args: argparse.Namespace) -> None:
     import torch
 
     from translate.export.onnx import export_loaded
-    from translate.inference.translator import probe_channels
+    from translate.loading.model import probe_channels
     from translate.registry import discover
 
     torch.set_num_threads(args.threads)

@@ -15,6 +15,15 @@ from translate.testing import make_paired
 torch.set_num_threads(int(os.environ.get("TRANSLATE_TEST_THREADS", "2")))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Derived files (the ONNX export cache) go to a temporary folder, not the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TRANSLATE_CACHE_DIR", str(tmp_path_factory.mktemp("translate-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugin_cache():
     """Plugins may be (un)installed by a test: never reuse a loaded one across tests."""

@@ -108,27 +108,41 @@ def test_cli_export_then_run_the_onnx_file(pix2pix_run: Path, tmp_path: Path) ->
     assert_user_error(bad, "runs on --backend onnx")
 
 
-def test_run_backend_onnx_exports_once_to_a_cache(pix2pix_run: Path, tmp_path: Path) -> None:
+def test_run_backend_onnx_exports_once_to_the_user_cache(
+    pix2pix_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first ``--backend onnx`` run says it exports and caches in the user cache directory,
+    never in the checkpoint folder; the second run reuses the file."""
+    cache = tmp_path / "user-cache"
+    monkeypatch.setenv("TRANSLATE_CACHE_DIR", str(cache))
     folder = ckpt.resolve_checkpoint(pix2pix_run)
-    for f in folder.glob("model.*.onnx"):
-        f.unlink()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
     image = tmp_path / "in.png"
     odd_image().save(image)
     outputs = {}
     for backend in ("torch", "onnx", "onnx"):
         out = tmp_path / f"{backend}.png"
+        caplog.clear()
         ran = runner.invoke(
             app, ["run", str(image), "-c", str(pix2pix_run), "-o", str(out), "--backend", backend]
         )
         assert ran.exit_code == 0, ran.output
         outputs[backend] = np.asarray(Image.open(out), np.int16)
-        cached = sorted(folder.glob("model.*.onnx"))
+        cached = sorted(cache.rglob("*.onnx"))
+        exported = [r.getMessage() for r in caplog.records if "exporting" in r.getMessage()]
         if backend == "onnx":
             assert len(cached) == 1
-            if "stamp" in outputs:  # second run reuses the export
+            if "stamp" in outputs:  # second run reuses the export, silently
                 assert cached[0].stat().st_mtime_ns == outputs["stamp"]
+                assert not exported
+            else:
+                assert exported == [f"exporting {folder} to ONNX once (cached at {cached[0]})"]
             outputs["stamp"] = cached[0].stat().st_mtime_ns
-    assert not list(folder.glob(".*tmp*"))  # written atomically
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written there
+    assert not list(cache.rglob(".*tmp*"))  # written atomically
     assert np.abs(outputs["torch"] - outputs["onnx"]).max() <= 1
 
 

@@ -257,7 +257,7 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
 def _input_shape(plugin: Any, cfg: Any, translator: Any) -> tuple[int, int, int]:
     """(C, H, W) of a valid inference input for the plugin (channels as the Translator
     finds them: ``input_channels``, or preprocess on a blank image)."""
-    from translate.inference.translator import probe_channels
+    from translate.loading.model import probe_channels
 
     req = translator.requirements
     side = max(req.minimum, req.multiple_of, 8)

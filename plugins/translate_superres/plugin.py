@@ -159,7 +159,7 @@ class SuperResPlugin(PluginBase[SuperResConfig]):
         if cfg.init_from is None:
             return
         from translate.engine import checkpoint as ckpt
-        from translate.inference.translator import load_inference_weights
+        from translate.loading.checkpoint import load_inference_weights
 
         folder = ckpt.resolve_checkpoint(cfg.init_from)
         meta = ckpt.read_meta(folder)

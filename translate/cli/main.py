@@ -198,16 +198,11 @@ def _plugin_options(model: Path, tokens: list[str]) -> dict[str, Any]:
     """``--name value`` tokens parsed against the inference options of ``model``'s plugin
     (a checkpoint or run folder, or an exported .onnx file)."""
     from translate.cli.options import parse_extra_options
-    from translate.engine import checkpoint as ckpt
     from translate.errors import CheckpointError, ConfigError, PluginError
+    from translate.loading import plugin_name
     from translate.registry import load_plugin
 
-    if model.suffix.lower() == ".onnx" and model.is_file():
-        from translate.export.onnx import read_metadata
-
-        name = read_metadata(model)["plugin"]
-    else:
-        name = ckpt.read_meta(ckpt.resolve_checkpoint(model))["plugin"]
+    name = plugin_name(model)
     try:
         plugin = load_plugin(name)
     except PluginError as exc:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from translate.config import _strip_optional, coerce, config_to_dict, field_types
+from translate.config_io import _strip_optional, coerce, config_to_dict, field_types
 from translate.errors import ConfigError
 
 

@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,12 +46,14 @@ from torch import Tensor, nn
 
 import translate
 from translate.config import config_to_dict
-from translate.errors import CheckpointError, ConfigError, ExportError, TranslateError
-from translate.inference.tiling import padded_size
+from translate.errors import ConfigError, ExportError, TranslateError
+from translate.loading.model import LoadedModel, padded_size, uses_instance_norm
+from translate.loading.onnx_file import PRODUCER, REQUIRED_KEYS, read_metadata
+from translate.loading.onnx_file import first_line as _first_line
 from translate.plugin import SizeRequirements
 
-if TYPE_CHECKING:  # pragma: no cover
-    from translate.inference.translator import LoadedModel
+__all__ = ["PRODUCER", "REQUIRED_KEYS", "ExportResult", "export_loaded", "export_onnx"]
+__all__ += ["check_parity", "read_metadata"]  # read_metadata lives in translate.loading
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,6 @@ FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 3e-2
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 EXPORTERS = ("dynamo", "torchscript")
-PRODUCER = "translate"
-REQUIRED_KEYS = ("plugin", "multiple_of", "minimum", "scale", "input_channels")
 _TWO_GB = 2**31 - 2**24
 
 
@@ -272,30 +272,6 @@ def build_metadata(
     return md
 
 
-def read_metadata(path: Path | str) -> dict[str, str]:
-    """The translate metadata of an exported model; one-line CheckpointErrors for a missing
-    file, a file that is not ONNX, or an ONNX model that ``translate export`` did not write."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: ONNX model not found")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise CheckpointError(f"{path}: not an ONNX model ({_first_line(exc)})") from None
-    if not proto.ir_version or not proto.graph.node:
-        raise CheckpointError(f"{path}: not an ONNX model (no graph in it)")
-    md = {p.key: p.value for p in proto.metadata_props}
-    missing = [k for k in REQUIRED_KEYS if k not in md]
-    if md.get("producer") != PRODUCER or missing:
-        raise CheckpointError(
-            f"{path}: an ONNX model without translate metadata (missing "
-            f"{', '.join(missing) or 'producer'}); export it with `translate export`"
-        )
-    return md
-
-
 # ---------------------------------------------------------------------------- export
 def export_onnx(
     checkpoint: Path | str,
@@ -306,10 +282,10 @@ def export_onnx(
     opset: int | None = None,
     exporter: str = "dynamo",
 ) -> ExportResult:
-    """Export a checkpoint (or run folder) to ``out`` and check it against PyTorch."""
-    from translate.inference.translator import load_checkpoint
+    """Export a model (a checkpoint or run folder) to ``out`` and check it against PyTorch."""
+    from translate.loading import load_module
 
-    loaded = load_checkpoint(checkpoint, options=options, device="cpu")
+    loaded = load_module(checkpoint, options=options, device="cpu")
     return export_loaded(loaded, Path(out), fp16=fp16, opset=opset, exporter=exporter)
 
 
@@ -324,8 +300,6 @@ def export_loaded(
     """Export an already loaded model; the file appears at ``out`` only once it passed."""
     import onnx
 
-    from translate.inference.translator import probe_channels, uses_instance_norm
-
     start = time.perf_counter()
     out = Path(out)
     if out.suffix.lower() != ".onnx":
@@ -334,7 +308,7 @@ def export_loaded(
         raise ConfigError(f"out: {out} is a folder; give a file name ending in .onnx")
     module = exportable_module(loaded)
     req = loaded.requirements
-    in_ch = probe_channels(loaded.plugin, loaded.plugin_cfg, req)
+    in_ch = loaded.in_channels
     inputs = parity_inputs(req, in_ch)
     with torch.inference_mode():
         refs = [module(x) for x in inputs]
@@ -405,7 +379,7 @@ def check_parity(
     """
     import onnxruntime as ort
 
-    from translate.inference.backends import CUDA, cuda_device_present, session_options
+    from translate.loading.ort import CUDA, cuda_device_present, session_options
 
     name = shown_as or path
     attempts = ["CPUExecutionProvider"]
@@ -445,10 +419,3 @@ def check_parity(
             f"{tolerance:.0e} on a {'x'.join(map(str, worst_shape))} input; not written"
         )
     return checks, provider, ""
-
-
-def _first_line(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]

@@ -29,12 +29,22 @@ import torch
 from torch import Tensor, nn
 
 from translate.errors import CheckpointError, ConfigError
+from translate.loading.ort import CPU, CUDA, TRT, cuda_device_present, session_options
+
+__all__ = [
+    "CPU",
+    "CUDA",
+    "TRT",
+    "OnnxBackend",
+    "TorchBackend",
+    "TrtProfile",
+    "cuda_device_present",
+    "select_providers",
+    "session_options",
+    "tensorrt_present",
+]
 
 log = logging.getLogger(__name__)
-
-TRT = "TensorrtExecutionProvider"
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
 
 
 # ---------------------------------------------------------------------------- torch
@@ -78,11 +88,6 @@ class TorchBackend:
 
 
 # ---------------------------------------------------------------------------- providers
-def cuda_device_present() -> bool:
-    """Whether a CUDA device really exists (not merely a CUDA build of a library)."""
-    return torch.cuda.is_available()
-
-
 def tensorrt_present() -> bool:
     """Whether the TensorRT libraries that ORT's TensorRT provider loads can be found."""
     return importlib.util.find_spec("tensorrt") is not None or bool(
@@ -161,20 +166,6 @@ def select_providers(
         chosen.append((CUDA, {"device_id": 0, "arena_extend_strategy": "kSameAsRequested"}))
     chosen.append((CPU, {}))
     return chosen
-
-
-def session_options(threads: int | None = None) -> Any:
-    """Session options: full graph optimisation, quiet logs, ``threads`` intra-op threads
-    (default: torch's thread count, so one setting governs both backends)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3  # errors only; no per-node placement warnings
-    so.intra_op_num_threads = torch.get_num_threads() if threads is None else threads
-    so.inter_op_num_threads = 1
-    return so
 
 
 # ---------------------------------------------------------------------------- onnx

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from translate.errors import ConfigError
+from translate.loading.model import padded_size
 from translate.plugin import SizeRequirements
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,6 @@ log = logging.getLogger(__name__)
 AUTO_TILE_PIXELS = 1024 * 1024
 #: Tile side used by the auto rule (rounded down to the module's multiple).
 AUTO_TILE_SIZE = 1024
-
-
-def padded_size(size: int, req: SizeRequirements) -> int:
-    """The smallest side >= ``size`` (and >= ``req.minimum``) that is a multiple of the module's."""
-    target = max(size, req.minimum)
-    return -(-target // req.multiple_of) * req.multiple_of
 
 
 def pad_to(x: Tensor, req: SizeRequirements) -> Tensor:

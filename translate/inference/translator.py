@@ -1,4 +1,4 @@
-"""``Translator``: a checkpoint or an exported ONNX model as a callable on PIL images.
+"""``Translator``: a loaded model as a callable on PIL images.
 
 One inference path for every plugin and backend: the plugin's ``preprocess`` turns PIL images
 into a (B, C, H, W) tensor in [-1, 1]; the input is padded (reflect) up to the module's
@@ -8,10 +8,9 @@ into a (B, C, H, W) tensor in [-1, 1]; the input is padded (reflect) up to the m
 and the plugin's ``postprocess`` makes PIL images. Only the backend differs between
 ``--backend torch`` and ``--backend onnx``.
 
-Inference semantics are explicit: every model is in eval mode (batch-norm running statistics,
-no dropout) unless a plugin's inference option says otherwise (pix2pix's ``test_time_dropout``,
-which therefore cannot be exported). When a checkpoint holds EMA weights (``ema.<model>.*``),
-those are what inference uses.
+What a model is and how it is loaded (checkpoint folders, ONNX files, the ONNX cache, EMA
+weights, eval-mode semantics) is ``translate.loading``'s concern; a ``Translator`` is built
+from what ``translate.loading.load`` returns.
 
 A ``Translator`` keeps no per-call state: a server can hold one and call it from several worker
 threads.
@@ -19,14 +18,9 @@ threads.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +28,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-import translate
-from translate.config import config_from_dict, config_to_dict
-from translate.engine import checkpoint as ckpt
 from translate.engine.device import resolve_device
-from translate.errors import CheckpointError, ConfigError, DataError, PluginError
+from translate.errors import ConfigError, DataError
 from translate.inference.backends import OnnxBackend, TorchBackend, TrtProfile
 from translate.inference.tiling import (
     AUTO_TILE_SIZE,
@@ -48,181 +39,24 @@ from translate.inference.tiling import (
     run_tiled,
     should_tile,
 )
-from translate.plugin import PluginBase, SizeRequirements
-from translate.registry import load_plugin
+from translate.loading import LoadedModel, LoadedOnnx, load, load_checkpoint
+from translate.loading.model import parse_options, probe_channels
+from translate.plugin import SizeRequirements
 
-# re-exported: older code imports the padding helpers from here
-__all__ = ["LoadedModel", "Translator", "load_checkpoint", "pad_to", "padded_size"]
+# re-exported: older code imports these from here (they live in translate.loading now)
+__all__ = [
+    "LoadedModel",
+    "Translator",
+    "load_checkpoint",
+    "pad_to",
+    "padded_size",
+    "parse_options",
+    "probe_channels",
+]
 
 log = logging.getLogger(__name__)
 
-EMA_PREFIX = "ema."
 DEFAULT_BATCH_SIZE = 4
-
-
-def parse_options(plugin: Any, options: Mapping[str, Any] | None) -> Any:
-    """The plugin's inference options from a dict; unknown names list the valid ones."""
-    cls = plugin.inference_config_cls
-    options = dict(options or {})
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in options if k not in valid]
-    if unknown:
-        listing = ", ".join("--" + v.replace("_", "-") for v in valid) or "none"
-        raise ConfigError(
-            f"option --{unknown[0].replace('_', '-')} is not known to plugin {plugin.name}; "
-            f"its inference options: {listing}"
-        )
-    return config_from_dict(cls, options)
-
-
-# ---------------------------------------------------------------------------- loading
-@dataclass
-class LoadedModel:
-    """A checkpoint rebuilt for inference: the plugin's inference module and its context."""
-
-    folder: Path
-    plugin: Any
-    plugin_cfg: Any
-    meta: dict[str, Any]
-    opts: Any
-    models: dict[str, nn.Module]
-    module: nn.Module
-    ema: list[str]  # models whose EMA weights were loaded
-
-    @property
-    def requirements(self) -> SizeRequirements:
-        return self.plugin.size_requirements(self.plugin_cfg)
-
-
-def _apply_core_transforms(models: dict[str, nn.Module], meta: Mapping[str, Any]) -> None:
-    """Re-apply the engine's architectural GAN transforms (spectral norm, attention) that the
-    checkpoint was trained with, so that its weights fit."""
-    try:
-        from translate.engine.transforms import apply_gan_transforms
-    except ImportError:  # an engine without architectural transforms
-        return
-    from translate.config import GANConfig
-
-    try:
-        gan_cfg = config_from_dict(GANConfig, meta.get("gan_config", {}))
-    except ConfigError as exc:
-        raise CheckpointError(f"bad gan_config in {ckpt.META} ({exc})") from exc
-    apply_gan_transforms(models, gan_cfg)
-
-
-def load_inference_weights(
-    weights: Mapping[str, Tensor], models: Mapping[str, nn.Module], *, source: Path
-) -> list[str]:
-    """Load each model's weights, preferring its EMA copy (``ema.<model>.*``) where present.
-
-    EMA tensors override the plain ones key by key, so an EMA that stores only parameters
-    still gets the plain buffers. Returns the names of the models that use EMA weights.
-    """
-    with_ema: list[str] = []
-    for name, model in models.items():
-        head, ema_head = f"{name}.", f"{EMA_PREFIX}{name}."
-        state = {k[len(head) :]: v for k, v in weights.items() if k.startswith(head)}
-        ema = {k[len(ema_head) :]: v for k, v in weights.items() if k.startswith(ema_head)}
-        if ema:
-            with_ema.append(name)
-        merged = {f"{name}.{k}": v for k, v in {**state, **ema}.items()}
-        ckpt.load_models(merged, {name: model}, source=source)
-    return with_ema
-
-
-def load_checkpoint(
-    path: Path | str, *, options: Mapping[str, Any] | None = None, device: str = "cpu"
-) -> LoadedModel:
-    """Rebuild a checkpoint's models (EMA weights preferred) and the plugin's inference module."""
-    folder = ckpt.resolve_checkpoint(Path(path))
-    meta = ckpt.read_meta(folder)
-    try:
-        plugin = load_plugin(meta["plugin"])
-    except PluginError as exc:
-        raise CheckpointError(f"{folder}: needs plugin {meta['plugin']!r}: {exc}") from exc
-    try:
-        plugin_cfg = config_from_dict(plugin.config_cls, meta["plugin_config"])
-    except (KeyError, ConfigError) as exc:
-        raise CheckpointError(f"{folder / ckpt.META}: bad plugin_config ({exc})") from exc
-    opts = parse_options(plugin, options)
-    models = plugin.build_models(plugin_cfg)
-    _apply_core_transforms(models, meta)
-    stored = [m for m in meta.get("models", list(models)) if m in models]
-    weights = ckpt.read_weights(folder)
-    ema = load_inference_weights(
-        weights, {k: models[k] for k in stored}, source=folder / ckpt.WEIGHTS
-    )
-    dev = resolve_device(device)
-    for model in models.values():
-        model.to(dev).eval()
-    module = plugin.inference_module(models, plugin_cfg, opts)
-    return LoadedModel(folder, plugin, plugin_cfg, meta, opts, models, module, ema)
-
-
-def probe_channels(plugin: Any, cfg: Any, req: SizeRequirements) -> int:
-    """Channels of the module's input: the plugin's ``input_channels(cfg)`` when it has one,
-    else its ``preprocess`` on a blank image."""
-    if callable(getattr(plugin, "input_channels", None)):
-        return int(plugin.input_channels(cfg))
-    side = padded_size(max(req.minimum, req.multiple_of), req)
-    return int(plugin.preprocess([Image.new("RGB", (side, side))], cfg).shape[1])
-
-
-def uses_instance_norm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules())
-
-
-class _DefaultImageIO(PluginBase):
-    """RGB <-> [-1, 1] conversion for an ONNX model whose plugin is not installed."""
-
-    config_cls = dict
-    dataset_kind = "single"
-
-    def __init__(self, name: str) -> None:
-        self.name = name  # type: ignore[misc]
-
-
-# ---------------------------------------------------------------------------- ONNX cache
-def _cache_key(loaded: LoadedModel, *, fp16: bool, opset: int | None) -> str:
-    weights = loaded.folder / ckpt.WEIGHTS
-    stat = weights.stat()
-    key = {
-        "weights": [stat.st_size, stat.st_mtime_ns],
-        "options": config_to_dict(loaded.opts),
-        "fp16": fp16,
-        "opset": opset,
-        "translate": translate.__version__,
-        "torch": torch.__version__,
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def cached_export(loaded: LoadedModel, *, fp16: bool = False, opset: int | None = None) -> Path:
-    """An ONNX export of ``loaded``, made once and reused: ``<checkpoint>/model.<key>.onnx``
-    (the key hashes the weights file, the options, the precision and the versions); written
-    atomically, and to ``~/.cache/translate/onnx`` when the checkpoint folder is read-only."""
-    from translate.export.onnx import export_loaded
-
-    key = _cache_key(loaded, fp16=fp16, opset=opset)
-    name = f"model.{key}.onnx"
-    candidates = [loaded.folder / name]
-    cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "translate"
-    folder_id = hashlib.sha256(str(loaded.folder.resolve()).encode()).hexdigest()[:12]
-    candidates.append(cache_root / "onnx" / f"{folder_id}.{name}")
-    for path in candidates:
-        if path.is_file():
-            return path
-    for path in candidates:
-        if not os.access(path.parent, os.W_OK) and path.parent.exists():
-            continue
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            log.info("exporting %s to %s (first ONNX run of this checkpoint)", loaded.folder, path)
-            export_loaded(loaded, path, fp16=fp16, opset=opset)
-            return path
-        except PermissionError:
-            continue
-    raise CheckpointError(f"{loaded.folder}: no writable place for the ONNX export cache")
 
 
 # ---------------------------------------------------------------------------- Translator
@@ -282,57 +116,29 @@ class Translator:
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
     ) -> Translator:
-        """A checkpoint (its folder, or a run folder) on ``backend`` ``torch`` (default) or
-        ``onnx``.
+        """Any model ``translate.loading.load`` reads (a checkpoint or run folder, an
+        ``.onnx`` file) on ``backend`` ``torch`` (default) or ``onnx``.
 
-        ``onnx`` exports once to a cache file in the checkpoint folder (parity-checked) and
-        runs it in ONNX Runtime; ``fp16`` selects a half-precision export. An ``.onnx`` file
-        given as ``path`` is handed to ``from_onnx``.
+        ``onnx`` exports a PyTorch model once to the user cache (parity-checked) and runs it
+        in ONNX Runtime; ``fp16`` selects a half-precision export.
         """
-        if Path(path).suffix.lower() == ".onnx" and Path(path).is_file():
-            if backend not in (None, "onnx"):
-                raise ConfigError(f"{path}: an ONNX model runs on --backend onnx, not {backend}")
-            return cls.from_onnx(
-                path, device=device, options=options, tile_size=tile_size,
-                tile_overlap=tile_overlap, batch_size=batch_size, threads=threads,
-            )  # fmt: skip
-        backend = backend or "torch"
-        if backend not in ("torch", "onnx"):
-            raise ConfigError(f"backend: {backend!r} is not one of torch, onnx")
-        if backend == "onnx":
-            if amp != "none":
-                raise ConfigError(
-                    "amp: applies to --backend torch; for half precision in ONNX Runtime "
-                    "export with --fp16"
-                )
-            loaded = load_checkpoint(path, options=options, device="cpu")
-            onnx_path = cached_export(loaded, fp16=fp16)
-            translator = cls.from_onnx(
-                onnx_path, device=device, tile_size=tile_size, tile_overlap=tile_overlap,
-                batch_size=batch_size, threads=threads,
-            )  # fmt: skip
-            translator.meta = {**translator.meta, **loaded.meta}
-            return translator
-        if fp16:
-            raise ConfigError("fp16: selects a half-precision ONNX export; use --amp with torch")
-        dev = resolve_device(device)
-        loaded = load_checkpoint(path, options=options, device=device)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        req = loaded.requirements
-        return cls(
-            TorchBackend(loaded.module, dev, amp=amp),
-            plugin=loaded.plugin,
-            plugin_cfg=loaded.plugin_cfg,
-            requirements=req,
-            meta={**loaded.meta, "ema": loaded.ema},
-            opts=loaded.opts,
-            in_channels=probe_channels(loaded.plugin, loaded.plugin_cfg, req),
-            instance_norm=uses_instance_norm(loaded.module),
-            tile_size=tile_size,
-            tile_overlap=tile_overlap,
-            batch_size=batch_size,
+        if amp != "none" and backend == "onnx":
+            raise ConfigError(
+                "amp: applies to --backend torch; for half precision in ONNX Runtime "
+                "export with --fp16"
+            )
+        on_torch = backend != "onnx"
+        loaded = load(
+            path,
+            options=options,
+            device=device if on_torch else "cpu",
+            backend=backend,
+            fp16=fp16,
         )
+        return cls.from_loaded(
+            loaded, device=device, amp=amp, tile_size=tile_size, tile_overlap=tile_overlap,
+            batch_size=batch_size, threads=threads,
+        )  # fmt: skip
 
     @classmethod
     def from_onnx(
@@ -349,74 +155,64 @@ class Translator:
         """An ONNX file written by ``translate export``: everything (plugin, size multiple,
         scale, options) comes from its metadata, so it needs no flags. ``options``, if given,
         must match those it was exported with."""
-        from translate.export.onnx import read_metadata
+        from translate.loading import load_onnx
 
-        path = Path(path)
-        md = read_metadata(path)
-        req = SizeRequirements(
-            multiple_of=int(md["multiple_of"]),
-            minimum=int(md["minimum"]),
-            scale=int(md["scale"]),
-        )
-        stored = json.loads(md.get("inference_options", "{}"))
-        for key, value in (options or {}).items():
-            if key not in stored:
+        return cls.from_loaded(
+            load_onnx(path, options=options), device=device, tile_size=tile_size,
+            tile_overlap=tile_overlap, batch_size=batch_size, threads=threads,
+        )  # fmt: skip
+
+    @classmethod
+    def from_loaded(
+        cls,
+        loaded: LoadedModel | LoadedOnnx,
+        *,
+        device: str = "auto",
+        amp: str = "none",
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = None,
+    ) -> Translator:
+        """A loaded model on its backend: a ``LoadedModel`` on PyTorch (moved to ``device``),
+        a ``LoadedOnnx`` in ONNX Runtime."""
+        req = loaded.requirements
+        if isinstance(loaded, LoadedOnnx):
+            if amp != "none":
                 raise ConfigError(
-                    f"option --{key.replace('_', '-')}: not an option of {path.name} "
-                    f"(exported with {json.dumps(stored) if stored else 'no options'})"
+                    "amp: applies to --backend torch; for half precision in ONNX Runtime "
+                    "export with --fp16"
                 )
-            if json.loads(json.dumps(value, default=str)) != stored[key]:
-                flag = "--" + key.replace("_", "-")
-                raise ConfigError(
-                    f"{path}: exported with {flag} {stored[key]}; export again with "
-                    f"{flag} {value} for that"
-                )
-        in_channels = int(md["input_channels"])
-        try:
-            plugin = load_plugin(md["plugin"])
-            plugin_cfg = config_from_dict(plugin.config_cls, json.loads(md["plugin_config"]))
-            opts = config_from_dict(plugin.inference_config_cls, stored)
-        except PluginError:
-            if in_channels != 3:
-                raise CheckpointError(
-                    f"{path}: needs plugin {md['plugin']!r} installed to prepare its "
-                    f"{in_channels}-channel input"
-                ) from None
-            log.warning("plugin %s not installed: using plain RGB input/output", md["plugin"])
-            plugin, plugin_cfg, opts = _DefaultImageIO(md["plugin"]), None, None
-        except (KeyError, ValueError, ConfigError) as exc:
-            raise CheckpointError(f"{path}: bad plugin_config in its metadata ({exc})") from exc
-        tile = tile_size or AUTO_TILE_SIZE
-        need = padded_size(max(req.minimum, req.multiple_of), req)
-        profile = TrtProfile(
-            channels=in_channels,
-            min_side=need,
-            opt_side=max(need, tile // req.multiple_of * req.multiple_of),
-            max_side=max(need, tile // req.multiple_of * req.multiple_of),
-            max_batch=batch_size,
-        )
-        backend = OnnxBackend(
-            path,
-            device=device,
-            threads=threads,
-            profile=profile,
-            fp16=md.get("precision") == "fp16",
-        )
-        meta = {
-            "plugin": md["plugin"],
-            "step": int(md["step"]) if md.get("step", "").isdigit() else md.get("step", "?"),
-            "onnx": str(path),
-            "metadata": md,
-        }
+            tile = tile_size or AUTO_TILE_SIZE
+            need = padded_size(max(req.minimum, req.multiple_of), req)
+            side = max(need, tile // req.multiple_of * req.multiple_of)
+            profile = TrtProfile(
+                channels=loaded.in_channels,
+                min_side=need,
+                opt_side=side,
+                max_side=side,
+                max_batch=batch_size,
+            )
+            backend: TorchBackend | OnnxBackend = OnnxBackend(
+                loaded.path, device=device, threads=threads, profile=profile, fp16=loaded.fp16
+            )
+            meta = loaded.meta
+        else:
+            dev = resolve_device(device)
+            if threads is not None:
+                torch.set_num_threads(threads)
+            loaded.module.to(dev)
+            backend = TorchBackend(loaded.module, dev, amp=amp)
+            meta = {**loaded.meta, "ema": loaded.ema}
         return cls(
             backend,
-            plugin=plugin,
-            plugin_cfg=plugin_cfg,
+            plugin=loaded.plugin,
+            plugin_cfg=loaded.plugin_cfg,
             requirements=req,
             meta=meta,
-            opts=opts,
-            in_channels=in_channels,
-            instance_norm=md.get("instance_norm") == "true",
+            opts=loaded.opts,
+            in_channels=loaded.in_channels,
+            instance_norm=loaded.instance_norm,
             tile_size=tile_size,
             tile_overlap=tile_overlap,
             batch_size=batch_size,

@@ -132,7 +132,7 @@ class ServedModel:
                 f"option {unknown[0]!r} is not known to model {self.name!r} "
                 f"(plugin {self.plugin_name}); its options: {listing}"
             )
-        from translate.inference.translator import parse_options
+        from translate.loading import parse_options
 
         return parse_options(self.translator.plugin, dict(options))
 

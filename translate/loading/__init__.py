@@ -1,0 +1,85 @@
+"""Loading models, below inference, export, serving and evaluation.
+
+``load(path)`` turns what a user has into a loaded model:
+
+* a checkpoint folder or run folder of ours -> ``LoadedModel`` (``loading.checkpoint``)
+* an ``.onnx`` file from ``translate export`` -> ``LoadedOnnx`` (``loading.onnx_file``)
+
+and, with ``backend="onnx"``, a PyTorch model becomes its cached ONNX export
+(``loading.onnx_cache``). Inference (``Translator``) and export both build on what this
+returns and never import each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from translate.errors import ConfigError
+from translate.loading.checkpoint import checkpoint_plugin, load_checkpoint
+from translate.loading.model import LoadedModel, LoadedOnnx, parse_options
+from translate.loading.onnx_file import load_onnx, read_metadata
+
+__all__ = [
+    "LoadedModel",
+    "LoadedOnnx",
+    "load",
+    "load_checkpoint",
+    "load_module",
+    "load_onnx",
+    "parse_options",
+    "plugin_name",
+    "read_metadata",
+]
+
+BACKENDS = ("torch", "onnx")
+
+
+def is_onnx_file(path: Path | str) -> bool:
+    return Path(path).suffix.lower() == ".onnx" and Path(path).is_file()
+
+
+def plugin_name(path: Path | str) -> str:
+    """The plugin a model file or folder needs, read without loading its weights."""
+    if is_onnx_file(path):
+        return read_metadata(path)["plugin"]
+    return checkpoint_plugin(path)
+
+
+def load_module(
+    path: Path | str, *, options: Mapping[str, Any] | None = None, device: str = "cpu"
+) -> LoadedModel:
+    """Load ``path`` as a PyTorch module (what ``translate export`` exports)."""
+    if is_onnx_file(path):
+        raise ConfigError(f"{path}: already an ONNX model; export a checkpoint folder")
+    return load_checkpoint(path, options=options, device=device)
+
+
+def load(
+    path: Path | str,
+    *,
+    options: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    backend: str | None = None,
+    fp16: bool = False,
+) -> LoadedModel | LoadedOnnx:
+    """Load ``path`` for inference on ``backend`` (None: what the file is; ``torch`` or
+    ``onnx``). ``device`` places a PyTorch module; ``fp16`` selects a half-precision ONNX
+    export when a PyTorch model is run on ``onnx``."""
+    if backend not in (None, *BACKENDS):
+        raise ConfigError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if is_onnx_file(path):
+        if backend not in (None, "onnx"):
+            raise ConfigError(f"{path}: an ONNX model runs on --backend onnx, not {backend}")
+        return load_onnx(path, options=options)
+    if backend != "onnx":
+        if fp16:
+            raise ConfigError("fp16: selects a half-precision ONNX export; use --amp with torch")
+        return load_module(path, options=options, device=device)
+    from translate.loading.onnx_cache import cached_onnx  # the exporter, only when needed
+
+    loaded = load_module(path, options=options, device="cpu")
+    onnx = load_onnx(cached_onnx(loaded, fp16=fp16))
+    onnx.meta = {**onnx.meta, **loaded.meta, "ema": loaded.ema, "source": str(loaded.source)}
+    return onnx

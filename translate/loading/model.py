@@ -1,0 +1,127 @@
+"""What every loader returns: ``LoadedModel`` (a PyTorch module) and ``LoadedOnnx`` (a file).
+
+A loaded model is everything inference, export, serving and evaluation need to know about a
+model, whatever it was loaded from: the plugin that prepares its input and output (PIL <-> a
+(B, C, H, W) tensor in [-1, 1]), that plugin's config and inference options, the size
+requirements of the module, and metadata for people (plugin, step, where it came from).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from torch import nn
+
+from translate.config import config_from_dict
+from translate.errors import ConfigError
+from translate.plugin import PluginBase, SizeRequirements
+
+
+def padded_size(size: int, req: SizeRequirements) -> int:
+    """The smallest side >= ``size`` (and >= ``req.minimum``) that is a multiple of the module's."""
+    target = max(size, req.minimum)
+    return -(-target // req.multiple_of) * req.multiple_of
+
+
+def parse_options(plugin: Any, options: Mapping[str, Any] | None) -> Any:
+    """The plugin's inference options from a dict; unknown names list the valid ones."""
+    cls = plugin.inference_config_cls
+    options = dict(options or {})
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        listing = ", ".join("--" + v.replace("_", "-") for v in valid) or "none"
+        raise ConfigError(
+            f"option --{unknown[0].replace('_', '-')} is not known to plugin {plugin.name}; "
+            f"its inference options: {listing}"
+        )
+    return config_from_dict(cls, options)
+
+
+def probe_channels(plugin: Any, cfg: Any, req: SizeRequirements) -> int:
+    """Channels of the module's input: the plugin's ``input_channels(cfg)`` when it has one,
+    else its ``preprocess`` on a blank image."""
+    if callable(getattr(plugin, "input_channels", None)):
+        return int(plugin.input_channels(cfg))
+    side = padded_size(max(req.minimum, req.multiple_of), req)
+    return int(plugin.preprocess([Image.new("RGB", (side, side))], cfg).shape[1])
+
+
+def uses_instance_norm(module: nn.Module) -> bool:
+    """Whether tiling can shift brightness (per-tile statistics; see ``inference.tiling``)."""
+    return any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules())
+
+
+class DefaultImageIO(PluginBase):
+    """RGB <-> [-1, 1] conversion for a model without an installed plugin of its own (an
+    ONNX file whose plugin is missing, a spandrel file)."""
+
+    config_cls = dict
+    dataset_kind = "single"
+
+    def __init__(self, name: str, *, scale: int = 1, multiple_of: int = 1) -> None:
+        self.name = name  # type: ignore[misc]
+        self._req = SizeRequirements(multiple_of=multiple_of, scale=scale)
+
+    def size_requirements(self, cfg: Any) -> SizeRequirements:
+        return self._req
+
+    def input_channels(self, cfg: Any) -> int:
+        return 3
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt in PyTorch for inference: the plugin's inference module (eval mode,
+    EMA weights where present) and its context.
+
+    ``source`` is what was loaded (a checkpoint folder or a weights file); ``weights_file`` the
+    file whose contents the weights are (what an export cache is keyed on)."""
+
+    source: Path
+    plugin: Any
+    plugin_cfg: Any
+    meta: dict[str, Any]
+    opts: Any
+    models: dict[str, nn.Module]
+    module: nn.Module
+    ema: list[str]  # models whose EMA weights were loaded
+    weights_file: Path | None = None
+
+    @property
+    def requirements(self) -> SizeRequirements:
+        return self.plugin.size_requirements(self.plugin_cfg)
+
+    @property
+    def in_channels(self) -> int:
+        return probe_channels(self.plugin, self.plugin_cfg, self.requirements)
+
+    @property
+    def instance_norm(self) -> bool:
+        return uses_instance_norm(self.module)
+
+
+@dataclass
+class LoadedOnnx:
+    """An exported ONNX file with what its metadata says (no session yet: the backend makes
+    one for its device)."""
+
+    path: Path
+    plugin: Any
+    plugin_cfg: Any
+    meta: dict[str, Any]
+    opts: Any
+    requirements: SizeRequirements
+    in_channels: int
+    instance_norm: bool
+    fp16: bool
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def source(self) -> Path:
+        return self.path

@@ -1,0 +1,122 @@
+"""Loading an ONNX file written by ``translate export``: its metadata says everything.
+
+Plugin, size multiple, minimum, scale, input channels, inference options and precision are
+stored in the file's ``metadata_props`` (see ``translate.export.onnx``), so an exported model
+runs without flags. When its plugin is not installed, a 3-channel model still runs with plain
+RGB <-> [-1, 1] conversion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from translate.config import config_from_dict
+from translate.errors import CheckpointError, ConfigError, PluginError
+from translate.loading.model import DefaultImageIO, LoadedOnnx
+from translate.plugin import SizeRequirements
+from translate.registry import load_plugin
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "translate"
+REQUIRED_KEYS = ("plugin", "multiple_of", "minimum", "scale", "input_channels")
+
+
+def first_line(exc: BaseException | None) -> str:
+    """The first non-empty line of an exception's message (libraries write whole reports)."""
+    if exc is None:
+        return "unknown error"
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def read_metadata(path: Path | str) -> dict[str, str]:
+    """The translate metadata of an exported model; one-line CheckpointErrors for a missing
+    file, a file that is not ONNX, or an ONNX model that ``translate export`` did not write."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: ONNX model not found")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise CheckpointError(f"{path}: not an ONNX model ({first_line(exc)})") from None
+    if not proto.ir_version or not proto.graph.node:
+        raise CheckpointError(f"{path}: not an ONNX model (no graph in it)")
+    md = {p.key: p.value for p in proto.metadata_props}
+    missing = [k for k in REQUIRED_KEYS if k not in md]
+    if md.get("producer") != PRODUCER or missing:
+        raise CheckpointError(
+            f"{path}: an ONNX model without translate metadata (missing "
+            f"{', '.join(missing) or 'producer'}); export it with `translate export`"
+        )
+    return md
+
+
+def _check_options(path: Path, stored: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """An export's options are fixed: asking for others is refused in one line."""
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if key not in stored:
+            raise ConfigError(
+                f"option {flag}: not an option of {path.name} "
+                f"(exported with {json.dumps(stored) if stored else 'no options'})"
+            )
+        if json.loads(json.dumps(value, default=str)) != stored[key]:
+            raise ConfigError(
+                f"{path}: exported with {flag} {stored[key]}; export again with "
+                f"{flag} {value} for that"
+            )
+
+
+def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> LoadedOnnx:
+    """An ONNX file from ``translate export``; ``options``, if given, must match those it was
+    exported with."""
+    path = Path(path)
+    md = read_metadata(path)
+    req = SizeRequirements(
+        multiple_of=int(md["multiple_of"]),
+        minimum=int(md["minimum"]),
+        scale=int(md["scale"]),
+    )
+    stored = json.loads(md.get("inference_options", "{}"))
+    _check_options(path, stored, options or {})
+    in_channels = int(md["input_channels"])
+    try:
+        plugin = load_plugin(md["plugin"])
+        plugin_cfg = config_from_dict(plugin.config_cls, json.loads(md["plugin_config"]))
+        opts = config_from_dict(plugin.inference_config_cls, stored)
+    except PluginError:
+        if in_channels != 3:
+            raise CheckpointError(
+                f"{path}: needs plugin {md['plugin']!r} installed to prepare its "
+                f"{in_channels}-channel input"
+            ) from None
+        log.warning("plugin %s not installed: using plain RGB input/output", md["plugin"])
+        plugin = DefaultImageIO(md["plugin"], scale=req.scale, multiple_of=req.multiple_of)
+        plugin_cfg, opts = None, None
+    except (KeyError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: bad plugin_config in its metadata ({exc})") from exc
+    meta = {
+        "plugin": md["plugin"],
+        "step": int(md["step"]) if md.get("step", "").isdigit() else md.get("step", "?"),
+        "onnx": str(path),
+        "metadata": md,
+    }
+    return LoadedOnnx(
+        path=path,
+        plugin=plugin,
+        plugin_cfg=plugin_cfg,
+        meta=meta,
+        opts=opts,
+        requirements=req,
+        in_channels=in_channels,
+        instance_norm=md.get("instance_norm") == "true",
+        fp16=md.get("precision") == "fp16",
+        metadata=md,
+    )
