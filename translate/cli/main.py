@@ -278,8 +278,8 @@ def run_command(
     backend: Annotated[
         str | None,
         typer.Option(
-            help="torch or onnx (ONNX Runtime; a checkpoint is exported once to a cached "
-            ".onnx next to it). \\[default: torch; onnx for an .onnx file]"
+            help="torch or onnx (ONNX Runtime; a checkpoint is exported once to the user "
+            "cache). \\[default: torch; onnx for an .onnx file]"
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
