@@ -155,8 +155,9 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
         SuperResConfig()
     with pytest.raises(ConfigError, match="scale"):
         SuperResConfig(data=(tmp_path,), scale=5)
-    with pytest.raises(ConfigError, match="vgg_weights"):
-        SuperResConfig(data=(tmp_path,), vgg_weights=tmp_path / "missing.pth")
+    # a missing training-only file is refused when a run starts, not when a config is read
+    with pytest.raises(ConfigError, match=r"vgg_weights: .*missing\.pth: file not found"):
+        prepare("superres", data=tmp_path, vgg_weights=tmp_path / "missing.pth", **TINY)
 
 
 def test_presets_fit_their_budgets() -> None:
@@ -311,6 +312,34 @@ def test_gan_phase_starts_from_the_pixel_model(tmp_path: Path) -> None:
             **{**TINY, "channels": 16, "phase": "gan", "init_from": pixel},
             run_dir=tmp_path / "bad",
         )
+
+
+def test_a_checkpoint_runs_without_its_training_only_files(tmp_path: Path) -> None:
+    """A run trained with --vgg-weights, moved where neither the VGG file nor the data
+    exist: run, export, serve and eval load it from its checkpoint alone."""
+    from translate.losses.perceptual import vgg19_features
+    from translate.serve.models import LoadSettings, load_translator
+
+    vgg = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features(34).state_dict().items()}, vgg)
+    run = tiny_run(tmp_path, steps=1, vgg_weights=vgg)
+    vgg.unlink()
+    shutil.rmtree(tmp_path / "hr")  # the training data is gone too
+    image = tmp_path / "in.png"
+    Image.fromarray(textured(np.random.default_rng(2), 12)).save(image)
+
+    ran = runner.invoke(app, ["run", str(image), "-c", str(run), "-o", str(tmp_path / "o.png")])
+    assert ran.exit_code == 0, ran.output
+    assert Image.open(tmp_path / "o.png").size == (24, 24)
+    onnx = tmp_path / "sr.onnx"
+    exported = runner.invoke(app, ["export", str(run), "-o", str(onnx)])
+    assert exported.exit_code == 0, exported.output
+    served = load_translator("checkpoint", str(run), LoadSettings(device="cpu"))
+    assert served([Image.open(image)])[0].size == (24, 24)
+    folder = make_hr(tmp_path / "set", n=1, size=16, seed=3)
+    scored = runner.invoke(app, ["eval", "superres", "-c", str(run), "--data", str(folder)])
+    assert scored.exit_code == 0, scored.output
+    assert "PSNR" in scored.output
 
 
 def test_serve_without_a_model_loads_the_shipped_default(shipped_root: Path) -> None:

@@ -102,8 +102,6 @@ class SuperResConfig:
         for name in ("lambda_pixel", "lambda_adv", "lambda_perceptual"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0")
-        if self.vgg_weights is not None and not self.vgg_weights.is_file():
-            raise ConfigError(f"vgg_weights: {self.vgg_weights}: file not found")
 
     @property
     def architecture(self) -> tuple[str, int, int]:
@@ -153,6 +151,14 @@ class SuperResPlugin(PluginBase[SuperResConfig]):
             else:
                 models["D"] = VGGDiscriminator(base_channels=cfg.disc_channels)
         return models
+
+    def finalize_config(self, cfg: SuperResConfig) -> SuperResConfig:
+        """Check the training-only files of a new run. Not in the config's own validation:
+        ``run``, ``export``, ``serve`` and ``eval`` rebuild the config from a checkpoint that
+        may have moved to a machine without them."""
+        if cfg.vgg_weights is not None and not cfg.vgg_weights.is_file():
+            raise ConfigError(f"vgg_weights: {cfg.vgg_weights}: file not found")
+        return cfg
 
     def initialize(self, models: Mapping[str, nn.Module], cfg: SuperResConfig) -> None:
         """A fresh run's starting weights: the generator of ``--init-from`` when given."""
