@@ -95,6 +95,33 @@ def test_y_is_bt601_studio_range() -> None:
     assert y_psnr_ssim(out, ref, border=1)[0] < 30
 
 
+@pytest.mark.parametrize(("channel", "weight"), [(0, 65.481), (1, 128.553), (2, 24.966)])
+def test_psnr_of_a_coloured_pair_is_measured_on_luma(channel: int, weight: float) -> None:
+    """A shift of 12 levels in one colour channel moves Y by weight * 12 / 255 (BT.601), so
+    the Y-PSNR is 20 log10(255 / that); on RGB it would be 20 log10(255 / (12 / sqrt(3)))."""
+    ref = np.random.default_rng(0).integers(20, 236, (24, 24, 3)).astype(np.uint8)
+    out = ref.copy()
+    out[..., channel] += 12
+    expected = 20 * np.log10(255 / (weight * 12 / 255))
+    assert y_psnr_ssim(out, ref, border=2)[0] == pytest.approx(expected, rel=1e-9)
+    assert abs(expected - 20 * np.log10(255 / (12 / np.sqrt(3)))) > 1  # RGB would differ
+
+
+def test_protocol_reports_luma_psnr_of_a_colour_shifted_output(tmp_path: Path) -> None:
+    """The evaluation protocol on an output whose red channel is inverted: PSNR on BT.601 Y of
+    the border-shaved images, computed here by hand from the red difference alone."""
+    from translate_superres.evaluate import evaluate_folder
+
+    folder = make_hr(tmp_path / "set", n=1, size=32, seed=5)
+    hr = np.asarray(Image.open(folder / "000.png").convert("RGB"))
+    wrong = hr.copy()
+    wrong[..., 0] = 255 - hr[..., 0]
+    rows = evaluate_folder(lambda images: [Image.fromarray(wrong)], folder, scale=4)
+    diff_r = wrong[4:-4, 4:-4, 0].astype(np.float64) - hr[4:-4, 4:-4, 0]
+    mse_y = np.mean((65.481 / 255 * diff_r) ** 2)
+    assert rows[0]["PSNR"] == pytest.approx(10 * np.log10(255**2 / mse_y), rel=1e-9)
+
+
 def test_protocol_crops_to_the_scale_and_reports_bicubic(tmp_path: Path) -> None:
     from translate_superres.evaluate import evaluate_folder
 
