@@ -7,6 +7,9 @@ the file or field and the problem.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class TranslateError(Exception):
     """Base class for errors caused by user input. ``exit_code`` is what the CLI returns."""
@@ -45,3 +48,33 @@ class ExportError(TranslateError):
     """The exporter failed, or ONNX Runtime disagrees with PyTorch; nothing was written."""
 
     exit_code = 3
+
+
+class OutputError(TranslateError):
+    """A file or folder could not be written (read-only, not a folder, disk full); nothing
+    partial was left and no earlier file was changed. The message names the path."""
+
+
+def flag(name: str) -> str:
+    """A config field or option name as its command-line flag: ``tile_size`` -> ``--tile-size``."""
+    return "--" + name.lstrip("-").replace("_", "-")
+
+
+def unknown_option(
+    name: str,
+    options: Iterable[str],
+    *,
+    core: Iterable[str] = (),
+    owner: str = "this model",
+) -> ConfigError:
+    """The one error for an option nobody knows, with a did-you-mean over the plugin's
+    ``options`` and the command's ``core`` options alike (``--tile`` -> ``--tile-size``).
+    Names may be given as fields (``tile_size``) or flags (``--tile-size``)."""
+    given = flag(name)
+    own = sorted({flag(o) for o in options})
+    candidates = sorted(set(own) | {flag(c) for c in core})
+    close = difflib.get_close_matches(given, candidates, n=2, cutoff=0.6)
+    close += [c for c in candidates if c.startswith(given + "-") and c not in close]
+    hint = f"; did you mean {' or '.join(close[:2])}?" if close else ""
+    listing = ", ".join(own) or "none"
+    return ConfigError(f"unknown option {given}{hint} ({owner}'s options: {listing})")

@@ -1,5 +1,6 @@
-"""``translate``: train, run, export and list image-to-image translation models; ``models``
-and ``eval`` live in ``translate.cli.models``, ``serve`` in ``translate.cli.serve``.
+"""``translate``: train, run, export and list image-to-image translation models; ``run``
+lives in ``translate.cli.run``, ``models`` and ``eval`` in ``translate.cli.models``, ``serve``
+in ``translate.cli.serve``.
 
 Commands are thin wrappers over importable functions (``translate.train``,
 ``translate.Translator``). User errors print one line (``error: ...``) and exit with code 2;
@@ -19,6 +20,7 @@ from typer.core import TyperGroup
 import translate
 from translate.cli.errors import report_errors
 from translate.cli.models import eval_command, models_command
+from translate.cli.run import core_options, plugin_options, run
 from translate.cli.runs import runs_command
 from translate.cli.serve import serve_command
 from translate.errors import TranslateError
@@ -187,183 +189,10 @@ def plugins_command(
 
 
 # ---------------------------------------------------------------------------- run
-def _split_plugin_tokens(inputs: list[Path], extra: list[str]) -> tuple[list[Path], list[str]]:
-    """Plugin options are unknown to typer, so a variadic argument may have taken them."""
-    tokens = [str(p) for p in inputs] + list(extra)
-    first = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
-    return [Path(t) for t in tokens[:first]], tokens[first:]
-
-
-def _plugin_options(model: Path, tokens: list[str]) -> dict[str, Any]:
-    """``--name value`` tokens parsed against the inference options of ``model``'s plugin
-    (a checkpoint or run folder, or an exported .onnx file)."""
-    from translate.cli.options import parse_extra_options
-    from translate.errors import CheckpointError, ConfigError, PluginError
-    from translate.loading import plugin_name
-    from translate.registry import load_plugin
-
-    name = plugin_name(model)
-    try:
-        plugin = load_plugin(name)
-    except PluginError as exc:
-        if not tokens:
-            return {}
-        raise ConfigError(f"{tokens[0]}: plugin {name!r} is not installed ({exc})") from exc
-    except CheckpointError:
-        raise
-    return parse_extra_options(plugin.inference_config_cls, tokens)
-
-
-class _Progress:
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, total: int, description: str) -> None:
-        self.bar: Any = None
-        if sys.stderr.isatty() and total > 1:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self.task = self.bar.add_task(description, total=total)
-
-    def __enter__(self) -> _Progress:
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-@app.command(
+app.command(
     "run",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-@report_errors
-def run_command(
-    ctx: typer.Context,
-    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            help="Run folder, checkpoint folder, or an .onnx file from translate export.",
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", help="Output folder (or file, for one input). \\[default: translated/]"
-        ),
-    ] = None,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            help="torch or onnx (ONNX Runtime; a checkpoint is exported once to the user "
-            "cache). \\[default: torch; onnx for an .onnx file]"
-        ),
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
-    tile_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Tile side in input pixels for large images (0: never tile). "
-            "\\[default: 1024-pixel tiles for images above 1 megapixel]",
-            show_default=False,
-        ),
-    ] = None,
-    tile_overlap: Annotated[
-        int | None,
-        typer.Option(help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]"),
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
-    amp: Annotated[
-        str, typer.Option(help="torch backend: none, bf16 (CPU or CUDA) or fp16 (CUDA).")
-    ] = "none",
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="A shipped model by name (translate models). \\[default: the shipped default "
-            "when no --checkpoint is given]",
-            show_default=False,
-        ),
-    ] = None,
-    preview: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also write what the model was given to this folder (label2image: the parsed "
-            "label map in its palette's colours), as <name>.png."
-        ),
-    ] = None,
-) -> None:
-    """Translate images with a trained model (the shipped default when none is given).
-    Plugin options (e.g. --direction) follow."""
-    from translate.errors import ConfigError
-    from translate.inference.image_io import collect_inputs, output_path, read_input, read_size
-    from translate.inference.translator import Translator
-
-    if checkpoint is not None and model is not None:
-        raise ConfigError("give --checkpoint or --model, not both")
-    if checkpoint is None:
-        from translate.shipped import resolve_model
-
-        checkpoint = resolve_model(model)
-    paths, extra = _split_plugin_tokens(inputs, ctx.args)
-    files = collect_inputs(paths)
-    options = _plugin_options(checkpoint, extra)
-    translator = Translator.from_checkpoint(
-        checkpoint,
-        device=device,
-        options=options,
-        backend=backend,
-        amp=amp,
-        tile_size=tile_size,
-        tile_overlap=tile_overlap,
-        batch_size=batch_size,
-    )
-    sizes = [read_size(path) for path in files]  # headers only: bad files fail up front
-    single_file = out is not None and len(files) == 1 and output_path(out) is not None
-    out_dir = (out.parent if single_file else out) if out is not None else Path("translated")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if preview is not None:
-        if not callable(getattr(translator.plugin, "preview", None)):
-            raise ConfigError(f"--preview: plugin {translator.meta['plugin']} has no preview")
-        preview.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"model: {translator.describe()} from {checkpoint}", err=True)
-    with _Progress(len(files), "translating") as progress:
-        for idx in translator.batches(sizes):
-            # single-channel files stay as decoded: label maps' values are class ids
-            images = [read_input(files[i]) for i in idx]
-            results = translator(images)
-            for i, result in zip(idx, results, strict=True):
-                target = out if single_file and out else out_dir / f"{files[i].stem}.png"
-                result.save(target)
-                typer.echo(str(target))
-            if preview is not None:
-                for i, shown in zip(idx, translator.preview(images), strict=True):
-                    shown.save(preview / f"{files[i].stem}.png")
-            progress.advance(len(idx))
+)(run)
 
 
 # ---------------------------------------------------------------------------- export
@@ -395,7 +224,7 @@ def export_command(
 
     if ctx.args and not ctx.args[0].startswith("--"):
         raise ConfigError(f"unexpected argument {ctx.args[0]!r}")
-    options = _plugin_options(checkpoint, list(ctx.args))
+    options = plugin_options(checkpoint, list(ctx.args), core=core_options(ctx))
     typer.echo(f"exporting {checkpoint} ...", err=True)
     result = export_onnx(
         checkpoint, out, options=options, fp16=fp16, opset=opset, exporter=exporter

@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import typer
 
 from translate.config_io import _strip_optional, coerce, config_to_dict, field_types
-from translate.errors import ConfigError
+from translate.errors import ConfigError, unknown_option
 
 
 def option_name(field_name: str) -> str:
@@ -64,8 +65,12 @@ def given(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and v not in ((), [])}
 
 
-def parse_extra_options(cls: type, args: list[str]) -> dict[str, Any]:
-    """Parse ``--name value`` / ``--flag`` / ``--no-flag`` tokens against a dataclass."""
+def parse_extra_options(
+    cls: type, args: list[str], *, core: Sequence[str] = (), owner: str = "this model"
+) -> dict[str, Any]:
+    """Parse ``--name value`` / ``--flag`` / ``--no-flag`` tokens against a dataclass; an
+    unknown name suggests the closest of the dataclass's fields and the command's ``core``
+    options (its own flags, which typer let through because it ignores unknown options)."""
     hints = field_types(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
@@ -80,8 +85,7 @@ def parse_extra_options(cls: type, args: list[str]) -> dict[str, Any]:
         if negated:
             name = name[3:]
         if name not in fields:
-            listing = ", ".join(option_name(f) for f in sorted(fields)) or "none"
-            raise ConfigError(f"unknown option --{key}; this model's options: {listing}")
+            raise unknown_option(key, fields, core=core, owner=owner)
         inner, _ = _strip_optional(hints[name])
         if inner is bool and not inline:
             values[name] = not negated

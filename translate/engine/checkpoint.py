@@ -17,7 +17,7 @@ checkpoint never executes code.
 from __future__ import annotations
 
 import json
-import os
+import pickle
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from translate.atomic import atomic_path, atomic_write_text, remove_stale
 from translate.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -35,30 +36,6 @@ WEIGHTS = "model.safetensors"
 META = "meta.json"
 TRAINER = "trainer.pt"
 LATEST = "LATEST"
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def flatten_state(models: Mapping[str, nn.Module], prefix: str = "") -> dict[str, torch.Tensor]:
@@ -77,27 +54,13 @@ def write_checkpoint(
     meta: dict[str, Any],
     trainer_state: dict[str, Any] | None,
 ) -> Path:
-    """Write a complete checkpoint folder atomically; replaces ``folder`` if it exists."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file(weights, str(tmp / WEIGHTS))
-    (tmp / META).write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
-    if trainer_state is not None:
-        torch.save(trainer_state, tmp / TRAINER)
-    for child in tmp.iterdir():
-        _fsync_file(child)
-    _fsync_dir(tmp)
-    if folder.exists():  # same step saved twice (e.g. Ctrl-C right at a checkpoint step)
-        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-        os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, folder)
-    _fsync_dir(folder.parent)
+    """Write a complete checkpoint folder atomically; replaces ``folder`` if it exists. A
+    failure (disk full) removes the partial folder and raises ``OutputError``."""
+    with atomic_path(folder, folder=True) as tmp:
+        save_file(weights, str(tmp / WEIGHTS))
+        (tmp / META).write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
+        if trainer_state is not None:
+            torch.save(trainer_state, tmp / TRAINER)
     return folder
 
 
@@ -122,6 +85,12 @@ def save_run_checkpoint(
     return folder
 
 
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Remove half-written checkpoint folders of processes that no longer run (``kill -9``
+    during a save); called when a run starts or resumes."""
+    return remove_stale(run_dir / "checkpoints")
+
+
 def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint folder from: itself, a run folder (its LATEST), or ``<run>/checkpoints``."""
     path = Path(path)
@@ -141,6 +110,19 @@ def resolve_checkpoint(path: Path) -> Path:
     raise CheckpointError(f"{path}: not a checkpoint (no {META}) and not a run folder")
 
 
+#: Types of the ``meta.json`` fields that code reads (others are informational).
+META_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "plugin": (str, "a plugin name (string)"),
+    "format": (int, "an integer"),
+    "step": (int, "an integer"),
+    "api_version": (int, "an integer"),
+    "models": (list, "a list of model names"),
+    "plugin_config": (dict, "an object"),
+    "train_config": (dict, "an object"),
+    "gan_config": (dict, "an object"),
+}
+
+
 def read_meta(folder: Path) -> dict[str, Any]:
     path = folder / META
     try:
@@ -151,6 +133,19 @@ def read_meta(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not valid JSON (truncated or corrupt?)") from exc
     if not isinstance(meta, dict) or "plugin" not in meta:
         raise CheckpointError(f"{path}: not a translate checkpoint description")
+    for key, (types, expected) in META_TYPES.items():
+        value = meta.get(key)
+        bad = value is not None and (
+            not isinstance(value, types)
+            or isinstance(value, bool)
+            or (key == "models" and not all(isinstance(m, str) for m in value))
+        )
+        if key == "plugin" and value is None:
+            bad = True
+        if bad:
+            raise CheckpointError(
+                f"{path}: field {key!r} should be {expected}, got {json.dumps(value)[:60]}"
+            )
     if meta.get("format", 0) > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {meta['format']} is newer than this translate "
@@ -198,5 +193,12 @@ def read_trainer_state(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: missing; this checkpoint cannot resume training")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path}: refused: the file holds objects other than tensors "
+                "(not loaded for safety)"
+            ) from None
+        raise CheckpointError(f"{path}: truncated or corrupt ({type(exc).__name__})") from exc
     except Exception as exc:
         raise CheckpointError(f"{path}: truncated or corrupt ({type(exc).__name__})") from exc

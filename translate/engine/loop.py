@@ -33,7 +33,7 @@ from translate.engine import checkpoint as ckpt
 from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import resolve_device
 from translate.engine.ema import ModelEMA
-from translate.engine.run_log import MetricsLog, Progress, save_grid
+from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.schedule import lr_factor
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
 from translate.engine.watch import RunWatch, resolve_tensorboard
@@ -43,6 +43,7 @@ from translate.errors import (
     DataError,
     TrainingDiverged,
     TranslateError,
+    unknown_option,
 )
 from translate.losses.objective import GANObjective
 from translate.registry import discover, load_plugin
@@ -72,7 +73,8 @@ def split_options(plugin: Any, options: Mapping[str, Any]) -> tuple[dict, dict, 
                 part[key] = value
                 break
         else:
-            raise ConfigError(f"unknown option --{key.replace('_', '-')} for plugin {plugin.name}")
+            known = set().union(*names)
+            raise unknown_option(key, known, owner=f"plugin {plugin.name}")
     return parts
 
 
@@ -358,6 +360,10 @@ class Trainer:
         """Train to ``max_steps``; returns the final checkpoint folder."""
         cfg = self.train_cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ckpt.remove_stale_temporaries(self.run_dir):
+            log.warning("removed %s, left by a process that no longer runs", stale)
+        if self.step > 0:  # resumed: steps logged after the checkpoint will be logged again
+            cut_metrics(self.run_dir / "metrics.jsonl", self.step)
         metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         watch = RunWatch(
             self.run_dir, tensorboard=self.tensorboard, start_step=self.step, meta=self.meta()

@@ -54,6 +54,27 @@ class MetricsLog:
         return averages
 
 
+def cut_metrics(path: Path, step: int) -> int:
+    """Drop ``metrics.jsonl`` records after ``step`` (and a torn last line): a run killed after
+    its last checkpoint logged steps that its resume will log again. Returns lines dropped."""
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines()
+    keep: list[str] = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+            keep.append(line)
+    if len(keep) != len(lines):
+        from translate.atomic import atomic_write_text
+
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+    return len(lines) - len(keep)
+
+
 def save_grid(columns: list[Tensor], path: Path) -> None:
     """Save a grid: one row per sample, one column per tensor; inputs are in [-1, 1]."""
     from torchvision.utils import save_image

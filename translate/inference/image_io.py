@@ -9,13 +9,22 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from translate.data.images import IMAGE_EXTENSIONS, image_size, list_images, load_rgb
+from translate.data.images import (
+    IMAGE_EXTENSIONS,
+    decode_image,
+    image_size,
+    list_images,
+    load_rgb,
+    split_alpha,
+    to_rgb,
+)
 from translate.errors import DataError
 
 
 def pil_to_tensor(images: list[Image.Image]) -> Tensor:
-    """RGB PIL images of one size -> (B, 3, H, W) float in [-1, 1]."""
-    arrays = [np.asarray(im.convert("RGB"), dtype=np.uint8) for im in images]
+    """PIL images of one size -> (B, 3, H, W) float in [-1, 1] (converted to RGB by the
+    shared decoder's rules: 16-bit grayscale scaled, transparency on white)."""
+    arrays = [np.asarray(to_rgb(im), dtype=np.uint8) for im in images]
     if len({a.shape for a in arrays}) != 1:
         raise ValueError("pil_to_tensor needs images of one size")
     batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
@@ -43,10 +52,6 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
     return files
 
 
-#: Suffixes that make ``--out`` a file name rather than a folder (formats PIL writes).
-OUTPUT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
-
-
 def _check_suffix(path: Path) -> None:
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise DataError(
@@ -65,24 +70,35 @@ INDEX_MODES = frozenset({"L", "P", "I", "I;16", "I;16B", "I;16L"})
 
 
 def read_input(path: Path) -> Image.Image:
-    """An input image for ``translate run``: RGB, except single-channel images (L, P without
+    """An input image for ``translate run`` (see ``read_input_alpha``), alpha dropped."""
+    return read_input_alpha(path)[0]
+
+
+def read_input_alpha(path: Path) -> tuple[Image.Image, Image.Image | None]:
+    """An input image for ``translate run``, upright (EXIF orientation applied), and its alpha
+    channel (``L``) or None. The image is RGB, except single-channel images (L, P without
     transparency, I, I;16), which stay as decoded because to a label-map plugin their values
-    are class ids (``PluginBase.preprocess`` converts them to RGB like any other image).
-    ``filename`` holds the path, as ``Image.open`` sets it, so plugins' errors can name the
-    file; errors name the file."""
+    are class ids (``PluginBase.preprocess`` converts them to RGB like any other image, 16-bit
+    scaled to 8). ``filename`` holds the path, as ``Image.open`` sets it, so plugins' errors
+    can name the file; errors name the file."""
     _check_suffix(path)
-    try:
-        with Image.open(path) as im:
-            keep = im.mode in INDEX_MODES and "transparency" not in im.info
-            if keep:
-                im.load()
-                image = im.copy()
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or unreadable image ({exc})") from exc
-    if not keep:
-        image = load_rgb(path)
+    decoded = decode_image(path)
+    if decoded.mode in INDEX_MODES and "transparency" not in decoded.info:
+        image, alpha = decoded, None
+    else:
+        image, alpha = split_alpha(decoded)
     image.filename = str(path)  # type: ignore[attr-defined]
-    return image
+    return image, alpha
+
+
+def attach_alpha(image: Image.Image, alpha: Image.Image) -> Image.Image:
+    """``image`` (RGB) with ``alpha`` as its transparency, resized to it (bicubic, as the
+    colour of a super-resolution output)."""
+    if alpha.size != image.size:
+        alpha = alpha.resize(image.size, Image.Resampling.BICUBIC)
+    out = image.convert("RGB")
+    out.putalpha(alpha)
+    return out
 
 
 def read_size(path: Path) -> tuple[int, int]:
@@ -90,8 +106,3 @@ def read_size(path: Path) -> tuple[int, int]:
     image is decoded); errors name the file."""
     _check_suffix(path)
     return image_size(path)
-
-
-def output_path(out: Path) -> Path | None:
-    """``out`` when it names an image file (by its suffix), else None (a folder)."""
-    return out if out.suffix.lower() in OUTPUT_SUFFIXES else None

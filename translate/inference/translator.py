@@ -303,14 +303,20 @@ class Translator:
             for i in range(0, len(idx), self.batch_size)
         ]
 
-    def __call__(self, images: Image.Image | Sequence[Image.Image]) -> list[Image.Image]:
+    def __call__(
+        self,
+        images: Image.Image | Sequence[Image.Image],
+        *,
+        on_tile: Callable[[int, int], None] | None = None,
+    ) -> list[Image.Image]:
         """PIL images (any sizes) -> translated PIL images, in order; same-size images run
-        together in batches of ``batch_size``."""
+        together in batches of ``batch_size``. ``on_tile(done, total)`` follows a tiled image."""
         batch = [images] if isinstance(images, Image.Image) else list(images)
         out: list[Image.Image | None] = [None] * len(batch)
         for idx in self.batches([im.size for im in batch]):
             x = self.plugin.preprocess([batch[i] for i in idx], self.plugin_cfg)
-            y = self.plugin.postprocess(self.translate_tensor(x), self.plugin_cfg)
+            y = self.translate_tensor(x, on_tile=on_tile)
+            y = self.plugin.postprocess(y, self.plugin_cfg)
             for i, image in zip(idx, y, strict=True):
                 out[i] = image
         return out  # type: ignore[return-value]

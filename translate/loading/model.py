@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 from translate.config import config_from_dict
-from translate.errors import ConfigError
+from translate.errors import unknown_option
 from translate.plugin import PluginBase, SizeRequirements
 
 
@@ -35,11 +35,7 @@ def parse_options(plugin: Any, options: Mapping[str, Any] | None) -> Any:
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in options if k not in valid]
     if unknown:
-        listing = ", ".join("--" + v.replace("_", "-") for v in valid) or "none"
-        raise ConfigError(
-            f"option --{unknown[0].replace('_', '-')} is not known to plugin {plugin.name}; "
-            f"its inference options: {listing}"
-        )
+        raise unknown_option(unknown[0], valid, owner=f"plugin {plugin.name}")
     return config_from_dict(cls, options)
 
 

@@ -1,0 +1,314 @@
+"""``translate run``: translate image files with a checkpoint, an ONNX export or a shipped
+model.
+
+Real-world folders are the case it is built for: outputs never overwrite an input or each
+other (``translate.inference.outputs``), every file is written atomically, a damaged file is
+reported and the others still translated (``2 of 200 inputs failed: ...``, exit code 2), and
+a large tiled image shows a progress bar over its tiles.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from PIL import Image
+
+from translate.cli.errors import report_errors
+from translate.errors import ConfigError, DataError
+
+#: How many failed files the final error line names (the count covers all of them).
+LISTED_FAILURES = 10
+
+
+def split_plugin_tokens(inputs: list[Path], extra: list[str]) -> tuple[list[Path], list[str]]:
+    """Plugin options are unknown to typer, so a variadic argument may have taken them."""
+    tokens = [str(p) for p in inputs] + list(extra)
+    first = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
+    return [Path(t) for t in tokens[:first]], tokens[first:]
+
+
+def core_options(ctx: typer.Context) -> list[str]:
+    """The command's own flags (for did-you-mean on a mistyped one)."""
+    return [o for p in ctx.command.params for o in getattr(p, "opts", []) if o.startswith("--")]
+
+
+def plugin_options(model: Path, tokens: list[str], *, core: Sequence[str] = ()) -> dict[str, Any]:
+    """``--name value`` tokens parsed against the inference options of ``model``'s plugin
+    (a checkpoint or run folder, or an exported .onnx file)."""
+    from translate.cli.options import parse_extra_options
+    from translate.errors import PluginError
+    from translate.loading import plugin_name
+    from translate.registry import load_plugin
+
+    name = plugin_name(model)
+    try:
+        plugin = load_plugin(name)
+    except PluginError as exc:
+        if not tokens:
+            return {}
+        raise ConfigError(f"{tokens[0]}: plugin {name!r} is not installed ({exc})") from exc
+    return parse_extra_options(
+        plugin.inference_config_cls, tokens, core=core, owner=f"plugin {name}"
+    )
+
+
+class RunProgress:
+    """On a terminal (stderr), a bar over files and, while a large image is tiled, one over
+    its tiles, each with an ETA; silent otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.bar: Any = None
+        self.tiles: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.files = self.bar.add_task("images", total=total, visible=total > 1)
+
+    def __enter__(self) -> RunProgress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def tile(self, done: int, total: int) -> None:
+        """``Translator``'s ``on_tile`` callback: (tiles done, tiles of this image)."""
+        if self.bar is None:
+            return
+        if self.tiles is None:
+            self.tiles = self.bar.add_task("tiles", total=total)
+        self.bar.update(self.tiles, completed=done, total=total)
+        if done >= total:
+            self.bar.remove_task(self.tiles)
+            self.tiles = None
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.files, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _resize_output(
+    image: Image.Image, size: tuple[int, int], outscale: float | None
+) -> Image.Image:
+    """``--outscale``: the model's output resized to ``outscale`` times the input (Lanczos)."""
+    if outscale is None:
+        return image
+    want = (max(1, round(size[0] * outscale)), max(1, round(size[1] * outscale)))
+    return image if image.size == want else image.resize(want, Image.Resampling.LANCZOS)
+
+
+def _failure_line(failures: list[str], total: int) -> str:
+    listed = "; ".join(failures[:LISTED_FAILURES])
+    more = len(failures) - LISTED_FAILURES
+    return f"{len(failures)} of {total} inputs failed: {listed}" + (
+        f"; and {more} more" if more > 0 else ""
+    )
+
+
+def run_command(
+    ctx: typer.Context,
+    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="Run folder, checkpoint folder, or an .onnx file from translate export.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder (or file, for one input). Outputs are named "
+            "<stem>[_<suffix>].<ext>; two inputs that would share a name (a.png, a.jpg with "
+            "--ext png) keep their extension in it (a_png.png, a_jpg.png); an input is never "
+            "overwritten. \\[default: translated/]",
+        ),
+    ] = None,
+    suffix: Annotated[
+        str | None,
+        typer.Option(
+            help="Added to output names as _<suffix>. \\[default: none; 'out' when the output "
+            "folder holds the inputs]",
+            show_default=False,
+        ),
+    ] = None,
+    ext: Annotated[
+        str,
+        typer.Option(help="Output format: auto (the input's), png, jpg or webp."),
+    ] = "auto",
+    outscale: Annotated[
+        float | None,
+        typer.Option(
+            help="Super-resolution models: resize the output to this factor of the input "
+            "(Lanczos), e.g. 2 with a x4 model. \\[default: the model's scale]",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="torch or onnx (ONNX Runtime; a checkpoint is exported once to the user "
+            "cache). \\[default: torch; onnx for an .onnx file]"
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
+    tile_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Tile side in input pixels for large images (0: never tile). "
+            "\\[default: 1024-pixel tiles for images above 1 megapixel]",
+            show_default=False,
+        ),
+    ] = None,
+    tile_overlap: Annotated[
+        int | None,
+        typer.Option(help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]"),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
+    amp: Annotated[
+        str, typer.Option(help="torch backend: none, bf16 (CPU or CUDA) or fp16 (CUDA).")
+    ] = "none",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A shipped model by name (translate models). \\[default: the shipped default "
+            "when no --checkpoint is given]",
+            show_default=False,
+        ),
+    ] = None,
+    preview: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write what the model was given to this folder (label2image: the parsed "
+            "label map in its palette's colours), as <name>.png."
+        ),
+    ] = None,
+) -> None:
+    """Translate images with a trained model (the shipped default when none is given).
+    Plugin options (e.g. --direction) follow. A file that cannot be read is reported at the
+    end (exit code 2) while the others are translated."""
+    from translate.inference.image_io import (
+        attach_alpha,
+        collect_inputs,
+        read_input_alpha,
+        read_size,
+    )
+    from translate.inference.outputs import Output, plan_outputs, prepare_folder, save_output
+    from translate.inference.translator import Translator
+
+    if checkpoint is not None and model is not None:
+        raise ConfigError("give --checkpoint or --model, not both")
+    if outscale is not None and not outscale > 0:
+        raise ConfigError(f"--outscale: must be above 0, got {outscale}")
+    if checkpoint is None:
+        from translate.shipped import resolve_model
+
+        checkpoint = resolve_model(model)
+    paths, extra = split_plugin_tokens(inputs, ctx.args)
+    files = collect_inputs(paths)
+    options = plugin_options(checkpoint, extra, core=core_options(ctx))
+    plan = plan_outputs(files, out, suffix=suffix, ext=ext)
+    for folder in dict.fromkeys(item.path.parent for item in plan):
+        prepare_folder(folder)
+    translator = Translator.from_checkpoint(
+        checkpoint,
+        device=device,
+        options=options,
+        backend=backend,
+        amp=amp,
+        tile_size=tile_size,
+        tile_overlap=tile_overlap,
+        batch_size=batch_size,
+    )
+    if outscale is not None and translator.requirements.scale == 1:
+        raise ConfigError("--outscale: applies to super-resolution models; this model's scale is 1")
+    if preview is not None:
+        if not callable(getattr(translator.plugin, "preview", None)):
+            raise ConfigError(f"--preview: plugin {translator.meta['plugin']} has no preview")
+        prepare_folder(preview)
+    typer.echo(f"model: {translator.describe()} from {checkpoint}", err=True)
+
+    failures: list[str] = []
+    readable, sizes = [], []
+    for i, path in enumerate(files):  # headers only: batches are planned before decoding
+        try:
+            sizes.append(read_size(path))
+            readable.append(i)
+        except DataError as exc:
+            failures.append(str(exc))
+
+    def translate_each(images: list[Image.Image], names: list[int]) -> list[Image.Image | None]:
+        """A batch that failed (a plugin refused one image): one image at a time."""
+        results: list[Image.Image | None] = []
+        for image, i in zip(images, names, strict=True):
+            try:
+                results.append(translator([image], on_tile=progress.tile)[0])
+            except DataError as exc:
+                failures.append(f"{files[i]}: {exc}" if str(files[i]) not in str(exc) else str(exc))
+                results.append(None)
+        return results
+
+    with RunProgress(len(files)) as progress:
+        progress.advance(len(files) - len(readable))
+        for batch in translator.batches(sizes):
+            idx, images, alphas = [], [], []
+            for i in (readable[j] for j in batch):
+                try:  # single-channel files stay as decoded: label maps' values are class ids
+                    image, alpha = read_input_alpha(files[i])
+                except DataError as exc:  # a truncated body: the header was fine
+                    failures.append(str(exc))
+                    continue
+                idx.append(i)
+                images.append(image)
+                alphas.append(alpha)
+            try:
+                results: list[Image.Image | None] = list(translator(images, on_tile=progress.tile))
+            except DataError:
+                results = translate_each(images, idx)
+            for i, image, alpha, result in zip(idx, images, alphas, results, strict=True):
+                if result is None:
+                    continue
+                result = _resize_output(result, image.size, outscale)
+                if alpha is not None:
+                    result = attach_alpha(result, alpha)
+                note = save_output(result, plan[i])
+                if note:
+                    typer.echo(f"note: {note}", err=True)
+                typer.echo(str(plan[i].path))
+            if preview is not None and images:
+                for i, shown in zip(idx, translator.preview(images), strict=True):
+                    shown_at = preview / f"{plan[i].path.stem}.png"
+                    save_output(shown, Output(files[i], shown_at, "PNG"))
+            progress.advance(len(batch))
+    if failures:
+        raise DataError(_failure_line(failures, len(files)))
+
+
+run = report_errors(run_command)
