@@ -18,29 +18,25 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from translate.data import transforms
+from translate.data.images import decode_image, to_rgb
 from translate.data.paired import find_pairs, index_seed
 from translate.errors import DataError
 from translate_label2image.palette import INDEX_MODES, instance_edges, label_ids, palette_array
 
 
 def open_image(path: Path) -> Image.Image:
-    """Decode ``path`` in its own mode (RGBA and transparent palettes composited on white)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                return Image.alpha_composite(background, im).convert("RGB")
-            if im.mode not in INDEX_MODES and im.mode != "RGB":
-                return im.convert("RGB")
-            return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or unreadable image ({exc})") from exc
+    """Decode ``path`` in its own mode with the shared decoder (upright; a bomb, truncated
+    or non-image file is one ``DataError``); RGBA and transparent palettes composited on white."""
+    im = decode_image(path)
+    if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
+        return to_rgb(im)
+    if im.mode not in INDEX_MODES and im.mode != "RGB":
+        return to_rgb(im)
+    return im
 
 
 def split_pair(

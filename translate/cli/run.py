@@ -158,9 +158,13 @@ def run_command(
         ),
     ] = None,
     ext: Annotated[
-        str,
-        typer.Option(help="Output format: auto (the input's), png, jpg or webp."),
-    ] = "auto",
+        str | None,
+        typer.Option(
+            help="Output format: png, jpg, webp, or auto (the input's format). \\[default: png; "
+            "for --out FILE its suffix]",
+            show_default=False,
+        ),
+    ] = None,
     outscale: Annotated[
         float | None,
         typer.Option(

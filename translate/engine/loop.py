@@ -29,6 +29,7 @@ from translate.config import (
     load_config_file,
 )
 from translate.data.sampler import ResumableSampler
+from translate.data.skipping import SkipUnreadable
 from translate.engine import checkpoint as ckpt
 from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import resolve_device
@@ -130,10 +131,13 @@ class Trainer:
                 raise TypeError(f"{plugin.name}.finalize_config must return a config_cls")
             self.plugin_cfg = plugin_cfg
 
-        self.dataset = plugin.build_dataset(plugin_cfg, "train")
-        if self.dataset is None or len(self.dataset) == 0:
+        dataset = plugin.build_dataset(plugin_cfg, "train")
+        if dataset is None or len(dataset) == 0:
             raise DataError(f"{getattr(plugin_cfg, 'data', '?')}: no training images")
-        self.val_dataset = plugin.build_dataset(plugin_cfg, "val")
+        # a file damaged past its header (a truncated JPEG) is skipped, not fatal
+        self.dataset = SkipUnreadable(dataset)
+        val_dataset = plugin.build_dataset(plugin_cfg, "val")
+        self.val_dataset = None if val_dataset is None else SkipUnreadable(val_dataset)
 
         self.memory_format = (
             torch.channels_last if train_cfg.channels_last else torch.contiguous_format
@@ -385,7 +389,10 @@ class Trainer:
                 metrics.add(losses)
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     rate = metrics.count / max(time.perf_counter() - metrics.last_time, 1e-9)
-                    averages = metrics.flush(self.step, {"lr": lr})
+                    extra = {"lr": lr}
+                    if self.dataset.skipped:  # damaged files replaced so far (total)
+                        extra["skipped_samples"] = self.dataset.skipped
+                    averages = metrics.flush(self.step, extra)
                     watch.scalars(metrics.last_record)
                     progress.update(self.step, rate, averages)
                 if self.step % cfg.sample_every == 0:

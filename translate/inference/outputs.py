@@ -3,9 +3,9 @@ output format (``--ext``), and the atomic write.
 
 Naming (stated in ``translate run --help``): ``<out>/<stem>[_<suffix>].<ext>``. The suffix
 defaults to none when writing to another folder and to ``out`` when the output folder holds
-an input (``translate run DIR -o DIR`` writes ``good_out.png`` next to ``good.png``); ``--ext
-auto`` keeps each input's format. Inputs that would still get one name (``a.png`` and
-``a.jpg`` with ``--ext png``) keep their input extension in it (``a_png.png``, ``a_jpg.png``).
+an input (``translate run DIR -o DIR`` writes ``good_out.png`` next to ``good.png``); ``--ext``
+is PNG by default, ``auto`` keeps each input's format. Inputs that would still get one name
+(``a.png`` and ``a.jpg``) keep their input extension in it (``a_png.png``, ``a_jpg.png``).
 A name that is still taken by two inputs, or that is an input file, is refused up front with
 one line: nothing is translated, nothing is overwritten.
 """
@@ -68,16 +68,21 @@ def _single_file_target(files: Sequence[Path], out: Path | None) -> Path | None:
 
 
 def plan_outputs(
-    files: Sequence[Path], out: Path | None, *, suffix: str | None = None, ext: str = "auto"
+    files: Sequence[Path],
+    out: Path | None,
+    *,
+    suffix: str | None = None,
+    ext: str | None = None,
 ) -> list[Output]:
     """The output of each input (see the module docstring); refuses names that are inputs or
-    that two inputs share (``OutputError``), before anything is translated."""
-    if ext not in EXT_CHOICES:
+    that two inputs share (``OutputError``), before anything is translated. ``ext`` None: PNG
+    (or the suffix of ``out`` naming one file)."""
+    if ext is not None and ext not in EXT_CHOICES:
         raise ConfigError(f"--ext: {ext!r} is not one of {', '.join(EXT_CHOICES)}")
     single = _single_file_target(files, out)
     if single is not None:
         fmt = FORMATS[single.suffix.lower()]
-        if ext != "auto" and FORMATS["." + ext] != fmt:
+        if ext not in (None, "auto") and FORMATS["." + ext] != fmt:
             raise ConfigError(f"--ext {ext}: --out {single} names a {fmt} file")
         plan = [Output(files[0], single, fmt)]
     else:
@@ -86,6 +91,7 @@ def plan_outputs(
             beside = folder.exists() and any(_same_file(folder, f.parent) for f in files)
             suffix = SUFFIX_NEXT_TO_INPUTS if beside else ""
         tail = f"_{suffix}" if suffix else ""
+        ext = ext or "png"
 
         def target(source: Path, tag: str = "") -> Output:
             extension = source.suffix.lower() if ext == "auto" else "." + ext

@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from translate.data.images import to_rgb
+from translate.data.images import to_rgb, upright
 from translate.inference.image_io import INDEX_MODES
 from translate.serve.config import OUTPUT_FORMATS
 
@@ -79,15 +79,17 @@ def check_header(
 
 
 def decode(data: bytes) -> Image.Image:
-    """Decode the (header-checked) upload as ``translate run`` reads files: RGB, except
+    """Decode the (header-checked) upload with the shared decoder's rules, as ``translate
+    run`` reads files: upright, RGB, except
     single-channel images, kept as decoded (to a label-map plugin their values are class ids;
     other plugins' ``preprocess`` converts them to RGB)."""
     try:
         with _open(data) as im:
             im.load()
+            im = upright(im)  # EXIF orientation, as translate run reads files
             if im.mode in INDEX_MODES and "transparency" not in im.info:
-                return im.copy()
-            return to_rgb(im)
+                return im
+            return to_rgb(im)  # 16-bit grayscale scaled, transparency on white
     except Exception as exc:  # truncated or corrupt data: the client's input, never a 500
         raise ApiError(400, f"corrupt image: {exc}".strip()) from None
 
