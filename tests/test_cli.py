@@ -200,12 +200,17 @@ def test_non_image_file(paired_data: Path, tmp_path: Path) -> None:
     assert_user_error(train(paired_data, tmp_path / "run"), "zz_notes.png", "not a readable image")
 
 
-def test_corrupt_image(paired_data: Path, tmp_path: Path) -> None:
+def test_corrupt_image_is_skipped(
+    paired_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A body damaged past its header (met mid-training) skips the sample: one warning."""
     victim = paired_data / "train" / "000.png"
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2])  # header intact, pixel data cut off
     result = train(paired_data, tmp_path / "run", "--max-steps", "20")
-    assert_user_error(result, "000.png", "corrupt")
+    assert result.exit_code == 0, result.output
+    warned = [r.getMessage() for r in caplog.records if "skipped a sample" in r.getMessage()]
+    assert len(warned) == 1 and "000.png" in warned[0] and "corrupt" in warned[0]
 
 
 def test_pair_of_different_sizes(tmp_path: Path) -> None:
