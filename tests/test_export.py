@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +334,15 @@ def test_engine_transforms_and_ema_export(tmp_path: Path) -> None:
     x = torch.rand(1, 3, 64, 96) * 2 - 1
     on_onnx = Translator.from_onnx(result.path, device="cpu")
     assert (on_onnx.translate_tensor(x) - on_torch.translate_tensor(x)).abs().max() <= 1e-4
+
+
+def test_metadata_holds_no_absolute_path_of_the_training_machine(
+    pix2pix_run: Path, pix2pix_onnx: Path
+) -> None:
+    root = pix2pix_run.parent  # the training data lay in root / "data"
+    md = read_metadata(pix2pix_onnx)
+    leaks = {k: v for k, v in md.items() if str(root) in v or str(root.resolve()) in v}
+    assert not leaks, leaks
+    # the data folder is still named (its last component), and the config still loads
+    assert json.loads(md["plugin_config"])["data"] == "data"
+    assert Translator.from_onnx(pix2pix_onnx, device="cpu").plugin_cfg.data == Path("data")

@@ -11,7 +11,7 @@ This module must stay light: no torch import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,18 +21,12 @@ from translate.config_io import config_from_dict as config_from_dict
 from translate.config_io import config_to_dict as config_to_dict
 from translate.config_io import field_types as field_types
 from translate.config_io import load_config_file as load_config_file
-from translate.errors import ConfigError
-
-
-def opt(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with CLI help text."""
-    return field(default=default, metadata={"help": help, **kwargs})
-
-
-def _check(cond: bool, field_name: str, message: str) -> None:
-    if not cond:
-        raise ConfigError(f"{field_name}: {message}")
-
+from translate.data.configs import Direction as Direction
+from translate.data.configs import PairedDataConfig as PairedDataConfig
+from translate.data.configs import SingleDataConfig as SingleDataConfig
+from translate.data.configs import UnpairedDataConfig as UnpairedDataConfig
+from translate.fields import check
+from translate.fields import opt as opt
 
 AmpMode = Literal["none", "bf16", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -75,16 +69,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
-            _check(getattr(self, name) >= 1, name, "must be at least 1")
-        _check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
-        _check(self.workers >= 0, "workers", "must be 0 or more")
-        _check(self.n_samples >= 1, "n_samples", "must be at least 1")
-        _check(self.lr > 0, "lr", "must be positive")
-        _check(self.lr_d is None or self.lr_d > 0, "lr_d", "must be positive")
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)")
-        _check(0 <= self.lr_decay_start <= 1, "lr_decay_start", "must be in [0, 1]")
-        _check(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
-        _check(self.amp in ("none", "bf16", "fp16"), "amp", "must be none, bf16 or fp16")
+            check(getattr(self, name) >= 1, name, "must be at least 1")
+        check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
+        check(self.workers >= 0, "workers", "must be 0 or more")
+        check(self.n_samples >= 1, "n_samples", "must be at least 1")
+        check(self.lr > 0, "lr", "must be positive")
+        check(self.lr_d is None or self.lr_d > 0, "lr_d", "must be positive")
+        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)")
+        check(0 <= self.lr_decay_start <= 1, "lr_decay_start", "must be in [0, 1]")
+        check(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
+        check(self.amp in ("none", "bf16", "fp16"), "amp", "must be none, bf16 or fp16")
 
 
 GAN_LOSSES = (
@@ -199,37 +193,37 @@ class GANConfig:
     )
 
     def __post_init__(self) -> None:
-        _check(
+        check(
             self.gan_loss in GAN_LOSSES,
             "gan_loss",
             f"unknown objective {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}",
         )
-        _check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
-        _check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
-        _check(self.penalty_interval >= 1, "penalty_interval", "must be at least 1")
-        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
-        _check(self.clip_value is None or self.clip_value >= 0, "clip_value", "must be >= 0")
-        _check(self.n_critic is None or self.n_critic >= 1, "n_critic", "must be at least 1")
-        _check(
+        check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
+        check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
+        check(self.penalty_interval >= 1, "penalty_interval", "must be at least 1")
+        check(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        check(self.clip_value is None or self.clip_value >= 0, "clip_value", "must be >= 0")
+        check(self.n_critic is None or self.n_critic >= 1, "n_critic", "must be at least 1")
+        check(
             self.optimizer in ("auto", "adam", "rmsprop"),
             "optimizer",
             "must be auto, adam or rmsprop",
         )
-        _check(
+        check(
             self.spectral_norm in ("none", "d", "both"), "spectral_norm", "must be none, d or both"
         )
-        _check(
+        check(
             self.self_attention in ("none", "d", "g", "both"),
             "self_attention",
             "must be none, d, g or both",
         )
-        _check(self.minibatch_std >= 0, "minibatch_std", "must be >= 0 (0: off)")
-        _check(self.feature_matching >= 0, "feature_matching", "must be >= 0")
-        _check(self.instance_noise >= 0, "instance_noise", "must be >= 0")
-        _check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")
-        _check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
+        check(self.minibatch_std >= 0, "minibatch_std", "must be >= 0 (0: off)")
+        check(self.feature_matching >= 0, "feature_matching", "must be >= 0")
+        check(self.instance_noise >= 0, "instance_noise", "must be >= 0")
+        check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")
+        check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
         unknown = [p for p in self.diff_augment_policy if p not in DIFF_AUGMENT_POLICIES]
-        _check(
+        check(
             not unknown,
             "diff_augment",
             f"unknown policy {unknown[0] if unknown else ''!r}; "
@@ -241,7 +235,7 @@ class GANConfig:
         """Refuse combinations that make no sense, with the reason in one line."""
         loss = self.gan_loss
         if self.label_smoothing:
-            _check(
+            check(
                 loss in LABEL_SMOOTHING_LOSSES,
                 "label_smoothing",
                 f"only applies to minimax, nonsaturating and lsgan, not {loss} "
@@ -249,21 +243,21 @@ class GANConfig:
             )
         clip = self.effective_clip_value
         if loss == "wgan":
-            _check(
+            check(
                 clip > 0,
                 "clip_value",
                 "wgan needs weight clipping (> 0) to keep the critic Lipschitz; "
                 "for a penalty instead use --gan-loss wgan-gp",
             )
         elif clip > 0:
-            _check(
+            check(
                 False,
                 "clip_value",
                 f"weight clipping belongs to --gan-loss wgan, not {loss}; use spectral norm or "
                 "a gradient penalty to constrain this discriminator",
             )
         if loss == "wgan-gp":
-            _check(
+            check(
                 self.effective_gp_weight > 0,
                 "gp_weight",
                 "wgan-gp needs a positive penalty weight; without it the critic is unconstrained "
@@ -271,31 +265,31 @@ class GANConfig:
             )
         penalties = self.active_penalties
         if clip > 0 and penalties:
-            _check(
+            check(
                 False,
                 penalties[0],
                 "weight clipping (wgan) and a gradient penalty both constrain the critic; "
                 "pick one (--gan-loss wgan-gp for the penalty)",
             )
         if clip > 0 and self.spectral_norm != "none":
-            _check(
+            check(
                 False,
                 "spectral_norm",
                 "wgan's weight clipping and spectral norm both constrain the critic; pick one",
             )
         if self.gradient_norm:
-            _check(
+            check(
                 clip == 0,
                 "gradient_norm",
                 "gradient normalisation and wgan's weight clipping both constrain the critic; "
                 "pick one",
             )
-            _check(
+            check(
                 self.spectral_norm == "none",
                 "gradient_norm",
                 "gradient normalisation already makes D 1-Lipschitz; drop --spectral-norm",
             )
-            _check(
+            check(
                 not penalties,
                 "gradient_norm",
                 f"gradient normalisation already bounds D's gradient; drop {penalties[0]}"
@@ -303,14 +297,14 @@ class GANConfig:
                 else "",
             )
         if self.penalty_interval > 1:
-            _check(
+            check(
                 bool(penalties),
                 "penalty_interval",
                 "lazy regularisation needs a gradient penalty (--r1-gamma, --r2-gamma or "
                 "--gp-weight)",
             )
         if self.instance_noise_steps:
-            _check(
+            check(
                 self.instance_noise > 0,
                 "instance_noise_steps",
                 "set --instance-noise (the initial std) to anneal it",
@@ -364,31 +358,3 @@ class GANConfig:
         """The DiffAugment operations, in application order (colour, translation, cutout)."""
         given = [p.strip() for p in self.diff_augment.split(",") if p.strip()]
         return tuple(given)
-
-
-Direction = Literal["a2b", "b2a"]
-
-
-@dataclass(frozen=True)
-class PairedDataConfig:
-    """Data fields shared by plugins that train on aligned pairs (pix2pix, label-to-image)."""
-
-    data: Path = opt(
-        None,
-        "Dataset folder: side-by-side A|B images, or A/ and B/ folders matched by file name; "
-        "train/ and val/ subfolders are used when present.",
-    )
-    direction: Direction = opt("a2b", "a2b: translate A (left / A/) into B; b2a: the reverse.")
-    load_size: int = opt(286, "Resize images to this square size before cropping.")
-    crop_size: int = opt(256, "Random crop size for training (evaluation resizes to it).")
-    flip: bool = opt(True, "Random horizontal flips during training.")
-
-    def __post_init__(self) -> None:
-        _check(self.data is not None, "data", "is required (--data DIR)")
-        _check(self.direction in ("a2b", "b2a"), "direction", "must be a2b or b2a")
-        _check(self.crop_size >= 1, "crop_size", "must be at least 1")
-        _check(
-            self.load_size >= self.crop_size,
-            "load_size",
-            f"must be >= crop_size ({self.load_size} < {self.crop_size})",
-        )

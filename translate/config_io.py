@@ -20,17 +20,22 @@ from translate.errors import ConfigError
 T = TypeVar("T")
 
 
-def _to_json(value: Any) -> Any:
+def _to_json(value: Any, portable: bool = False) -> Any:
     if isinstance(value, Path):
-        return str(value)
+        return value.name if portable else str(value)
     if isinstance(value, (tuple, list)):
-        return [_to_json(v) for v in value]
+        return [_to_json(v, portable) for v in value]
     return value
 
 
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A JSON-safe dict of a config dataclass (paths as strings, tuples as lists)."""
-    return {f.name: _to_json(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+def config_to_dict(cfg: Any, *, portable: bool = False) -> dict[str, Any]:
+    """A JSON-safe dict of a config dataclass (paths as strings, tuples as lists).
+
+    ``portable``: each path reduced to its last component (``/home/me/data/facades`` ->
+    ``facades``), for files that leave the training machine (exported models): they name what
+    was used without revealing where it lay. The dict still loads with ``config_from_dict``.
+    """
+    return {f.name: _to_json(getattr(cfg, f.name), portable) for f in dataclasses.fields(cfg)}
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:

@@ -159,7 +159,9 @@ class PluginBase(Generic[C]):
 
     # -- data
     def build_dataset(self, cfg: C, split: str) -> Dataset:
-        """A dataset of the plugin's ``dataset_kind`` built from the config's data fields."""
+        """The default dataset of the plugin's ``dataset_kind`` (``translate.data``), built
+        from the config's data fields (``translate.data.configs``: extend the kind's config
+        class); None for a split the data lacks. Override it for any other data."""
         from translate.data import build_dataset
 
         return build_dataset(self.dataset_kind, cfg, split)
@@ -190,8 +192,15 @@ class PluginBase(Generic[C]):
         return tensor_to_pil(output)
 
     def sample_columns(self, models: Mapping[str, nn.Module], batch: Any, cfg: C) -> list[Tensor]:
-        """Columns of the sample grid, each (B, 3, H, W) in [-1, 1]: input | output | target."""
+        """Columns of the sample grid, each (B, 3, H, W) in [-1, 1], from a validation batch
+        of the default dataset: input | output | target (``paired``, ``labels``), A | output
+        (``unpaired``), image | output (``single``). Override it when the inference module's
+        input is not the batch's image (e.g. it takes a grayscale copy) or for other keys."""
         module = self.inference_module(models, cfg, self.inference_config_cls())
+        if self.dataset_kind == "single":
+            return [batch["image"], module(batch["image"])]
+        if self.dataset_kind == "unpaired":
+            return [batch["A"], module(batch["A"])]
         return [batch["input"], module(batch["input"]), batch["target"]]
 
     def inference_module(

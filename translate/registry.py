@@ -14,8 +14,15 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from translate.data.configs import DATA_CONFIGS, DATA_FIELDS
 from translate.errors import PluginError
-from translate.plugin import API_VERSION, DATASET_KINDS, REQUIRED_ATTRIBUTES, REQUIRED_METHODS
+from translate.plugin import (
+    API_VERSION,
+    DATASET_KINDS,
+    REQUIRED_ATTRIBUTES,
+    REQUIRED_METHODS,
+    PluginBase,
+)
 
 GROUP = "translate.plugins"
 
@@ -60,36 +67,68 @@ def unknown_plugin_error(name: str, available: list[str]) -> PluginError:
     return PluginError(f"unknown plugin {name!r}{hint} available: {listing}")
 
 
-def validate_plugin(plugin: Any, info: PluginInfo) -> None:
-    """Check a loaded plugin object against the contract; errors name the distribution."""
-    where = f"plugin {info.name!r} from distribution {info.distribution} ({info.target})"
+def contract_problems(plugin: Any) -> list[str]:
+    """What ``plugin`` lacks against the contract of ``translate.plugin``, as short phrases
+    (empty when it is valid): required members, API version, dataset kind, frozen config
+    dataclasses, an ``inference_module`` of its own, and, when it keeps the default
+    ``build_dataset``, the config fields its kind's default dataset reads."""
     missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(plugin, a)]
     missing += [m for m in REQUIRED_METHODS if not callable(getattr(plugin, m, None))]
     if missing:
-        raise PluginError(f"{where} is invalid: missing {', '.join(missing)}")
-    if plugin.name != info.name:
-        raise PluginError(
-            f"{where} is invalid: it calls itself {plugin.name!r} but is registered as "
-            f"{info.name!r}; the entry-point name and the plugin's name must match"
-        )
+        return [f"missing {', '.join(missing)}"]
+    problems = []
     if plugin.api_version != API_VERSION:
-        raise PluginError(
-            f"{where} is invalid: it targets plugin API version {plugin.api_version}, "
+        problems.append(
+            f"it targets plugin API version {plugin.api_version}, "
             f"this translate provides version {API_VERSION}"
         )
     if plugin.dataset_kind not in DATASET_KINDS:
-        raise PluginError(
-            f"{where} is invalid: dataset_kind {plugin.dataset_kind!r} is not one of "
-            f"{', '.join(DATASET_KINDS)}"
+        problems.append(
+            f"dataset_kind {plugin.dataset_kind!r} is not one of {', '.join(DATASET_KINDS)}"
         )
     for attr in ("config_cls", "inference_config_cls"):
         cls = getattr(plugin, attr, None)
         if attr == "inference_config_cls" and cls is None:
             continue
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise PluginError(f"{where} is invalid: {attr} must be a dataclass")
-        if not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-            raise PluginError(f"{where} is invalid: {attr} {cls.__name__} must be frozen")
+            problems.append(f"{attr} must be a dataclass")
+        elif not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            problems.append(f"{attr} {cls.__name__} must be frozen")
+    if problems:
+        return problems
+    if _inherited(plugin, "inference_module"):
+        problems.append("inference_module is not implemented (run and export call it)")
+    if _inherited(plugin, "build_dataset"):
+        fields = {f.name for f in dataclasses.fields(plugin.config_cls)}
+        needed = DATA_FIELDS[plugin.dataset_kind]
+        lacking = [name for name in needed if name not in fields]
+        if lacking:
+            problems.append(
+                f"dataset_kind {plugin.dataset_kind!r} with the default build_dataset reads "
+                f"config fields {', '.join(needed)}; {plugin.config_cls.__name__} lacks "
+                f"{', '.join(lacking)} (extend translate.config."
+                f"{DATA_CONFIGS[plugin.dataset_kind]} or implement build_dataset)"
+            )
+    return problems
+
+
+def _inherited(plugin: Any, method: str) -> bool:
+    """True when ``plugin`` keeps ``PluginBase``'s version of ``method``."""
+    own = getattr(type(plugin), method, None)
+    return isinstance(plugin, PluginBase) and own is getattr(PluginBase, method)
+
+
+def validate_plugin(plugin: Any, info: PluginInfo) -> None:
+    """Check a loaded plugin object against the contract; errors name the distribution."""
+    where = f"plugin {info.name!r} from distribution {info.distribution} ({info.target})"
+    problems = contract_problems(plugin)
+    if problems:
+        raise PluginError(f"{where} is invalid: {'; '.join(problems)}")
+    if plugin.name != info.name:
+        raise PluginError(
+            f"{where} is invalid: it calls itself {plugin.name!r} but is registered as "
+            f"{info.name!r}; the entry-point name and the plugin's name must match"
+        )
 
 
 @cache

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from translate.config import opt
+from translate.config import UnpairedDataConfig, opt
 from translate.errors import ConfigError
 from translate.plugin import PluginBase, SizeRequirements
 
@@ -26,18 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass(frozen=True)
-class CycleGANConfig:
+class CycleGANConfig(UnpairedDataConfig):
     """CycleGAN data, model and loss settings (defaults: the paper's 256x256 setup)."""
 
-    domain_a: Path = opt(
-        None,
-        "Folder of domain-A training images (e.g. horse2zebra/trainA); a sibling testA/ or "
-        "valA/ feeds the sample grids.",
-    )
-    domain_b: Path = opt(None, "Folder of domain-B training images (e.g. horse2zebra/trainB).")
-    load_size: int = opt(286, "Resize images to this square size before cropping.")
-    crop_size: int = opt(256, "Random crop size for training (evaluation resizes to it).")
-    flip: bool = opt(True, "Random horizontal flips during training.")
     generator: Literal["resnet", "unet"] = opt("resnet", "Generators: ResNet (paper) or U-Net.")
     resnet_blocks: int = opt(9, "Residual blocks of the ResNet generators (paper: 9 at 256x256).")
     unet_depth: int = opt(8, "U-Net down-sampling levels (8 for 256x256).")
@@ -56,16 +47,7 @@ class CycleGANConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("domain_a", "domain_b"):
-            if getattr(self, name) is None:
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"{name}: is required ({flag} DIR)")
-        if self.crop_size < 1:
-            raise ConfigError("crop_size: must be at least 1")
-        if self.load_size < self.crop_size:
-            raise ConfigError(
-                f"load_size: must be >= crop_size ({self.load_size} < {self.crop_size})"
-            )
+        super().__post_init__()
         if self.generator not in ("resnet", "unet"):
             raise ConfigError("generator: must be resnet or unet")
         if self.norm not in ("instance", "batch", "none"):

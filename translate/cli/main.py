@@ -150,7 +150,8 @@ def main_callback(
 def plugins_command(
     name: Annotated[str | None, typer.Argument(help="Show one plugin's options.")] = None,
 ) -> None:
-    """List installed plugins (name, distribution, version, dataset kind)."""
+    """List installed plugins (name, distribution, version, dataset kind); exits with code 2
+    after the listing when a plugin is invalid, naming it and what it lacks."""
     from rich.console import Console
     from rich.table import Table
 
@@ -160,14 +161,18 @@ def plugins_command(
     console = Console()
     if name is None:
         table = Table("plugin", "distribution", "version", "data", "description")
+        invalid: list[TranslateError] = []
         for info in found.values():
             try:
                 plugin = load_plugin(info.name)
                 kind, desc = plugin.dataset_kind, plugin.description
             except TranslateError as exc:
-                kind, desc = "-", f"[red]invalid: {exc}"
+                kind, desc = "-", "[red]invalid (see below)"
+                invalid.append(exc)
             table.add_row(info.name, info.distribution, info.version, kind, desc)
         console.print(table)
+        if invalid:  # the valid ones are listed and usable; the exit code flags the rest
+            raise type(invalid[0])("; ".join(str(exc) for exc in invalid))
         return
     if name not in found:
         raise unknown_plugin_error(name, list(found))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import albumentations as A
 import numpy as np
 from torch.utils.data import Dataset
 
@@ -111,6 +112,32 @@ class PairedDataset(Dataset[dict[str, Any]]):
         return {
             "input": transforms.to_tensor(source),
             "target": transforms.to_tensor(target),
+            "path": str(self.pairs[index][0]),
+        }
+
+
+class LabelMapDataset(PairedDataset):
+    """The ``labels`` kind's default: pairs whose input is a colour-coded label map.
+
+    Items as ``PairedDataset``'s, but the label map is resized with nearest-neighbour
+    interpolation (a mask target of the shared geometry), so every pixel keeps an exact class
+    colour and never a blend of two; ``"input"`` is (3, S, S) in [-1, 1]. A plugin that wants
+    class ids or one-hot maps builds its own dataset (label2image does).
+    """
+
+    def __init__(self, folder: Path, **kwargs: Any):
+        super().__init__(folder, **kwargs)
+        # the pipeline's geometry, applied to a photo ("image") and a label map ("mask")
+        self.pipeline = A.Compose(list(self.pipeline.transforms), seed=0)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = key if isinstance(key, tuple) else (key, index_seed(key))
+        label, photo = self.load_pair(index)
+        self.pipeline.set_random_seed(seed)
+        out = self.pipeline(image=photo, mask=label)
+        return {
+            "input": transforms.to_tensor(out["mask"]),
+            "target": transforms.to_tensor(out["image"]),
             "path": str(self.pairs[index][0]),
         }
 

@@ -18,7 +18,8 @@ both.
 Metadata (``metadata_props``, all strings): producer, plugin, plugin_version,
 translate_version, torch_version, opset, step, multiple_of, minimum, scale, value_range,
 input_channels, output_channels, inference_options (JSON; each option also under its own name,
-e.g. ``direction``), plugin_config (JSON), ema (JSON list of models with EMA weights),
+e.g. ``direction``), plugin_config (JSON; paths reduced to their last component, so no
+absolute path of the training machine is embedded), ema (JSON list of models with EMA weights),
 precision (fp32/fp16), instance_norm, exporter, and palette (JSON) when the plugin config has
 one.
 """
@@ -242,7 +243,10 @@ def build_metadata(
 
     req = loaded.requirements
     info = discover().get(loaded.plugin.name)
-    options = config_to_dict(loaded.opts) if dataclasses.is_dataclass(loaded.opts) else {}
+    # portable: no absolute path of the training machine leaves it inside the model file
+    options = (
+        config_to_dict(loaded.opts, portable=True) if dataclasses.is_dataclass(loaded.opts) else {}
+    )
     md = {
         "producer": PRODUCER,
         "plugin": loaded.plugin.name,
@@ -258,7 +262,9 @@ def build_metadata(
         "input_channels": str(channels[0]),
         "output_channels": str(channels[1]),
         "inference_options": json.dumps(options, sort_keys=True),
-        "plugin_config": json.dumps(config_to_dict(loaded.plugin_cfg), sort_keys=True),
+        "plugin_config": json.dumps(
+            config_to_dict(loaded.plugin_cfg, portable=True), sort_keys=True
+        ),
         "ema": json.dumps(loaded.ema),
         "precision": "fp16" if fp16 else "fp32",
         "instance_norm": "true" if instance_norm else "false",
