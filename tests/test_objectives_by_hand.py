@@ -24,19 +24,25 @@ from torch import Tensor, nn
 from translate.config import GANConfig, TrainConfig, config_from_dict
 from translate.engine.loop import Trainer
 from translate.inference.translator import Translator
+from translate.losses.perceptual import (
+    ESRGAN_LAYERS,
+    PIX2PIXHD_LAYERS,
+    vgg19_features,
+    vgg_loss,
+)
 from translate.registry import load_plugin
-from translate.testing import make_paired, make_unpaired
+from translate.testing import make_labels, make_paired, make_single, make_unpaired
 
 
-def frozen_trainer(plugin_name: str, cfg: object, run_dir: Path) -> Trainer:
-    """A Trainer (fp32, CPU, the plugin's default GAN family) whose optimisers have LR 0: a
-    step computes and keeps the gradients but changes no weight."""
+def frozen_trainer(plugin_name: str, cfg: object, run_dir: Path, **gan: object) -> Trainer:
+    """A Trainer (fp32, CPU, the plugin's default GAN family updated with ``gan``) whose
+    optimisers have LR 0: a step computes and keeps the gradients but changes no weight."""
     plugin = load_plugin(plugin_name)
     train_cfg = config_from_dict(
         TrainConfig,
         {"max_steps": 1, "batch_size": 2, "amp": "none", "device": "cpu", "progress": False},
     )
-    gan_cfg = config_from_dict(GANConfig, dict(plugin.gan_defaults))
+    gan_cfg = config_from_dict(GANConfig, {**plugin.gan_defaults, **gan})
     trainer = Trainer(plugin, cfg, train_cfg, gan_cfg, run_dir=run_dir)
     for optimizer in trainer.ctx.optimizers.values():
         for group in optimizer.param_groups:
@@ -70,6 +76,31 @@ def assert_same_gradients(actual: Tensor, expected: Tensor) -> None:
 
 def l1(a: Tensor, b: Tensor) -> Tensor:
     return (a - b).abs().mean()
+
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VGG-19 weights file (torchvision's key names) with random weights up to conv5_4, He
+    initialised so that deep features keep their scale (with PyTorch's default init they fade
+    out by conv5_4 and the perceptual term would vanish from the gradients)."""
+    torch.manual_seed(0)
+    features = vgg19_features(34)
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    path = tmp_path_factory.mktemp("vgg") / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def assert_term_matters(
+    term: Callable[[], Tensor], total: Tensor, models: dict[str, nn.Module], names: list[str]
+) -> None:
+    """The test can see ``term`` (a weighted part of the loss): its gradient is at least 1% of
+    the total's, far above the comparison's tolerance."""
+    share = float(hand_gradients(term, models, names).norm() / total.norm())
+    assert share > 0.01, f"the term's gradient is only {share:.1e} of the total"
 
 
 # ---------------------------------------------------------------------------- CycleGAN
@@ -212,3 +243,79 @@ def test_pix2pix_gradients_match_the_paper(pix2pix: tuple[Trainer, dict], lambda
     assert_same_gradients(actual[g_params:], hand_gradients(d_loss, trainer.models, ["D"]))
     with torch.no_grad():
         assert logs["G_L1"] == pytest.approx(l1(G(a), b).item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------- superres
+@pytest.mark.parametrize(
+    ("lambda_pixel", "lambda_adv", "lambda_perceptual"), [(0.01, 5e-3, 1.0), (0.3, 0.2, 2.0)]
+)
+def test_superres_gan_phase_weights(
+    tmp_path: Path, vgg_file: Path, lambda_pixel: float, lambda_adv: float, lambda_perceptual: float
+) -> None:
+    """ESRGAN's generator objective (Wang et al. 2018, Eq. 3): lambda_pixel * L1 +
+    lambda_adv * adversarial + lambda_perceptual * VGG; the family's loss (RaGAN) comes from the
+    shared objective, whose own tests pin it."""
+    plugin = load_plugin("superres")
+    cfg = dataclasses.replace(
+        plugin.tiny_config(make_single(tmp_path / "hr", n=2, size=48)),
+        phase="gan",
+        patch_size=16,  # HR 32: conv5_4 of VGG still sees 2x2
+        disc_channels=8,
+        lambda_pixel=lambda_pixel,
+        lambda_adv=lambda_adv,
+        lambda_perceptual=lambda_perceptual,
+        vgg_weights=vgg_file,
+    )
+    trainer = frozen_trainer("superres", cfg, tmp_path / "run")
+    batch = torch.utils.data.default_collate([trainer.dataset[(i, i)] for i in range(2)])
+    actual, logs = step_gradients(trainer, batch, ["G"])
+    G, D = trainer.models["G"], trainer.models["D"]
+    lr, hr = batch["input"], batch["target"]
+    vgg = vgg_loss(cfg.vgg_weights, layers=ESRGAN_LAYERS, device="cpu")
+
+    def loss() -> Tensor:
+        sr = G(lr)
+        adv, _ = trainer.ctx.gan.generator_loss(D, sr, hr, paired=True)
+        return lambda_pixel * l1(sr, hr) + lambda_adv * adv + lambda_perceptual * vgg(sr, hr)
+
+    expected = hand_gradients(loss, trainer.models, ["G"])
+    assert_same_gradients(actual, expected)
+    assert_term_matters(lambda: lambda_perceptual * vgg(G(lr), hr), expected, trainer.models, ["G"])
+    with torch.no_grad():
+        assert logs["G_perceptual"] == pytest.approx(vgg(G(lr), hr).item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------- label2image
+@pytest.mark.parametrize(("lambda_vgg", "lambda_l1"), [(10.0, 0.0), (3.0, 5.0)])
+def test_label2image_generator_weights(
+    tmp_path: Path, vgg_file: Path, lambda_vgg: float, lambda_l1: float
+) -> None:
+    """SPADE's generator objective (Park et al. 2019, Sec. 4 and Appendix A): the family's
+    loss with feature matching (the shared objective) + lambda_vgg * VGG (+ lambda_l1 * L1).
+    Spectral norm is off here: its power iteration moves on every forward pass, so a second
+    pass would not see the step's weights."""
+    plugin = load_plugin("label2image")
+    cfg = dataclasses.replace(
+        plugin.tiny_config(make_labels(tmp_path / "labels")),
+        lambda_vgg=lambda_vgg,
+        lambda_l1=lambda_l1,
+        vgg_weights=vgg_file,
+    )
+    trainer = frozen_trainer("label2image", cfg, tmp_path / "run", spectral_norm="none")
+    batch = torch.utils.data.default_collate([trainer.dataset[(i, i)] for i in range(2)])
+    actual, logs = step_gradients(trainer, batch, ["G"])
+    G, D = trainer.models["G"], trainer.models["D"]
+    seg, real = batch["input"], batch["target"]
+    vgg = vgg_loss(cfg.vgg_weights, layers=PIX2PIXHD_LAYERS, device="cpu")
+
+    def loss() -> Tensor:
+        fake = G(seg)
+        adv, _ = trainer.ctx.gan.generator_loss(
+            D, torch.cat([seg, fake], 1), torch.cat([seg, real], 1), paired=True
+        )
+        return adv + lambda_vgg * vgg(fake, real) + lambda_l1 * l1(fake, real)
+
+    expected = hand_gradients(loss, trainer.models, ["G"])
+    assert_same_gradients(actual, expected)
+    assert_term_matters(lambda: lambda_vgg * vgg(G(seg), real), expected, trainer.models, ["G"])
+    assert ("G_L1" in logs) == (lambda_l1 > 0) and "G_fm" in logs
