@@ -73,8 +73,16 @@ def unknown_option(
     given = flag(name)
     own = sorted({flag(o) for o in options})
     candidates = sorted(set(own) | {flag(c) for c in core})
-    close = difflib.get_close_matches(given, candidates, n=2, cutoff=0.6)
+    bare = {c[2:]: c for c in candidates}  # compared without "--", which every name shares
+    close = [bare[c] for c in difflib.get_close_matches(given[2:], list(bare), n=2, cutoff=0.6)]
     close += [c for c in candidates if c.startswith(given + "-") and c not in close]
     hint = f"; did you mean {' or '.join(close[:2])}?" if close else ""
-    listing = ", ".join(own) or "none"
-    return ConfigError(f"unknown option {given}{hint} ({owner}'s options: {listing})")
+    if len(own) > LISTED_OPTIONS:
+        listing = f"{len(own)} options, see --help"
+    else:
+        listing = "options: " + (", ".join(own) or "none")
+    return ConfigError(f"unknown option {given}{hint} ({owner}'s {listing})")
+
+
+#: An unknown-option error lists the valid ones when there are at most this many.
+LISTED_OPTIONS = 12

@@ -68,9 +68,24 @@ def build_train_command(name: str) -> Any:
     ]
 
     @report_errors
-    def command(resume: Path | None = None, config: Path | None = None, **values: Any) -> None:
+    def command(
+        ctx: typer.Context,
+        resume: Path | None = None,
+        config: Path | None = None,
+        **values: Any,
+    ) -> None:
         from translate.engine.loop import prepare
+        from translate.errors import ConfigError, unknown_option
 
+        if ctx.args:  # typer lets unknown options through: one line, with a did-you-mean
+            token = ctx.args[0]
+            if not token.startswith("-"):
+                raise ConfigError(f"unexpected argument {token!r}")
+            raise unknown_option(
+                token.split("=", 1)[0],
+                [o for p in ctx.command.params for o in getattr(p, "opts", [])],
+                owner=f"translate train {name}",
+            )
         trainer = prepare(name, resume=resume, config_file=config, **given(values))
         action = "resuming" if resume else "training"
         typer.echo(
@@ -82,10 +97,15 @@ def build_train_command(name: str) -> Any:
         typer.echo(f"done: step {trainer.step}; checkpoint {folder}", err=True)
         typer.echo(str(trainer.run_dir))
 
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    ctx_param = inspect.Parameter(
+        "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
+    )
+    command.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
     command.__doc__ = (plugin.description or name) + "."
     sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    sub.command(name)(command)
+    sub.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        command
+    )
     return typer.main.get_command(sub)
 
 
