@@ -192,18 +192,22 @@ def test_cyclegan_a2b_runs_the_generator_that_maps_a_to_b(
 ) -> None:
     """``--direction a2b`` runs G_A, the generator the step trains to turn A images into B
     images (the gradient tests above pin that), and b2a runs G_B; checked through a saved
-    checkpoint, as ``translate run`` loads it."""
+    checkpoint, as ``translate run`` loads it. Each output must be far closer to its
+    generator's than to the other one's (a margin that holds at any inference precision;
+    numerical parity is export's and the backends' tests' concern)."""
     trainer, _ = cyclegan
     folder = trainer.save()
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
-        expected = {"a2b": trainer.models["G_A"].eval()(x), "b2a": trainer.models["G_B"].eval()(x)}
-    assert (expected["a2b"] - expected["b2a"]).abs().max() > 1e-3  # the two are told apart
-    for direction, want in expected.items():
+        by_name = {"a2b": trainer.models["G_A"].eval()(x), "b2a": trainer.models["G_B"].eval()(x)}
+    apart = float((by_name["a2b"] - by_name["b2a"]).abs().mean())
+    assert apart > 1e-3  # the two generators are told apart
+    for direction, want in by_name.items():
         translator = Translator.from_checkpoint(
             folder, device="cpu", options={"direction": direction}
         )
-        torch.testing.assert_close(translator.translate_tensor(x), want, atol=1e-5, rtol=0)
+        error = float((translator.translate_tensor(x) - want).abs().mean())
+        assert error < 0.05 * apart, f"{direction}: {error:.1e} from its generator's output"
 
 
 # ---------------------------------------------------------------------------- pix2pix
