@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 import translate
 from translate.cli.errors import report_errors
+from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
 from translate.cli.run import core_options, plugin_options, run
 from translate.cli.runs import runs_command
@@ -143,6 +144,7 @@ train_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(train_app, name="train")
+app.add_typer(import_app, name="import")
 
 
 def _version(value: bool) -> None:

@@ -4,6 +4,8 @@
 
 * a checkpoint folder or run folder of ours -> ``LoadedModel`` (``loading.checkpoint``)
 * an ``.onnx`` file from ``translate export`` -> ``LoadedOnnx`` (``loading.onnx_file``)
+* a generator saved by pytorch-CycleGAN-and-pix2pix (``latest_net_G.pth``) -> ``LoadedModel``
+  of our pix2pix or cyclegan plugin (``loading.reference``, ``loading.importing``)
 
 and, with ``backend="onnx"``, a PyTorch model becomes its cached ONNX export
 (``loading.onnx_cache``). Inference (``Translator``) and export both build on what this
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from translate.errors import ConfigError
+from translate.errors import CheckpointError, ConfigError
 from translate.loading.checkpoint import checkpoint_plugin, load_checkpoint
 from translate.loading.model import LoadedModel, LoadedOnnx, parse_options
 from translate.loading.onnx_file import load_onnx, read_metadata
@@ -36,14 +38,35 @@ __all__ = [
 BACKENDS = ("torch", "onnx")
 
 
+#: Single-file weights: a reference generator or (with spandrel) a super-resolution model.
+WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+
+
 def is_onnx_file(path: Path | str) -> bool:
     return Path(path).suffix.lower() == ".onnx" and Path(path).is_file()
+
+
+def is_weights_file(path: Path | str) -> bool:
+    return Path(path).suffix.lower() in WEIGHT_SUFFIXES and Path(path).is_file()
+
+
+def _load_weights_file(path: Path, options: Mapping[str, Any] | None, device: str) -> LoadedModel:
+    from translate.loading.importing import load_reference
+    from translate.loading.reference import detect, read_state_dict
+
+    if detect(read_state_dict(path)) is not None:
+        return load_reference(path, options=dict(options or {}), device=device)
+    raise CheckpointError(
+        f"{path}: not a model translate knows (a pytorch-CycleGAN-and-pix2pix generator)"
+    )
 
 
 def plugin_name(path: Path | str) -> str:
     """The plugin a model file or folder needs, read without loading its weights."""
     if is_onnx_file(path):
         return read_metadata(path)["plugin"]
+    if is_weights_file(path):
+        return load_module(path).plugin.name
     return checkpoint_plugin(path)
 
 
@@ -53,6 +76,8 @@ def load_module(
     """Load ``path`` as a PyTorch module (what ``translate export`` exports)."""
     if is_onnx_file(path):
         raise ConfigError(f"{path}: already an ONNX model; export a checkpoint folder")
+    if is_weights_file(path):
+        return _load_weights_file(Path(path), options, device)
     return load_checkpoint(path, options=options, device=device)
 
 

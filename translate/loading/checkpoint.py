@@ -19,7 +19,7 @@ from translate.config import config_from_dict
 from translate.engine import checkpoint as ckpt
 from translate.engine.device import resolve_device
 from translate.errors import CheckpointError, ConfigError, PluginError
-from translate.loading.model import LoadedModel, parse_options
+from translate.loading.model import LoadedModel, check_held, parse_options
 from translate.registry import load_plugin
 
 EMA_PREFIX = "ema."
@@ -80,7 +80,8 @@ def load_checkpoint(
         plugin_cfg = config_from_dict(plugin.config_cls, meta["plugin_config"])
     except (KeyError, ConfigError) as exc:
         raise CheckpointError(f"{folder / ckpt.META}: bad plugin_config ({exc})") from exc
-    opts = parse_options(plugin, options)
+    # an import records the options it runs with by default (a CycleGAN holding only G_B: b2a)
+    opts = parse_options(plugin, {**meta.get("inference_options", {}), **(options or {})})
     models = plugin.build_models(plugin_cfg)
     _apply_core_transforms(models, meta)
     stored = [m for m in meta.get("models", list(models)) if m in models]
@@ -92,6 +93,7 @@ def load_checkpoint(
     for model in models.values():
         model.to(dev).eval()
     module = plugin.inference_module(models, plugin_cfg, opts)
+    check_held(module, models, stored, folder)
     return LoadedModel(
         folder, plugin, plugin_cfg, meta, opts, models, module, ema, folder / ckpt.WEIGHTS
     )

@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 from translate.config import config_from_dict
-from translate.errors import unknown_option
+from translate.errors import CheckpointError, unknown_option
 from translate.plugin import PluginBase, SizeRequirements
 
 
@@ -51,6 +51,20 @@ def probe_channels(plugin: Any, cfg: Any, req: SizeRequirements) -> int:
 def uses_instance_norm(module: nn.Module) -> bool:
     """Whether tiling can shift brightness (per-tile statistics; see ``inference.tiling``)."""
     return any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules())
+
+
+def check_held(module: nn.Module, models: Mapping[str, nn.Module], held: list[str], source: Path):
+    """Refuse an inference module that uses a model whose weights were not loaded (a CycleGAN
+    import holding one generator, asked for the other direction): it would run random weights."""
+    used = {id(p) for p in module.parameters()}
+    missing = [
+        n for n, m in models.items() if n not in held and used & {id(p) for p in m.parameters()}
+    ]
+    if missing:
+        raise CheckpointError(
+            f"{source}: these options need model {missing[0]!r}, which it does not hold "
+            f"(it has {', '.join(held)})"
+        )
 
 
 class DefaultImageIO(PluginBase):
