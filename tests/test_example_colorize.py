@@ -53,6 +53,21 @@ def test_readme_plugin_snippet_is_the_example_verbatim() -> None:
         assert block in pyproject, block
 
 
+def test_guide_step_and_entry_point_are_the_example() -> None:
+    # docs/plugins.md shows the example's entry point and step (dedented): compared line by line
+    guide = (EXAMPLE.parent.parent / "docs" / "plugins.md").read_text()
+
+    def lines(text: str) -> str:
+        return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+    source = lines((EXAMPLE / "translate_colorize" / "plugin.py").read_text())
+    steps = [b for b in re.findall(r"```python\n(.*?)```", guide, re.S) if "ctx.optimize" in b]
+    assert steps and all(lines(b) in source for b in steps)
+    pyproject = lines((EXAMPLE / "pyproject.toml").read_text())
+    tomls = re.findall(r"```toml\n(.*?)```", guide, re.S)
+    assert tomls and all(lines(b) in pyproject for b in tomls)
+
+
 def test_installed_example_lists_trains_runs_exports_and_serves(
     installed: None, tmp_path: Path
 ) -> None:
