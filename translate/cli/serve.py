@@ -60,10 +60,45 @@ def serve_command(
     max_pixels: Annotated[
         int, typer.Option(help="Largest image in pixels (output size: input x scale^2).")
     ] = 4096 * 4096,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Bound on the server's memory (e.g. 4G): models and runtime, plus a budget "
+            "that requests in flight share (over it they wait in the queue). "
+            "\\[default: half the machine's memory]",
+            show_default=False,
+        ),
+    ] = None,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds to receive request headers, and again the body.")
+    ] = 15.0,
+    request_timeout: Annotated[
+        float, typer.Option(help="Deadline for a whole request (upload, queue, inference).")
+    ] = 120.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Concurrent connections and requests; more get 503.")
+    ] = 256,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TRANSLATE_API_KEY",
+            help="Bearer token every request but /healthz must carry (env TRANSLATE_API_KEY).",
+            show_default=False,
+        ),
+    ] = None,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(help="Allow listening beyond loopback (--host) without an API key."),
+    ] = False,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="An origin allowed to call the API from a browser (repeatable)."),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="One JSON log line per request.")] = True,
 ) -> None:
     """Serve models over HTTP: POST /v1/models/NAME/translate, a web page at /, /docs."""
     from translate.serve import LoadSettings, ServeConfig
+    from translate.serve.budget import parse_bytes
     from translate.serve.server import serve
 
     serve(
@@ -86,6 +121,13 @@ def serve_command(
             workers=workers,
             queue_size=queue_size,
             max_batch=max_batch,
+            read_timeout=read_timeout,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+            api_key=api_key or None,
+            cors_origins=tuple(cors_origin or ()),
+            access_log=access_log,
         ),
-        access_log=access_log,
+        max_memory=parse_bytes(max_memory) if max_memory is not None else None,
+        allow_unauthenticated=allow_unauthenticated,
     )

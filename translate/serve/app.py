@@ -1,9 +1,16 @@
-"""The FastAPI application: translation endpoint, model list, health, and the web page.
+"""The FastAPI application: translation endpoint, model list, health, metrics, the web page.
 
-``create_app(models, config)`` builds the app from loaded ``ServedModel``s; the inference pool
-starts and stops with the app's lifespan (uvicorn finishes in-flight requests on SIGTERM, then
-the pool drains). Every client error is a JSON body ``{"error": "...", "detail": ...}`` with a
-4xx status; the handler for anything unexpected answers 500 and the server keeps running.
+``create_app(models, config, memory_budget=...)`` builds the app from loaded ``ServedModel``s;
+the inference pool starts and stops with the app's lifespan (uvicorn finishes in-flight requests
+on SIGTERM, then the pool drains). Every client error is a JSON body ``{"error": "...",
+"detail": ...}`` with a 4xx status; the handler for anything unexpected answers 500 (with no
+server path or message in it: those go to the log) and the server keeps running.
+
+Admission happens at the edge, before any pixel is decoded: the API key (``security``), the
+upload's size and its share of the memory budget, the body's read timeout (408), the image
+header (format, pixels) and the request's price against the budget (``budget``); the pool then
+runs it when its price fits. A request has a deadline (``request_timeout``) over upload, queue
+and inference; a client that goes away is one INFO line, and its queued job is dropped.
 """
 
 from __future__ import annotations
@@ -19,24 +26,60 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 import translate
 from translate.errors import ConfigError, DataError, TranslateError
+from translate.serve.admission import (
+    ClientGone,
+    DeadlinePassed,
+    Uploads,
+    await_result,
+    declared_size,
+    read_body,
+    split_upload,
+)
+from translate.serve.budget import split_budget
 from translate.serve.config import OUTPUT_FORMATS, ServeConfig
 from translate.serve.images import ApiError, check_header, decode, encode
 from translate.serve.models import ServedModel
-from translate.serve.pool import InferencePool, PoolClosed, QueueFull
+from translate.serve.observe import Metrics, Observer
+from translate.serve.pages import add_pages
+from translate.serve.pool import InferencePool, OverBudget, PoolClosed, QueueFull
+from translate.serve.security import BearerAuth
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
 #: Query parameters of the endpoint itself; any other is one of the model's options.
 RESERVED = ("format", "tile_size", "tile_overlap")
+
+
+class Scrubber:
+    """Replaces the server's paths (model locations) in messages sent to clients."""
+
+    def __init__(self, models: Sequence[ServedModel]) -> None:
+        self.paths: list[tuple[str, str]] = []
+        for m in models:
+            if m.source.kind == "model":
+                continue
+            where = Path(m.source.location)
+            for text in {str(where), str(where.resolve()), str(where.absolute())}:
+                self.paths.append((text, f"<model {m.name}>"))
+        self.paths.sort(key=lambda p: -len(p[0]))  # longest first: no partial replacement
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for path, name in self.paths:
+                value = value.replace(path, name)
+            return value
+        if isinstance(value, dict):
+            return {k: self(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        return value
 
 
 class ErrorBody(BaseModel):
@@ -94,45 +137,6 @@ def _output_format(value: str | None, accept: str) -> str:
     return "png"
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it exceeds ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    too_large = ApiError(413, f"upload too large: more than {limit} bytes", {"max_bytes": limit})
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _split_upload(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
-    """(image bytes, form fields) from a multipart body, or (body, {}) for a raw one."""
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        return body, {}
-
-    async def stream() -> AsyncIterator[bytes]:
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=32).parse()
-    except MultiPartException as exc:
-        raise ApiError(400, f"bad multipart body: {exc.message}") from None
-    try:
-        files = [(k, v) for k, v in form.multi_items() if not isinstance(v, str)]
-        if not files:
-            raise ApiError(400, "multipart body has no file: send the image in field 'image'")
-        data = await files[0][1].read()
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        return data, fields
-    finally:
-        await form.close()
-
-
 def _run_batch(models: dict[str, ServedModel]) -> Any:
     """The pool's batch function: decode, translate together, encode (in a worker thread)."""
 
@@ -157,12 +161,28 @@ def _run_batch(models: dict[str, ServedModel]) -> Any:
     return run
 
 
-def create_app(models: Sequence[ServedModel], config: ServeConfig | None = None) -> FastAPI:
-    """The HTTP service for ``models`` (names must be unique) under ``config``'s limits."""
+def create_app(
+    models: Sequence[ServedModel],
+    config: ServeConfig | None = None,
+    *,
+    memory_budget: int | None = None,
+) -> FastAPI:
+    """The HTTP service for ``models`` (names must be unique) under ``config``'s limits.
+    ``memory_budget``: bytes for work in flight (request bodies and the running batches'
+    price, see ``translate.serve.budget``); None: unbounded."""
     config = config or ServeConfig()
     by_name = {m.name: m for m in models}
     if len(by_name) != len(models):
         raise ConfigError("served model names must be unique")
+    upload_budget, work_budget = split_budget(memory_budget) if memory_budget else (None, None)
+    uploads = Uploads(upload_budget)
+    scrub = Scrubber(models)
+
+    def pool_stats() -> dict[str, Any] | None:
+        pool = app.state.pool
+        return None if pool is None else {**pool.stats(), "uploads_held": uploads.held}
+
+    metrics = Metrics(by_name, pool_stats)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -172,6 +192,8 @@ def create_app(models: Sequence[ServedModel], config: ServeConfig | None = None)
             queue_size=config.queue_size,
             max_batch=config.max_batch,
             min_retry_after=config.retry_after,
+            memory_budget=work_budget,
+            on_batch=metrics.observe_batch,
         )
         log.info("ready: %s", ", ".join(by_name))
         try:
@@ -186,29 +208,60 @@ def create_app(models: Sequence[ServedModel], config: ServeConfig | None = None)
         description="Image-to-image translation with GANs: translate images with the served "
         'models. Errors are JSON: {"error": "...", "detail": ...}.',
         lifespan=lifespan,
+        docs_url=None,  # served by translate.serve.pages with local assets
+        redoc_url=None,
     )
     app.state.pool = None
+    app.state.metrics = metrics
+
+    def retry_after() -> str:
+        pool: InferencePool | None = app.state.pool
+        return str(pool.retry_after() if pool else config.retry_after)
 
     # ------------------------------------------------------------------ errors
+    def error(status: int, message: str, detail: Any = None, **headers: str) -> JSONResponse:
+        return _error(status, scrub(message), scrub(detail), **headers)
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.detail)
+        return error(exc.status, exc.message, exc.detail, **exc.headers)
 
     @app.exception_handler(TranslateError)
     async def translate_error(request: Request, exc: TranslateError) -> JSONResponse:
-        return _error(_status_of(exc), str(exc))
+        status = _status_of(exc)
+        if status == 500:  # the server's problem: its message (paths) goes to the log only
+            log.error("%s on %s: %s", exc.__class__.__name__, request.url.path, exc)
+            return error(500, "internal error: the model could not be loaded or run")
+        return error(status, str(exc))
 
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull) -> JSONResponse:
-        return _error(503, str(exc), None, **{"Retry-After": str(exc.retry_after)})
+        return error(503, str(exc), None, **{"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(OverBudget)
+    async def over_budget(request: Request, exc: OverBudget) -> JSONResponse:
+        detail = {"needs_bytes": exc.cost, "budget_bytes": exc.budget}
+        return error(413, f"{exc}; send a smaller image or a smaller tile_size", detail)
 
     @app.exception_handler(PoolClosed)
     async def closed(request: Request, exc: PoolClosed) -> JSONResponse:
-        return _error(503, str(exc), None, **{"Retry-After": str(config.retry_after)})
+        return error(503, str(exc), None, **{"Retry-After": str(config.retry_after)})
+
+    @app.exception_handler(DeadlinePassed)
+    async def deadline(request: Request, exc: DeadlinePassed) -> JSONResponse:
+        message = f"request deadline of {config.request_timeout:g} s passed {exc}"
+        log.info("%s: %s", request.url.path, message)
+        return error(503, message, None, **{"Retry-After": retry_after()})
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone) -> Response:
+        request.state.client_gone = f"client went away {exc}"  # the access log's note
+        log.debug("client %s went away %s", _client(request), exc)
+        return Response(status_code=400)  # never sent: the connection is closed
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), None, **(exc.headers or {}))
+        return error(exc.status_code, str(exc.detail), None, **(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -217,12 +270,12 @@ def create_app(models: Sequence[ServedModel], config: ServeConfig | None = None)
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"where": "request", "problem": "invalid"}
-        return _error(422, f"{first['where']}: {first['problem']}", errors)
+        return error(422, f"{first['where']}: {first['problem']}", errors)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s", request.url.path, exc_info=exc)
-        return _error(500, "internal error", exc.__class__.__name__)
+        return error(500, "internal error", exc.__class__.__name__)
 
     # ------------------------------------------------------------------ translation
     def lookup(name: str) -> ServedModel:
@@ -236,10 +289,15 @@ def create_app(models: Sequence[ServedModel], config: ServeConfig | None = None)
         for code, text in (
             (400, "empty, corrupt or malformed upload"),
             (404, "unknown model"),
-            (413, "upload or image too large"),
+            (408, "the body did not arrive within the read timeout"),
+            (413, "upload or image too large, or over the memory budget"),
             (415, "not an image, or a format that is not accepted"),
             (422, "bad option"),
-            (503, "queue full (see Retry-After) or shutting down"),
+            (
+                503,
+                "busy (queue or upload memory full), deadline passed, or shutting down; "
+                "see Retry-After",
+            ),
         )
     }
     binary = {"schema": {"type": "string", "format": "binary"}}
@@ -291,6 +349,7 @@ def create_app(models: Sequence[ServedModel], config: ServeConfig | None = None)
         """Any other query parameter (or multipart field) is one of the model's options, e.g.
         ``direction=b2a`` for CycleGAN; ``GET /v1/models`` lists them."""
         started = time.perf_counter()
+        deadline = started + config.request_timeout
         model = lookup(name)
         fmt = _output_format(format, request.headers.get("accept", ""))
         options = {
@@ -303,19 +362,43 @@ def create_app(models: Sequence[ServedModel], config: ServeConfig | None = None)
             tile = tile_size if tile_size is not None else model.translator.tile_size
             tiling = (tile, tile_overlap)
             model.translator.with_tiling(*tiling)  # refuses a tile the model cannot take
-        body = await _read_body(request, config.max_upload_bytes)
-        data, fields = await _split_upload(request, body)
-        options = {**{k.replace("-", "_"): v for k, v in fields.items()}, **options}
-        opts = model.parse_options(options)
-        model.check_options(opts)
-        header = check_header(
-            data, formats=config.formats, max_pixels=config.max_pixels, scale=model.scale
-        )
         pool: InferencePool | None = request.app.state.pool
         if pool is None:
             raise PoolClosed("the server is not ready")
-        future = pool.submit(BatchKey(model.name, opts, tiling, header.size), Work(data, fmt))
-        done = await asyncio.wrap_future(future)
+        declared = declared_size(request, config.max_upload_bytes)
+        held = config.max_upload_bytes if declared is None else declared
+        if not uploads.reserve(held):
+            raise ApiError(
+                503,
+                "server busy: too many uploads in memory; retry later",
+                None,
+                {"Retry-After": retry_after()},
+            )
+        try:
+            timeout = min(config.read_timeout, max(0.0, deadline - time.perf_counter()))
+            body = await read_body(request, config.max_upload_bytes, timeout)
+            uploads.release(held - len(body))  # keep only what is held
+            held = len(body)
+            data, fields = await split_upload(request, body)
+            del body
+            options = {**{k.replace("-", "_"): v for k, v in fields.items()}, **options}
+            opts = model.parse_options(options)
+            model.check_options(opts)
+            header = check_header(
+                data, formats=config.formats, max_pixels=config.max_pixels, scale=model.scale
+            )
+            w, h = header.size
+            tile_arg = -1 if tiling is None else tiling[0]
+            cost = model.cost.bytes(w, h, tile_arg) if model.cost is not None else 0
+            future = pool.submit(
+                BatchKey(model.name, opts, tiling, header.size),
+                Work(data, fmt),
+                cost=cost,
+                pixels=w * h,
+            )
+            done = await await_result(request, future, deadline)
+        finally:
+            uploads.release(held)
         content, (w, h) = done.value
         total_ms = (time.perf_counter() - started) * 1000
         return Response(
@@ -351,15 +434,35 @@ def create_app(models: Sequence[ServedModel], config: ServeConfig | None = None)
         responses={503: {"model": ErrorBody}},
     )
     async def readyz(request: Request) -> Any:
-        pool: InferencePool | None = request.app.state.pool
-        if pool is None or pool.closed:
-            return _error(503, "not ready", pool.stats() if pool else None)
-        return {"status": "ready", "models": list(by_name), **pool.stats()}
+        stats = pool_stats()
+        if stats is None or stats["closed"]:
+            return _error(503, "not ready", stats)
+        return {"status": "ready", "models": list(by_name), **stats}
 
-    # ------------------------------------------------------------------ web page
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_pages(app, bearer_auth=bool(config.api_key))
+
+    # middleware, innermost first: auth, then CORS (preflights need no key), then the
+    # observer (it counts and logs every answer, refusals included)
+    if config.api_key:
+        app.add_middleware(BearerAuth, api_key=config.api_key)
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Model", "X-Processing-Time-Ms", "X-Image-Size"],
+        )
+    app.add_middleware(Observer, metrics=metrics, log_requests=config.access_log)
     return app
+
+
+def _client(request: Request) -> str:
+    client = request.client
+    return f"{client.host}:{client.port}" if client else "?"

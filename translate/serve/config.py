@@ -44,11 +44,43 @@ class ServeConfig:
     queue_size: int = opt(16, "Requests waiting for a worker; more are answered 503.")
     max_batch: int = opt(4, "Same-size queued requests translated together (1: no batching).")
     retry_after: int = opt(1, "Smallest Retry-After (seconds) on a 503 for a full queue.")
+    read_timeout: float = opt(
+        15.0,
+        "Seconds a client may take to send its request headers, and again its body "
+        "(408 and the connection closed after that).",
+    )
+    request_timeout: float = opt(
+        120.0,
+        "Deadline in seconds for a whole request (upload, queue, inference); 503 with "
+        "Retry-After when it passes.",
+    )
+    max_connections: int = opt(
+        256, "Concurrent connections and requests; more are answered 503 at once."
+    )
+    api_key: str | None = field(
+        default=None,
+        repr=False,  # never in logs
+        metadata={"help": "Bearer token every request but /healthz must carry (401 otherwise)."},
+    )
+    cors_origins: tuple[str, ...] = opt((), "Origins allowed to call the API from a browser.")
+    access_log: bool = opt(True, "One JSON access-log line per request.")
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "workers", "queue_size", "max_batch"):
+        for name in (
+            "max_upload_bytes",
+            "max_pixels",
+            "workers",
+            "queue_size",
+            "max_batch",
+            "max_connections",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("read_timeout", "request_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ConfigError("api_key: must not be empty")
         if self.retry_after < 0:
             raise ConfigError(f"retry_after: must not be negative, got {self.retry_after}")
         if not self.formats:

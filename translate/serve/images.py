@@ -22,11 +22,14 @@ from translate.serve.config import OUTPUT_FORMATS
 class ApiError(Exception):
     """A client error: HTTP ``status``, a one-line ``message`` and optional ``detail``."""
 
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+    def __init__(
+        self, status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,18 @@
 """Served models: a ``Translator`` per model, plus its variants for per-request options.
 
 Every request runs through ``Translator`` (the inference path of ``translate run``). A plugin's
-inference options (CycleGAN's ``direction``) are baked into the inference module, so a request
-that asks for other options gets a second ``Translator`` loaded from the same checkpoint (kept
-for later requests, a few at most); a request's ``tile_size`` only needs
-``Translator.with_tiling``, which shares the backend.
+inference options (CycleGAN's ``direction``) are baked into the inference module, so other
+options need another ``Translator`` from the same checkpoint. Options with a fixed set of values
+(choices, booleans) are all loaded at start (``preload_variants``): requests never read the
+checkpoint again, so a checkpoint folder moved or rewritten after start changes nothing. Others
+(free-form values) are loaded on first use and kept (a few at most). A request's ``tile_size``
+only needs ``Translator.with_tiling``, which shares the backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 import typing
@@ -25,9 +28,11 @@ from translate.serve.config import ModelSource, SourceKind
 
 log = logging.getLogger(__name__)
 
-#: Option variants (other than the model's defaults) kept loaded per model; older ones are
-#: dropped and reloaded when asked for again.
+#: Free-form option variants kept loaded per model; older ones are dropped and reloaded when
+#: asked for again.
 MAX_VARIANTS = 4
+#: Choice variants loaded at start (beyond this many combinations, they load on first use).
+MAX_PRELOAD = 8
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ class ServedModel:
     source: ModelSource
     translator: Any
     settings: LoadSettings
+    cost: Any = None  # a ``RequestCost`` (translate.serve.budget), set by the server
+    _preloaded: dict[Any, Any] = field(default_factory=dict, repr=False)
     _variants: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -147,40 +154,78 @@ class ServedModel:
             "export it again (or serve its checkpoint) for other options"
         )
 
+    def choice_variants(self) -> list[Any]:
+        """Every combination of the plugin's choice options other than the model's own, or []
+        when an option is free-form or there are more than ``MAX_PRELOAD``."""
+        if self.source.kind == "onnx":
+            return []  # an export's options are fixed
+        fields = option_fields(self.translator.plugin)
+        if not fields or any(f["choices"] is None for f in fields):
+            return []
+        combos = list(itertools.product(*(f["choices"] for f in fields)))
+        if len(combos) - 1 > MAX_PRELOAD:
+            return []
+        names = [f["name"] for f in fields]
+        out = []
+        for combo in combos:
+            opts = self.parse_options(
+                {n: str(v).lower() for n, v in zip(names, combo, strict=True)}
+            )
+            if opts != self.translator.opts:
+                out.append(opts)
+        return out
+
+    def preload_variants(self) -> int:
+        """Load every choice variant now (see the module docstring); how many were loaded."""
+        for opts in self.choice_variants():
+            log.info("model %s: loading the variant for options %s", self.name, opts)
+            self._preloaded[opts] = self._load(opts)
+        return len(self._preloaded)
+
+    def preloaded(self) -> list[Any]:
+        """The variants loaded at start."""
+        return list(self._preloaded.values())
+
     def variant(self, opts: Any) -> Any:
         """The ``Translator`` for parsed options ``opts`` (None: the model's own)."""
         base = self.translator
         if opts is None or opts == base.opts:
             return base
+        if opts in self._preloaded:
+            return self._preloaded[opts]
         self.check_options(opts)
         with self._lock:  # one load per variant, even when several workers ask at once
             if opts in self._variants:
                 self._variants.move_to_end(opts)
                 return self._variants[opts]
             log.info("model %s: loading a variant for options %s", self.name, opts)
-            location = self.source.location
-            if self.source.kind == "model":
-                from translate.shipped import resolve_model
-
-                location = str(resolve_model(location))
-            from translate.inference.translator import Translator
-
-            s = self.settings
-            loaded = Translator.from_checkpoint(
-                location,
-                backend=s.backend,
-                device=s.device,
-                amp=s.amp,
-                options=config_to_dict(opts),
-                tile_size=s.tile_size,
-                tile_overlap=s.tile_overlap,
-                batch_size=s.batch_size,
-                threads=s.threads,
-            )
+            loaded = self._load(opts)
             self._variants[opts] = loaded
             while len(self._variants) > MAX_VARIANTS:
                 self._variants.popitem(last=False)
             return loaded
+
+    def _load(self, opts: Any) -> Any:
+        """A ``Translator`` of this model's checkpoint with options ``opts``."""
+        from translate.inference.translator import Translator
+
+        location = self.source.location
+        if self.source.kind == "model":
+            from translate.shipped import resolve_model
+
+            location = str(resolve_model(location))
+        s = self.settings
+        return Translator.from_checkpoint(
+            location,
+            backend=s.backend,
+            device=s.device,
+            amp=s.amp,
+            options=config_to_dict(opts),
+            tile_size=s.tile_size,
+            tile_overlap=s.tile_overlap,
+            batch_size=s.batch_size,
+            threads=s.threads,
+        )
 
     def describe(self, *, max_pixels: int, max_upload_bytes: int, formats: list[str]) -> dict:
         """What ``GET /v1/models`` lists for this model."""

@@ -6,6 +6,12 @@ job with the same batch key (same model, options and image size), up to ``max_ba
 them as one batch (micro-batching). ``shutdown`` stops new jobs and returns after the queued and
 running ones have finished.
 
+Memory budget: each job states its ``cost`` (bytes its batch needs while it runs: decoded
+input, output, activations). Running jobs together never exceed ``memory_budget``: the oldest
+job waits in the queue until enough running work has finished (first come, first served), and a
+batch only takes as many same-key jobs as fit. A job that alone exceeds the budget is refused at
+``submit`` (``OverBudget``).
+
 No torch, no asyncio here: jobs are plain callables over items, results come back through
 ``concurrent.futures.Future`` (``asyncio.wrap_future`` awaits them).
 """
@@ -40,10 +46,25 @@ class PoolClosed(Exception):
     """The pool is shutting down and takes no new jobs."""
 
 
+class OverBudget(Exception):
+    """One job needs more memory than the whole budget: it could never run."""
+
+    def __init__(self, cost: int, budget: int) -> None:
+        mib = 1024 * 1024
+        super().__init__(
+            f"this request needs about {cost / mib:.0f} MiB to process, more than the server's "
+            f"memory budget of {budget / mib:.0f} MiB"
+        )
+        self.cost = cost
+        self.budget = budget
+
+
 @dataclass
 class _Job:
     key: Hashable
     item: Any
+    cost: int = 0  # bytes reserved from the memory budget while it runs
+    pixels: int = 0  # input pixels, for the in-flight figure
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -69,10 +90,16 @@ class InferencePool:
         queue_size: int = 16,
         max_batch: int = 4,
         min_retry_after: int = 1,
+        memory_budget: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
         name: str = "translate-infer",
     ) -> None:
         if workers < 1 or queue_size < 1 or max_batch < 1:
             raise ValueError("workers, queue_size and max_batch must be at least 1")
+        self.memory_budget = memory_budget  # None: unbounded
+        self.on_batch = on_batch  # called with each batch's size (metrics)
+        self._reserved = 0  # bytes reserved by running batches
+        self._pixels = 0  # input pixels in running batches
         self.run_batch = run_batch
         self.workers = workers
         self.queue_size = queue_size
@@ -94,53 +121,80 @@ class InferencePool:
             thread.start()
 
     # -------------------------------------------------------------- submitting
-    def submit(self, key: Hashable, item: Any) -> concurrent.futures.Future:
-        """Queue one item; its future resolves to a ``JobResult`` or raises the item's error.
-        Raises ``QueueFull`` when ``queue_size`` jobs are waiting, ``PoolClosed`` after
-        ``shutdown``."""
-        job = _Job(key, item)
+    def submit(
+        self, key: Hashable, item: Any, *, cost: int = 0, pixels: int = 0
+    ) -> concurrent.futures.Future:
+        """Queue one item that needs ``cost`` bytes while it runs; its future resolves to a
+        ``JobResult`` or raises the item's error. Raises ``OverBudget`` when ``cost`` exceeds
+        the whole memory budget, ``QueueFull`` when ``queue_size`` jobs are waiting,
+        ``PoolClosed`` after ``shutdown``."""
+        if self.memory_budget is not None and cost > self.memory_budget:
+            raise OverBudget(cost, self.memory_budget)
+        job = _Job(key, item, cost, pixels)
         with self._cond:
             if self._closed:
                 raise PoolClosed("the server is shutting down")
             if len(self._pending) >= self.queue_size:
                 self._rejected += 1
-                raise QueueFull(self._retry_after())
+                raise QueueFull(self._retry_after_locked())
             self._pending.append(job)
             self._cond.notify()
         return job.future
 
-    def _retry_after(self) -> int:
+    def retry_after(self) -> int:
         """Seconds until the queue has likely drained enough (at least ``min_retry_after``)."""
+        with self._cond:
+            return self._retry_after_locked()
+
+    def _retry_after_locked(self) -> int:
         waves = len(self._pending) / (self.workers * self.max_batch)
         return max(self.min_retry_after, math.ceil(waves * self._mean_batch_s))
 
     # -------------------------------------------------------------- working
+    def _fits(self, cost: int) -> bool:
+        budget = self.memory_budget
+        return budget is None or self._reserved + cost <= budget
+
     def _take(self) -> list[_Job] | None:
-        """The next batch: the oldest job and queued jobs with its key; None when closed and
-        drained."""
+        """The next batch: the oldest job and queued jobs with its key, as many as the memory
+        budget allows; None when closed and drained."""
         with self._cond:
-            while not self._pending:
-                if self._closed:
+            while True:
+                while self._pending and self._pending[0].future.cancelled():
+                    self._pending.popleft()  # its waiter has gone: never run it
+                if self._pending and self._fits(self._pending[0].cost):
+                    break
+                if not self._pending and self._closed:
                     return None
-                self._cond.wait()
+                self._cond.wait()  # no job, or the oldest waits for running work to finish
             batch: list[_Job] = []
             keep: collections.deque[_Job] = collections.deque()
+            cost = 0
             while self._pending:
                 job = self._pending.popleft()
-                fits = not batch or (job.key == batch[0].key and len(batch) < self.max_batch)
+                fits = not batch or (
+                    job.key == batch[0].key
+                    and len(batch) < self.max_batch
+                    and self._fits(cost + job.cost)
+                )
                 if not fits:
                     keep.append(job)
                 # a job whose waiter has gone (cancelled future) is dropped, not run
                 elif job.future.set_running_or_notify_cancel():
                     batch.append(job)
+                    cost += job.cost
             self._pending = keep
             self._running += len(batch)
+            self._reserved += cost
+            self._pixels += sum(job.pixels for job in batch)
             return batch
 
     def _work(self) -> None:
         while (batch := self._take()) is not None:
             if not batch:
                 continue
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             started = time.perf_counter()
             try:
                 results = list(self.run_batch(batch[0].key, [job.item for job in batch]))
@@ -159,6 +213,8 @@ class InferencePool:
                     job.future.set_result(JobResult(result, queued, run_s, len(batch)))
             with self._cond:
                 self._running -= len(batch)
+                self._reserved -= sum(job.cost for job in batch)
+                self._pixels -= sum(job.pixels for job in batch)
                 self._completed += len(batch)
                 self._batches += 1
                 self._mean_batch_s += (run_s - self._mean_batch_s) / min(self._batches, 20)
@@ -176,6 +232,9 @@ class InferencePool:
                 "completed": self._completed,
                 "rejected": self._rejected,
                 "closed": self._closed,
+                "memory_budget": self.memory_budget,
+                "memory_reserved": self._reserved,
+                "pixels_in_flight": self._pixels,
             }
 
     @property

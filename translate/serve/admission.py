@@ -1,0 +1,130 @@
+"""Admission at the service's edge: request bodies (size, memory share, read timeout,
+multipart), the wait for a result (deadline, client gone).
+
+Everything here runs in the event loop and decodes nothing: pixels are only decoded by the
+inference workers, after the header has been checked and the request priced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
+
+from translate.serve.images import ApiError
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer (normal traffic, not an error)."""
+
+
+class DeadlinePassed(Exception):
+    """The request's ``request_timeout`` passed while it waited or ran."""
+
+
+class Uploads:
+    """Bytes of request bodies held in memory (received or queued), bounded by ``limit``.
+    Used from the event loop only."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def reserve(self, n: int) -> bool:
+        if self.limit is not None and self.held + n > self.limit:
+            return False
+        self.held += n
+        return True
+
+    def release(self, n: int) -> None:
+        self.held -= n
+
+
+def declared_size(request: Request, limit: int) -> int | None:
+    """The body's Content-Length (None when chunked); 413 at once when above ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"upload too large: more than {limit} bytes", {"max_bytes": limit})
+    return int(declared) if declared.isdigit() else None
+
+
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refused (413) as soon as it exceeds ``limit`` bytes, and (408, the
+    connection closed) when it has not all arrived within ``timeout`` seconds."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > limit:
+                    raise ApiError(
+                        413, f"upload too large: more than {limit} bytes", {"max_bytes": limit}
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408,
+            f"request body not received within {timeout:g} s ({total} bytes arrived)",
+            {"read_timeout_s": timeout},
+            {"Connection": "close"},
+        ) from None
+    except ClientDisconnect:
+        raise ClientGone(f"during the upload ({total} bytes received)") from None
+    return b"".join(chunks)
+
+
+async def until_disconnected(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def await_result(request: Request, future: Any, deadline: float) -> Any:
+    """The job's result; ``ClientGone`` if the client leaves first, ``DeadlinePassed`` if the
+    deadline does. Either way a job still queued is dropped."""
+    result = asyncio.wrap_future(future)
+    gone = asyncio.ensure_future(until_disconnected(request))
+    try:
+        done, _ = await asyncio.wait(
+            {result, gone},
+            timeout=max(0.0, deadline - time.perf_counter()),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        gone.cancel()
+    if result in done:
+        return result.result()
+    running = not future.cancel()  # a running batch cannot be stopped; its result is dropped
+    result.cancel()
+    if gone in done:
+        raise ClientGone("while " + ("being translated" if running else "queued"))
+    raise DeadlinePassed("while " + ("being translated" if running else "queued"))
+
+
+async def split_upload(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
+    """(image bytes, form fields) from a multipart body, or (body, {}) for a raw one."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return body, {}
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=32).parse()
+    except MultiPartException as exc:
+        raise ApiError(400, f"bad multipart body: {exc.message}") from None
+    try:
+        files = [(k, v) for k, v in form.multi_items() if not isinstance(v, str)]
+        if not files:
+            raise ApiError(400, "multipart body has no file: send the image in field 'image'")
+        data = await files[0][1].read()
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        return data, fields
+    finally:
+        await form.close()
