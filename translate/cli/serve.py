@@ -64,7 +64,8 @@ def serve_command(
         str | None,
         typer.Option(
             help="Bound on the server's memory (e.g. 4G): models and runtime, plus a budget "
-            "that requests in flight share (over it they wait in the queue). "
+            "that requests in flight share (over it they wait in the queue); +SIZE (e.g. "
+            "+1G): that budget on top of what the models take. "
             "\\[default: half the machine's memory]",
             show_default=False,
         ),
@@ -128,6 +129,9 @@ def serve_command(
             cors_origins=tuple(cors_origin or ()),
             access_log=access_log,
         ),
-        max_memory=parse_bytes(max_memory) if max_memory is not None else None,
+        max_memory=parse_bytes(max_memory) if max_memory and max_memory[0] != "+" else None,
+        memory_headroom=parse_bytes(max_memory[1:])
+        if max_memory and max_memory[0] == "+"
+        else None,
         allow_unauthenticated=allow_unauthenticated,
     )

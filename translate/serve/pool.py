@@ -99,6 +99,7 @@ class InferencePool:
         self.memory_budget = memory_budget  # None: unbounded
         self.on_batch = on_batch  # called with each batch's size (metrics)
         self._reserved = 0  # bytes reserved by running batches
+        self._reserved_peak = 0
         self._pixels = 0  # input pixels in running batches
         self.run_batch = run_batch
         self.workers = workers
@@ -186,6 +187,7 @@ class InferencePool:
             self._pending = keep
             self._running += len(batch)
             self._reserved += cost
+            self._reserved_peak = max(self._reserved_peak, self._reserved)
             self._pixels += sum(job.pixels for job in batch)
             return batch
 
@@ -234,6 +236,7 @@ class InferencePool:
                 "closed": self._closed,
                 "memory_budget": self.memory_budget,
                 "memory_reserved": self._reserved,
+                "memory_reserved_peak": self._reserved_peak,
                 "pixels_in_flight": self._pixels,
             }
 

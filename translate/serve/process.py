@@ -44,11 +44,16 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 120.0,
         log_path: Path | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.args = list(args)
         self.host = host
         self.port = port or free_port(host)
         self.env = {**os.environ, **(env or {})}
+        # the key the server wants (for the readiness check): given, or from its environment
+        self.api_key = api_key or self.env.get("TRANSLATE_API_KEY") or None
+        if api_key:
+            self.args += ["--api-key", api_key]
         self.startup_timeout = startup_timeout
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="translate-serve-", suffix=".log")
@@ -60,6 +65,11 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization`` for the server's API key (empty without one)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     @property
     def pid(self) -> int:
@@ -81,9 +91,10 @@ class ServerProcess:
                 raise RuntimeError(
                     f"translate serve exited with {self.proc.returncode}:\n{self.log()[-4000:]}"
                 )
+            ready = urllib.request.Request(f"{self.url}/readyz", headers=self.auth_headers)
             with (
                 contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as res,
+                urllib.request.urlopen(ready, timeout=2) as res,
             ):
                 if res.status == 200:
                     return self

@@ -22,12 +22,13 @@ from typing import Any
 from translate.errors import ConfigError
 
 API_KEY_ENV = "TRANSLATE_API_KEY"
-#: Paths served without the key (exact, or a prefix when ending in '/').
-OPEN_PATHS = ("/healthz", "/", "/openapi.json", "/docs", "/static/", "/docs-assets/")
+#: Paths served without the key, and prefixes of such paths.
+OPEN_PATHS = frozenset({"/healthz", "/", "/openapi.json", "/docs"})
+OPEN_PREFIXES = ("/static/", "/docs-assets/")
 
 
 def is_open(path: str) -> bool:
-    return any(path.startswith(p) if p.endswith("/") else path == p for p in OPEN_PATHS)
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def is_loopback(host: str) -> bool:

@@ -88,13 +88,15 @@ def serve(
     settings: LoadSettings | None = None,
     config: ServeConfig | None = None,
     max_memory: int | None = None,
+    memory_headroom: int | None = None,
     allow_unauthenticated: bool = False,
     log_level: str = "info",
     graceful_timeout: float | None = None,
 ) -> None:
     """Serve the models over HTTP until SIGINT/SIGTERM; in-flight requests are finished
     (for at most ``graceful_timeout`` seconds when given) before the process exits.
-    ``max_memory``: the bound on the process's resident memory (None: half the machine's)."""
+    ``max_memory``: the bound on the process's resident memory (None: half the machine's);
+    ``memory_headroom`` instead: the budget for work on top of what the loaded models take."""
     config = config or ServeConfig()
     check_exposure(host, config.api_key, allow_unauthenticated)  # before anything loads
     try:
@@ -118,8 +120,12 @@ def serve(
         variants = len(model.preloaded())
         extra = f" (+{variants} option variants)" if variants else ""
         print(f"model {model.name}: {model.translator.describe()}{extra}", file=sys.stderr)
-    max_memory = max_memory or default_max_memory()
-    baseline, budget = work_budget(max_memory)
+    if memory_headroom is not None:
+        baseline = current_rss() or 0
+        max_memory, budget = baseline + memory_headroom, memory_headroom
+    else:
+        max_memory = max_memory or default_max_memory()
+        baseline, budget = work_budget(max_memory)
     uploads, work = split_budget(budget)
     largest = max(
         m.cost.bytes(*_largest_input(config.max_pixels, m.scale)) for m in served if m.cost
