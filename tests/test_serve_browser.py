@@ -1,5 +1,8 @@
 """The web page of ``translate serve`` in a real browser: headless Chromium picks a model,
-uploads an image, and the rendered result must be the model's output (size and pixels).
+uploads an image, and the rendered result must be the model's output (size and pixels); the
+super-resolution before/after comparison (with the API key asked for by the page); and
+``/docs`` rendering offline. The browser has no way out (a dead proxy for every host but
+loopback), so anything the pages tried to load from the internet would fail.
 
 Chromium is driven through chromedriver's W3C WebDriver HTTP API with httpx (no extra
 package). Without chromium / chromedriver the test is skipped, except under CI (``CI`` set),
@@ -39,6 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-dev-shm-usage",
     "--window-size=1200,900",
+    "--proxy-server=http://127.0.0.1:9",  # offline: only loopback (never proxied) answers
 ]
 
 
@@ -199,3 +203,83 @@ def test_page_uploads_an_image_and_shows_the_result(
     a2b = np.asarray(Translator.from_checkpoint(checkpoint, device="cpu")([source])[0], np.int16)
     assert np.abs(got - a2b).max() > 2  # the direction picked on the page took effect
     assert page["download"] == "photo-second.png" and page["href"].startswith("blob:")
+
+
+# ---------------------------------------------------------------------------- super-resolution
+SR_KEY = "page-test-key"
+
+
+@pytest.fixture(scope="module")
+def sr_server() -> Any:
+    """The shipped 4x super-resolution model, behind an API key."""
+    args = ["--model", "superres-x4", "--threads", "1", "--no-access-log"]
+    with ServerProcess(args, api_key=SR_KEY) as server:
+        yield server
+
+
+COMPARE = """
+const box = (id) => { const r = document.getElementById(id).getBoundingClientRect();
+                      return [Math.round(r.width), Math.round(r.height)]; };
+const after = document.getElementById("after");
+return {
+  before: box("before"), after: box("after"), stage: box("stage"),
+  natural: [document.getElementById("before").naturalWidth, after.naturalWidth],
+  clip: getComputedStyle(after).clipPath,
+  info: document.getElementById("compare-info").textContent,
+  status: document.getElementById("status").textContent,
+  hidden: document.getElementById("compare").hidden,
+};
+"""
+
+
+def test_super_resolution_page_compares_at_one_scale(
+    browser: WebDriver, sr_server: ServerProcess, tmp_path: Path
+) -> None:
+    upload = tmp_path / "small.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+        upload
+    )
+    browser.get(f"{sr_server.url}/")
+    # the API wants a key: the page asks for it, then lists the models
+    browser.wait_for("return !document.getElementById('key-form').hidden")
+    browser.cmd("POST", f"/element/{browser.find('#key')}/value", {"text": SR_KEY})
+    browser.cmd("POST", f"/element/{browser.find('#key-form button')}/click", {})
+    browser.wait_for("return document.body.dataset.state === 'idle'")
+    browser.cmd("POST", f"/element/{browser.find('#file')}/value", {"text": str(upload)})
+    state = browser.wait_for(
+        "const s = document.body.dataset.state; return s === 'done' || s === 'error' ? s : ''"
+    )
+    page = browser.js(COMPARE)
+    assert state == "done", page["status"]
+    assert "24x20 -> 96x80" in page["status"] and " ms" in page["status"]
+    assert not page["hidden"] and "x4" in page["info"]
+    assert page["natural"] == [24, 96]  # the input itself, and the 4x output
+    # both drawn at the same display size (the input enlarged to the output's)
+    assert page["before"] == page["after"] == page["stage"] and page["after"][0] > 96
+    assert "50%" in page["clip"]
+    browser.js(
+        "const s = document.getElementById('split'); s.value = 20;"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    assert "20%" in browser.js(COMPARE)["clip"]
+    browser.js(
+        "const z = document.getElementById('zoom'); z.value = '2';"
+        "z.dispatchEvent(new Event('change'));"
+    )
+    zoomed = browser.js(COMPARE)
+    assert zoomed["stage"] == [192, 160] and zoomed["before"] == zoomed["after"] == [192, 160]
+
+
+# ---------------------------------------------------------------------------- /docs offline
+def test_docs_render_offline(browser: WebDriver, sr_server: ServerProcess) -> None:
+    browser.get(f"{sr_server.url}/docs")
+    paths = browser.wait_for(
+        "const p = [...document.querySelectorAll('.opblock-summary-path')]"
+        ".map(e => e.textContent.trim()); return p.length ? p : null;"
+    )
+    assert "/v1/models/{name}/translate" in [p.replace("\u200b", "") for p in paths]
+    assert browser.js("return typeof window.SwaggerUIBundle") == "function"  # its script ran
+    # every resource came from the server itself, and the key is asked for (Authorize)
+    resources = browser.js("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert resources and all(r.startswith(sr_server.url) for r in resources), resources
+    assert browser.js("return !!document.querySelector('.btn.authorize')")

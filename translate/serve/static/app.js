@@ -1,5 +1,7 @@
-// The web page of translate serve: pick a model, upload or drop an image, see both images.
-// Plain JS, no dependencies; talks to the same API as any client (/v1/models, .../translate).
+// The web page of translate serve: pick a model, upload or drop an image, see both images, and
+// compare them at one display scale (a before/after slider with zoom: what super-resolution
+// gained). Plain JS, no dependencies; talks to the same API as any client (/v1/models,
+// .../translate), with the API key (asked for when the server answers 401) as a bearer token.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -7,6 +9,20 @@ const models = new Map();
 let file = null;
 let outputUrl = null;
 let inputUrl = null;
+
+function authHeaders() {
+  const key = sessionStorage.getItem("translate-api-key");
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function api(url, options = {}) {
+  const res = await fetch(url, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  if (res.status === 401) {
+    $("key-form").hidden = false;
+    throw new Error("this server needs an API key: enter it above");
+  }
+  return res;
+}
 
 function setStatus(text, state) {
   $("status").textContent = text;
@@ -46,9 +62,10 @@ function renderOptions() {
 
 async function loadModels() {
   try {
-    const res = await fetch("/v1/models");
+    const res = await api("/v1/models");
     const body = await res.json();
     if (!res.ok) throw new Error(body.error || res.statusText);
+    $("model").replaceChildren();
     for (const m of body.models) {
       models.set(m.name, m);
       const o = document.createElement("option");
@@ -91,7 +108,7 @@ async function translate() {
   setStatus(`Translating ${file.name} with ${model.name}...`, "busy");
   $("submit").disabled = true;
   try {
-    const res = await fetch(
+    const res = await api(
       `/v1/models/${encodeURIComponent(model.name)}/translate?${params}`,
       {
         method: "POST",
@@ -123,7 +140,12 @@ async function translate() {
     link.download = `${stem}-${model.name}.${ext}`;
     link.hidden = false;
     const ms = res.headers.get("X-Processing-Time-Ms");
-    setStatus(`Done: ${res.headers.get("X-Model")} in ${ms} ms.`, "done");
+    const input = $("input");
+    await input.decode().catch(() => {});
+    const sizes = `${input.naturalWidth}x${input.naturalHeight} -> ` +
+      `${output.naturalWidth}x${output.naturalHeight}`;
+    setStatus(`Done: ${res.headers.get("X-Model")} in ${ms} ms (${sizes}).`, "done");
+    showCompare(model, sizes, ms);
   } catch (err) {
     setStatus(`Failed: ${err.message}`, "error");
   } finally {
@@ -131,6 +153,46 @@ async function translate() {
   }
 }
 
+// Before/after at the output's scale: the input is stretched to the output's size with
+// nearest-neighbour sampling (its own pixels, enlarged), the output is drawn over it right of
+// the slider.
+function showCompare(model, sizes, ms) {
+  $("before").src = inputUrl;
+  $("after").src = outputUrl;
+  const scale = model.scale > 1 ? `, x${model.scale}` : "";
+  $("compare-info").textContent = `${sizes}${scale}; ${ms} ms`;
+  $("compare").hidden = false;
+  applyZoom();
+}
+
+function applyZoom() {
+  const output = $("output");
+  const w = output.naturalWidth;
+  const h = output.naturalHeight;
+  const stage = $("stage");
+  const zoom = $("zoom").value;
+  if (zoom === "fit") {
+    stage.style.width = "100%";
+    stage.style.height = "auto";
+    stage.style.aspectRatio = `${w} / ${h}`;
+  } else {
+    stage.style.width = `${w * Number(zoom)}px`;
+    stage.style.height = `${h * Number(zoom)}px`;
+    stage.style.aspectRatio = "";
+  }
+}
+
+$("split").addEventListener("input", () => {
+  $("stage").style.setProperty("--split", `${$("split").value}%`);
+});
+$("zoom").addEventListener("change", applyZoom);
+$("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem("translate-api-key", $("key").value);
+  $("key-form").hidden = true;
+  setStatus("Loading models...", "loading");
+  loadModels();
+});
 $("model").addEventListener("change", renderOptions);
 $("file").addEventListener("change", (e) => pick(e.target.files[0]));
 $("form").addEventListener("submit", (e) => {
