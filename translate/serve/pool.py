@@ -207,12 +207,7 @@ class InferencePool:
                 log.debug("batch %r failed: %r", batch[0].key, exc)
                 results = [exc] * len(batch)
             run_s = time.perf_counter() - started
-            for job, result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
-                    job.future.set_exception(result)
-                else:
-                    queued = started - job.queued_at
-                    job.future.set_result(JobResult(result, queued, run_s, len(batch)))
+            # the figures first: a waiter woken by its result sees them settled
             with self._cond:
                 self._running -= len(batch)
                 self._reserved -= sum(job.cost for job in batch)
@@ -221,6 +216,12 @@ class InferencePool:
                 self._batches += 1
                 self._mean_batch_s += (run_s - self._mean_batch_s) / min(self._batches, 20)
                 self._cond.notify_all()
+            for job, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    queued = started - job.queued_at
+                    job.future.set_result(JobResult(result, queued, run_s, len(batch)))
 
     # -------------------------------------------------------------- state
     def stats(self) -> dict[str, Any]:
