@@ -20,8 +20,9 @@ from translate.data import build_dataset
 from translate.data.paired import LabelMapDataset, PairedDataset
 from translate.data.single import SingleDataset
 from translate.errors import PluginError
+from translate.plugin import PluginBase
 from translate.registry import load_plugin
-from translate.testing import LABEL_COLOURS, make_labels, make_single
+from translate.testing import LABEL_COLOURS, check_plugin_contract, make_labels, make_single
 
 # A `single` plugin that writes no build_dataset: a denoiser trained on noised copies of the
 # default dataset's images. {config_base} and {extra} vary to make it invalid.
@@ -141,6 +142,17 @@ def test_invalid_plugin_is_reported_at_load_and_fails_plugins(
     assert_user_error(listing, "plugin 'broken' from distribution translate-broken", needle)
     # and training it fails before anything is built, also in one line
     assert_user_error(runner.invoke(app, ["train", "broken", "--help"]), needle)
+
+
+def test_contract_check_validates_a_plugin_object_first(tmp_path: Path) -> None:
+    from translate_pix2pix import Pix2PixPlugin
+
+    class NoInference(Pix2PixPlugin):
+        inference_module = PluginBase.inference_module
+
+    with pytest.raises(AssertionError, match="inference_module is not implemented"):
+        check_plugin_contract(NoInference(), tmp_path)
+    assert not (tmp_path / "data").exists()  # refused before any data or training
 
 
 def test_plugins_exits_zero_when_every_plugin_is_valid() -> None:

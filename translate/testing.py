@@ -159,7 +159,11 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     from translate.engine import checkpoint as ckpt
     from translate.engine.loop import Trainer
     from translate.inference.translator import Translator
+    from translate.registry import contract_problems
 
+    # what loading checks, for a plugin object handed over directly (not via its entry point)
+    problems = "; ".join(contract_problems(plugin))
+    assert not problems, f"plugin {getattr(plugin, 'name', plugin)!r} is invalid: {problems}"
     data = make_dataset(plugin.dataset_kind, tmp_path / "data")
     cfg = plugin.tiny_config(data)
     assert dataclasses.is_dataclass(cfg) and isinstance(cfg, plugin.config_cls), "tiny_config type"
