@@ -346,3 +346,35 @@ def test_metadata_holds_no_absolute_path_of_the_training_machine(
     # the data folder is still named (its last component), and the config still loads
     assert json.loads(md["plugin_config"])["data"] == "data"
     assert Translator.from_onnx(pix2pix_onnx, device="cpu").plugin_cfg.data == Path("data")
+
+
+def test_export_leaves_the_callers_spectral_norm_model_working() -> None:
+    """Folding spectral norm for export works on a copy: the caller's model (which shares the
+    parametrised layer classes with the copy) still runs, with the same output."""
+    from torch import nn
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    from translate.export.onnx import exportable_module
+    from translate.inference.translator import LoadedModel
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        spectral_norm(nn.Conv2d(3, 4, 3)), nn.ReLU(), spectral_norm(nn.Conv2d(4, 3, 1))
+    )
+    net.eval()
+    x = torch.rand(1, 3, 8, 8)
+    before = net(x)
+    loaded = LoadedModel(
+        folder=Path("."),
+        plugin=None,
+        plugin_cfg=None,
+        meta={},
+        opts=None,
+        models={},
+        module=net,
+        ema=[],
+    )
+    folded = exportable_module(loaded)
+    assert not any(hasattr(m, "parametrizations") for m in folded.modules())
+    assert torch.equal(folded(x), before)
+    assert torch.equal(net(x), before)  # raised AttributeError: no 'weight'

@@ -125,8 +125,14 @@ def exportable_module(loaded: LoadedModel) -> nn.Module:
     module = copy.deepcopy(loaded.module).cpu().float().eval()
     for sub in module.modules():
         if parametrize.is_parametrized(sub):
-            for name in list(sub.parametrizations.keys()):
-                parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
+            # fold by hand: remove_parametrizations deletes the property from the
+            # Parametrized* class, which the copy shares with the caller's module (it would
+            # then raise AttributeError on `weight`); this only rebinds the copy
+            folded = {name: getattr(sub, name).detach().clone() for name in sub.parametrizations}
+            del sub._modules["parametrizations"]
+            sub.__class__ = sub.__class__.__bases__[0]  # the plain class it was built as
+            for name, value in folded.items():
+                sub.register_parameter(name, nn.Parameter(value))
     module.requires_grad_(False)
     return module
 
