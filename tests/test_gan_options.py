@@ -28,7 +28,7 @@ from translate.engine import checkpoint as ckpt
 from translate.engine.transforms import apply_gan_transforms
 from translate.errors import ConfigError
 from translate.registry import load_plugin
-from translate.testing import make_paired
+from translate.testing import make_labels, make_paired
 
 runner = CliRunner()
 
@@ -373,7 +373,8 @@ def test_model_dependent_refusals_are_one_line(
 def test_family_defaults_only_fill_unset_options() -> None:
     wgan = GANConfig(gan_loss="wgan")
     assert (wgan.effective_n_critic, wgan.effective_clip_value) == (5, 0.01)
-    assert wgan.effective_optimizer == "rmsprop" and wgan.family_train_defaults == {"lr": 5e-5}
+    assert wgan.effective_optimizer == "rmsprop"
+    assert wgan.family_train_defaults == {"lr": 5e-5, "lr_d": None}
     mine = GANConfig(gan_loss="wgan", n_critic=2, clip_value=0.05, optimizer="adam")
     assert (mine.effective_n_critic, mine.effective_clip_value) == (2, 0.05)
     assert mine.effective_optimizer == "adam"
@@ -381,3 +382,71 @@ def test_family_defaults_only_fill_unset_options() -> None:
     assert (plain.effective_n_critic, plain.effective_clip_value) == (1, 0.0)
     assert plain.effective_optimizer == "adam" and plain.family_train_defaults == {}
     assert GANConfig(gan_loss="wgan-gp").effective_gp_weight == 10.0
+
+
+def test_wgan_gp_takes_its_papers_settings_unless_given(tmp_path: Path) -> None:
+    """Gulrajani et al. 2017, Algorithm 1: n_critic 5, Adam lr 1e-4, betas (0, 0.9), lambda 10,
+    one learning rate for G and D (label2image's TTUR lr_d is dropped); a given value wins; the
+    effective settings are printed when training starts."""
+    from translate.engine.loop import prepare
+
+    data = make_paired(tmp_path / "data", n_train=2, n_val=1)
+    common = dict(data=data, **TINY_PIX2PIX_OPTIONS, norm="instance", device="cpu")
+    trainer = prepare("pix2pix", gan_loss="wgan-gp", run_dir=tmp_path / "a", **common)
+    assert trainer.n_critic == 5
+    for opt in trainer.ctx.optimizers.values():
+        assert isinstance(opt, torch.optim.Adam)
+        (group,) = opt.param_groups
+        assert (group["lr"], group["betas"]) == (1e-4, (0.0, 0.9))
+    assert trainer.settings() == (
+        "pix2pix: wgan-gp, n_critic 5, adam lr 0.0001 (D 0.0001), betas (0, 0.9), gp 10"
+    )
+    mine = prepare(
+        "pix2pix",
+        gan_loss="wgan-gp",
+        lr=3e-4,
+        beta2=0.99,
+        n_critic=2,
+        run_dir=tmp_path / "b",
+        **common,
+    )
+    assert mine.n_critic == 2
+    (group,) = mine.ctx.optimizers["D"].param_groups
+    assert (group["lr"], group["betas"]) == (3e-4, (0.0, 0.99))
+    # label2image's TTUR (lr_d 4e-4) is not WGAN-GP's: one learning rate
+    labels = prepare(
+        "label2image",
+        data=make_labels(tmp_path / "labels", n_train=2, n_val=1),
+        gan_loss="wgan-gp",
+        device="cpu",
+        run_dir=tmp_path / "l",
+        n_up=2,
+        crop_size=16,
+        load_size=16,
+        base_channels=4,
+        spade_hidden=4,
+        disc_channels=4,
+        disc_layers=1,
+    )
+    assert [g["lr"] for o in labels.ctx.optimizers.values() for g in o.param_groups] == [1e-4] * 2
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "pix2pix",
+            "--data",
+            str(data),
+            "--run-dir",
+            str(tmp_path / "c"),
+            *TINY_PIX2PIX[:-3],
+            "--norm",
+            "instance",
+            "--gan-loss",
+            "wgan-gp",
+            "--max-steps",
+            "1",
+            "--progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "wgan-gp, n_critic 5, adam lr 0.0001 (D 0.0001), betas (0, 0.9), gp 10" in result.output

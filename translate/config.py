@@ -104,7 +104,12 @@ OptimizerName = Literal["auto", "adam", "rmsprop"]
 WGAN_LR = 5e-5
 WGAN_CLIP = 0.01
 WGAN_N_CRITIC = 5
-WGAN_GP_WEIGHT = 10.0  # Gulrajani et al. 2017, lambda = 10
+# WGAN-GP, Gulrajani et al. 2017, Algorithm 1: lambda = 10, n_critic = 5, Adam with
+# alpha = 1e-4, beta1 = 0, beta2 = 0.9 (one learning rate for G and D).
+WGAN_GP_WEIGHT = 10.0
+WGAN_GP_LR = 1e-4
+WGAN_GP_BETAS = (0.0, 0.9)
+WGAN_GP_N_CRITIC = 5
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,8 @@ class GANConfig:
         "nonsaturating",
         "Adversarial objective: " + ", ".join(GAN_LOSSES) + ". See the README's GAN table. "
         "wgan (weight clipping) defaults to RMSprop, --lr 5e-5, --clip-value 0.01 and "
-        "--n-critic 5 unless given.",
+        "--n-critic 5; wgan-gp to Adam --lr 1e-4, --beta1 0, --beta2 0.9, --n-critic 5 and "
+        "--gp-weight 10 (both: --lr-d as --lr), unless given.",
         choices=GAN_LOSSES,
     )
     gp_weight: float | None = opt(
@@ -145,7 +151,8 @@ class GANConfig:
     )
     n_critic: int | None = opt(
         None,
-        "Discriminator steps per generator step (one batch each); default 5 for wgan, else 1.",
+        "Discriminator steps per generator step (one batch each); default 5 for wgan and "
+        "wgan-gp, else 1.",
     )
     optimizer: OptimizerName = opt(
         "auto", "Optimiser of every group: auto (RMSprop for wgan, else Adam), adam or rmsprop."
@@ -327,7 +334,9 @@ class GANConfig:
     def effective_n_critic(self) -> int:
         if self.n_critic is not None:
             return self.n_critic
-        return WGAN_N_CRITIC if self.gan_loss == "wgan" else 1
+        if self.gan_loss == "wgan":
+            return WGAN_N_CRITIC
+        return WGAN_GP_N_CRITIC if self.gan_loss == "wgan-gp" else 1
 
     @property
     def effective_optimizer(self) -> str:
@@ -337,8 +346,14 @@ class GANConfig:
 
     @property
     def family_train_defaults(self) -> dict[str, Any]:
-        """TrainConfig values the family's paper prescribes, applied where the user gave none."""
-        return {"lr": WGAN_LR} if self.gan_loss == "wgan" else {}
+        """TrainConfig values the family's paper prescribes, applied where the user gave none
+        (both WGAN papers use one learning rate for G and D: ``lr_d`` unset)."""
+        if self.gan_loss == "wgan":
+            return {"lr": WGAN_LR, "lr_d": None}
+        if self.gan_loss == "wgan-gp":
+            beta1, beta2 = WGAN_GP_BETAS
+            return {"lr": WGAN_GP_LR, "lr_d": None, "beta1": beta1, "beta2": beta2}
+        return {}
 
     @property
     def active_penalties(self) -> list[str]:

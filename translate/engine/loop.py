@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -187,9 +188,28 @@ class Trainer:
         self.step = 0
         if resume_from is not None:
             self._restore(resume_from)
+        log.info("%s", self.settings())
         self.stop_requested = False
         self.tensorboard = resolve_tensorboard(train_cfg.tensorboard)
         self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def settings(self) -> str:
+        """One line of the effective objective and optimiser settings (family defaults
+        resolved), printed when training starts."""
+        gan, train = self.gan_cfg, self.train_cfg
+        lr_d = train.lr_d or train.lr
+        parts = [
+            f"{self.plugin.name}: {gan.gan_loss}",
+            f"n_critic {self.n_critic}",
+            f"{gan.effective_optimizer} lr {train.lr:g} (D {lr_d:g})",
+        ]
+        if gan.effective_optimizer == "adam":
+            parts.append(f"betas ({train.beta1:g}, {train.beta2:g})")
+        if gan.effective_gp_weight:
+            parts.append(f"gp {gan.effective_gp_weight:g}")
+        if gan.effective_clip_value:
+            parts.append(f"clip {gan.effective_clip_value:g}")
+        return ", ".join(parts)
 
     # ------------------------------------------------------------------ state
     def meta(self) -> dict[str, Any]:
@@ -373,6 +393,8 @@ class Trainer:
             self.run_dir, tensorboard=self.tensorboard, start_step=self.step, meta=self.meta()
         )
         sample_batch = self._sample_batch()
+        if cfg.progress:
+            print(self.settings(), file=sys.stderr, flush=True)
         progress = Progress(cfg.max_steps, self.step, cfg.progress)
         previous = signal.signal(signal.SIGINT, self._on_sigint)
         last_saved: Path | None = None

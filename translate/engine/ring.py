@@ -144,12 +144,17 @@ def train_ring(gan: GANConfig, task: RingTask | None = None) -> RingResult:
         ),
     }
     apply_gan_transforms(models, gan)
-    # the family's paper settings win over the task's, as in ``translate.train`` (wgan: 5e-5)
+    # the family's paper settings win over the task's, as in ``translate.train`` (wgan: 5e-5;
+    # wgan-gp: Adam 1e-4, betas (0, 0.9))
     family = gan.family_train_defaults
     lr = family.get("lr", task.lr)
-    lr_d = None if "lr" in family else task.lr_d
+    lr_d = family.get("lr_d", task.lr_d)
     train = TrainConfig(
-        batch_size=task.batch_size, lr=lr, lr_d=lr_d, beta1=task.beta1, beta2=task.beta2
+        batch_size=task.batch_size,
+        lr=lr,
+        lr_d=lr_d,
+        beta1=family.get("beta1", task.beta1),
+        beta2=family.get("beta2", task.beta2),
     )
     check_gan_compatible(models, gan, train)
     optimizers = {
