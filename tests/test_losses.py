@@ -61,9 +61,10 @@ def _expected_d(name: str, r: list[float], f: list[float]) -> float:
         return mf - mr
     if name == "rpgan":
         return mean([neg_log_sig(a - b) for a, b in zip(r, f, strict=True)])
-    if name == "ragan":
-        return mean([neg_log_sig(x - mf) for x in r]) + mean(
-            [neg_log_one_minus_sig(x - mr) for x in f]
+    if name == "ragan":  # ESRGAN's / BasicSR's code: the mean of the two terms
+        return 0.5 * (
+            mean([neg_log_sig(x - mf) for x in r])
+            + mean([neg_log_one_minus_sig(x - mr) for x in f])
         )
     raise KeyError(name)
 
@@ -81,8 +82,9 @@ def _expected_g(name: str, r: list[float], f: list[float]) -> float:
     if name == "rpgan":
         return mean([neg_log_sig(b - a) for a, b in zip(r, f, strict=True)])
     if name == "ragan":
-        return mean([neg_log_sig(x - mr) for x in f]) + mean(
-            [neg_log_one_minus_sig(x - mf) for x in r]
+        return 0.5 * (
+            mean([neg_log_sig(x - mr) for x in f])
+            + mean([neg_log_one_minus_sig(x - mf) for x in r])
         )
     raise KeyError(name)
 

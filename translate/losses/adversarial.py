@@ -329,15 +329,17 @@ class RelativisticAverageLoss(_Relativistic):
 
     Each logit is compared with the mean logit of the other side (over all elements of the
     scale, i.e. batch and patches):
-    D minimises ``BCE(D(x) - mean D(G(z)), 1) + BCE(D(G(z)) - mean D(x), 0)``; G minimises the
-    same with the labels swapped, ``BCE(D(G(z)) - mean D(x), 1) + BCE(D(x) - mean D(G(z)), 0)``.
+    D minimises ``(BCE(D(x) - mean D(G(z)), 1) + BCE(D(G(z)) - mean D(x), 0)) / 2``; G minimises
+    the same with the labels swapped. The paper writes the sum; ESRGAN's code (and BasicSR's,
+    whose adversarial weight 5e-3 ESRGAN's recipe assumes) averages the two terms, and so do we,
+    so that ESRGAN's lambda gives ESRGAN's gradient.
     """
 
     name = "ragan"
 
     def _prefer(self, a: Tensor, b: Tensor) -> Tensor:
         # BCE(z, 1) = softplus(-z) and BCE(z, 0) = softplus(z).
-        return F.softplus(b.mean() - a).mean() + F.softplus(b - a.mean()).mean()
+        return 0.5 * (F.softplus(b.mean() - a).mean() + F.softplus(b - a.mean()).mean())
 
 
 ADVERSARIAL_LOSSES: dict[str, type[AdversarialLoss]] = {
