@@ -369,6 +369,30 @@ def test_a_checkpoint_runs_without_its_training_only_files(tmp_path: Path) -> No
     assert "PSNR" in scored.output
 
 
+def test_gan_phase_defaults_are_esrgans(tmp_path: Path) -> None:
+    """ESRGAN, Sec. 4.1: pixel weight 1e-2, adversarial 5e-3, Adam lr 1e-4 for G and D, a VGG
+    discriminator with batch norm; the pixel phase keeps 2e-4; a value the user gives wins."""
+    from translate.testing import make_single
+
+    data = make_single(tmp_path / "hr", n=2, size=32)
+    common = dict(data=data, **TINY, disc_channels=4, device="cpu")
+    gan = prepare("superres", phase="gan", run_dir=tmp_path / "gan", **common)
+    assert (gan.plugin_cfg.lambda_pixel, gan.plugin_cfg.lambda_adv) == (1e-2, 5e-3)
+    assert gan.gan_cfg.gan_loss == "ragan"
+    assert {g: o.param_groups[0]["lr"] for g, o in gan.ctx.optimizers.items()} == {
+        "G": 1e-4,
+        "D": 1e-4,
+    }
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in gan.models["D"].modules())
+    pixel = prepare("superres", run_dir=tmp_path / "pixel", **common)
+    assert pixel.ctx.optimizers["G"].param_groups[0]["lr"] == 2e-4
+    mine = prepare(
+        "superres", phase="gan", lr=5e-5, disc_norm="none", run_dir=tmp_path / "mine", **common
+    )
+    assert mine.ctx.optimizers["D"].param_groups[0]["lr"] == 5e-5
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in mine.models["D"].modules())
+
+
 def test_serve_without_a_model_loads_the_shipped_default(shipped_root: Path) -> None:
     from translate.serve.server import load_models
 

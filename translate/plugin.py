@@ -146,6 +146,12 @@ class PluginBase(Generic[C]):
         Optional: the default keeps ``build_models``' initialisation."""
 
     # -- configuration
+    def config_train_defaults(self, cfg: C) -> Mapping[str, Any]:
+        """``TrainConfig`` defaults that depend on the plugin's config (superres: its GAN
+        phase's learning rate), applied over ``train_defaults`` where the user gave none.
+        Optional: the default adds none."""
+        return {}
+
     def finalize_config(self, cfg: C) -> C:
         """Complete a new run's config from its data before anything is built (e.g.
         label2image estimates its palette); called once per run, not on resume, and the

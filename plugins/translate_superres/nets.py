@@ -174,22 +174,37 @@ class RRDBNet(_LowResGenerator):
 
 
 class VGGDiscriminator(nn.Module):
-    """SRGAN's discriminator as a fully convolutional net: pairs of 3x3 convolutions (the second
-    of each pair strided), widths 64 -> 512, LeakyReLU 0.2, then 1x1 convolutions to a patch of
-    logits. Batch norm is left out: it clashes with gradient penalties, and spectral norm
-    (``--spectral-norm d``) is the stabiliser of choice here."""
+    """SRGAN's / ESRGAN's discriminator as a fully convolutional net: pairs of 3x3 convolutions
+    (the second of each pair strided), widths 64 -> 512, batch norm after every convolution but
+    the first (``norm="batch"``, as both papers), LeakyReLU 0.2, then 1x1 convolutions to a patch
+    of logits. ``norm="none"`` leaves batch norm out, for gradient penalties (which it clashes
+    with) or spectral norm (``--spectral-norm d``)."""
 
-    def __init__(self, *, in_channels: int = 3, base_channels: int = 64, stages: int = 4) -> None:
+    def __init__(
+        self, *, in_channels: int = 3, base_channels: int = 64, stages: int = 4, norm: str = "batch"
+    ) -> None:
         super().__init__()
         check_positive("base_channels", base_channels)
         check_positive("stages", stages)
+        if norm not in ("batch", "none"):
+            raise ValueError(f"VGGDiscriminator norm must be 'batch' or 'none', got {norm!r}")
+        bn = norm == "batch"
+
+        def conv(c_i: int, c_o: int, k: int, stride: int, first: bool = False) -> list[nn.Module]:
+            with_bn = bn and not first
+            layers: list[nn.Module] = [
+                nn.Conv2d(c_i, c_o, k, stride, k // 2 if k == 3 else 1, bias=not with_bn)
+            ]
+            if with_bn:
+                layers.append(nn.BatchNorm2d(c_o))
+            return [*layers, nn.LeakyReLU(0.2, inplace=True)]
+
         layers: list[nn.Module] = []
         c_in = in_channels
         for i in range(stages):
             c_out = base_channels * 2 ** min(i, 3)
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
-            layers += [nn.Conv2d(c_out, c_out, 4, stride=2, padding=1)]
-            layers += [nn.LeakyReLU(0.2, inplace=True)]
+            layers += conv(c_in, c_out, 3, 1, first=i == 0)
+            layers += conv(c_out, c_out, 4, 2)
             c_in = c_out
         layers += [nn.Conv2d(c_in, c_in * 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         layers += [nn.Conv2d(c_in * 2, 1, 1)]

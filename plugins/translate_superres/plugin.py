@@ -6,8 +6,9 @@ SRGAN (Ledig et al. 2017) and ESRGAN (Wang et al. 2018) train in two phases:
    the PSNR-oriented model (SRResNet / RRDB-PSNR). The shipped default is such a model.
 2. ``--phase gan --init-from runs/<pixel run>``: fine-tuning with a discriminator:
    ``lambda_pixel * pixel + lambda_adv * adversarial (+ lambda_perceptual * VGG features)``.
-   ESRGAN uses the relativistic average loss (``--gan-loss ragan``, the default here), pixel
-   1e-2, adversarial 5e-3 and perceptual 1 (Sec. 4.1); the perceptual term needs a VGG-19
+   Its defaults are ESRGAN's (Sec. 4.1): the relativistic average loss (``--gan-loss
+   ragan``), pixel 1e-2, adversarial 5e-3, perceptual 1, Adam lr 1e-4 for G and D, and a VGG
+   discriminator with batch norm; each is overridable. The perceptual term needs a VGG-19
    weights file (``--vgg-weights``), nothing is downloaded. Every core GAN family applies.
 """
 
@@ -63,17 +64,24 @@ class SuperResConfig:
     )
     phase: Literal["pixel", "gan"] = opt(
         "pixel",
-        "pixel: PSNR-oriented pretraining; gan: adversarial fine-tuning (with --init-from).",
+        "pixel: PSNR-oriented pretraining (lr 2e-4); gan: adversarial fine-tuning (with "
+        "--init-from; ESRGAN's lr 1e-4 unless --lr is given).",
     )
     init_from: Path | None = opt(
         None, "Start the generator from this checkpoint or run (the pixel phase's result)."
     )
     pixel_loss: Literal["l1", "charbonnier"] = opt("l1", "Pixel loss: l1 or charbonnier.")
     discriminator: Literal["vgg", "unet"] = opt(
-        "vgg", "Discriminator (phase gan): vgg (SRGAN) or unet (Real-ESRGAN, spectral norm)."
+        "vgg",
+        "Discriminator (phase gan): vgg (SRGAN/ESRGAN) or unet (Real-ESRGAN, spectral norm).",
+    )
+    disc_norm: Literal["batch", "none"] = opt(
+        "batch",
+        "Normalisation in the vgg discriminator: batch (SRGAN, ESRGAN) or none (for gradient "
+        "penalties or --spectral-norm d).",
     )
     disc_channels: int = opt(64, "Width of the discriminator's first layer.")
-    lambda_pixel: float = opt(1.0, "Weight of the pixel loss (ESRGAN's GAN phase: 0.01).")
+    lambda_pixel: float = opt(1e-2, "Weight of the pixel loss in phase gan (ESRGAN: 1e-2).")
     lambda_adv: float = opt(5e-3, "Weight of the adversarial loss (phase gan; ESRGAN: 5e-3).")
     lambda_perceptual: float = opt(1.0, "Weight of the VGG perceptual loss (with --vgg-weights).")
     vgg_weights: Path | None = opt(
@@ -126,6 +134,10 @@ class SuperResPlugin(PluginBase[SuperResConfig]):
         "checkpoint_every": 2000,
     }
 
+    def config_train_defaults(self, cfg: SuperResConfig) -> dict[str, Any]:
+        """ESRGAN's GAN phase trains G and D at 1e-4 (Wang et al. 2018, Sec. 4.1)."""
+        return {"lr": 1e-4, "lr_d": None} if cfg.phase == "gan" else {}
+
     def build_generator(self, cfg: SuperResConfig) -> nn.Module:
         from translate_superres.nets import RRDBNet, SRResNet, init_residual
 
@@ -149,7 +161,7 @@ class SuperResPlugin(PluginBase[SuperResConfig]):
             if cfg.discriminator == "unet":
                 models["D"] = UNetDiscriminator(base_channels=cfg.disc_channels)
             else:
-                models["D"] = VGGDiscriminator(base_channels=cfg.disc_channels)
+                models["D"] = VGGDiscriminator(base_channels=cfg.disc_channels, norm=cfg.disc_norm)
         return models
 
     def finalize_config(self, cfg: SuperResConfig) -> SuperResConfig:

@@ -488,8 +488,12 @@ def prepare(
     train_base, gan_base = default_configs(plugin)
     plugin_cfg = config_from_dict(plugin.config_cls, plugin_opts)
     gan_cfg = config_from_dict(GANConfig, gan_opts, base=gan_base)
-    # the chosen family's paper settings (wgan: lr 5e-5) unless the user set them
-    family = {k: v for k, v in gan_cfg.family_train_defaults.items() if k not in train_opts}
+    # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
+    # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
+    by_config = getattr(plugin, "config_train_defaults", None)
+    family = dict(by_config(plugin_cfg)) if callable(by_config) else {}
+    family.update(gan_cfg.family_train_defaults)
+    family = {k: v for k, v in family.items() if k not in train_opts}
     train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
     run_dir = train_cfg.run_dir or new_run_dir(plugin.name)
     return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=Path(run_dir))
