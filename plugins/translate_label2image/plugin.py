@@ -293,8 +293,13 @@ class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
             fake = G(seg)
         with ctx.autocast():
             # the objective detaches the fake for D's step
+            # the one-hot labels are the condition: penalties, colour augmentation and noise
+            # act on the image channels only
             loss_d, logs_d = ctx.gan.discriminator_loss(
-                D, torch.cat([seg, real], 1), torch.cat([seg, fake], 1)
+                D,
+                torch.cat([seg, real], 1),
+                torch.cat([seg, fake], 1),
+                condition_channels=seg.shape[1],
             )
         ctx.optimize("D", loss_d)
         if not ctx.update_generator:
@@ -303,7 +308,11 @@ class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
         with ctx.frozen("D"), ctx.autocast():
             # paired: fake i and real i render the same label map (pix2pixHD feature matching)
             loss_g, logs_g = ctx.gan.generator_loss(
-                D, torch.cat([seg, fake], 1), torch.cat([seg, real], 1), paired=True
+                D,
+                torch.cat([seg, fake], 1),
+                torch.cat([seg, real], 1),
+                paired=True,
+                condition_channels=seg.shape[1],
             )
             if cfg.vgg_weights is not None and cfg.lambda_vgg > 0:
                 from translate.losses.perceptual import PIX2PIXHD_LAYERS, vgg_loss

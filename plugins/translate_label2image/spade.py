@@ -141,6 +141,18 @@ class SPADEGenerator(nn.Module):
         )
         self.to_rgb = nn.Conv2d(widths[-1], out_channels, kernel_size=3, padding=1)
 
+    def spectral_norm_layers(self) -> list[nn.Module]:
+        """The layers SPADE spectrally normalises (``--spectral-norm both``): the residual
+        blocks' convolutions (Fig. 10), not the SPADE modulation convolutions (shared, gamma,
+        beta), the head or ``to_rgb`` (as the authors' code: spectral norm is part of the
+        residual block's norm setting)."""
+        return [
+            conv
+            for block in self.blocks
+            for conv in (block.conv_0, block.conv_1, getattr(block, "conv_s", None))
+            if conv is not None
+        ]
+
     def forward(self, seg: Tensor) -> Tensor:
         # seg: (B, L, H, W), H and W multiples of 2 ** n_up -> (B, out, H, W) in [-1, 1]
         scale = self.multiple_of

@@ -122,7 +122,10 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
         with ctx.autocast():
             # D: real pairs (A, B) vs fake pairs (A, G(A)); the objective detaches the fake
             loss_d, logs_d = ctx.gan.discriminator_loss(
-                D, torch.cat([real_a, real_b], 1), torch.cat([real_a, fake_b], 1)
+                D,
+                torch.cat([real_a, real_b], 1),
+                torch.cat([real_a, fake_b], 1),
+                condition_channels=real_a.shape[1],  # penalties etc. on the B image only
             )
         # the paper halves D's objective to slow D relative to G (Isola 2017, Sec. 3.3)
         ctx.optimize("D", 0.5 * loss_d)
@@ -131,7 +134,11 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
         with ctx.frozen("D"), ctx.autocast():
             # fake and real pairs share the input A: paired feature matching when enabled
             loss_adv, logs_g = ctx.gan.generator_loss(
-                D, torch.cat([real_a, fake_b], 1), torch.cat([real_a, real_b], 1), paired=True
+                D,
+                torch.cat([real_a, fake_b], 1),
+                torch.cat([real_a, real_b], 1),
+                paired=True,
+                condition_channels=real_a.shape[1],
             )
             loss_l1 = l1_loss(fake_b.float(), real_b)
             loss_g = loss_adv + cfg.lambda_l1 * loss_l1

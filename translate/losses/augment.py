@@ -11,10 +11,12 @@ output pixel passes gradient back):
 
 * ``color``: brightness ``x + U(-0.5, 0.5)`` (``kornia.enhance.adjust_brightness``), saturation
   ``gray + (x - gray) * U(0, 2)`` around the luminance (``kornia.color.rgb_to_grayscale``), and
-  contrast ``mean + (x - mean) * U(0.5, 1.5)`` around the image mean. Inputs whose channel count
-  is a multiple of 3 are treated as stacked RGB images (a conditional discriminator's
-  ``cat([condition, image])``) that share one draw; other channel counts use the channel mean as
-  the gray level.
+  contrast ``mean + (x - mean) * U(0.5, 1.5)`` around the image mean. Colour acts on the image
+  channels only: a conditional discriminator's ``cat([condition, image])`` passes
+  ``colour_from`` = the condition's channel count, so a label map's one-hot channels are never
+  brightened nor counted in the image mean (geometry moves condition and image together).
+  Channel counts that are a multiple of 3 are treated as stacked RGB images that share one
+  draw; other counts use the channel mean as the gray level.
 * ``translation``: integer shifts of up to 1/8 of the height and width, zero fill (mid-gray in
   [-1, 1]), through ``kornia.geometry.transform.translate``.
 * ``cutout``: one square of half the image side, at a uniformly random centre (clipped at the
@@ -98,11 +100,16 @@ class DiffAugment:
         return AugmentParams(**draws)
 
     # ------------------------------------------------------------------ transforms
-    def apply(self, x: Tensor, params: AugmentParams) -> Tensor:
-        """Transform ``x`` (B, C, H, W) with a draw from ``sample`` (of the same batch size)."""
+    def apply(self, x: Tensor, params: AugmentParams, *, colour_from: int = 0) -> Tensor:
+        """Transform ``x`` (B, C, H, W) with a draw from ``sample`` (of the same batch size);
+        colour operations act on channels ``colour_from:`` only (the image of a conditional
+        discriminator's input), geometric ones on all."""
         for op in self.policy:
             if op == "color":
-                x = self._color(x, params)
+                if colour_from:
+                    x = torch.cat([x[:, :colour_from], self._color(x[:, colour_from:], params)], 1)
+                else:
+                    x = self._color(x, params)
             elif op == "translation":
                 x = self._translate(x, params)
             else:

@@ -10,6 +10,11 @@ stabiliser that acts on what D sees or on the losses lives here, so it applies t
   fake alike, in both steps;
 * feature matching on D's intermediate features.
 
+A conditional discriminator sees ``cat([condition, image])``: callers pass
+``condition_channels`` (the condition's channel count), and then penalties and gradient
+normalisation take the gradient with respect to the image channels only, DiffAugment's colour
+operations and instance noise act on the image channels only, and geometry moves both.
+
 The engine calls ``begin_step(step, max_steps)`` before each training step (noise schedule, lazy
 penalties); the objective holds no device or optimiser state.
 """
@@ -121,16 +126,21 @@ class GANObjective:
         self.penalty_scale = float(k) if step % k == 0 else 0.0
 
     # ------------------------------------------------------------------ what D sees
-    def _view(self, x: Tensor, params: AugmentParams | None = None) -> Tensor:
-        """D's input: DiffAugment (a fresh draw unless ``params``) then instance noise."""
+    def _view(self, x: Tensor, params: AugmentParams | None = None, cond: int = 0) -> Tensor:
+        """D's input: DiffAugment (a fresh draw unless ``params``) then instance noise; colour
+        and noise on the image channels (after the first ``cond``) only."""
         if self.augment is not None:
-            x = self.augment.apply(x, params if params is not None else self.augment.sample(x))
+            draw = params if params is not None else self.augment.sample(x)
+            x = self.augment.apply(x, draw, colour_from=cond)
         if self.noise_std > 0:
-            x = x + self.noise_std * torch.randn_like(x)
+            noise = self.noise_std * torch.randn_like(x[:, cond:])
+            x = x + noise if not cond else torch.cat([x[:, :cond], x[:, cond:] + noise], 1)
         return x
 
-    def _logits(self, D: Discriminator, x: Tensor) -> Logits:  # noqa: N803
-        return gradient_normalized(D, x) if self.gradient_norm else D(x)
+    def _logits(self, D: Discriminator, x: Tensor, cond: int = 0) -> Logits:  # noqa: N803
+        if self.gradient_norm:
+            return gradient_normalized(D, x, condition_channels=cond)
+        return D(x)
 
     # ------------------------------------------------------------------ losses
     def discriminator_loss(
@@ -138,6 +148,8 @@ class GANObjective:
         D: Discriminator,  # noqa: N803 - the papers' name for the discriminator
         real: Tensor,
         fake: Tensor,
+        *,
+        condition_channels: int = 0,
     ) -> tuple[Tensor, dict[str, float]]:
         """Total discriminator loss and its float logs.
 
@@ -145,12 +157,13 @@ class GANObjective:
         (total), ``D_adv``, ``D_real`` / ``D_fake`` (mean logits), and ``gp`` / ``r1`` / ``r2``
         (unweighted penalties) for the penalties computed at this step only. Real and fake
         are augmented independently (Zhao et al. 2020); penalties are taken at D's actual
-        (augmented, noisy) inputs.
+        (augmented, noisy) inputs. ``condition_channels``: see the module docstring.
         """
-        real = self._view(real.detach())
-        fake = self._view(fake.detach())
-        real_logits = self._logits(D, real)
-        fake_logits = self._logits(D, fake)
+        cond = condition_channels
+        real = self._view(real.detach(), cond=cond)
+        fake = self._view(fake.detach(), cond=cond)
+        real_logits = self._logits(D, real, cond)
+        fake_logits = self._logits(D, fake, cond)
         adv = self.adversarial.d_loss(real_logits, fake_logits)
         total = adv
         logs: dict[str, Tensor] = {
@@ -161,15 +174,15 @@ class GANObjective:
         scale = self.penalty_scale
         if scale > 0:
             if self.gp_weight > 0:
-                gp = gradient_penalty(D, real, fake)
+                gp = gradient_penalty(D, real, fake, condition_channels=cond)
                 total = total + scale * self.gp_weight * gp
                 logs["gp"] = gp
             if self.r1_gamma > 0:
-                r1 = r1_penalty(D, real)
+                r1 = r1_penalty(D, real, condition_channels=cond)
                 total = total + scale * 0.5 * self.r1_gamma * r1
                 logs["r1"] = r1
             if self.r2_gamma > 0:
-                r2 = r2_penalty(D, fake)
+                r2 = r2_penalty(D, fake, condition_channels=cond)
                 total = total + scale * 0.5 * self.r2_gamma * r2
                 logs["r2"] = r2
         logs["D_loss"] = total
@@ -182,6 +195,7 @@ class GANObjective:
         real: Tensor | None = None,
         *,
         paired: bool = False,
+        condition_channels: int = 0,
     ) -> tuple[Tensor, dict[str, float]]:
         """Generator loss (adversarial, plus weighted feature matching) and its logs.
 
@@ -200,12 +214,13 @@ class GANObjective:
                 else "feature matching compares D's features of real and generated data"
             )
             raise ValueError(f"{why}: pass the real batch (real=...)")
+        cond = condition_channels
         params = self.augment.sample(fake) if self.augment is not None else None
-        fake_in = self._view(fake, params)
+        fake_in = self._view(fake, params, cond)
         real_in = None
         if need_real and real is not None:
             same_batch = real.shape[0] == fake.shape[0]
-            real_in = self._view(real.detach(), params if same_batch else None)
+            real_in = self._view(real.detach(), params if same_batch else None, cond)
         fm_weight = self.feature_matching_weight
         fake_features = real_features = None
         if fm_weight > 0:
@@ -218,11 +233,11 @@ class GANObjective:
             fake_logits: Logits = _logits_of(fake_features)
             real_logits: Logits | None = _logits_of(real_features)
         else:
-            fake_logits = self._logits(D, fake_in)
+            fake_logits = self._logits(D, fake_in, cond)
             real_logits = None
             if real_in is not None and self.adversarial.relativistic:
                 with torch.no_grad():
-                    real_logits = self._logits(D, real_in)
+                    real_logits = self._logits(D, real_in, cond)
         loss = self.adversarial.g_loss(fake_logits, real_logits)
         logs: dict[str, Tensor] = {"G_adv": loss}
         if fm_weight > 0:
@@ -238,14 +253,16 @@ class GANObjective:
         real: Tensor,
         *,
         paired: bool,
+        condition_channels: int = 0,
     ) -> Tensor:
         """The unweighted feature-matching loss alone, for plugins that weight it themselves
         (``D`` must have ``forward_features``; one augmentation draw for both batches)."""
+        cond = condition_channels
         params = self.augment.sample(fake) if self.augment is not None else None
         same_batch = real.shape[0] == fake.shape[0]
-        fake_features = _forward_features(D, self._view(fake, params))
+        fake_features = _forward_features(D, self._view(fake, params, cond))
         with torch.no_grad():
-            real_in = self._view(real.detach(), params if same_batch else None)
+            real_in = self._view(real.detach(), params if same_batch else None, cond)
             real_features = _forward_features(D, real_in)
         return feature_matching_loss(fake_features, real_features, paired=paired)
 

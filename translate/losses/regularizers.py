@@ -7,6 +7,10 @@ each sample's logits depend on that sample only, the gradient of the batch sum h
 sample's own input gradient (this is not true with batch-coupling layers such as BatchNorm,
 which is why Gulrajani et al. drop them from the critic).
 
+A conditional discriminator sees ``cat([condition, image])``; with ``condition_channels`` the
+penalty is on the gradient with respect to the image channels only, as the papers penalise
+``grad_x D`` of the image ``x`` (the condition is given, not generated).
+
 All penalties are differentiated with ``create_graph=True`` so that backpropagating the penalty
 trains D, and run in float32 with autocast disabled: squared input gradients under- and overflow
 in half precision.
@@ -51,10 +55,11 @@ def _summed_logits(logits: Logits) -> Tensor:
     return torch.stack([scale.float().sum() for scale in logit_scales(logits)]).sum()
 
 
-def _input_gradient(logits: Logits, x: Tensor) -> Tensor:
-    """d(sum of all logits)/dx, kept differentiable so the penalty reaches D's parameters."""
+def _input_gradient(logits: Logits, x: Tensor, condition_channels: int = 0) -> Tensor:
+    """d(sum of all logits)/d(image channels of x), kept differentiable so the penalty reaches
+    D's parameters."""
     (grad,) = torch.autograd.grad(_summed_logits(logits), x, create_graph=True)
-    return grad.float().reshape(x.shape[0], -1)
+    return grad[:, condition_channels:].float().reshape(x.shape[0], -1)
 
 
 def gradient_penalty(
@@ -64,6 +69,7 @@ def gradient_penalty(
     *,
     center: float = 1.0,
     generator: torch.Generator | None = None,
+    condition_channels: int = 0,
 ) -> Tensor:
     """Gradient penalty on interpolates (Gulrajani et al. 2017, WGAN-GP, Eq. 3).
 
@@ -85,7 +91,7 @@ def gradient_penalty(
         eps = torch.rand(real.shape[0], generator=generator, device=real.device)
         eps = eps.view(-1, *([1] * (real.ndim - 1)))
         x_hat = (eps * real32 + (1.0 - eps) * fake32).requires_grad_(True)
-        grad = _input_gradient(D(x_hat), x_hat)
+        grad = _input_gradient(D(x_hat), x_hat, condition_channels)
         # vector_norm's backward is 0 (not NaN) at a zero gradient, so no epsilon is needed.
         norms = torch.linalg.vector_norm(grad, dim=1)
         return (norms - center).square().mean()
@@ -96,13 +102,14 @@ def _zero_centred(
     x: Tensor,
     logits: Logits | None,
     role: str,
+    condition_channels: int = 0,
 ) -> Tensor:
     """mean_i ||grad_x D(x_i)||^2, shared by R1 (real x) and R2 (fake x)."""
     _check_batch(x, role)
     if logits is None:
         with _float32_grad_mode(x.device):
             leaf = x.detach().float().requires_grad_(True)
-            grad = _input_gradient(D(leaf), leaf)
+            grad = _input_gradient(D(leaf), leaf, condition_channels)
     else:
         # Reusing the logits of the adversarial loss saves a forward pass; the gradient is then
         # taken through that forward, at whatever precision it ran.
@@ -112,7 +119,7 @@ def _zero_centred(
                 "were computed from"
             )
         with _float32_grad_mode(x.device):
-            grad = _input_gradient(logits, x)
+            grad = _input_gradient(logits, x, condition_channels)
     return grad.square().sum(dim=1).mean()
 
 
@@ -121,6 +128,7 @@ def r1_penalty(
     real: Tensor,
     *,
     logits: Logits | None = None,
+    condition_channels: int = 0,
 ) -> Tensor:
     """R1 penalty (Mescheder et al. 2018, Eq. 9): ``mean_i ||grad_x D(x_i)||^2`` on real data.
 
@@ -129,7 +137,7 @@ def r1_penalty(
     ``logits`` that D already computed from ``real`` (with ``real.requires_grad_(True)`` set before
     that forward) to skip the second forward pass.
     """
-    return _zero_centred(D, real, logits, "real")
+    return _zero_centred(D, real, logits, "real", condition_channels)
 
 
 def r2_penalty(
@@ -137,6 +145,7 @@ def r2_penalty(
     fake: Tensor,
     *,
     logits: Logits | None = None,
+    condition_channels: int = 0,
 ) -> Tensor:
     """R2 penalty (Mescheder et al. 2018, Eq. 10): ``mean_i ||grad_x D(x_i)||^2`` on generated data.
 
@@ -144,4 +153,4 @@ def r2_penalty(
     is detached so the penalty does not reach G; with precomputed ``logits``, pass a detached
     leaf ``fake`` with ``requires_grad_(True)`` for the same reason.
     """
-    return _zero_centred(D, fake, logits, "fake")
+    return _zero_centred(D, fake, logits, "fake", condition_channels)

@@ -5,7 +5,8 @@ plugin's cooperation, so these functions work on any ``nn.Module`` by walking it
 
 * ``apply_spectral_norm`` -- Miyato et al. 2018, "Spectral Normalization for Generative
   Adversarial Networks": every convolution, transposed convolution and linear layer gets a
-  ``torch.nn.utils.parametrizations.spectral_norm`` (layers that already have one are kept).
+  ``torch.nn.utils.parametrizations.spectral_norm`` (layers that already have one are kept;
+  a network may name the layers its paper normalises with ``spectral_norm_layers()``).
 * ``add_self_attention`` -- Zhang et al. 2019, SAGAN: a ``SelfAttention2d`` block (identity at
   initialisation, ``gamma = 0``) after one convolution per chain of layers.
 
@@ -111,9 +112,16 @@ def layer_chains(model: nn.Module) -> list[list[LayerSite]]:
 
 
 def apply_spectral_norm(model: nn.Module) -> int:
-    """Spectrally normalise every conv / transposed conv / linear layer; returns how many."""
+    """Spectrally normalise every conv / transposed conv / linear layer; returns how many.
+
+    A network whose paper normalises only some layers says which with a method
+    ``spectral_norm_layers() -> Iterable[nn.Module]`` (SPADE: the residual blocks' convolutions,
+    not the modulation convolutions); the others are left plain.
+    """
+    chooser = getattr(model, "spectral_norm_layers", None)
+    layers = list(chooser()) if callable(chooser) else list(model.modules())
     count = 0
-    for module in list(model.modules()):
+    for module in layers:
         if isinstance(module, _SN_LAYERS) and not has_spectral_norm(module):
             spectral_norm(module)
             count += 1
