@@ -302,3 +302,51 @@ def test_label2image_learns_class_colours(tmp_path: Path) -> None:
     after = class_colour_error(trainer.models["G"], trainer.val_dataset)
     assert before > 60, before
     assert after < 0.4 * before, (before, after)
+
+
+def test_spectral_norm_sits_where_spade_puts_it() -> None:
+    """SPADE's spectral norm (--spectral-norm both, the default) normalises the generator's
+    residual-block convolutions only, not the modulation convolutions, head or to_rgb."""
+    from translate.config import GANConfig
+    from translate.engine.transforms import apply_gan_transforms
+    from translate.nn.surgery import has_spectral_norm
+
+    cfg = Label2ImageConfig(
+        data=Path("unused"),
+        palette=("#000000", "#ff0000"),
+        n_up=2,
+        base_channels=4,
+        spade_hidden=4,
+        crop_size=16,
+        load_size=16,
+    )
+    models = apply_gan_transforms(plugin.build_models(cfg), GANConfig(**plugin.gan_defaults))
+    convs = {n: m for n, m in models["G"].named_modules() if isinstance(m, torch.nn.Conv2d)}
+    normalised = {n.rsplit(".", 1)[-1] for n, m in convs.items() if has_spectral_norm(m)}
+    plain = {n for n, m in convs.items() if not has_spectral_norm(m)}
+    assert normalised == {"conv_0", "conv_1", "conv_s"}
+    assert "head" in plain and "to_rgb" in plain
+    assert all(".spade_" in n for n in plain - {"head", "to_rgb"})
+    d_convs = [m for m in models["D"].modules() if isinstance(m, torch.nn.Conv2d)]
+    assert d_convs and all(has_spectral_norm(m) for m in d_convs)
+
+
+def test_default_discriminator_is_spades_and_the_docs_say_so() -> None:
+    """SPADE's n_layers_D 4 is this PatchGAN's n_layers 3: a 70x70 receptive field and 4 matched
+    feature layers (feature matching 40 = SPADE's 10 summed over 4). Neither the help text nor
+    the README may send users to --disc-layers 4 (a larger net, 5 matched layers)."""
+    import dataclasses
+
+    from translate.nn import PatchDiscriminator
+
+    layers = {f.name: f for f in dataclasses.fields(Label2ImageConfig)}["disc_layers"]
+    d = PatchDiscriminator(in_channels=3, base_channels=4, n_layers=layers.default, norm="none")
+    x = torch.zeros(1, 3, 160, 160, requires_grad=True)
+    out = d(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero()
+    assert int(rows.max() - rows.min() + 1) == 70
+    assert len(d.forward_features(x)) - 1 == 4
+    readme = (Path(__file__).parents[1] / "plugins/translate_label2image/README.md").read_text()
+    assert "--disc-layers 4" not in readme
+    assert "SPADE: 4" not in layers.metadata["help"]

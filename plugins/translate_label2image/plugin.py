@@ -98,7 +98,11 @@ class Label2ImageConfig(PairedDataConfig):
     )
     resnet_blocks: int = opt(6, "Residual blocks of the global generator (pix2pixHD: 9).")
     disc_scales: int = opt(2, "Scales of the multi-scale PatchGAN (SPADE: 2, pix2pixHD: 3).")
-    disc_layers: int = opt(3, "Layers of each PatchGAN (SPADE: 4).")
+    disc_layers: int = opt(
+        3,
+        "Layers of each PatchGAN (3: 70x70 patches and 4 matched feature layers, the same net "
+        "as SPADE's n_layers_D 4 and pix2pixHD's n_layers_D 3, which count layers differently).",
+    )
     disc_channels: int = opt(32, "Width of each PatchGAN's first layer (ndf; papers: 64).")
     vgg_weights: Path | None = opt(
         None,

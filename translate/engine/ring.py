@@ -58,6 +58,10 @@ class RingTask:
     eval_samples: int = 2500
     min_share: float = 0.01
     seed: int = 0
+    #: let the family's paper optimiser settings (wgan: RMSprop 5e-5; wgan-gp: Adam 1e-4,
+    #: betas (0, 0.9), one lr) replace the task's, as ``translate.train`` does for options the
+    #: user leaves unset; False: the task's lr, lr_d and betas are the user's
+    family_defaults: bool = True
 
     def centres(self) -> Tensor:
         angles = torch.arange(self.modes, dtype=torch.float32) * (2 * math.pi / self.modes)
@@ -146,7 +150,7 @@ def train_ring(gan: GANConfig, task: RingTask | None = None) -> RingResult:
     apply_gan_transforms(models, gan)
     # the family's paper settings win over the task's, as in ``translate.train`` (wgan: 5e-5;
     # wgan-gp: Adam 1e-4, betas (0, 0.9))
-    family = gan.family_train_defaults
+    family = gan.family_train_defaults if task.family_defaults else {}
     lr = family.get("lr", task.lr)
     lr_d = family.get("lr_d", task.lr_d)
     train = TrainConfig(
