@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from translate.data.images import load_rgb
+from translate.data.images import image_size, load_rgb
 from translate.data.paired import PairedDataset, split_folder
 from translate.data.sampler import ResumableSampler
 from translate.errors import DataError
@@ -100,3 +100,26 @@ def test_rgba_and_grayscale_become_rgb(tmp_path: Path) -> None:
     clear = np.asarray(load_rgb(tmp_path / "clear.png"))
     assert clear.shape == (4, 4, 3) and (clear == 255).all()  # transparent -> white
     assert (np.asarray(load_rgb(tmp_path / "gray.png")) == 77).all()
+
+
+def test_header_size_reads_no_pixels_and_follows_exif(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Headers are read without decoding the pixels (PIL's PNG ``getexif`` would), and a
+    phone photo's size is the upright one (EXIF orientation 6: width and height swap)."""
+    from PIL import PngImagePlugin
+
+    png = tmp_path / "a.png"
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(png)
+    decoded = []
+    real_load = PngImagePlugin.PngImageFile.load
+    monkeypatch.setattr(
+        PngImagePlugin.PngImageFile, "load", lambda im: decoded.append(1) or real_load(im)
+    )
+    assert image_size(png) == (50, 30)
+    assert decoded == []
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "phone.jpg", exif=exif)
+    assert image_size(tmp_path / "phone.jpg") == (30, 50)
+    assert load_rgb(tmp_path / "phone.jpg").size == (30, 50)

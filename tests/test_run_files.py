@@ -58,16 +58,18 @@ def error_line(result: object, *needles: str, code: int = 2) -> str:
     return errors[0]
 
 
-def png16_grey(array: np.ndarray) -> bytes:
-    """A 16-bit grayscale PNG (``array`` uint16) written by hand: PIL writes it as I;16."""
-    h, w = array.shape
+def png16(array: np.ndarray) -> bytes:
+    """A 16-bit PNG of ``array`` (uint16, (H, W) grayscale or (H, W, 3) RGB) written by hand:
+    PIL cannot write 16-bit RGB; it reads 16-bit grayscale as mode I;16."""
+    h, w = array.shape[:2]
     raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         body = tag + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    header = struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0)
+    colour_type = 2 if array.ndim == 3 else 0
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
 
 
@@ -145,17 +147,36 @@ def test_same_stem_different_formats_get_different_names(run_dir: Path, tmp_path
 
 
 # ---------------------------------------------------------------------------- decoding
-def test_16bit_grayscale_is_scaled_not_clipped(run_dir: Path, tmp_path: Path) -> None:
-    grey = np.random.default_rng(3).integers(0, 256, (24, 40)).astype(np.uint16)
-    (tmp_path / "deep.png").write_bytes(png16_grey(grey * 257))  # 16-bit, full range
-    assert Image.open(tmp_path / "deep.png").mode == "I;16"
-    Image.fromarray(grey.astype(np.uint8), "L").save(tmp_path / "flat.png")  # the same, 8-bit
+@pytest.mark.parametrize("shape", [(24, 40), (24, 40, 3)], ids=["grey", "rgb"])
+def test_16bit_png_is_scaled_not_clipped(
+    run_dir: Path, tmp_path: Path, shape: tuple[int, ...]
+) -> None:
+    values = np.random.default_rng(3).integers(0, 256, shape).astype(np.uint16)
+    (tmp_path / "deep.png").write_bytes(png16(values * 257))  # 16-bit, full range
+    Image.fromarray(values.astype(np.uint8)).save(tmp_path / "flat.png")  # the same, 8-bit
     out = tmp_path / "out"
     ran = run(tmp_path / "deep.png", tmp_path / "flat.png", "-c", run_dir, "-o", out)
     assert ran.exit_code == 0, ran.output
     # the model saw the same picture: before the fix it saw an (almost) all-white image
-    assert np.array_equal(
-        np.asarray(Image.open(out / "deep.png")), np.asarray(Image.open(out / "flat.png"))
+    deep, flat = (np.asarray(Image.open(out / f"{n}.png")) for n in ("deep", "flat"))
+    assert np.array_equal(deep, flat)
+
+
+def test_the_service_decodes_like_run(tmp_path: Path) -> None:
+    """EXIF orientation and 16-bit scaling come from the one shared decoder."""
+    from translate.inference.image_io import pil_to_tensor
+    from translate.serve.images import decode
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(photo(24, 40)).save(buf, "JPEG", exif=exif)
+    assert decode(buf.getvalue()).size == (24, 40)
+    # single-channel images stay as decoded (label ids); the RGB conversion that plugins'
+    # preprocess uses scales 16 bits to 8
+    grey = np.full((4, 5), 40000, np.uint16)
+    assert np.asarray(pil_to_tensor([decode(png16(grey))])).max() == pytest.approx(
+        round(40000 / 257) / 127.5 - 1
     )
 
 

@@ -62,8 +62,12 @@ def open_image(path: Path) -> Iterator[Image.Image]:
 _TRANSPOSED = frozenset({5, 6, 7, 8})
 
 
-def orientation(im: Image.Image) -> int:
-    """The EXIF orientation tag (1: as stored), read from the header."""
+def orientation(im: Image.Image, *, header_only: bool = False) -> int:
+    """The EXIF orientation tag (1: as stored). ``header_only``: only what the header holds;
+    PIL's PNG ``getexif`` would decode every pixel to look for an eXIf chunk after the image
+    data (rare; ``decode_image`` still finds it)."""
+    if header_only and im.format == "PNG" and "exif" not in im.info:
+        return 1
     try:
         return int(im.getexif().get(ExifTags.Base.Orientation, 1))
     except Exception:  # a malformed EXIF block is ignored, as viewers do
@@ -75,7 +79,7 @@ def image_size(path: Path) -> tuple[int, int]:
     header, without decoding the pixels."""
     with open_image(path) as im:
         w, h = im.size
-        return (h, w) if orientation(im) in _TRANSPOSED else (w, h)
+        return (h, w) if orientation(im, header_only=True) in _TRANSPOSED else (w, h)
 
 
 def decode_image(path: Path) -> Image.Image:
