@@ -15,6 +15,13 @@ ready, sends --warmup untimed requests, then --requests POSTs of --size x --size
 
 Without --checkpoint/--model/--onnx a tiny pix2pix (U-Net depth 5, 8 channels) is trained for
 two steps on generated data in a temporary folder: that measures the service's own overhead.
+
+    python benchmarks/serve_load.py --scenario all      # the load-and-abuse scenarios a, b, c
+
+runs the scenarios of ``benchmarks/serve_scenarios.py`` instead (each on its own server):
+(a) 300 mixed-size requests at concurrency 8, (b) 8 concurrent 4096x4096 PNGs against
+--max-memory, (c) 50 slow-body connections beside normal requests; the exit code is 1 when a
+check fails.
 """
 
 from __future__ import annotations
@@ -157,6 +164,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="Server intra-op threads.")
     parser.add_argument("--backend", default=None, help="torch or onnx")
     parser.add_argument("--format", default="png", help="Output format: png, jpeg, webp.")
+    parser.add_argument(
+        "--scenario", choices=["a", "b", "c", "all"], help="Run a load-and-abuse scenario."
+    )
+    parser.add_argument("--max-memory", default="2G", help="Scenario b: translate serve's.")
+    parser.add_argument("--read-timeout", type=float, default=5.0, help="Scenario c.")
     args = parser.parse_args()
 
     import httpx
@@ -180,11 +192,25 @@ def main() -> int:
     model = args.model or "bench"
     serve_args += ["--workers", str(args.workers), "--max-batch", str(args.max_batch)]
     serve_args += ["--queue-size", str(args.queue_size), "--no-access-log"]
-    serve_args += ["--tile-size", "0"]  # the images are small; never tile
     if args.threads is not None:
         serve_args += ["--threads", str(args.threads)]
     if args.backend:
         serve_args += ["--backend", args.backend]
+    if args.scenario:
+        import serve_scenarios as sc
+
+        print(f"model: {what}; {os.cpu_count()} CPUs, loopback", file=sys.stderr)
+        run = {"a", "b", "c"} if args.scenario == "all" else {args.scenario}
+        passed = []
+        if "a" in run:
+            passed.append(sc.scenario_a(serve_args, model))
+        if "b" in run:
+            passed.append(sc.scenario_b(serve_args, model, args.max_memory))
+        if "c" in run:
+            passed.append(sc.scenario_c(serve_args, model, args.read_timeout))
+        tmp.cleanup()
+        return 0 if all(passed) else 1
+    serve_args += ["--tile-size", "0"]  # the images are small; never tile
 
     images = make_images(args.distinct, args.size)
     params = {"format": args.format}

@@ -40,6 +40,7 @@ KEY = "s3cret-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BUDGET = 40 * 1024 * 1024  # --max-memory +40M: a quarter for uploads, the rest for work
 READ_TIMEOUT = 1.0
+ALLOWED_ORIGIN = "http://allowed.example"
 
 
 def png(im: Image.Image) -> bytes:
@@ -89,6 +90,7 @@ def server(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
         args += ["-c", f"cyclegan={copy}"]
     args += ["--threads", "1", "--workers", "1", "--max-batch", "4", "--queue-size", "8"]
     args += ["--max-memory", "+40M", "--read-timeout", str(READ_TIMEOUT)]
+    args += ["--cors-origin", ALLOWED_ORIGIN]
     with ServerProcess(args, env={"TRANSLATE_API_KEY": KEY}) as proc:
         proc.cyclegan_copy = str(copy) if copy else None  # type: ignore[attr-defined]
         yield proc
@@ -238,9 +240,21 @@ def test_api_key_guards_everything_but_health_and_docs(server: ServerProcess) ->
         assert schema["paths"]["/v1/models/{name}/translate"]["post"]["security"]
         ok = anon.post("/v1/models/pix2pix/translate", content=data, headers=AUTH)
         assert ok.status_code == 200
-        # CORS is off unless --cors-origin: no header invites another site's scripts
+        # CORS: only the --cors-origin origins are invited (test_serve: none by default)
         cross = anon.get("/v1/models", headers={**AUTH, "Origin": "https://evil.example"})
-        assert "access-control-allow-origin" not in cross.headers
+        assert cross.status_code == 200 and "access-control-allow-origin" not in cross.headers
+        mine = anon.get("/v1/models", headers={**AUTH, "Origin": ALLOWED_ORIGIN})
+        assert mine.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+        preflight = anon.options(  # a browser's preflight carries no key
+            "/v1/models/pix2pix/translate",
+            headers={
+                "Origin": ALLOWED_ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
 
 
 def test_binding_beyond_loopback_needs_a_key(checkpoints: dict[str, Path]) -> None:
@@ -254,6 +268,21 @@ def test_binding_beyond_loopback_needs_a_key(checkpoints: dict[str, Path]) -> No
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--host 0.0.0.0" in lines[0] and "--api-key" in lines[0]
     assert "--allow-unauthenticated" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_bad_limit_options_are_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tests.test_cli import assert_user_error
+    from translate.cli.main import app
+
+    runner = CliRunner()
+    for args, needle in (
+        (["--max-memory", "lots"], "--max-memory"),
+        (["--read-timeout", "0"], "read_timeout"),
+        (["--max-connections", "0"], "max_connections"),
+    ):
+        assert_user_error(runner.invoke(app, ["serve", *args, "-c", str(tmp_path)]), needle)
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -282,3 +311,38 @@ def test_metrics_counters_move(client: Any) -> None:
     for gauge in ("translate_queue_depth", "translate_pixels_in_flight"):
         assert f"\n{gauge} " in after
     assert metric(after, "translate_memory_budget_bytes") > 0
+
+
+# ---------------------------------------------------------------------------- the pool's budget
+def test_pool_runs_only_what_fits_the_budget() -> None:
+    import threading
+
+    from translate.serve.pool import InferencePool, OverBudget
+
+    gate = threading.Event()
+    batches: list[list[int]] = []
+
+    def run(key: Any, items: Any) -> list[Any]:
+        gate.wait(10)
+        batches.append(list(items))
+        return list(items)
+
+    pool = InferencePool(run, workers=2, queue_size=8, max_batch=4, memory_budget=100)
+    with pytest.raises(OverBudget, match="memory budget"):
+        pool.submit("a", 99, cost=101)
+    first = pool.submit("a", 0, cost=60, pixels=10)
+    deadline = time.monotonic() + 10
+    while pool.stats()["running"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    # a second worker is idle, but 60 + 60 > 100: both wait, and never share a batch
+    rest = [pool.submit("a", i, cost=60, pixels=10) for i in (1, 2)]
+    time.sleep(0.1)
+    stats = pool.stats()
+    assert stats["running"] == 1 and stats["queued"] == 2 and stats["memory_reserved"] == 60
+    assert stats["pixels_in_flight"] == 10
+    gate.set()
+    assert [f.result(10).value for f in (first, *rest)] == [0, 1, 2]
+    assert sorted(map(tuple, batches)) == [(0,), (1,), (2,)]
+    assert pool.stats()["memory_reserved_peak"] == 60 and pool.stats()["memory_reserved"] == 0
+    assert pool.shutdown(timeout=10)
