@@ -38,13 +38,22 @@ def photo(h: int = 24, w: int = 40, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-def snapshot(*folders: Path) -> dict[Path, bytes]:
-    """Every file's bytes under ``folders``: compared before and after a run."""
-    return {p: p.read_bytes() for f in folders for p in sorted(f.rglob("*")) if p.is_file()}
+def snapshot(*paths: Path) -> dict[Path, bytes]:
+    """Every file's bytes (files given, and under folders given): compared before and after."""
+    files = [p for f in paths for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
+    return {p: p.read_bytes() for p in files if p.is_file()}
 
 
 def run(*args: str | Path) -> object:
-    return runner.invoke(app, ["run", *map(str, args)])
+    """``translate run ARGS``; every input and the checkpoint (any existing path given, other
+    than the ``-o`` target) must be byte for byte unchanged afterwards, whatever happened."""
+    tokens = [str(a) for a in args]
+    out = tokens[tokens.index("-o") + 1] if "-o" in tokens else None
+    watched = [Path(t) for t in tokens if t != out and not t.startswith("-") and Path(t).exists()]
+    before = snapshot(*watched)
+    result = runner.invoke(app, ["run", *tokens])
+    assert snapshot(*watched) == before, "an input or the checkpoint changed"
+    return result
 
 
 def error_line(result: object, *needles: str, code: int = 2) -> str:
@@ -223,10 +232,11 @@ def test_outscale_resizes_super_resolution_output(run_dir: Path, tmp_path: Path)
     ran = run(tmp_path / "small.png", "-o", out, "--outscale", "2.5")
     assert ran.exit_code == 0, ran.output
     assert Image.open(out / "small.png").size == (30, 25)
-    error_line(
-        run(tmp_path / "small.png", "-c", run_dir, "--outscale", "2"), "--outscale", "scale is 1"
-    )
-    error_line(run(tmp_path / "small.png", "--outscale", "0"), "--outscale", "above 0")
+    other = tmp_path / "other"
+    refused = run(tmp_path / "small.png", "-c", run_dir, "-o", other, "--outscale", "2")
+    error_line(refused, "--outscale", "scale is 1")
+    assert not other.exists()  # a refused run creates no output folder
+    error_line(run(tmp_path / "small.png", "-o", other, "--outscale", "0"), "--outscale", "above 0")
 
 
 # ---------------------------------------------------------------------------- bad files

@@ -122,10 +122,12 @@ def test_meta_field_of_the_wrong_type_is_one_line(tmp_path: Path) -> None:
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps({**meta, "models": 5}))
     Image.new("RGB", (32, 32)).save(tmp_path / "in.png")
+    before = snapshot(run_dir)
     ran = runner.invoke(app, ["run", str(tmp_path / "in.png"), "-c", str(run_dir)])
     error_line(ran, "meta.json", "'models'", "a list of model names")
     resumed = runner.invoke(app, ["train", "pix2pix", "--resume", str(run_dir)])
     error_line(resumed, "meta.json", "'models'")
+    assert snapshot(run_dir) == before
 
 
 class _RunsCode:
@@ -139,6 +141,7 @@ def test_trainer_state_that_would_run_code_is_refused(tmp_path: Path) -> None:
     assert train(data, run_dir, "--max-steps", "1").exit_code == 0
     trainer = run_dir / "checkpoints" / "step_0000001" / "trainer.pt"
     trainer.write_bytes(pickle.dumps({"step": _RunsCode()}))
+    before = snapshot(run_dir)
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -147,6 +150,7 @@ def test_trainer_state_that_would_run_code_is_refused(tmp_path: Path) -> None:
         os.chdir(cwd)
     error_line(resumed, "trainer.pt", "refused: the file holds objects other than tensors")
     assert not (tmp_path / "pwned").exists()
+    assert snapshot(run_dir) == before
 
 
 def test_checkpoint_files_follow_the_umask(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ one line: nothing is translated, nothing is overwritten.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -126,11 +127,17 @@ def plan_outputs(
 
 
 def prepare_folder(folder: Path) -> None:
-    """Create ``folder`` and check it takes a file (before any translation is spent), and
-    remove temporaries that killed runs left in it; failures name the path (``OutputError``)."""
+    """Check that ``folder`` (or, when it does not exist yet, its nearest existing parent,
+    where it will be created at the first write) takes a file, before any translation is
+    spent; remove temporaries that killed runs left in it. Failures name the path
+    (``OutputError``); nothing is created."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = temp_name(folder / "write-check")
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        probe = temp_name(existing / "write-check")
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
