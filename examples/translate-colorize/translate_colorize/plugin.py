@@ -86,13 +86,18 @@ class ColorizePlugin(PluginBase[ColorizeConfig]):
             fake = G(gray)
         real_pair, fake_pair = torch.cat([gray, photo], 1), torch.cat([gray, fake], 1)
         with ctx.autocast():
-            loss_d, logs_d = ctx.gan.discriminator_loss(D, real_pair, fake_pair)  # detaches fake
+            # D sees (gray, photo): penalties, colour jitter and noise act on the photo only
+            loss_d, logs_d = ctx.gan.discriminator_loss(
+                D, real_pair, fake_pair, condition_channels=1
+            )
         ctx.optimize("D", 0.5 * loss_d)  # halved, as in the paper (Sec. 3.3)
         if not ctx.update_generator:
             return logs_d
         with ctx.frozen("D"), ctx.autocast():
             # paired=True: fake_pair[i] and real_pair[i] share their input (feature matching)
-            loss_adv, logs_g = ctx.gan.generator_loss(D, fake_pair, real_pair, paired=True)
+            loss_adv, logs_g = ctx.gan.generator_loss(
+                D, fake_pair, real_pair, paired=True, condition_channels=1
+            )
             loss_l1 = l1_loss(fake.float(), photo)
         ctx.optimize("G", loss_adv + cfg.lambda_l1 * loss_l1)
         return {**logs_d, **logs_g, "G_L1": loss_l1.item()}
