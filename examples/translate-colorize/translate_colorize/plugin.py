@@ -88,7 +88,10 @@ class ColorizePlugin(PluginBase[ColorizeConfig]):
         with ctx.autocast():
             # D sees (gray, photo): penalties, colour jitter and noise act on the photo only
             loss_d, logs_d = ctx.gan.discriminator_loss(
-                D, real_pair, fake_pair, condition_channels=1
+                D,
+                real_pair,
+                fake_pair,
+                condition_channels=1,
             )
         ctx.optimize("D", 0.5 * loss_d)  # halved, as in the paper (Sec. 3.3)
         if not ctx.update_generator:
@@ -96,7 +99,11 @@ class ColorizePlugin(PluginBase[ColorizeConfig]):
         with ctx.frozen("D"), ctx.autocast():
             # paired=True: fake_pair[i] and real_pair[i] share their input (feature matching)
             loss_adv, logs_g = ctx.gan.generator_loss(
-                D, fake_pair, real_pair, paired=True, condition_channels=1
+                D,
+                fake_pair,
+                real_pair,
+                paired=True,
+                condition_channels=1,
             )
             loss_l1 = l1_loss(fake.float(), photo)
         ctx.optimize("G", loss_adv + cfg.lambda_l1 * loss_l1)
