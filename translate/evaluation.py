@@ -1,29 +1,201 @@
-"""``translate eval``: a plugin's evaluation protocol over folders of images.
+"""``translate eval``: a plugin's evaluation protocol over folders of images, scored with the
+shared metrics and written up as a report.
 
-A plugin that can be evaluated implements ``evaluate(upscale, folder, cfg) -> rows``: it is
-handed the model as a function on PIL images (a ``Translator``, so the torch and ONNX Runtime
-backends and tiling are exactly those of ``translate run``) and returns one dict per image
-(``"image"`` plus named figures). This module averages the figures per folder.
+A plugin that can be evaluated implements ``evaluate(models, folder, cfg) -> EvalSet`` (or, the
+older form, a list of row dicts). ``models`` is an ``EvalModels``: called on PIL images it is the
+checkpoint's ``Translator`` (so the torch and ONNX Runtime backends and tiling are exactly those
+of ``translate run``); ``models.open(direction="b2a")`` gives the translator with other
+inference options. The plugin names its protocol by what it returns:
+
+- ``EvalItem`` per image: the images shown on the report page (``input``/``output``/``target``
+  ...), figures computed per image (L1, PSNR, SSIM), and which two images LPIPS compares;
+- ``distributions``: named (generated, real) image sets scored with FID and KID.
+
+This module adds LPIPS, FID and KID when their weights files are given (nothing is downloaded),
+averages the per-image figures, and returns one ``FolderResult`` per folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from PIL import Image
+
 from translate.errors import ConfigError, PluginError
+
+
+@dataclass
+class EvalItem:
+    """One evaluated image: what the report shows and its per-image figures."""
+
+    name: str
+    images: dict[str, Image.Image] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    compare: tuple[str, str] | None = None  # (output, reference) columns that LPIPS compares
+
+
+@dataclass
+class EvalSet:
+    """A plugin's protocol applied to one folder."""
+
+    items: list[EvalItem]
+    distributions: dict[str, tuple[list[Image.Image], list[Image.Image]]] = field(
+        default_factory=dict
+    )  # name -> (generated, real), scored with FID/KID
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class FolderResult:
     folder: Path
     rows: list[dict[str, Any]]
+    summary: dict[str, float] = field(default_factory=dict)  # FID/KID (set-level figures)
+    items: list[EvalItem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def means(self) -> dict[str, float]:
         keys = [k for k in self.rows[0] if k != "image"] if self.rows else []
-        return {k: sum(float(r[k]) for r in self.rows) / len(self.rows) for k in keys}
+        means = {k: sum(float(r[k]) for r in self.rows) / len(self.rows) for k in keys}
+        return {**means, **self.summary}
+
+
+@dataclass(frozen=True)
+class MetricWeights:
+    """Weights files of the feature networks (None: that metric is skipped, with a note)."""
+
+    inception: Path | None = None
+    lpips: Path | None = None
+
+    @classmethod
+    def resolve(cls, inception: Path | None = None, lpips: Path | None = None) -> MetricWeights:
+        from translate.metrics.weights import INCEPTION, LPIPS
+
+        return cls(inception=INCEPTION.resolve(inception), lpips=LPIPS.resolve(lpips))
+
+
+class EvalModels:
+    """The checkpoint's translators: callable as the default one; ``open(**options)`` for
+    others (each opened once)."""
+
+    def __init__(self, checkpoint: Path, **translator_args: Any):
+        from translate.inference.translator import Translator
+
+        self.checkpoint = checkpoint
+        self.args = translator_args
+        self.default = Translator.from_checkpoint(checkpoint, **translator_args)
+        self.opened: dict[str, Any] = {}
+
+    def __call__(self, images: list[Image.Image]) -> list[Image.Image]:
+        return self.default(images)
+
+    def open(self, **options: Any) -> Any:
+        from translate.inference.translator import Translator
+
+        key = repr(sorted(options.items()))
+        if key not in self.opened:
+            self.opened[key] = Translator.from_checkpoint(
+                self.checkpoint, options=options, **self.args
+            )
+        return self.opened[key]
+
+
+def eval_folder(folder: Path) -> Path:
+    """The split to evaluate: ``folder/test`` or ``folder/val`` when ``folder`` is a dataset root
+    with such a split, else ``folder`` itself."""
+    for split in ("test", "val"):
+        if (folder / split).is_dir():
+            return folder / split
+    return folder
+
+
+def paired_protocol(
+    models: Any, pairs: Iterable[tuple[str, Image.Image, Image.Image]], *, batch_size: int = 8
+) -> EvalSet:
+    """The paired protocol (pix2pix, label2image): translate each input, compare the output
+    with its target: L1 (on [0, 1]), PSNR (RGB, 8-bit), SSIM (Y); LPIPS between output and
+    target; FID/KID of the outputs against the targets."""
+    from translate.metrics import l1, psnr, rgb_to_y, ssim
+
+    items: list[EvalItem] = []
+    pending = list(pairs)
+    for start in range(0, len(pending), batch_size):
+        chunk = pending[start : start + batch_size]
+        outputs = models([inp for _, inp, _ in chunk])
+        for (name, inp, target), output in zip(chunk, outputs, strict=True):
+            output = output.convert("RGB")
+            if output.size != target.size:
+                output = output.resize(target.size, Image.Resampling.BICUBIC)
+            a, b = np.asarray(output), np.asarray(target.convert("RGB"))
+            metrics = {"L1": l1(a, b), "PSNR": psnr(a, b), "SSIM": ssim(rgb_to_y(a), rgb_to_y(b))}
+            shown = inp.convert("RGB") if inp.mode not in ("RGB", "L") else inp
+            items.append(
+                EvalItem(
+                    name,
+                    {"input": shown, "output": output, "target": target.convert("RGB")},
+                    metrics,
+                    compare=("output", "target"),
+                )
+            )
+    outputs_all = [it.images["output"] for it in items]
+    targets_all = [it.images["target"] for it in items]
+    return EvalSet(items, distributions={"": (outputs_all, targets_all)})
+
+
+def _as_eval_set(result: Any) -> EvalSet:
+    if isinstance(result, EvalSet):
+        return result
+    items = [  # the older form: rows of figures
+        EvalItem(name=str(r["image"]), metrics={k: v for k, v in r.items() if k != "image"})
+        for r in result
+    ]
+    return EvalSet(items=items)
+
+
+def score(evalset: EvalSet, folder: Path, weights: MetricWeights, device: str) -> FolderResult:
+    """Add LPIPS / FID / KID to a plugin's protocol result (when their weights are given)."""
+    from translate.metrics.weights import INCEPTION, LPIPS
+
+    notes = list(evalset.notes)
+    compared = [it for it in evalset.items if it.compare is not None]
+    if compared and weights.lpips is not None:
+        from translate.metrics.perceptual import LPIPSMetric
+
+        metric = LPIPSMetric(weights.lpips, device=device)
+        for it in compared:
+            out, ref = it.compare  # type: ignore[misc]
+            it.metrics["LPIPS"] = metric(it.images[out], it.images[ref])
+    elif compared:
+        notes.append(f"LPIPS skipped: {LPIPS.missing_note()}")
+    summary: dict[str, float] = {}
+    if evalset.distributions and weights.inception is not None:
+        from translate.metrics.fidelity import InceptionFeatures, fid, kid
+
+        features = InceptionFeatures(weights.inception, device=device)
+        for name, (generated, real) in evalset.distributions.items():
+            if len(generated) < 2 or len(real) < 2:
+                notes.append(f"FID/KID {name} skipped: fewer than 2 images")
+                continue
+            a, b = features(generated), features(real)
+            suffix = f" {name}" if name else ""
+            summary[f"FID{suffix}"] = fid(a, b)
+            summary[f"KID{suffix}"] = kid(a, b)
+    elif evalset.distributions:
+        notes.append(f"FID/KID skipped: {INCEPTION.missing_note()}")
+    rows = [{"image": it.name, **it.metrics} for it in evalset.items]
+    return FolderResult(folder, rows, summary=summary, items=evalset.items, notes=notes)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    model: str  # what was evaluated, one line
+    meta: dict[str, Any]  # the checkpoint's meta.json (or the .onnx file's metadata)
+    results: list[FolderResult]
 
 
 def evaluate(
@@ -35,12 +207,10 @@ def evaluate(
     backend: str | None = None,
     device: str = "auto",
     tile_size: int | None = None,
-) -> tuple[str, list[FolderResult]]:
-    """Evaluate a checkpoint (or shipped model) of ``plugin_name`` on each folder.
-
-    Returns a description of the model evaluated and one result per folder.
-    """
-    from translate.inference.translator import Translator
+    weights: MetricWeights | None = None,
+) -> Evaluation:
+    """Evaluate a checkpoint (or shipped model) of ``plugin_name`` on each folder: one result
+    per folder, with the model's description and metadata."""
     from translate.registry import load_plugin
     from translate.shipped import list_models, resolve_model
 
@@ -56,16 +226,22 @@ def evaluate(
                 raise ConfigError(f"no model given: pass --checkpoint (no shipped {plugin_name})")
             model = ours[0]
         checkpoint = resolve_model(model)
-    translator = Translator.from_checkpoint(
-        checkpoint, device=device, backend=backend, tile_size=tile_size
-    )
+    models = EvalModels(checkpoint, device=device, backend=backend, tile_size=tile_size)
+    translator = models.default
     if translator.plugin.name != plugin_name:
         raise ConfigError(
             f"{checkpoint}: a {translator.plugin.name} model, not {plugin_name}; "
             f"use translate eval {translator.plugin.name}"
         )
+    weights = weights or MetricWeights()
+    metric_device = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
     results = [
-        FolderResult(folder, plugin.evaluate(translator, folder, translator.plugin_cfg))
+        score(
+            _as_eval_set(plugin.evaluate(models, folder, translator.plugin_cfg)),
+            folder,
+            weights,
+            metric_device,
+        )
         for folder in folders
     ]
-    return f"{translator.describe()} from {checkpoint}", results
+    return Evaluation(f"{translator.describe()} from {checkpoint}", dict(translator.meta), results)

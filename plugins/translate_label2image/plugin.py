@@ -424,6 +424,18 @@ class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
         module = self.inference_module(models, cfg, self.inference_config_cls())
         return [shown, module(batch["input"]), batch["target"]]
 
+    def evaluate(self, models: Any, folder: Path, cfg: Label2ImageConfig) -> Any:
+        """Paired protocol on ``folder`` (or its test/val split): each label map translated
+        and compared with its photo (L1, PSNR, SSIM, LPIPS; FID/KID of outputs vs photos)."""
+        from translate.data.paired import find_pairs
+        from translate.evaluation import eval_folder, paired_protocol
+        from translate_label2image.data import split_pair
+
+        pairs = find_pairs(eval_folder(folder))
+        return paired_protocol(
+            models, ((a.name, *split_pair(a, b, cfg.direction)) for a, b in pairs)
+        )
+
     def tiny_config(self, data_root: Path) -> Label2ImageConfig:
         return Label2ImageConfig(
             data=data_root,

@@ -153,6 +153,22 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
             g.train()  # the paper's test-time behaviour: dropout + batch statistics
         return g
 
+    def evaluate(self, models: Any, folder: Path, cfg: Pix2PixConfig) -> Any:
+        """Paired protocol on ``folder`` (or its test/val split): L1, PSNR, SSIM, LPIPS of
+        each output against its target; FID/KID of the outputs against the targets."""
+        from PIL import Image
+
+        from translate.data.paired import PairedDataset
+        from translate.evaluation import eval_folder, paired_protocol
+
+        pairs = PairedDataset(eval_folder(folder), direction=cfg.direction, train=False)
+
+        def load(i: int) -> tuple[str, Image.Image, Image.Image]:
+            source, target = pairs.load_pair(i)
+            return pairs.pairs[i][0].name, Image.fromarray(source), Image.fromarray(target)
+
+        return paired_protocol(models, (load(i) for i in range(len(pairs))))
+
     def tiny_config(self, data_root: Path) -> Pix2PixConfig:
         return Pix2PixConfig(
             data=data_root,

@@ -18,29 +18,44 @@ import numpy as np
 from PIL import Image
 
 from translate.data.images import list_images, load_rgb
+from translate.evaluation import EvalItem
 from translate.metrics import y_psnr_ssim
 from translate_superres.data import crop_to_multiple
 
 Upscale = Callable[[list[Image.Image]], list[Image.Image]]
 
 
-def evaluate_folder(
-    upscale: Upscale | None, folder: Path, *, scale: int
-) -> list[dict[str, float | str]]:
-    """One row per image: bicubic PSNR/SSIM and, when ``upscale`` is given, the model's."""
-    rows: list[dict[str, float | str]] = []
+def evaluate_items(upscale: Upscale | None, folder: Path, *, scale: int) -> list[EvalItem]:
+    """One item per image: bicubic PSNR/SSIM and, when ``upscale`` is given, the model's; the
+    LR input, bicubic, output and HR images for the report; LPIPS compares output and HR."""
+    items: list[EvalItem] = []
     for path in list_images(folder):
         hr = crop_to_multiple(load_rgb(path), scale)
         w, h = hr.size
         lr = hr.resize((w // scale, h // scale), Image.Resampling.BICUBIC)
         reference = np.asarray(hr)
-        bicubic = np.asarray(lr.resize((w, h), Image.Resampling.BICUBIC))
-        row: dict[str, float | str] = {"image": path.name}
+        bicubic_image = lr.resize((w, h), Image.Resampling.BICUBIC)
+        bicubic = np.asarray(bicubic_image)
+        item = EvalItem(path.name, {"input": lr, "bicubic": bicubic_image, "target": hr})
         if upscale is not None:
-            output = np.asarray(upscale([lr])[0].convert("RGB"))
+            output_image = upscale([lr])[0].convert("RGB")
+            output = np.asarray(output_image)
             if output.shape != reference.shape:
                 raise ValueError(f"{path}: model output {output.shape} != HR {reference.shape}")
-            row["PSNR"], row["SSIM"] = y_psnr_ssim(output, reference, border=scale)
-        row["bicubic PSNR"], row["bicubic SSIM"] = y_psnr_ssim(bicubic, reference, border=scale)
-        rows.append(row)
-    return rows
+            item.images["output"] = output_image
+            item.metrics["PSNR"], item.metrics["SSIM"] = y_psnr_ssim(
+                output, reference, border=scale
+            )
+            item.compare = ("output", "target")
+        item.metrics["bicubic PSNR"], item.metrics["bicubic SSIM"] = y_psnr_ssim(
+            bicubic, reference, border=scale
+        )
+        items.append(item)
+    return items
+
+
+def evaluate_folder(
+    upscale: Upscale | None, folder: Path, *, scale: int
+) -> list[dict[str, float | str]]:
+    """One row per image: bicubic PSNR/SSIM and, when ``upscale`` is given, the model's."""
+    return [{"image": it.name, **it.metrics} for it in evaluate_items(upscale, folder, scale=scale)]

@@ -248,11 +248,13 @@ class SuperResPlugin(PluginBase[SuperResConfig]):
         ctx.optimize("G", loss_g)
         return logs
 
-    def evaluate(self, upscale: Any, folder: Path, cfg: SuperResConfig) -> list[dict[str, Any]]:
-        """PSNR/SSIM on BT.601 Y beside bicubic, the standard protocol (evaluate.py)."""
-        from translate_superres.evaluate import evaluate_folder
+    def evaluate(self, upscale: Any, folder: Path, cfg: SuperResConfig) -> Any:
+        """PSNR/SSIM on BT.601 Y beside bicubic, the standard protocol (evaluate.py), and LPIPS
+        of the output against the HR image."""
+        from translate.evaluation import EvalSet
+        from translate_superres.evaluate import evaluate_items
 
-        return evaluate_folder(upscale, folder, scale=cfg.scale)
+        return EvalSet(evaluate_items(upscale, folder, scale=cfg.scale))
 
     def inference_module(self, models: Mapping[str, nn.Module], cfg: SuperResConfig, opts: Any):
         from translate_superres.nets import Clamped

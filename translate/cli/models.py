@@ -48,23 +48,57 @@ def eval_command(
     backend: Annotated[str | None, typer.Option(help="torch or onnx.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     per_image: Annotated[bool, typer.Option(help="Also print one row per image.")] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write an HTML results page (index.html) and metrics.json here."),
+    ] = None,
+    inception_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Inception-v3 FID weights (pt_inception-2015-12-05-6726825d.pth) for FID/KID; "
+            "or $TRANSLATE_INCEPTION_WEIGHTS. Without them FID/KID are skipped."
+        ),
+    ] = None,
+    lpips_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="LPIPS (AlexNet) state dict for LPIPS; or $TRANSLATE_LPIPS_WEIGHTS. "
+            "Without it LPIPS is skipped."
+        ),
+    ] = None,
 ) -> None:
-    """Evaluate a model with its plugin's protocol (superres: PSNR/SSIM on Y beside bicubic)."""
+    """Evaluate a model with its plugin's protocol: pix2pix/label2image L1, PSNR, SSIM, LPIPS
+    and FID/KID of outputs vs targets; cyclegan FID/KID per direction and cycle L1; superres
+    PSNR/SSIM on Y beside bicubic, and LPIPS."""
     from rich.console import Console
     from rich.table import Table
 
-    from translate.evaluation import evaluate
+    from translate.evaluation import MetricWeights, evaluate
 
-    described, results = evaluate(
-        plugin, data, checkpoint=checkpoint, model=model, backend=backend, device=device
+    weights = MetricWeights.resolve(inception=inception_weights, lpips=lpips_weights)
+    evaluation = evaluate(
+        plugin,
+        data,
+        checkpoint=checkpoint,
+        model=model,
+        backend=backend,
+        device=device,
+        weights=weights,
     )
     console = Console()
-    console.print(f"model: {described}", highlight=False)
-    for result in results:
+    console.print(f"model: {evaluation.model}", highlight=False)
+    for result in evaluation.results:
         means = result.means
         table = Table("image", *means, title=f"{result.folder} ({len(result.rows)} images)")
         if per_image:
             for row in result.rows:
-                table.add_row(str(row["image"]), *(f"{float(row[k]):.4f}" for k in means))
+                figures = (f"{float(row[k]):.4f}" if k in row else "" for k in means)
+                table.add_row(str(row["image"]), *figures)
         table.add_row("[bold]mean", *(f"[bold]{v:.4f}" for v in means.values()))
         console.print(table)
+        for note in result.notes:
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    if report is not None:
+        from translate.report import write_report
+
+        console.print(f"report: {write_report(evaluation, report)}", highlight=False)

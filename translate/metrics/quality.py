@@ -61,3 +61,10 @@ def y_psnr_ssim(output: np.ndarray, reference: np.ndarray, *, border: int) -> tu
     y_out = shave(rgb_to_y(output), border)
     y_ref = shave(rgb_to_y(reference), border)
     return psnr(y_out, y_ref), ssim(y_out, y_ref)
+
+
+def l1(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 images of one shape, on the [0, 1] scale."""
+    if a.shape != b.shape:
+        raise ValueError(f"l1: shapes differ, {a.shape} vs {b.shape}")
+    return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64)))) / 255.0

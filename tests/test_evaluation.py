@@ -1,0 +1,247 @@
+"""translate eval for every plugin: FID/KID/LPIPS through the real code path (feature networks
+with random weights saved to files), the protocols, and the HTML report in a real browser."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.test_cli import assert_user_error
+from translate.cli.main import app
+from translate.config import config_to_dict
+from translate.registry import load_plugin
+from translate.testing import make_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """torch-fidelity's FID Inception-v3 with random weights, saved as users save the real file."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    torch.manual_seed(0)
+    with (
+        mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}),
+        mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None),
+    ):
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path_factory.mktemp("weights") / "pt_inception-random.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import lpips
+
+    torch.manual_seed(0)
+    net = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False)
+    for p in net.parameters():  # the linear heads are non-negative in the trained metric
+        p.data.abs_()
+    path = tmp_path_factory.mktemp("weights") / "lpips_alex.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def photos(n: int, seed: int, size: int = 48) -> list[Image.Image]:
+    """Smooth random colour fields: one distribution of images."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        low = rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8)
+        out.append(Image.fromarray(low).resize((size, size), Image.Resampling.BICUBIC))
+    return out
+
+
+def noisy(images: list[Image.Image], sigma: float, seed: int = 1) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [
+        Image.fromarray(
+            np.clip(np.asarray(im, np.float64) + rng.normal(0, sigma, (*im.size, 3)), 0, 255)
+            .round()
+            .astype(np.uint8)
+        )
+        for im in images
+    ]
+
+
+# ------------------------------------------------------------------ metrics
+def test_fid_is_zero_on_itself_and_grows_with_noise(inception_weights: Path) -> None:
+    from translate.metrics.fidelity import InceptionFeatures, fid
+
+    features = InceptionFeatures(inception_weights)
+    base = photos(5, seed=0)
+    f0 = features(base)
+    assert f0.shape == (5, 2048)
+    assert abs(fid(f0, f0)) < 1e-3 * max(1.0, float(f0.var(0).sum()))
+    scores = [fid(f0, features(noisy(base, sigma))) for sigma in (8, 32, 96)]
+    assert scores == sorted(scores) and scores[0] > 0, scores
+
+
+def test_fid_equals_the_reference_formula_on_the_same_features() -> None:
+    """pytorch-fid's computation (scipy sqrtm of the covariance product) on fixed features."""
+    from scipy import linalg
+
+    from translate.metrics.fidelity import fid
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(40, 6, generator=gen, dtype=torch.float64)
+    b = torch.randn(50, 6, generator=gen, dtype=torch.float64) * 1.5 + 0.3
+    mu1, mu2 = a.mean(0).numpy(), b.mean(0).numpy()
+    s1, s2 = np.cov(a.numpy(), rowvar=False), np.cov(b.numpy(), rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    expected = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    assert fid(a, b) == pytest.approx(expected, rel=1e-6)
+
+
+def test_kid_is_unbiased() -> None:
+    from translate.metrics.fidelity import kid
+
+    gen = torch.Generator().manual_seed(0)
+    same_a, same_b = (torch.randn(200, 16, generator=gen) for _ in range(2))
+    shifted = torch.randn(200, 16, generator=gen) + 0.5
+    k_same, k_diff = kid(same_a, same_b), kid(same_a, shifted)
+    assert abs(k_same) < 0.05 * k_diff, (k_same, k_diff)  # ~0 (can be below 0: unbiased)
+    assert k_diff > 0
+
+
+def test_lpips_is_zero_for_identical_images(lpips_weights: Path) -> None:
+    from translate.metrics.perceptual import LPIPSMetric
+
+    metric = LPIPSMetric(lpips_weights)
+    a, b = photos(2, seed=3)
+    assert metric(a, a) == pytest.approx(0.0, abs=1e-7)
+    assert metric(a, b) > metric(a, noisy([a], 4)[0]) > 0
+
+
+def test_weights_holding_code_are_refused(tmp_path: Path) -> None:
+    import pickle
+
+    from translate.errors import ConfigError
+    from translate.metrics.fidelity import InceptionFeatures
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad = tmp_path / "evil.pth"
+    bad.write_bytes(pickle.dumps({"w": Evil()}))
+    with pytest.raises(ConfigError, match="refused: the file holds objects other than tensors"):
+        InceptionFeatures(bad)
+
+
+# ------------------------------------------------------------------ protocols through the CLI
+def tiny_checkpoint(name: str, root: Path) -> Path:
+    """Train ``name``'s tiny contract config for one step; the run folder."""
+    import translate
+
+    plugin = load_plugin(name)
+    data = make_dataset(plugin.dataset_kind, root / "data")
+    options = {
+        k: v
+        for k, v in config_to_dict(plugin.tiny_config(data)).items()
+        if v is not None and v != ()
+    }
+    cfg_fields = {f.name for f in dataclasses.fields(plugin.config_cls)}
+    options = {k: v for k, v in options.items() if k in cfg_fields}
+    translate.train(name, **options, max_steps=1, progress=False, run_dir=root / "run", amp="none")
+    return root / "run"
+
+
+EVAL_DATA = {  # where each plugin's test images are, in the tiny datasets
+    "pix2pix": "val",
+    "label2image": "val",
+    "cyclegan": ".",
+    "superres": "val",
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    out = {}
+    for name in ("pix2pix", "cyclegan", "label2image", "superres"):
+        root = tmp_path_factory.mktemp(name)
+        run = tiny_checkpoint(name, root)
+        data = root / "data" / EVAL_DATA[name]
+        if not data.is_dir() or not any(data.iterdir()):
+            data = root / "data"
+        out[name] = (run, data)
+    return out
+
+
+@pytest.mark.parametrize("name", ["pix2pix", "cyclegan", "label2image", "superres"])
+def test_eval_every_plugin_through_the_cli(
+    name: str, checkpoints: dict, inception_weights: Path, lpips_weights: Path, tmp_path: Path
+) -> None:
+    run, data = checkpoints[name]
+    plain = runner.invoke(app, ["eval", name, "-c", str(run), "--data", str(data)])
+    assert plain.exit_code == 0, plain.output
+    assert "skipped" in plain.output  # no weights: the weight-free metrics only, and a note
+    report = tmp_path / "report"
+    args = [
+        "eval", name, "-c", str(run), "--data", str(data), "--report", str(report),
+        "--inception-weights", str(inception_weights), "--lpips-weights", str(lpips_weights),
+    ]  # fmt: skip
+    result = runner.invoke(app, args, env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    record = json.loads((report / "metrics.json").read_text())
+    (folder,) = record["folders"]
+    expected = {
+        "pix2pix": {"L1", "PSNR", "SSIM", "LPIPS", "FID", "KID"},
+        "label2image": {"L1", "PSNR", "SSIM", "LPIPS", "FID", "KID"},
+        "cyclegan": {"cycle L1", "FID A2B", "KID A2B", "FID B2A", "KID B2A"},
+        "superres": {"PSNR", "SSIM", "bicubic PSNR", "LPIPS"},
+    }[name]
+    assert expected <= set(folder["means"]), folder["means"]
+    assert folder["images"] == len(folder["rows"]) > 0
+    assert record["meta"]["plugin"] == name
+    page = (report / "index.html").read_text()
+    assert page.count("<img class='thumb'") >= 2 * folder["images"]
+    for row in folder["rows"]:
+        assert row["image"] in page
+
+
+def test_eval_needs_existing_weight_files(checkpoints: dict, tmp_path: Path) -> None:
+    run, data = checkpoints["pix2pix"]
+    missing = tmp_path / "nope.pth"
+    result = runner.invoke(
+        app, ["eval", "pix2pix", "-c", str(run), "--data", str(data), "--inception-weights",
+              str(missing)],
+    )  # fmt: skip
+    assert_user_error(result, str(missing), "pt_inception-2015-12-05")
+
+
+def test_report_page_renders_rows_in_chromium(
+    checkpoints: dict, tmp_path: Path, lpips_weights: Path
+) -> None:
+    from tests.test_serve_browser import WebDriver, find_browser
+
+    run, data = checkpoints["pix2pix"]
+    report = tmp_path / "report"
+    args = ["eval", "pix2pix", "-c", str(run), "--data", str(data), "--report", str(report),
+            "--lpips-weights", str(lpips_weights)]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    n = len(json.loads((report / "metrics.json").read_text())["folders"][0]["rows"])
+    chromium, driver = find_browser()
+    wd = WebDriver(chromium, driver, tmp_path / "chromedriver.log")
+    try:
+        wd.get((report / "index.html").as_uri())
+        rows = wd.wait_for("return document.querySelectorAll('table.images tr').length")
+        assert rows == n + 1  # header + one row per image
+        loaded = wd.wait_for(
+            "const imgs = [...document.querySelectorAll('img.thumb')];"
+            "return imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0) && imgs.length"
+        )
+        assert loaded == 3 * n  # input | output | target, all decoded by the browser
+        assert "LPIPS" in wd.js("return document.querySelector('table.summary').innerText")
+    finally:
+        wd.quit()
