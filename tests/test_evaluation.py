@@ -245,3 +245,34 @@ def test_report_page_renders_rows_in_chromium(
         assert "LPIPS" in wd.js("return document.querySelector('table.summary').innerText")
     finally:
         wd.quit()
+
+
+# ------------------------------------------------------------------ during training
+def test_eval_every_logs_figures_and_keeps_the_best(paired_data: Path, tmp_path: Path) -> None:
+    from tests.conftest import TINY_PIX2PIX
+
+    run = tmp_path / "run"
+    args = ["train", "pix2pix", "--data", str(paired_data), "--run-dir", str(run), *TINY_PIX2PIX,
+            "--max-steps", "4", "--eval-every", "2", "--keep-best", "L1", "--amp", "none",
+            "--keep-checkpoints", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval_L1" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert {"eval_PSNR", "eval_SSIM"} <= set(evals[0])
+    best = json.loads((run / "checkpoints" / "best" / "best.json").read_text())
+    winner = min(evals, key=lambda r: r["eval_L1"])
+    assert best == {"metric": "L1", "value": winner["eval_L1"], "step": winner["step"]}
+    meta = json.loads((run / "checkpoints" / "best" / "meta.json").read_text())
+    assert meta["step"] == winner["step"]  # a real checkpoint of that step, kept past pruning
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*")) == ["step_0000004"]
+
+
+def test_keep_best_names_an_unknown_metric(paired_data: Path, tmp_path: Path) -> None:
+    from tests.conftest import TINY_PIX2PIX
+
+    run = tmp_path / "r"
+    args = ["train", "pix2pix", "--data", str(paired_data), "--run-dir", str(run), *TINY_PIX2PIX,
+            "--max-steps", "2", "--eval-every", "1", "--keep-best", "FDI"]  # fmt: skip
+    assert_user_error(runner.invoke(app, args), "keep_best", "FDI", "L1")

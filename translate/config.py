@@ -61,6 +61,17 @@ class TrainConfig:
     n_samples: int = opt(4, "Rows in each sample grid.")
     run_dir: Path | None = opt(None, "Run folder; default runs/<plugin>-<timestamp>.")
     progress: bool = opt(True, "Show a progress bar.")
+    eval_every: int = opt(
+        0,
+        "Every N steps, save a checkpoint and run the plugin's evaluation protocol on the "
+        "validation data; figures go to metrics.jsonl as eval_<metric> (0: never). FID/KID and "
+        "LPIPS need $TRANSLATE_INCEPTION_WEIGHTS / $TRANSLATE_LPIPS_WEIGHTS.",
+    )
+    keep_best: str | None = opt(
+        None,
+        "With --eval-every: keep the checkpoint with the best value of this metric (e.g. L1, "
+        "FID, PSNR) as checkpoints/best; lower is better except PSNR/SSIM.",
+    )
     tensorboard: bool | None = opt(
         None,
         "Write TensorBoard event files to <run>/tensorboard (scalars, samples, configs); "
@@ -73,6 +84,8 @@ class TrainConfig:
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check(self.workers >= 0, "workers", "must be 0 or more")
         check(self.n_samples >= 1, "n_samples", "must be at least 1")
+        check(self.eval_every >= 0, "eval_every", "must be 0 (never) or more")
+        check(self.keep_best is None or self.eval_every > 0, "keep_best", "needs --eval-every N")
         check(self.lr > 0, "lr", "must be positive")
         check(self.lr_d is None or self.lr_d > 0, "lr_d", "must be positive")
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)")

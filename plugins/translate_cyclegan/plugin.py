@@ -240,6 +240,16 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
         # instance norm (a 1x1 map has no spatial statistics)
         return SizeRequirements(multiple_of=4, minimum=8)
 
+    def eval_data(self, cfg: CycleGANConfig) -> Path | None:
+        """The dataset root whose testA/testB (or valA/valB) --eval-every evaluates."""
+        from translate.data.unpaired import find_domains
+
+        a = Path(cfg.domain_a)
+        for root in (a.parent, a.parent.parent):
+            if any(find_domains(root, split) for split in ("test", "val")):
+                return root
+        return None
+
     def evaluate(self, models: Any, folder: Path, cfg: CycleGANConfig) -> Any:
         """Per direction: FID/KID of the translations against the real images of the other
         domain; per image: cycle-reconstruction L1 (G_B(G_A(a)) vs a, and the reverse)."""

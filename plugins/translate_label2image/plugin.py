@@ -424,6 +424,12 @@ class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
         module = self.inference_module(models, cfg, self.inference_config_cls())
         return [shown, module(batch["input"]), batch["target"]]
 
+    def eval_data(self, cfg: Any) -> Path | None:
+        """The validation split evaluated by --eval-every: ``<data>/val``, when present."""
+        from translate.data.paired import split_folder
+
+        return split_folder(Path(cfg.data), "val")
+
     def evaluate(self, models: Any, folder: Path, cfg: Label2ImageConfig) -> Any:
         """Paired protocol on ``folder`` (or its test/val split): each label map translated
         and compared with its photo (L1, PSNR, SSIM, LPIPS; FID/KID of outputs vs photos)."""

@@ -153,6 +153,12 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
             g.train()  # the paper's test-time behaviour: dropout + batch statistics
         return g
 
+    def eval_data(self, cfg: Any) -> Path | None:
+        """The validation split evaluated by --eval-every: ``<data>/val``, when present."""
+        from translate.data.paired import split_folder
+
+        return split_folder(Path(cfg.data), "val")
+
     def evaluate(self, models: Any, folder: Path, cfg: Pix2PixConfig) -> Any:
         """Paired protocol on ``folder`` (or its test/val split): L1, PSNR, SSIM, LPIPS of
         each output against its target; FID/KID of the outputs against the targets."""

@@ -38,6 +38,7 @@ from translate.engine.ema import ModelEMA
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.schedule import lr_factor
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
+from translate.engine.validation import PeriodicEval
 from translate.engine.watch import RunWatch, resolve_tensorboard
 from translate.errors import (
     CheckpointError,
@@ -191,6 +192,12 @@ class Trainer:
         log.info("%s", self.settings())
         self.stop_requested = False
         self.tensorboard = resolve_tensorboard(train_cfg.tensorboard)
+        self.evaluator: PeriodicEval | None = None
+        if train_cfg.eval_every > 0:
+            self.evaluator = PeriodicEval(
+                plugin, self.plugin_cfg, keep_best=train_cfg.keep_best, device=str(self.device)
+            )
+            self.evaluator.restore_best(self.run_dir / "checkpoints")
         self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def settings(self) -> str:
@@ -421,6 +428,12 @@ class Trainer:
                     watch.samples(self.step, self.write_samples(sample_batch))
                 if self.step % cfg.checkpoint_every == 0:
                     last_saved = self.save()
+                if self.evaluator is not None and self.step % cfg.eval_every == 0:
+                    if last_saved is None or last_saved.name != f"step_{self.step:07d}":
+                        last_saved = self.save()
+                    figures = self.evaluator(self.step, last_saved)
+                    metrics.write({"step": self.step, "time": time.time(), **figures})
+                    watch.scalars(metrics.last_record)
             if self.stop_requested:
                 folder = self.save()
                 raise TrainingInterrupted(

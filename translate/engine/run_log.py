@@ -44,14 +44,18 @@ class MetricsLog:
             **extra,
             **averages,
         }
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        self.last_record = record
+        self.write(record)
         self.sums.clear()
         self.counts.clear()
         self.count = 0
         self.last_time = now
         return averages
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record (a flushed interval, or evaluation figures) as a JSON line."""
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        self.last_record = record
 
 
 def cut_metrics(path: Path, step: int) -> int:
