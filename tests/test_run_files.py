@@ -8,6 +8,7 @@ import errno
 import io
 import os
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -42,6 +43,13 @@ def snapshot(*paths: Path) -> dict[Path, bytes]:
     """Every file's bytes (files given, and under folders given): compared before and after."""
     files = [p for f in paths for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
     return {p: p.read_bytes() for p in files if p.is_file()}
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def run(*args: str | Path) -> object:
@@ -296,7 +304,11 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_earlier_output(
 ) -> None:
     Image.fromarray(photo()).save(tmp_path / "in.png")
     out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".in.png.tmp-{dead_pid()}"  # what a run killed mid-write leaves
+    stale.write_bytes(b"\x89PNG")
     assert run(tmp_path / "in.png", "-c", run_dir, "-o", out).exit_code == 0
+    assert not stale.exists()
     before = snapshot(out, tmp_path)
     real_save = Image.Image.save
 

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import pickle
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from tests.conftest import TINY_PIX2PIX
-from tests.test_run_files import bomb_png, error_line, snapshot
+from tests.test_run_files import bomb_png, dead_pid, error_line, snapshot
 from translate.cli.main import app
 from translate.testing import make_paired
 
@@ -34,13 +33,6 @@ def train(data: Path, run_dir: Path, *extra: str) -> object:
 def steps_logged(run_dir: Path) -> list[int]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line)["step"] for line in lines]
-
-
-def dead_pid() -> int:
-    """The id of a process that has exited."""
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 def test_truncated_jpeg_mid_training_is_skipped_and_counted(
