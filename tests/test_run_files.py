@@ -343,7 +343,6 @@ def test_mistyped_options_suggest_core_and_plugin_options(run_dir: Path, tmp_pat
 def test_tiled_image_shows_a_progress_bar_on_a_terminal(run_dir: Path, tmp_path: Path) -> None:
     """Under a pseudo-terminal, a large tiled image shows a bar over its tiles with an ETA."""
     import pty
-    import subprocess
     import sys
 
     Image.fromarray(photo(128, 160)).save(tmp_path / "big.png")
