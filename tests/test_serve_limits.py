@@ -346,3 +346,50 @@ def test_pool_runs_only_what_fits_the_budget() -> None:
     assert sorted(map(tuple, batches)) == [(0,), (1,), (2,)]
     assert pool.stats()["memory_reserved_peak"] == 60 and pool.stats()["memory_reserved"] == 0
     assert pool.shutdown(timeout=10)
+
+
+# ---------------------------------------------------------------------------- waiting for a result
+class _FakeRequest:
+    """What ``await_result`` reads of a request: ``receive`` (http.disconnect when the client
+    leaves; otherwise it blocks, as uvicorn's does after the body)."""
+
+    def __init__(self, leaves_after: float | None) -> None:
+        self.leaves_after = leaves_after
+
+    async def receive(self) -> dict:
+        if self.leaves_after is None:
+            await asyncio.sleep(3600)
+        await asyncio.sleep(self.leaves_after or 0)
+        return {"type": "http.disconnect"}
+
+
+def test_deadline_and_client_gone_drop_the_queued_job() -> None:
+    import threading
+
+    from translate.serve.admission import ClientGone, DeadlinePassed, await_result
+    from translate.serve.pool import InferencePool
+
+    gate = threading.Event()
+    ran: list[int] = []
+
+    def run(key: Any, items: Any) -> list[Any]:
+        gate.wait(10)
+        ran.extend(items)
+        return list(items)
+
+    pool = InferencePool(run, workers=1, queue_size=8, max_batch=1)
+    pool.submit("a", 0)  # keeps the worker busy until the gate opens
+    queued = pool.submit("a", 1)
+    started = time.perf_counter()
+    with pytest.raises(DeadlinePassed, match="queued"):
+        asyncio.run(await_result(_FakeRequest(None), queued, time.perf_counter() + 0.3))
+    assert 0.25 < time.perf_counter() - started < 5 and queued.cancelled()
+    gone = pool.submit("a", 2)
+    with pytest.raises(ClientGone, match="queued"):
+        asyncio.run(await_result(_FakeRequest(0.05), gone, time.perf_counter() + 30))
+    assert gone.cancelled()
+    kept = pool.submit("a", 3)
+    gate.set()
+    assert asyncio.run(await_result(_FakeRequest(None), kept, time.perf_counter() + 30)).value == 3
+    assert pool.shutdown(timeout=10)
+    assert ran == [0, 3]  # the jobs whose waiters left were never run
