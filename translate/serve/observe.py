@@ -120,6 +120,7 @@ class Observer:
         async def recording_send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 info["status"] = message["status"]
+                info["started"] = True
             elif message["type"] == "http.response.body":
                 info["bytes_out"] += len(message.get("body", b""))
             await send(message)
@@ -127,6 +128,11 @@ class Observer:
         scope.setdefault("state", {})
         try:
             await self.app(scope, counting_receive, recording_send)
+        except Exception:
+            # the app's handler has logged it (with its traceback) and answered 500; re-raised,
+            # uvicorn would log the same traceback a second time
+            if "started" not in info:
+                raise
         finally:
             gone = scope["state"].get("client_gone")
             status = CLIENT_GONE if gone else info["status"]
