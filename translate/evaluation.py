@@ -228,7 +228,9 @@ def evaluate(
         checkpoint = resolve_model(model)
     models = EvalModels(checkpoint, device=device, backend=backend, tile_size=tile_size)
     translator = models.default
-    if translator.plugin.name != plugin_name:
+    # a model from elsewhere may follow a plugin's protocol (a spandrel SR file: superres)
+    fits = getattr(translator.plugin_cfg, "evaluate_as", None) == plugin_name
+    if translator.plugin.name != plugin_name and not fits:
         raise ConfigError(
             f"{checkpoint}: a {translator.plugin.name} model, not {plugin_name}; "
             f"use translate eval {translator.plugin.name}"

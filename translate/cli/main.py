@@ -230,7 +230,13 @@ app.command(
 @report_errors
 def export_command(
     ctx: typer.Context,
-    checkpoint: Annotated[Path, typer.Argument(help="Run folder or checkpoint folder.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="Run or checkpoint folder, or a weights file (.pth, .safetensors) of "
+            "pytorch-CycleGAN-and-pix2pix or an architecture spandrel knows."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")] = Path(
         "model.onnx"
     ),

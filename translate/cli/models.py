@@ -39,7 +39,11 @@ def eval_command(
     ],
     checkpoint: Annotated[
         Path | None,
-        typer.Option("--checkpoint", "-c", help="Run or checkpoint folder, or an .onnx file."),
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="Run or checkpoint folder, an .onnx file, or a weights file (.pth, .safetensors).",
+        ),
     ] = None,
     model: Annotated[
         str | None,

@@ -135,7 +135,9 @@ def run_command(
         typer.Option(
             "--checkpoint",
             "-c",
-            help="Run folder, checkpoint folder, or an .onnx file from translate export.",
+            help="Run folder, checkpoint folder, an .onnx file from translate export, or a "
+            "weights file (.pth, .safetensors) of pytorch-CycleGAN-and-pix2pix or an "
+            "architecture spandrel knows (ESRGAN, Real-ESRGAN, SwinIR, ...).",
         ),
     ] = None,
     out: Annotated[

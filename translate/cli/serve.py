@@ -21,8 +21,8 @@ def serve_command(
         typer.Option(
             "--checkpoint",
             "-c",
-            help="[NAME=]PATH: a run or checkpoint folder (repeatable); served as NAME, "
-            "else under its plugin's name.",
+            help="[NAME=]PATH: a run or checkpoint folder, or a weights file as for "
+            "translate run (repeatable); served as NAME, else under its plugin's name.",
         ),
     ] = None,
     onnx: Annotated[

@@ -221,6 +221,8 @@ class Translator:
     # -------------------------------------------------------------- properties
     @property
     def name(self) -> str:
+        if "name" in self.meta:  # a model without training steps (e.g. a spandrel file)
+            return str(self.meta["name"])
         return f"{self.meta['plugin']} (step {self.meta.get('step', '?')})"
 
     @property

@@ -6,6 +6,8 @@
 * an ``.onnx`` file from ``translate export`` -> ``LoadedOnnx`` (``loading.onnx_file``)
 * a generator saved by pytorch-CycleGAN-and-pix2pix (``latest_net_G.pth``) -> ``LoadedModel``
   of our pix2pix or cyclegan plugin (``loading.reference``, ``loading.importing``)
+* any other single weights file whose architecture spandrel recognises (ESRGAN, Real-ESRGAN,
+  SwinIR, ...) -> ``LoadedModel`` (``loading.spandrel_file``)
 
 and, with ``backend="onnx"``, a PyTorch model becomes its cached ONNX export
 (``loading.onnx_cache``). Inference (``Translator``) and export both build on what this
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from translate.errors import CheckpointError, ConfigError
+from translate.errors import ConfigError
 from translate.loading.checkpoint import checkpoint_plugin, load_checkpoint
 from translate.loading.model import LoadedModel, LoadedOnnx, parse_options
 from translate.loading.onnx_file import load_onnx, read_metadata
@@ -51,14 +53,26 @@ def is_weights_file(path: Path | str) -> bool:
 
 
 def _load_weights_file(path: Path, options: Mapping[str, Any] | None, device: str) -> LoadedModel:
+    """A reference generator when its keys say so, else whatever spandrel recognises."""
     from translate.loading.importing import load_reference
     from translate.loading.reference import detect, read_state_dict
+    from translate.loading.spandrel_file import load_spandrel
 
-    if detect(read_state_dict(path)) is not None:
+    state = read_state_dict(path)
+    if detect(state) is not None:
         return load_reference(path, options=dict(options or {}), device=device)
-    raise CheckpointError(
-        f"{path}: not a model translate knows (a pytorch-CycleGAN-and-pix2pix generator)"
-    )
+    if options:
+        flag = "--" + next(iter(options)).replace("_", "-")
+        raise ConfigError(f"option {flag}: {path.name} has no options")
+    return load_spandrel(path, state, device=device)
+
+
+def _weights_file_plugin(path: Path) -> str:
+    from translate.loading.importing import reference_plugin
+    from translate.loading.reference import detect, read_state_dict
+    from translate.loading.spandrel_file import SPANDREL
+
+    return reference_plugin(path) if detect(read_state_dict(path)) else SPANDREL
 
 
 def plugin_name(path: Path | str) -> str:
@@ -66,7 +80,7 @@ def plugin_name(path: Path | str) -> str:
     if is_onnx_file(path):
         return read_metadata(path)["plugin"]
     if is_weights_file(path):
-        return load_module(path).plugin.name
+        return _weights_file_plugin(Path(path))
     return checkpoint_plugin(path)
 
 

@@ -50,6 +50,11 @@ def _role(path: Path) -> str | None:
     return None if found is None else {"A": "a2b", "B": "b2a"}[found.group(1)]
 
 
+def reference_plugin(path: Path) -> str:
+    """The plugin a reference file loads as: ``cyclegan`` for ``*_net_G_A/B``, else pix2pix."""
+    return MODELS["cycle_gan" if _role(path) else "pix2pix"]
+
+
 def _check_flags(path: Path, arch: ReferenceArch, net_g: str | None, norm: str | None) -> None:
     if net_g is not None and net_g not in NET_GS:
         raise ConfigError(f"netG: {net_g!r} is not one of {', '.join(NET_GS)}")

@@ -74,9 +74,9 @@ class DefaultImageIO(PluginBase):
     config_cls = dict
     dataset_kind = "single"
 
-    def __init__(self, name: str, *, scale: int = 1, multiple_of: int = 1) -> None:
+    def __init__(self, name: str, requirements: SizeRequirements | None = None) -> None:
         self.name = name  # type: ignore[misc]
-        self._req = SizeRequirements(multiple_of=multiple_of, scale=scale)
+        self._req = requirements or SizeRequirements()
 
     def size_requirements(self, cfg: Any) -> SizeRequirements:
         return self._req

@@ -23,6 +23,7 @@ from translate.registry import load_plugin
 log = logging.getLogger(__name__)
 
 PRODUCER = "translate"
+SPANDREL = "spandrel"  # the pseudo-plugin of models loaded with spandrel
 REQUIRED_KEYS = ("plugin", "multiple_of", "minimum", "scale", "input_channels")
 
 
@@ -92,14 +93,19 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
         plugin_cfg = config_from_dict(plugin.config_cls, json.loads(md["plugin_config"]))
         opts = config_from_dict(plugin.inference_config_cls, stored)
     except PluginError:
-        if in_channels != 3:
+        plugin_cfg, opts = None, None
+        if md["plugin"] == SPANDREL:  # a spandrel model needs no plugin: plain RGB is its own
+            from translate.loading.spandrel_file import SpandrelConfig
+
+            plugin_cfg = config_from_dict(SpandrelConfig, json.loads(md["plugin_config"]))
+        elif in_channels != 3:
             raise CheckpointError(
                 f"{path}: needs plugin {md['plugin']!r} installed to prepare its "
                 f"{in_channels}-channel input"
             ) from None
-        log.warning("plugin %s not installed: using plain RGB input/output", md["plugin"])
-        plugin = DefaultImageIO(md["plugin"], scale=req.scale, multiple_of=req.multiple_of)
-        plugin_cfg, opts = None, None
+        else:
+            log.warning("plugin %s not installed: using plain RGB input/output", md["plugin"])
+        plugin = DefaultImageIO(md["plugin"], req)
     except (KeyError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{path}: bad plugin_config in its metadata ({exc})") from exc
     meta = {
@@ -108,6 +114,8 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
         "onnx": str(path),
         "metadata": md,
     }
+    if md["plugin"] == SPANDREL:
+        meta["name"] = f"spandrel {getattr(plugin_cfg, 'architecture', '?')} x{req.scale}"
     return LoadedOnnx(
         path=path,
         plugin=plugin,

@@ -125,7 +125,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
                 "safety)"
             ) from None
         raise CheckpointError(f"{path}: not a readable weights file ({text})") from None
-    for wrapper in ("state_dict", "params_ema", "params", "model"):  # common containers
+    # the containers other projects save their weights in (the same list as spandrel's)
+    wrappers = ("model_state_dict", "state_dict", "params_ema", "params-ema", "params", "model")
+    for wrapper in (*wrappers, "net"):
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]
             break
