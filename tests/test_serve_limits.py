@@ -41,6 +41,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 BUDGET = 40 * 1024 * 1024  # --max-memory +40M: a quarter for uploads, the rest for work
 READ_TIMEOUT = 1.0
 ALLOWED_ORIGIN = "http://allowed.example"
+MAX_CONNECTIONS = 12
 
 
 def png(im: Image.Image) -> bytes:
@@ -90,7 +91,7 @@ def server(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
         args += ["-c", f"cyclegan={copy}"]
     args += ["--threads", "1", "--workers", "1", "--max-batch", "4", "--queue-size", "8"]
     args += ["--max-memory", "+40M", "--read-timeout", str(READ_TIMEOUT)]
-    args += ["--cors-origin", ALLOWED_ORIGIN]
+    args += ["--cors-origin", ALLOWED_ORIGIN, "--max-connections", str(MAX_CONNECTIONS)]
     with ServerProcess(args, env={"TRANSLATE_API_KEY": KEY}) as proc:
         proc.cyclegan_copy = str(copy) if copy else None  # type: ignore[attr-defined]
         yield proc
@@ -176,6 +177,18 @@ def test_slow_headers_are_closed(server: ServerProcess) -> None:
     received, took = _raw(server, b"POST /v1/models/pix2pix/trans")  # then nothing
     assert received == b""
     assert READ_TIMEOUT <= took < READ_TIMEOUT + 5
+
+
+def test_connections_beyond_the_limit_get_503(server: ServerProcess) -> None:
+    idle = [socket.create_connection((server.host, server.port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as fresh:
+            assert fresh.get("/healthz").status_code == 503
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.2)
+    assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
 
 
 # ---------------------------------------------------------------------------- variants, paths
