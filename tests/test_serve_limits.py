@@ -406,3 +406,24 @@ def test_deadline_and_client_gone_drop_the_queued_job() -> None:
     assert asyncio.run(await_result(_FakeRequest(None), kept, time.perf_counter() + 30)).value == 3
     assert pool.shutdown(timeout=10)
     assert ran == [0, 3]  # the jobs whose waiters left were never run
+
+
+def test_messages_to_clients_never_carry_model_paths(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from translate.serve.app import Scrubber
+    from translate.serve.config import ModelSource
+
+    folder = tmp_path / "runs" / "facades"
+    relative = os.path.relpath(folder)
+    served = [
+        SimpleNamespace(name="facades", source=ModelSource("facades", "checkpoint", relative)),
+        SimpleNamespace(name="x4", source=ModelSource("x4", "model", "superres-x4")),
+    ]
+    scrub = Scrubber(served)  # type: ignore[arg-type]
+    message = f"{folder}/meta.json: bad plugin_config; also {relative}/model.safetensors"
+    assert scrub(message) == (
+        "<model facades>/meta.json: bad plugin_config; also <model facades>/model.safetensors"
+    )
+    assert scrub({"where": [str(folder)], "n": 3}) == {"where": ["<model facades>"], "n": 3}
+    assert scrub("superres-x4 is fine") == "superres-x4 is fine"  # a shipped name is no path
