@@ -38,13 +38,17 @@ def core_options(ctx: typer.Context) -> list[str]:
 
 def plugin_options(model: Path, tokens: list[str], *, core: Sequence[str] = ()) -> dict[str, Any]:
     """``--name value`` tokens parsed against the inference options of ``model``'s plugin
-    (a checkpoint or run folder, or an exported .onnx file)."""
+    (a checkpoint or run folder, an exported .onnx file, or a weights file)."""
     from translate.cli.options import parse_extra_options
     from translate.errors import PluginError
     from translate.loading import plugin_name
+    from translate.loading.spandrel_file import SPANDREL
+    from translate.plugin import NoOptions
     from translate.registry import load_plugin
 
     name = plugin_name(model)
+    if name == SPANDREL:  # no plugin and no options of its own
+        return parse_extra_options(NoOptions, tokens, core=core, owner="a spandrel model")
     try:
         plugin = load_plugin(name)
     except PluginError as exc:
