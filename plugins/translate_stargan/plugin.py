@@ -1,0 +1,299 @@
+"""The StarGAN plugin: one generator for many domains, conditioned on the target label.
+
+Choi et al. 2018, "StarGAN: Unified Generative Adversarial Networks for Multi-Domain
+Image-to-Image Translation". With x an image of label c', a target label c drawn at random:
+
+    L_D = -L_adv + lambda_cls * L_cls^r                              (Eq. 5)
+    L_G =  L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec           (Eq. 6)
+
+L_adv is the core GAN objective (the paper: WGAN-GP, Eq. 8, this plugin's default family; every
+core family and regulariser applies); L_cls^r = -log D_cls(c'|x) on real images (Eq. 2) and
+L_cls^f = -log D_cls(c|G(x, c)) on generated ones (Eq. 3): cross-entropy over one-hot domains,
+binary cross-entropy per attribute for multi-label data; L_rec = ||x - G(G(x, c), c')||_1, the
+reconstruction (cycle) loss (Eq. 4). lambda_cls = 1, lambda_rec = 10 (Sec. 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from translate.config import SingleDataConfig, opt
+from translate.fields import check
+from translate.plugin import PluginBase, SizeRequirements
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor, nn
+    from torch.utils.data import Dataset
+
+    from translate.plugin import StepContext
+
+#: Sample-grid columns: at most this many target domains (attributes) are drawn.
+MAX_SAMPLE_DOMAINS = 8
+
+
+@dataclass(frozen=True)
+class StarGANConfig(SingleDataConfig):
+    """StarGAN data, model and loss settings (defaults: the paper's 128x128 CelebA setup)."""
+
+    data: Path = opt(
+        None,
+        "Dataset folder: one sub-folder of images per domain (DIR/<domain>/*.png; "
+        "DIR/train/<domain>/ and DIR/val/<domain>/ when present), or the images an "
+        "--attributes file names.",
+    )
+    attributes: Path | None = opt(
+        None,
+        "Attribute file for multi-label data (CelebA style): a CSV 'image,<attr>,...' with 1/0 "
+        "(or 1/-1) values, or CelebA's list_attr_celeba.txt; image names relative to --data.",
+    )
+    domains: str = opt(
+        "",
+        "Domains (folders) or attributes (columns) to train on, comma-separated; default: all. "
+        "The checkpoint stores the list, which `translate run --to` checks names against.",
+    )
+    load_size: int = opt(128, "Resize images to this square size before cropping.")
+    crop_size: int = opt(128, "Random crop size for training (evaluation resizes to it).")
+    base_channels: int = opt(64, "Width of the generator's first layer (paper: 64).")
+    resnet_blocks: int = opt(6, "Residual blocks of the generator (paper: 6).")
+    norm: Literal["instance", "batch", "none"] = opt("instance", "Normalisation in G (paper).")
+    disc_channels: int = opt(64, "Width of the discriminator's first layer (paper: 64).")
+    disc_layers: int = opt(
+        6, "Stride-2 layers of the discriminator (paper: 6 at 128x128); crop >= 2**layers."
+    )
+    lambda_cls: float = opt(1.0, "Weight of the domain-classification losses (paper: 1).")
+    lambda_rec: float = opt(10.0, "Weight of the reconstruction (cycle) L1 loss (paper: 10).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.norm in ("instance", "batch", "none"), "norm", "must be instance, batch or none")
+        for name in ("base_channels", "disc_channels", "disc_layers"):
+            check(getattr(self, name) >= 1, name, "must be at least 1")
+        check(self.resnet_blocks >= 0, "resnet_blocks", "must be >= 0")
+        check(
+            self.crop_size % 4 == 0 and self.crop_size >= 8,
+            "crop_size",
+            f"{self.crop_size} must be a multiple of 4 and at least 8 (the generator)",
+        )
+        check(
+            self.crop_size >= 2**self.disc_layers,
+            "crop_size",
+            f"{self.crop_size} is smaller than 2**disc_layers ({2**self.disc_layers}); "
+            "lower --disc-layers",
+        )
+        check(self.lambda_cls >= 0, "lambda_cls", "must be >= 0")
+        check(self.lambda_rec >= 0, "lambda_rec", "must be >= 0")
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [n.strip() for n in self.domains.split(",") if n.strip()]
+
+    @property
+    def multi_label(self) -> bool:
+        """Attributes (several may be on at once) rather than exclusive domains."""
+        return self.attributes is not None
+
+
+@dataclass(frozen=True)
+class StarGANInference:
+    """Inference options of StarGAN."""
+
+    to: str = opt(
+        "",
+        "Target domain, or for an attribute model the attributes to switch on, comma-separated "
+        "(the others are off); names as in the checkpoint. Default: its first domain (no "
+        "attribute on).",
+    )
+
+
+def target_label(cfg: StarGANConfig, to: str) -> list[float]:
+    """The label vector for ``--to`` names, checked against the checkpoint's domains."""
+    from translate.errors import ConfigError
+    from translate_stargan.data import did_you_mean
+
+    known = cfg.domain_names
+    names = [n.strip() for n in to.split(",") if n.strip()]
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"--to: unknown domain {name!r}{did_you_mean(name, known)} "
+                f"(this model's domains: {', '.join(known)})"
+            )
+    if not cfg.multi_label:
+        if len(names) > 1:
+            raise ConfigError(
+                f"--to: this model translates to one domain at a time (it has exclusive "
+                f"domains: {', '.join(known)}); got {len(names)}"
+            )
+        names = names or known[:1]
+    return [float(d in names) for d in known]
+
+
+class StarGANPlugin(PluginBase[StarGANConfig]):
+    name = "stargan"
+    description = "Many domains, one generator conditioned on the target label (Choi et al. 2018)"
+    config_cls = StarGANConfig
+    inference_config_cls = StarGANInference
+    dataset_kind = "unpaired"  # one folder of unrelated images per domain
+    # the paper: WGAN-GP (n_critic 5, lambda_gp 10: the family's defaults); Adam lr 1e-4 for
+    # 200k iterations at batch 16, decaying linearly to 0 over the last 100k
+    gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "wgan-gp"}
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "max_steps": 200_000,
+        "batch_size": 16,
+        "lr_decay_start": 0.5,
+    }
+
+    # ------------------------------------------------------------------ config and data
+    def finalize_config(self, cfg: StarGANConfig) -> StarGANConfig:
+        """Resolve ``--domains`` against the data (all of them by default) once per run."""
+        import dataclasses
+
+        from translate_stargan.data import available_domains, pick_domains
+
+        available = available_domains(cfg)
+        source = Path(cfg.attributes if cfg.multi_label else cfg.data)
+        what = "attribute" if cfg.multi_label else "domain folder"
+        chosen = pick_domains(available, cfg.domains, source=source, what=what)
+        return dataclasses.replace(cfg, domains=",".join(chosen))
+
+    def build_dataset(self, cfg: StarGANConfig, split: str) -> Dataset | None:
+        from translate_stargan.data import build_domain_dataset
+
+        return build_domain_dataset(cfg, cfg.domain_names, split)
+
+    # ------------------------------------------------------------------ models
+    def build_models(self, cfg: StarGANConfig) -> dict[str, nn.Module]:
+        from translate_stargan.nets import LabelConditionedGenerator, StarDiscriminator
+
+        n = len(cfg.domain_names)
+        if n < 1:  # finalize_config fills the list; a hand-made config may not have
+            from translate.errors import ConfigError
+
+            raise ConfigError("domains: no domains (give --domains or let the data name them)")
+        return {
+            "G": LabelConditionedGenerator(
+                n_domains=n,
+                base_channels=cfg.base_channels,
+                n_blocks=cfg.resnet_blocks,
+                norm=cfg.norm,
+            ),
+            "D": StarDiscriminator(
+                n_domains=n, base_channels=cfg.disc_channels, n_layers=cfg.disc_layers
+            ),
+        }
+
+    # ------------------------------------------------------------------ training
+    @staticmethod
+    def classification_loss(logits: Tensor, label: Tensor, cfg: StarGANConfig) -> Tensor:
+        """Domain-classification loss (Eqs. 2-3, Choi et al. 2018): cross-entropy over
+        exclusive domains; for attributes, binary cross-entropy summed over them (averaged
+        over the batch, as the authors' CelebA code)."""
+        from torch.nn import functional as F
+
+        logits = logits.float()
+        if cfg.multi_label:
+            bce = F.binary_cross_entropy_with_logits(logits, label, reduction="sum")
+            return bce / logits.shape[0]
+        return F.cross_entropy(logits, label.argmax(1))
+
+    @staticmethod
+    def random_targets(label: Tensor, cfg: StarGANConfig) -> Tensor:
+        """Target labels c: a uniformly drawn domain per image; for attributes, the labels of
+        other images of the batch (realistic combinations, as the authors' code)."""
+        import torch
+
+        b, n = label.shape
+        if cfg.multi_label:
+            shift = int(torch.randint(1, b, ()).item()) if b > 1 else 0
+            return label.roll(shift, 0)
+        index = torch.randint(0, n, (b,), device=label.device)
+        return torch.nn.functional.one_hot(index, n).to(label.dtype)
+
+    def train_step(self, ctx: StepContext, batch: Any, cfg: StarGANConfig) -> dict[str, float]:
+        import torch
+
+        from translate.losses import l1_loss
+
+        G, D = ctx.models["G"], ctx.models["D"]
+        real, label = batch["image"], batch["label"]  # (B, 3, H, W) in [-1, 1]; (B, n)
+        target = self.random_targets(label, cfg)
+        # on a critic-only step (--n-critic N) G is not updated: build no graph through it
+        with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
+            fake = G(real, target)
+
+        # D: L_D = -L_adv + lambda_cls * L_cls^r (Eq. 5); the objective detaches the fake
+        with ctx.autocast():
+            loss_adv_d, logs_d = ctx.gan.discriminator_loss(D, real, fake)
+            _, cls_real = D(real, with_class=True)
+            cls_r = self.classification_loss(cls_real, label, cfg)
+        ctx.optimize("D", loss_adv_d + cfg.lambda_cls * cls_r)
+        logs = {**logs_d, "D_cls": cls_r.item()}
+        if not ctx.update_generator:
+            return logs
+
+        # G: L_G = L_adv + lambda_cls * L_cls^f + lambda_rec * L_rec (Eq. 6)
+        with ctx.frozen("D"), ctx.autocast():
+            # fake[i] shows real[i] in another domain: not the same content as real[i]
+            loss_adv_g, logs_g = ctx.gan.generator_loss(D, fake, real, paired=False)
+            _, cls_fake = D(fake, with_class=True)
+            cls_f = self.classification_loss(cls_fake, target, cfg)
+            # reconstruction loss, Eq. 4: ||x - G(G(x, c), c')||_1
+            rec = l1_loss(G(fake, label).float(), real)
+        ctx.optimize("G", loss_adv_g + cfg.lambda_cls * cls_f + cfg.lambda_rec * rec)
+        terms = torch.stack([cls_f, rec]).detach().tolist()
+        return {**logs, **logs_g, "G_cls": terms[0], "G_rec": terms[1]}
+
+    # ------------------------------------------------------------------ inference
+    def inference_module(
+        self, models: Mapping[str, nn.Module], cfg: StarGANConfig, opts: Any
+    ) -> nn.Module:
+        """G with the ``--to`` label fixed (a constant of the exported graph)."""
+        import torch
+
+        from translate_stargan.nets import ToDomain
+
+        G = models["G"]
+        label = target_label(cfg, getattr(opts, "to", ""))
+        device = next(G.parameters()).device
+        return ToDomain(G, torch.tensor(label, device=device))
+
+    def sample_columns(
+        self, models: Mapping[str, nn.Module], batch: Any, cfg: StarGANConfig
+    ) -> list[Tensor]:
+        """input | G(x, c) per domain (for attributes: the input's label with one flipped)."""
+        import torch
+
+        G = models["G"]
+        real, label = batch["image"], batch["label"]  # (B, 3, H, W); (B, n)
+        columns = [real]
+        for k in range(min(label.shape[1], MAX_SAMPLE_DOMAINS)):
+            if cfg.multi_label:
+                target = label.clone()
+                target[:, k] = 1 - target[:, k]
+            else:
+                target = torch.zeros_like(label)
+                target[:, k] = 1
+            columns.append(G(real, target))
+        return columns
+
+    def size_requirements(self, cfg: StarGANConfig) -> SizeRequirements:
+        # two stride-2 stages; at least 2x2 at the bottleneck for its reflection padding and
+        # instance norm (a 1x1 map has no spatial statistics)
+        return SizeRequirements(multiple_of=4, minimum=8)
+
+    def tiny_config(self, data_root: Path) -> StarGANConfig:
+        return StarGANConfig(
+            data=data_root,
+            load_size=36,
+            crop_size=32,
+            base_channels=8,
+            resnet_blocks=1,
+            disc_channels=8,
+            disc_layers=3,
+        )
+
+
+plugin = StarGANPlugin()
