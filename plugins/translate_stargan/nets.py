@@ -6,7 +6,8 @@ Translation", CVPR 2018, Sec. 3 and Appendix (Table 4, Table 5):
 * ``LabelConditionedGenerator`` -- G(x, c): the target-domain label ``c`` is "spatially
   replicated and concatenated with the input image" (Appendix) and the result goes through the
   CycleGAN-style ResNet generator (two stride-2 stages, residual blocks, instance norm; the
-  paper uses 6 blocks at 128x128), reused from ``translate.nn``.
+  paper uses 6 blocks at 128x128), reused from ``translate.nn``, with its first convolution
+  left unnormalised: instance norm there would subtract the label maps (constant over space).
 * ``StarDiscriminator`` -- one convolutional trunk (Conv4x4 stride 2 + LeakyReLU(0.01), widths
   doubling, no normalisation) with two heads: ``D_src``, a 3x3 convolution giving a PatchGAN
   real/fake logit map, and ``D_cls``, the domain-classification logits. The paper's ``D_cls``
@@ -53,6 +54,11 @@ class LabelConditionedGenerator(nn.Module):
             n_downsampling=2,
             norm=norm,
         )
+        # The stem is not normalised: instance (or batch) norm right after the first
+        # convolution would subtract the label maps' contribution, which is spatially constant,
+        # so G could not see the label (the authors' code keeps it only through the zero
+        # padding at the borders). After an unnormalised stem the ReLU makes it input-dependent.
+        self.net.stem[2] = nn.Identity()
 
     def forward(self, x: Tensor, label: Tensor) -> Tensor:
         # x: (B, 3, H, W) in [-1, 1]; label: (B, n_domains) in {0, 1}
