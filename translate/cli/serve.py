@@ -83,7 +83,8 @@ def serve_command(
         str | None,
         typer.Option(
             envvar="TRANSLATE_API_KEY",
-            help="Bearer token every request but /healthz must carry (env TRANSLATE_API_KEY).",
+            help="Bearer token the API requires (env TRANSLATE_API_KEY); /healthz, the page and "
+            "/docs stay open.",
             show_default=False,
         ),
     ] = None,

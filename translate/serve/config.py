@@ -60,7 +60,10 @@ class ServeConfig:
     api_key: str | None = field(
         default=None,
         repr=False,  # never in logs
-        metadata={"help": "Bearer token every request but /healthz must carry (401 otherwise)."},
+        metadata={
+            "help": "Bearer token the API requires (401 otherwise); /healthz, the page and "
+            "/docs stay open."
+        },
     )
     cors_origins: tuple[str, ...] = opt((), "Origins allowed to call the API from a browser.")
     access_log: bool = opt(True, "One JSON access-log line per request.")
