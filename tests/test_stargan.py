@@ -245,7 +245,10 @@ def test_one_service_request(tiny_run: Path) -> None:
         bad = client.post(
             "/v1/models/stargan/translate", content=body.getvalue(), params={"to": "blu"}
         )
-    assert "to" in json.dumps(listed)
+    # the page offers the checkpoint's domains as a choice (plugin hook option_choices)
+    (model,) = listed["models"]
+    (to,) = [o for o in model["options"] if o["name"] == "to"]
+    assert to["choices"] == ["blue", "green", "red"]
     expected = Translator.from_checkpoint(tiny_run, device="cpu", options={"to": "blue"})(source)
     got = np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB"), np.int16)
     np.testing.assert_array_equal(got, np.asarray(expected[0], np.int16))

@@ -18,7 +18,7 @@ outputs in [-1, 1]; the public API takes and returns PIL images.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +175,12 @@ class PluginBase(Generic[C]):
     # -- inference
     def size_requirements(self, cfg: C) -> SizeRequirements:
         return SizeRequirements()
+
+    def option_choices(self, cfg: C) -> Mapping[str, Sequence[str]]:
+        """Values of free-form inference options that a model's config fixes (stargan: its
+        domains for ``to``); the service lists them and its page offers them as a choice.
+        Optional: the default names none."""
+        return {}
 
     def input_channels(self, cfg: C) -> int:
         """Channels of ``preprocess``'s output. Optional: the default probes ``preprocess``

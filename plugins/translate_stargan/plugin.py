@@ -260,6 +260,11 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
         device = next(G.parameters()).device
         return ToDomain(G, torch.tensor(label, device=device))
 
+    def option_choices(self, cfg: StarGANConfig) -> Mapping[str, list[str]]:
+        """The checkpoint's domains for ``to`` (the service page offers them; an attribute
+        model also takes several, comma-separated, through the API and ``run``)."""
+        return {"to": cfg.domain_names}
+
     def sample_columns(
         self, models: Mapping[str, nn.Module], batch: Any, cfg: StarGANConfig
     ) -> list[Tensor]:

@@ -72,11 +72,15 @@ def load_translator(kind: SourceKind, location: str, settings: LoadSettings) -> 
     return Translator.from_checkpoint(path, backend=settings.backend, amp=settings.amp, **common)
 
 
-def option_fields(plugin: Any) -> list[dict[str, Any]]:
-    """The plugin's inference options for clients: name, type, default, choices, help."""
+def option_fields(plugin: Any, cfg: Any = None) -> list[dict[str, Any]]:
+    """The plugin's inference options for clients: name, type, default, choices, help.
+    With the model's config ``cfg``, a free-form option gets the choices the plugin's
+    ``option_choices(cfg)`` names for it (stargan: the checkpoint's domains)."""
     cls = getattr(plugin, "inference_config_cls", None)
     if cls is None or not dataclasses.is_dataclass(cls):
         return []
+    hook = getattr(plugin, "option_choices", None)
+    by_model = dict(hook(cfg)) if cfg is not None and callable(hook) else {}
     hints = field_types(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -84,6 +88,8 @@ def option_fields(plugin: Any) -> list[dict[str, Any]]:
         choices = list(typing.get_args(tp)) if typing.get_origin(tp) is typing.Literal else None
         if tp is bool:
             choices = [False, True]
+        if choices is None and by_model.get(f.name):
+            choices = list(by_model[f.name])
         default = None if f.default is dataclasses.MISSING else f.default
         out.append(
             {
@@ -159,7 +165,7 @@ class ServedModel:
         when an option is free-form or there are more than ``MAX_PRELOAD``."""
         if self.source.kind == "onnx":
             return []  # an export's options are fixed
-        fields = option_fields(self.translator.plugin)
+        fields = option_fields(self.translator.plugin, self.translator.plugin_cfg)
         if not fields or any(f["choices"] is None for f in fields):
             return []
         combos = list(itertools.product(*(f["choices"] for f in fields)))
@@ -241,7 +247,7 @@ class ServedModel:
             "scale": req.scale,
             "multiple_of": req.multiple_of,
             "minimum": req.minimum,
-            "options": option_fields(t.plugin),
+            "options": option_fields(t.plugin, t.plugin_cfg),
             "defaults": config_to_dict(t.opts) if t.opts is not None else {},
             "limits": {
                 "max_upload_bytes": max_upload_bytes,
