@@ -152,6 +152,54 @@ def test_attribute_file_gives_multi_label_items(tmp_path: Path) -> None:
         plugin.build_dataset(dataclasses.replace(base, attributes=celeba), "train")
 
 
+def test_multi_label_trains_and_runs_with_several_attributes(tmp_path: Path) -> None:
+    data = make_shapes(tmp_path / "data", n=2)
+    rows = ["image,Round,Bright,Warm"]
+    rows += [
+        f"{c}/{i:03d}.png,{i},{int(c != 'blue')},{int(c == 'red')}"
+        for c in COLOURS
+        for i in range(2)
+    ]
+    (tmp_path / "attrs.csv").write_text("\n".join(rows) + "\n")
+    plugin = load_plugin("stargan")
+    cfg = dataclasses.replace(plugin.tiny_config(data), attributes=tmp_path / "attrs.csv")
+    gan = {"gan_loss": "hinge", "n_critic": 1}  # G steps too (WGAN-GP: 1 in 5)
+    run = trainer(cfg, tmp_path / "run", gan, max_steps=2, log_every=1, sample_every=2)
+    folder = run.run()
+    assert run.plugin_cfg.multi_label and run.plugin_cfg.domain_names == ["Round", "Bright", "Warm"]
+    records = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r[k]) for r in records for k in ("D_cls", "G_cls", "G_rec"))
+    assert (tmp_path / "run" / "samples" / "step_0000002.png").is_file()
+
+    image = Image.open(data / "red" / "000.png").convert("RGB")
+    outs = {
+        to: np.asarray(
+            Translator.from_checkpoint(folder, device="cpu", options={"to": to})(image)[0]
+        )
+        for to in ("", "Round", "Round,Warm")
+    }
+    assert not np.array_equal(outs["Round"], outs["Round,Warm"])
+    assert not np.array_equal(outs[""], outs["Round"])
+    with pytest.raises(ConfigError, match="did you mean 'Warm'"):
+        Translator.from_checkpoint(folder, device="cpu", options={"to": "Round,Wrm"})
+
+
+def test_random_targets() -> None:
+    plugin = load_plugin("stargan")
+    one_hot = StarGANConfig(data=Path("x"))
+    labels = torch.eye(3)[[0, 1, 2, 0]]
+    torch.manual_seed(0)
+    targets = plugin.random_targets(labels, one_hot)
+    assert targets.shape == (4, 3) and torch.equal(targets.sum(1), torch.ones(4))
+    drawn = torch.cat([plugin.random_targets(labels, one_hot) for _ in range(30)]).argmax(1)
+    assert set(drawn.tolist()) == {0, 1, 2}  # every domain is a target
+    multi = dataclasses.replace(one_hot, attributes=Path("a.csv"))
+    attrs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    for _ in range(5):  # another image's labels: a row of the batch, never the image's own
+        t = plugin.random_targets(attrs, multi)
+        assert sorted(t.tolist()) == sorted(attrs.tolist()) and not torch.equal(t, attrs)
+
+
 @pytest.mark.parametrize(
     ("values", "field"),
     [
