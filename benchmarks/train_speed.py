@@ -1,22 +1,30 @@
-"""Training speed and peak memory of a plugin's default model, variants side by side.
+"""Training speed and peak memory of a plugin's default model, variants side by side, and the
+reference implementation's step in the same run.
 
-Each variant runs in its own process (so peak RSS is its own) on synthetic 256x256 pairs, batch
-1, for --steps timed steps after --warmup untimed ones, through the real engine (Trainer,
-plugin train_step, optimisers). Prints seconds/step, steps/s, peak RSS and the speed ratio to the
-first variant.
+Each variant runs in its own process (so peak memory is its own) on synthetic 256x256 images,
+batch 1, for --steps timed steps after --warmup untimed ones, through the real engine (Trainer,
+plugin train_step, optimisers). Data loading (decode + augment) is timed apart from the step.
+Prints the median seconds/step, the first step (compilation included), data ms/batch, peak
+resident memory and the ratios to the first variant.
 
-    python benchmarks/train_speed.py --plugin pix2pix --threads 2
-    python benchmarks/train_speed.py --plugin cyclegan --variants fp32 bf16
+    python benchmarks/train_speed.py --plugin pix2pix
+    python benchmarks/train_speed.py --plugin cyclegan --variants default fp32 --rounds 3
+    python benchmarks/train_speed.py --plugin cyclegan --reference --rounds 3 --steps 4
 
-Reference (pytorch-CycleGAN-and-pix2pix on this 2-core CPU, batch 1, 256x256): pix2pix
-0.82 s/step and 1.9 GB; CycleGAN 11.4 s/step and 4.1 GB.
+``--reference`` also runs the reference (pytorch-CycleGAN-and-pix2pix, found in
+``../shared/reference`` or ``--reference-dir``: its own ``set_input`` + ``optimize_parameters``,
+data pre-loaded, its defaults) before each round of our variants, so the ratios compare steps
+measured minutes apart on the same machine; with several --rounds the table gives each
+variant's median over rounds and the median of the per-round ratios (robust to other load on a
+shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,11 +32,25 @@ import time
 from pathlib import Path
 
 VARIANTS = {
+    # the engine's defaults: --amp auto (bf16 on CPUs with AVX-512 BF16/AMX), channels-last
+    "default": {},
+    "compile": {"compile": True},
     "fp32": {"amp": "none", "channels_last": False},
     "fp32+cl": {"amp": "none", "channels_last": True},
     "bf16": {"amp": "bf16", "channels_last": False},
     "bf16+cl": {"amp": "bf16", "channels_last": True},
 }
+REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: reset by exec, unlike ru_maxrss)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_data(plugin_name: str, root: Path, size: int) -> dict[str, str]:
@@ -41,13 +63,13 @@ def write_data(plugin_name: str, root: Path, size: int) -> dict[str, str]:
             (root / d).mkdir(parents=True)
             for i in range(4):
                 Image.fromarray(rng.integers(0, 255, (size, size, 3), np.uint8)).save(
-                    root / d / f"{i}.png"
+                    root / d / f"{i}.jpg", quality=90
                 )
         return {"domain_a": str(root / "A"), "domain_b": str(root / "B")}
     (root / "train").mkdir(parents=True)
     for i in range(4):
         Image.fromarray(rng.integers(0, 255, (size, 2 * size, 3), np.uint8)).save(
-            root / "train" / f"{i}.png"
+            root / "train" / f"{i}.jpg", quality=90
         )
     return {"data": str(root)}
 
@@ -55,19 +77,19 @@ def write_data(plugin_name: str, root: Path, size: int) -> dict[str, str]:
 def child(args: argparse.Namespace) -> None:
     import torch
 
-    torch.set_num_threads(args.threads)
     from translate.engine.loop import prepare
 
-    variant = VARIANTS[args.variant]
+    options = dict(VARIANTS[args.variant])
+    if args.threads:
+        options["threads"] = args.threads
     with tempfile.TemporaryDirectory() as tmp:
         data = write_data(args.plugin, Path(tmp) / "data", args.size)
         trainer = prepare(
             args.plugin,
             **data,
+            **options,
             load_size=args.size,
             crop_size=args.size,
-            amp=variant["amp"],
-            channels_last=variant["channels_last"],
             max_steps=args.warmup + args.steps,
             progress=False,
             run_dir=Path(tmp) / "run",
@@ -77,71 +99,151 @@ def child(args: argparse.Namespace) -> None:
             device="cpu",
         )
         batches = iter(trainer.loader())
-        for _ in range(args.warmup):
-            trainer.train_step(next(batches))
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            trainer.train_step(next(batches))
-        elapsed = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        step_times, data_times = [], []
+        for _ in range(args.warmup + args.steps):
+            start = time.perf_counter()
+            batch = next(batches)
+            loaded = time.perf_counter()
+            trainer.train_step(batch)
+            done = time.perf_counter()
+            data_times.append(loaded - start)
+            step_times.append(done - loaded)
+    timed = step_times[args.warmup :]
     print(
         json.dumps(
-            {"variant": args.variant, "s_per_step": elapsed / args.steps, "peak_mb": peak_mb}
+            {
+                "variant": args.variant,
+                "precision": trainer.speed_summary(),
+                "s_per_step": statistics.median(timed),
+                "first_step_s": step_times[0],
+                "data_ms": 1000 * statistics.median(data_times),
+                "peak_mb": peak_rss_mb(),
+                "threads": torch.get_num_threads(),
+            }
         )
     )
+
+
+def reference(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    """One run of the reference's training step (its own harness, ``time_train.py``)."""
+    ref_dir = args.reference_dir
+    code = ref_dir / "pytorch-CycleGAN-and-pix2pix"
+    common = ["--checkpoints_dir", str(out / "ck"), "--n_epochs", "1", "--n_epochs_decay", "0"]
+    common += ["--print_freq", "1", "--display_freq", "100000", "--update_html_freq", "100000"]
+    common += ["--save_latest_freq", "100000", "--save_epoch_freq", "1", "--no_html"]
+    if args.plugin == "cyclegan":
+        model = ["--dataroot", str(data / "cyclegan"), "--name", "sbs_c", "--model", "cycle_gan"]
+    else:
+        model = ["--dataroot", str(data / "pix2pix"), "--name", "sbs_p", "--model", "pix2pix"]
+        model += ["--direction", "AtoB"]
+    result = out / "reference.json"
+    env = {
+        **os.environ,
+        "REF": str(code),
+        "BENCH_WARMUP": str(args.warmup),
+        "BENCH_ITERS": str(args.steps),
+        "BENCH_OUT": str(result),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    cmd = [sys.executable, str(ref_dir / "time_train.py"), *model, *common]
+    done = subprocess.run(cmd, cwd=code, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"reference failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    r = json.loads(result.read_text())
+    return {
+        "variant": "reference",
+        "precision": f"fp32, {r['torch_threads']} threads",
+        "s_per_step": r["median_s"],
+        "first_step_s": float("nan"),
+        "data_ms": float("nan"),
+        "peak_mb": r["maxrss_mb"],
+    }
+
+
+def run_variant(args: argparse.Namespace, name: str) -> dict | None:
+    cmd = [sys.executable, __file__, "--plugin", args.plugin, "--variant", name]
+    for flag in ("steps", "warmup", "size", "threads"):
+        cmd += [f"--{flag}", str(getattr(args, flag))]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"{name}: failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--plugin", default="pix2pix")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--plugin", default="pix2pix", choices=["pix2pix", "cyclegan"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["default", "fp32"], choices=list(VARIANTS)
+    )
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating repeats")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="intra-op threads (0: the engine's default)"
+    )
+    parser.add_argument("--reference", action="store_true", help="time the reference too")
+    parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         child(args)
         return
-    rows = []
-    for name in args.variants:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--plugin",
-            args.plugin,
-            "--variant",
-            name,
-            "--steps",
-            str(args.steps),
-            "--warmup",
-            str(args.warmup),
-            "--size",
-            str(args.size),
-            "--threads",
-            str(args.threads),
-        ]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(f"{name}: failed: {out.stderr.strip().splitlines()[-1:]}")
-            continue
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    if not rows:
+    if args.reference and args.size != 256:
+        parser.error("--reference runs the reference's defaults: --size 256")
+    names = (["reference"] if args.reference else []) + list(args.variants)
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.reference:
+            subprocess.run(
+                [sys.executable, str(args.reference_dir / "gen_data.py"), f"{tmp}/data", "12", "2"],
+                check=True,
+                capture_output=True,
+            )
+        for r in range(1, args.rounds + 1):
+            for name in names:
+                if name == "reference":
+                    row = reference(args, Path(tmp) / "data", Path(tmp) / f"ref{r}")
+                else:
+                    row = run_variant(args, name)
+                if row is None:
+                    continue
+                runs[name].append(row)
+                print(
+                    f"round {r} {name:10} {row['s_per_step']:7.3f} s/step "
+                    f"{row['peak_mb']:6.0f} MB  {row['precision']}",
+                    flush=True,
+                )
+    names = [n for n in names if runs[n]]
+    if not names:
         return
-    base = rows[0]["s_per_step"]
+    base = names[0]
     print(
-        f"{args.plugin} training, batch 1, {args.size}x{args.size}, {args.threads} threads, "
-        f"{args.steps} timed steps"
+        f"\n{args.plugin} training, batch 1, {args.size}x{args.size}, {args.steps} timed steps "
+        f"after {args.warmup}, {args.rounds} round(s); medians over rounds; ratios are per round "
+        f"(same round, alternating), then the median"
     )
-    ratio = "speed vs " + rows[0]["variant"]
-    print(f"{'variant':10} {'s/step':>8} {'steps/s':>8} {'peak MB':>8} {ratio:>14}")
-    for r in rows:
+    print(
+        f"{'variant':10} {'s/step':>7} {'1st step':>8} {'data ms':>7} {'peak MB':>7} "
+        f"{'time vs ' + base:>16} {'memory vs ' + base:>18}"
+    )
+    for name in names:
+        rows = runs[name]
+        pairs = list(zip(runs[base], rows, strict=False))
+        time_ratio = statistics.median(r["s_per_step"] / b["s_per_step"] for b, r in pairs)
+        mem_ratio = statistics.median(r["peak_mb"] / b["peak_mb"] for b, r in pairs)
         print(
-            f"{r['variant']:10} {r['s_per_step']:8.3f} {1 / r['s_per_step']:8.2f} "
-            f"{r['peak_mb']:8.0f} {base / r['s_per_step']:13.2f}x"
+            f"{name:10} {statistics.median(r['s_per_step'] for r in rows):7.3f} "
+            f"{statistics.median(r['first_step_s'] for r in rows):8.2f} "
+            f"{statistics.median(r['data_ms'] for r in rows):7.1f} "
+            f"{statistics.median(r['peak_mb'] for r in rows):7.0f} "
+            f"{time_ratio:15.2f}x {mem_ratio:17.2f}x"
         )
 
 

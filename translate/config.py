@@ -28,7 +28,7 @@ from translate.data.configs import UnpairedDataConfig as UnpairedDataConfig
 from translate.fields import check
 from translate.fields import opt as opt
 
-AmpMode = Literal["none", "bf16", "fp16"]
+AmpMode = Literal["auto", "none", "bf16", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 
 
@@ -48,10 +48,23 @@ class TrainConfig:
     seed: int = opt(0, "Random seed (data order, augmentation, initialisation).")
     device: DeviceName = opt("auto", "Device: auto (CUDA when available), cpu or cuda.")
     amp: AmpMode = opt(
-        "none", "Mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA, with a gradient scaler)."
+        "auto",
+        "Mixed precision: auto (bf16 where the hardware has it: CPUs with AVX-512 BF16 or AMX, "
+        "CUDA compute capability >= 8; fp16 with a gradient scaler on older CUDA GPUs; else "
+        "fp32), none (fp32), bf16 (CPU or CUDA) or fp16 (CUDA). The choice is printed at start.",
     )
     channels_last: bool = opt(
-        False, "Channels-last (NHWC) memory format for models and batches (faster convolutions)."
+        True, "Channels-last (NHWC) memory format for models and batches (faster convolutions)."
+    )
+    threads: int = opt(
+        0,
+        "Intra-op CPU threads; 0: $OMP_NUM_THREADS when set, else one per physical core "
+        "(hyper-threads slow convolutions down).",
+    )
+    compile: bool = opt(
+        False,
+        "Compile the models with torch.compile (inductor): a one-off compile time for faster "
+        "steps; benchmarks/train_speed.py --variants default compile measures both.",
     )
     workers: int = opt(0, "Data-loading worker processes (0: load in the training process).")
     log_every: int = opt(10, "Append metrics to metrics.jsonl every N steps.")
@@ -91,7 +104,10 @@ class TrainConfig:
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)")
         check(0 <= self.lr_decay_start <= 1, "lr_decay_start", "must be in [0, 1]")
         check(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
-        check(self.amp in ("none", "bf16", "fp16"), "amp", "must be none, bf16 or fp16")
+        check(
+            self.amp in ("auto", "none", "bf16", "fp16"), "amp", "must be auto, none, bf16 or fp16"
+        )
+        check(self.threads >= 0, "threads", "must be 0 (physical cores) or more")
 
 
 GAN_LOSSES = (

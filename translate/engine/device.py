@@ -1,10 +1,21 @@
-"""Device selection shared by training and inference."""
+"""Device selection and what the device runs fast, shared by training and inference.
+
+``resolve_device`` picks the device; ``resolve_amp`` turns ``--amp auto`` into the precision the
+hardware runs natively; ``physical_cores`` is the default intra-op thread count;
+``configure_device`` sets the backend switches that are safe for any model (cuDNN autotuning,
+TF32 matrix products on CUDA).
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import torch
 
 from translate.errors import ConfigError
+
+AMP_MODES = ("auto", "none", "bf16", "fp16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -16,3 +27,63 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"device: {name!r} is not one of auto, cpu, cuda")
     return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX), so that oneDNN's bf16
+    convolutions are faster than fp32 ones. Without it bf16 is emulated and slower."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
+    """The precision ``amp`` means on ``device``, and why: ``(mode, reason)``.
+
+    ``auto``: bf16 where the hardware runs it natively (CUDA compute capability >= 8.0; CPUs
+    with AVX-512 BF16 or AMX), fp16 with a gradient scaler on older CUDA GPUs, fp32 otherwise.
+    An explicit mode is checked: fp16 needs CUDA.
+    """
+    if amp not in AMP_MODES:
+        raise ConfigError(f"amp: {amp!r} is not one of {', '.join(AMP_MODES)}")
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError("amp: fp16 needs a CUDA device; use --amp bf16 on CPU")
+    if amp != "auto":
+        return amp, "--amp " + amp
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16", f"auto: {name} has native bf16"
+        return "fp16", f"auto: {name} has no native bf16; fp16 with a gradient scaler"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16", "auto: the CPU has AVX-512 BF16/AMX"
+    return "none", f"auto: no native bf16 on {device.type}; fp32"
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads share one core's units, so a
+    second thread per core slows convolutions down); at least 1."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    cpus = allowed or set(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(siblings.read_text().strip())
+        except OSError:
+            cores.add(str(cpu))  # no topology (not Linux): count logical CPUs
+    return max(1, len(cores))
+
+
+def configure_device(device: torch.device, *, threads: int = 0) -> int:
+    """Intra-op threads (``threads``; 0: ``$OMP_NUM_THREADS`` when set, else one per physical
+    core) and, on CUDA, cuDNN autotuning (the shapes of a training run are fixed, so the fastest
+    algorithm is found once) and TF32 matrix products on Ampere+. Returns the thread count."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(physical_cores())
+    count = torch.get_num_threads()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return count

@@ -33,7 +33,7 @@ from translate.data.sampler import ResumableSampler
 from translate.data.skipping import SkipUnreadable
 from translate.engine import checkpoint as ckpt
 from translate.engine.context import TrainContext, is_discriminator_group
-from translate.engine.device import resolve_device
+from translate.engine.device import configure_device, resolve_amp, resolve_device
 from translate.engine.ema import ModelEMA
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.schedule import lr_factor
@@ -122,8 +122,11 @@ class Trainer:
         self.train_cfg, self.gan_cfg = train_cfg, gan_cfg
         self.run_dir = run_dir
         self.device = resolve_device(train_cfg.device)
-        if train_cfg.amp == "fp16" and self.device.type != "cuda":
-            raise ConfigError("amp: fp16 needs a CUDA device; use --amp bf16 on CPU")
+        self.amp, amp_reason = resolve_amp(train_cfg.amp, self.device)
+        self.threads = configure_device(self.device, threads=train_cfg.threads)
+        self.precision = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[
+            self.amp
+        ] + f" ({amp_reason})"
         torch.manual_seed(train_cfg.seed)
         if resume_from is None and callable(getattr(plugin, "finalize_config", None)):
             # a new run completes its config from the data once (label2image: the palette);
@@ -153,6 +156,9 @@ class Trainer:
         self.models: dict[str, nn.Module] = {
             k: m.to(self.device, memory_format=self.memory_format) for k, m in built.items()
         }
+        if train_cfg.compile:
+            for model in self.models.values():
+                model.compile()  # in place: parameter names (and checkpoints) stay the same
         groups = plugin.param_groups(self.models)
         self.base_lr = {
             g: (train_cfg.lr_d or train_cfg.lr) if is_discriminator_group(g) else train_cfg.lr
@@ -172,7 +178,7 @@ class Trainer:
             models=self.models,
             optimizers=optimizers,
             device=self.device,
-            amp=train_cfg.amp,
+            amp=self.amp,
             gan=GANObjective(gan_cfg),
             seed=train_cfg.seed,
             clip_value=gan_cfg.effective_clip_value,
@@ -216,6 +222,17 @@ class Trainer:
             parts.append(f"gp {gan.effective_gp_weight:g}")
         if gan.effective_clip_value:
             parts.append(f"clip {gan.effective_clip_value:g}")
+        return ", ".join(parts)
+
+    def speed_summary(self) -> str:
+        """One line: precision (and why), memory format, threads, compilation."""
+        cfg = self.train_cfg
+        layout = "channels-last" if cfg.channels_last else "contiguous (NCHW)"
+        parts = [self.precision, layout]
+        if self.device.type == "cpu":
+            parts.append(f"{self.threads} threads")
+        if cfg.compile:
+            parts.append("torch.compile")
         return ", ".join(parts)
 
     # ------------------------------------------------------------------ state
@@ -345,7 +362,7 @@ class Trainer:
         # a plugin's samples may draw random numbers; training must not see them (a resumed
         # run writes its samples at other steps than the run it continues)
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices), torch.no_grad(), self.ctx.autocast():
+        with torch.random.fork_rng(devices), torch.inference_mode(), self.ctx.autocast():
             columns = self.plugin.sample_columns(models, batch, self.plugin_cfg)
         for m in models.values():
             m.train()
@@ -401,7 +418,8 @@ class Trainer:
         )
         sample_batch = self._sample_batch()
         if cfg.progress:
-            print(self.settings(), file=sys.stderr, flush=True)
+            print(self.settings(), file=sys.stderr)
+            print(f"speed: {self.speed_summary()}", file=sys.stderr, flush=True)
         progress = Progress(cfg.max_steps, self.step, cfg.progress)
         previous = signal.signal(signal.SIGINT, self._on_sigint)
         last_saved: Path | None = None
