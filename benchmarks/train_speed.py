@@ -40,7 +40,15 @@ VARIANTS = {
     "bf16": {"amp": "bf16", "channels_last": False},
     "bf16+cl": {"amp": "bf16", "channels_last": True},
 }
-REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+# ../shared/reference from the project root (or from the folder above a worktree's)
+REFERENCE_DIR = next(
+    (
+        up / "shared" / "reference"
+        for up in Path(__file__).resolve().parents[2:4]
+        if (up / "shared" / "reference").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "reference",
+)
 
 
 def peak_rss_mb() -> float:
