@@ -248,6 +248,17 @@ def test_run_to_through_the_cli(tiny_run: Path, tmp_path: Path) -> None:
         assert needle in ran.output and "Traceback" not in ran.output
 
 
+def test_eval_through_the_cli(tiny_run: Path, tmp_path: Path) -> None:
+    data = tiny_run.parent / "data"
+    report = tmp_path / "report"
+    args = ["eval", "stargan", "-c", str(tiny_run), "--data", str(data), "--report", str(report)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (folder,) = json.loads((report / "metrics.json").read_text())["folders"]
+    assert folder["images"] == 12 and "rec L1" in folder["means"]  # 3 domains x 4 images
+    assert 0 < folder["means"]["rec L1"] < 1
+
+
 def test_export_bakes_the_chosen_label(tiny_run: Path, tmp_path: Path) -> None:
     from translate.export.onnx import FP32_TOLERANCE, export_onnx, read_metadata
 

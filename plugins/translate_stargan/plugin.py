@@ -284,6 +284,52 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
             columns.append(G(real, target))
         return columns
 
+    # ------------------------------------------------------------------ evaluation
+    def eval_data(self, cfg: StarGANConfig) -> Path | None:
+        """``DIR/val`` (or ``DIR/test``) with the domain folders, for ``--eval-every``."""
+        if cfg.multi_label:
+            return None
+        return next((p for s in ("val", "test") if (p := Path(cfg.data) / s).is_dir()), None)
+
+    def evaluate(self, models: Any, folder: Path, cfg: StarGANConfig) -> Any:
+        """``folder/<domain>/`` images, each translated into every other domain and back.
+        Per target domain: FID/KID of the translations into it against its real images (as
+        StarGAN v2, Choi et al. 2020, per target rather than per pair); per image: the
+        reconstruction L1 of translating back to its own domain, averaged over targets."""
+        import numpy as np
+
+        from translate.data.images import list_images, load_rgb
+        from translate.errors import ConfigError
+        from translate.evaluation import EvalItem, EvalSet
+        from translate.metrics import l1
+
+        if cfg.multi_label:
+            raise ConfigError(
+                "translate eval stargan: evaluates models of a folder per domain; this one "
+                "was trained on an attribute file"
+            )
+        domains = cfg.domain_names
+        real = {d: [load_rgb(p) for p in list_images(Path(folder) / d)] for d in domains}
+        names = {d: [p.name for p in list_images(Path(folder) / d)] for d in domains}
+        to = {d: models.open(to=d) for d in domains}
+        fakes: dict[str, list[Any]] = {d: [] for d in domains}
+        items = []
+        for source in domains:
+            shown: list[dict[str, Any]] = [{"input": x} for x in real[source]]
+            errors: list[list[float]] = [[] for _ in real[source]]
+            for target in (d for d in domains if d != source):
+                fake = [im.convert("RGB") for im in to[target](real[source])]
+                back = [im.convert("RGB") for im in to[source](fake)]
+                fakes[target] += fake
+                for i, (x, y, r) in enumerate(zip(real[source], fake, back, strict=True)):
+                    shown[i][f"to {target}"] = y
+                    errors[i].append(l1(np.asarray(r), np.asarray(x)))
+            for name, images, err in zip(names[source], shown, errors, strict=True):
+                metric = {"rec L1": float(np.mean(err))}
+                items.append(EvalItem(f"{source}/{name}", images, metric))
+        distributions = {d: (fakes[d], real[d]) for d in domains if fakes[d]}
+        return EvalSet(items, distributions=distributions)
+
     def size_requirements(self, cfg: StarGANConfig) -> SizeRequirements:
         # two stride-2 stages; at least 2x2 at the bottleneck for its reflection padding and
         # instance norm (a 1x1 map has no spatial statistics)
