@@ -135,6 +135,10 @@ class PluginBase(Generic[C]):
     inference_config_cls: type = NoOptions
     dataset_kind: ClassVar[DatasetKind]
     description: ClassVar[str] = ""
+    #: A generator of new images (dcgan) rather than a translator of given ones: its inference
+    #: module maps a latent (B, *latent_shape(cfg)) drawn from N(0, I) to images (B, 3, H, W)
+    #: in [-1, 1]; ``translate sample`` uses it, and its ONNX export takes the latent as input.
+    generates: ClassVar[bool] = False
     #: Per-plugin defaults for the core configs (e.g. the paper's objective and step count).
     train_defaults: ClassVar[Mapping[str, Any]] = {}
     gan_defaults: ClassVar[Mapping[str, Any]] = {}
@@ -182,10 +186,18 @@ class PluginBase(Generic[C]):
         Optional: the default names none."""
         return {}
 
+    def latent_shape(self, cfg: C) -> tuple[int, ...]:
+        """Shape of one latent of a generating plugin (``generates``), e.g. (Z, 1, 1)."""
+        raise NotImplementedError(f"plugin {self.name} does not generate from a latent")
+
     def input_channels(self, cfg: C) -> int:
-        """Channels of ``preprocess``'s output. Optional: the default probes ``preprocess``
-        with a blank RGB image; a plugin whose preprocess refuses that image overrides it."""
+        """Channels of ``preprocess``'s output (of the latent for a generating plugin).
+        Optional: the default probes ``preprocess`` with a blank RGB image; a plugin whose
+        preprocess refuses that image overrides it."""
         from PIL import Image
+
+        if self.generates:
+            return self.latent_shape(cfg)[0]
 
         req = self.size_requirements(cfg)
         side = -(-max(req.minimum, req.multiple_of, 8) // req.multiple_of) * req.multiple_of

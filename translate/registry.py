@@ -98,6 +98,8 @@ def contract_problems(plugin: Any) -> list[str]:
         return problems
     if _inherited(plugin, "inference_module"):
         problems.append("inference_module is not implemented (run and export call it)")
+    if getattr(plugin, "generates", False) and _inherited(plugin, "latent_shape"):
+        problems.append("it generates (generates = True) but has no latent_shape")
     if _inherited(plugin, "build_dataset"):
         fields = {f.name for f in dataclasses.fields(plugin.config_cls)}
         needed = DATA_FIELDS[plugin.dataset_kind]

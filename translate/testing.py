@@ -206,6 +206,9 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     # checkpoint describes itself and reloads into fresh models with identical outputs
     meta = ckpt.read_meta(folder)
     assert meta["plugin"] == plugin.name and meta["step"] == 2
+    if getattr(plugin, "generates", False):
+        report = check_generating(plugin, trainer, folder, tmp_path)
+        return {"losses": losses, **report}
     translator = Translator.from_checkpoint(folder, device="cpu")
     req = translator.requirements
     x = (
@@ -256,6 +259,57 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     a, b = (np.asarray(t(image)[0], dtype=np.int16) for t in (latest, on_onnx))
     assert a.shape == b.shape and np.abs(a - b).max() <= 1, "ONNX and torch outputs differ"
     return {"losses": losses, "output_shape": tuple(got.shape), "onnx": exported}
+
+
+def check_generating(plugin: Any, trainer: Any, folder: Path, tmp_path: Path) -> dict[str, Any]:
+    """The rest of the contract for a generating plugin (``plugin.generates``): its reloaded
+    generator maps latents to the trainer's images, ``Sampler`` draws reproducible RGB images
+    (truncated latents stay within the truncation), resume continues, and the ONNX export
+    takes the latent as input and matches PyTorch."""
+    import dataclasses
+
+    import onnxruntime as ort
+    import torch
+
+    from translate.engine.loop import Trainer
+    from translate.export.onnx import FP32_TOLERANCE, export_onnx, read_metadata
+    from translate.inference.sampling import Sampler
+
+    cfg, run_dir = trainer.plugin_cfg, trainer.run_dir
+    shape = tuple(plugin.latent_shape(cfg))
+    sampler = Sampler.from_checkpoint(run_dir, device="cpu")
+    assert sampler.latent_shape == shape
+    z = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        models = {k: m.eval() for k, m in trainer.models.items()}
+        expected = plugin.inference_module(models, cfg, plugin.inference_config_cls())(z)
+    got = sampler.generate(z)
+    assert got.dim() == 4 and got.shape[:2] == (2, 3), f"samples of shape {tuple(got.shape)}"
+    assert torch.allclose(expected, got, atol=1e-5), "reloaded weights give different outputs"
+    assert got.min() >= -1 - 1e-4 and got.max() <= 1 + 1e-4, "output outside [-1, 1]"
+    a, b = sampler(3, seed=1), sampler(3, seed=1)
+    assert len(a) == 3 and all(im.mode == "RGB" for im in a)
+    assert [im.tobytes() for im in a] == [im.tobytes() for im in b], "seeded samples differ"
+    assert sampler.latents(64, seed=0, truncation=0.5).abs().max() <= 0.5
+
+    more = dataclasses.replace(trainer.train_cfg, max_steps=3)
+    resumed = Trainer(plugin, cfg, more, trainer.gan_cfg, run_dir=run_dir, resume_from=folder)
+    assert resumed.step == 2
+    resumed.run()
+    assert resumed.step == 3
+
+    exported = export_onnx(run_dir, tmp_path / "model.onnx")
+    assert exported.checked_with is not None, exported.note
+    assert max(d for _, d in exported.checks) <= FP32_TOLERANCE, exported.checks
+    metadata = read_metadata(exported.path)
+    assert metadata["plugin"] == plugin.name and json.loads(metadata["latent_shape"]) == list(shape)
+    latest = Sampler.from_checkpoint(run_dir, device="cpu")
+    session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    z = latest.latents(5, seed=2)
+    on_onnx = session.run(None, {session.get_inputs()[0].name: z.numpy()})[0]
+    diff = float(np.abs(on_onnx - latest.generate(z).numpy()).max())
+    assert diff <= FP32_TOLERANCE, f"ONNX and torch samples differ by {diff}"
+    return {"output_shape": tuple(got.shape), "onnx": exported}
 
 
 def _input_shape(plugin: Any, cfg: Any, translator: Any) -> tuple[int, int, int]:

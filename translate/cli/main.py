@@ -23,6 +23,7 @@ from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
 from translate.cli.run import core_options, plugin_options, run
 from translate.cli.runs import runs_command
+from translate.cli.sample import sample_command
 from translate.cli.serve import serve_command
 from translate.errors import TranslateError
 
@@ -270,6 +271,7 @@ app.command("models")(models_command)
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("runs")(runs_command)
+app.command("sample")(sample_command)
 
 
 def main() -> None:

@@ -20,8 +20,9 @@ translate_version, torch_version, opset, step, multiple_of, minimum, scale, valu
 input_channels, output_channels, inference_options (JSON; each option also under its own name,
 e.g. ``direction``), plugin_config (JSON; paths reduced to their last component, so no
 absolute path of the training machine is embedded), ema (JSON list of models with EMA weights),
-precision (fp32/fp16), instance_norm, exporter, and palette (JSON) when the plugin config has
-one.
+precision (fp32/fp16), instance_norm, exporter, palette (JSON) when the plugin config has
+one, and latent_shape (JSON) for a generating plugin (``plugin.generates``: dcgan), whose
+export takes a batch of latents (B, *latent_shape) as input instead of images.
 """
 
 from __future__ import annotations
@@ -159,6 +160,12 @@ def parity_inputs(req: SizeRequirements, channels: int) -> list[Tensor]:
     return [torch.rand(*s, generator=gen) * 2 - 1 for s in shapes]
 
 
+def latent_inputs(shape: Sequence[int]) -> list[Tensor]:
+    """Two batches (2 and 3) of N(0, 1) latents of ``shape``: a generating plugin's inputs."""
+    gen = torch.Generator().manual_seed(0)
+    return [torch.randn(b, *shape, generator=gen) for b in (2, 3)]
+
+
 def _dynamic_dims(req: SizeRequirements) -> tuple[dict[int, Any], tuple[int, int]]:
     from torch.export import Dim
 
@@ -183,13 +190,23 @@ def export_proto(
     fp16: bool = False,
     opset: int | None = None,
     exporter: str = "dynamo",
+    latent: Sequence[int] | None = None,
 ) -> Any:
-    """The ``onnx.ModelProto`` of ``module`` with dynamic batch, height and width."""
+    """The ``onnx.ModelProto`` of ``module`` with dynamic batch, height and width; for a
+    generating plugin (``latent`` its latent shape), with a dynamic batch of latents."""
     if exporter not in EXPORTERS:
         raise ConfigError(f"exporter: {exporter!r} is not one of {', '.join(EXPORTERS)}")
     wrapped = _Half(module) if fp16 else module
-    dims, (h, w) = _dynamic_dims(req)
-    example = torch.zeros(2, channels, h, w)
+    if latent is not None:
+        from torch.export import Dim
+
+        dims: dict[int, Any] = {0: Dim("batch", min=1, max=4096)}
+        example = torch.zeros(2, *latent)
+        axes = {0: "batch"}
+    else:
+        dims, (h, w) = _dynamic_dims(req)
+        example = torch.zeros(2, channels, h, w)
+        axes = {0: "batch", 2: "height", 3: "width"}
     kwargs: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
     if opset is not None:
         kwargs["opset_version"] = opset
@@ -215,7 +232,6 @@ def export_proto(
             import onnx
 
             buffer = io.BytesIO()
-            axes = {0: "batch", 2: "height", 3: "width"}
             torch.onnx.export(
                 wrapped,
                 (example,),
@@ -321,17 +337,23 @@ def export_loaded(
     module = exportable_module(loaded)
     req = loaded.requirements
     in_ch = loaded.in_channels
-    inputs = parity_inputs(req, in_ch)
+    # a generating plugin's module maps latents (B, *latent_shape) to images
+    latent = loaded.plugin.latent_shape(loaded.plugin_cfg) if _generates(loaded) else None
+    inputs = parity_inputs(req, in_ch) if latent is None else latent_inputs(latent)
     with torch.inference_mode():
         refs = [module(x) for x in inputs]
     for x, y in zip(inputs, refs, strict=True):
+        if latent is not None:
+            continue
         want = (x.shape[-2] * req.scale, x.shape[-1] * req.scale)
         if tuple(y.shape[-2:]) != want:
             raise ExportError(
                 f"{loaded.plugin.name}: inference module maps {tuple(x.shape)} to "
                 f"{tuple(y.shape)}, not to the size_requirements' scale {req.scale}"
             )
-    proto = export_proto(module, req, in_ch, fp16=fp16, opset=opset, exporter=exporter)
+    proto = export_proto(
+        module, req, in_ch, fp16=fp16, opset=opset, exporter=exporter, latent=latent
+    )
     used_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     metadata = build_metadata(
         loaded,
@@ -341,6 +363,8 @@ def export_loaded(
         exporter=exporter,
         instance_norm=uses_instance_norm(module),
     )
+    if latent is not None:
+        metadata["latent_shape"] = json.dumps(list(latent))
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
@@ -372,6 +396,10 @@ def export_loaded(
         metadata=metadata,
         seconds=time.perf_counter() - start,
     )
+
+
+def _generates(loaded: LoadedModel) -> bool:
+    return bool(getattr(loaded.plugin, "generates", False))
 
 
 def check_parity(

@@ -176,6 +176,11 @@ class Translator:
     ) -> Translator:
         """A loaded model on its backend: a ``LoadedModel`` on PyTorch (moved to ``device``),
         a ``LoadedOnnx`` in ONNX Runtime."""
+        if getattr(loaded.plugin, "generates", False):
+            raise ConfigError(
+                f"{loaded.source}: plugin {loaded.plugin.name} generates images from noise; "
+                "it translates none (use translate sample)"
+            )
         req = loaded.requirements
         if isinstance(loaded, LoadedOnnx):
             if amp != "none":

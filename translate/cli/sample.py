@@ -1,0 +1,47 @@
+"""``translate sample``: new images from a generating model (dcgan), a grid or a folder.
+
+A thin wrapper over ``translate.inference.sampling`` (``Sampler``, ``save_samples``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from translate.cli.errors import report_errors
+
+
+@report_errors
+def sample_command(
+    run: Annotated[
+        Path, typer.Argument(help="Run or checkpoint folder of a generating model (dcgan).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="A grid image (name ending in .png/.jpg) or a folder of PNGs."
+        ),
+    ],
+    n: Annotated[int, typer.Option("-n", "--n", help="How many images.")] = 64,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the latents (same seed, same images).")
+    ] = None,
+    truncation: Annotated[
+        float | None,
+        typer.Option(
+            help="Truncation trick: resample latent entries with |z| > T (less diversity, "
+            "more typical images; e.g. 0.5)."
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+) -> None:
+    """Draw N new images from a generating model and save them as a grid or a folder."""
+    from translate.inference.sampling import Sampler, save_samples
+
+    sampler = Sampler.from_checkpoint(run, device=device)
+    images = sampler(n, seed=seed, truncation=truncation)
+    paths = save_samples(images, out, overwrite=overwrite)
+    where = paths[0] if len(paths) == 1 else out
+    typer.echo(f"wrote {len(images)} samples to {where}")
