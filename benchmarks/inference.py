@@ -8,12 +8,17 @@ size, batch 1, on every variant in one process, so the ratios compare like with 
     CPU:  torch-fp32 (eager), torch-bf16 (autocast), ort-cpu (ONNX Runtime, CPU provider)
     GPU:  torch-fp16 (autocast), ort-cuda, ort-tensorrt   (only when CUDA is present)
 
-Prints milliseconds per image (median of --reps timed runs after --warmup untimed ones; at
-sizes above 512 --reps-large runs), images per second and the speed relative to torch-fp32.
+Torch variants run channels-last, as ``translate run`` does. The variants are timed
+alternately (round robin), so load from other processes hits all of them alike. Prints
+milliseconds per image (median of --reps timed runs after --warmup untimed ones; at sizes above
+512 --reps-large runs), images per second, the median per-round ratio to torch-fp32 (or, with
+``--reference``, to the reference's eval-mode forward of its default pix2pix/CycleGAN
+generator, from ``../shared/reference``) and the PSNR of each output against torch-fp32's.
 
     python benchmarks/inference.py                              # a few minutes on 2 threads
     python benchmarks/inference.py --plugins pix2pix --sizes 256 --reps 1 --warmup 0  # smoke
     python benchmarks/inference.py --memory --plugins pix2pix   # tiled 4096x4096 peak memory
+    python benchmarks/inference.py --plugins pix2pix cyclegan --sizes 256 --reference
 
 ``--memory`` runs each plugin's default generator on one --memory-size square image (default
 4096) with tiling (--tile-size, default the automatic 1024) in a child process per backend and
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -94,21 +100,44 @@ def make_translator(
     )
 
 
-def time_variant(translator: Any, size: int, channels: int, reps: int, warmup: int) -> float:
-    """Median milliseconds per (1, C, size, size) image."""
+def reference_generator(name: str, reference_dir: Path) -> Any:
+    """The reference implementation's default generator for ``name`` (pix2pix: unet_256 with
+    batch norm; cyclegan: resnet_9blocks with instance norm) in eval mode, or None."""
+    code = reference_dir / "pytorch-CycleGAN-and-pix2pix"
+    if name not in ("pix2pix", "cyclegan") or not code.is_dir():
+        return None
+    sys.path.insert(0, str(code))
+    from models import networks  # the reference's own module, run as its users run it
+
+    if name == "pix2pix":
+        net = networks.define_G(3, 3, 64, "unet_256", "batch", True, "normal", 0.02)
+    else:
+        net = networks.define_G(3, 3, 64, "resnet_9blocks", "instance", False, "normal", 0.02)
+    return net.eval()
+
+
+def time_round_robin(calls: dict[str, Any], reps: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each call, alternating between them (load on a shared machine hits all)."""
     import torch
 
-    x = torch.rand(1, channels, size, size) * 2 - 1
     for _ in range(warmup):
-        translator.translate_tensor(x)
-    times = []
+        for call in calls.values():
+            call()
+    times: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(reps):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        translator.translate_tensor(x)  # returns on the CPU: the copy back is timed too
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for key, call in calls.items():
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            call()  # returns on the CPU: the copy back is timed too
+            times[key].append(time.perf_counter() - start)
+    return times
+
+
+def psnr(a: Any, b: Any) -> float:
+    """PSNR in dB of two outputs in [-1, 1] (peak 1 after mapping to [0, 1])."""
+    mse = float(((a.float() - b.float()) / 2).pow(2).mean())
+    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -125,13 +154,14 @@ def speed(args: argparse.Namespace) -> None:
         variants = [v for v in variants if v in args.variants]
     print(
         f"# translate inference benchmark: torch {torch.__version__}, {args.threads} threads, "
-        f"batch 1, median of {args.reps} runs ({args.reps_large} above 512 px); "
+        f"batch 1, median of {args.reps} alternating runs ({args.reps_large} above 512 px); "
         f"GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}"
     )
-    header = (
-        f"{'plugin':10} {'size':>5} {'variant':13} {'ms/image':>10} {'images/s':>9} {'vs fp32':>8}"
+    base_name = "reference" if args.reference else variants[0]
+    print(
+        f"{'plugin':10} {'size':>5} {'variant':13} {'ms/image':>10} {'images/s':>9} "
+        f"{'vs ' + base_name:>13} {'PSNR vs fp32':>12}"
     )
-    print(header)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             loaded = default_model(name, Path(tmp))
@@ -140,19 +170,40 @@ def speed(args: argparse.Namespace) -> None:
                 result = export_loaded(loaded, onnx_path)
                 print(f"# {name}: {result.summary()}", flush=True)
             channels = probe_channels(loaded.plugin, loaded.plugin_cfg, loaded.requirements)
+            ref = reference_generator(name, args.reference_dir) if args.reference else None
             for size in args.sizes:
                 reps = args.reps if size <= 512 else args.reps_large
-                base = None
-                for variant in variants:
-                    translator = make_translator(loaded, variant, onnx_path, size, args.threads)
-                    ms = time_variant(translator, size, channels, reps, args.warmup)
-                    base = base or ms
+                x = torch.rand(1, channels, size, size) * 2 - 1
+                calls: dict[str, Any] = {}
+                if ref is not None and channels == 3:
+
+                    def reference_call(x: Any = x, ref: Any = ref) -> Any:
+                        with torch.no_grad():  # the reference's eval-mode forward
+                            return ref(x)
+
+                    calls["reference"] = reference_call
+                translators = {
+                    v: make_translator(loaded, v, onnx_path, size, args.threads) for v in variants
+                }
+                for v, translator in translators.items():
+                    calls[v] = lambda t=translator, x=x: t.translate_tensor(x)
+                times = time_round_robin(calls, reps, args.warmup)
+                fp32 = (
+                    translators["torch-fp32"].translate_tensor(x) if "torch-fp32" in calls else None
+                )
+                base = times.get(base_name) or times[next(iter(times))]
+                for key, ts in times.items():
+                    ms = 1000 * statistics.median(ts)
+                    ratio = statistics.median(t / b for t, b in zip(ts, base, strict=True))
+                    quality = ""
+                    if fp32 is not None and key in translators:
+                        quality = f"{psnr(translators[key].translate_tensor(x), fp32):9.1f} dB"
                     print(
-                        f"{name:10} {size:5d} {variant:13} {ms:10.1f} {1000 / ms:9.2f} "
-                        f"{base / ms:7.2f}x",
+                        f"{name:10} {size:5d} {key:13} {ms:10.1f} {1000 / ms:9.2f} "
+                        f"{ratio:12.2f}x {quality:>12}",
                         flush=True,
                     )
-                    del translator
+                del translators, calls
                 loaded.module.cpu()
 
 
@@ -252,6 +303,17 @@ def main() -> None:
     parser.add_argument("--reps-large", type=int, default=1, help="timed runs above 512 px")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time the reference's eval-mode generator forward (pix2pix, cyclegan) and "
+        "give every ratio against it",
+    )
+    parser.add_argument(
+        "--reference-dir",
+        type=Path,
+        default=Path(__file__).resolve().parents[1].parent / "shared" / "reference",
+    )
     parser.add_argument("--memory", action="store_true", help="tiled peak-memory run instead")
     parser.add_argument("--memory-size", type=int, default=4096)
     parser.add_argument("--tile-size", type=int, default=None)

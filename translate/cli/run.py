@@ -201,8 +201,12 @@ def run_command(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
     amp: Annotated[
-        str, typer.Option(help="torch backend: none, bf16 (CPU or CUDA) or fp16 (CUDA).")
-    ] = "none",
+        str,
+        typer.Option(
+            help="torch backend: auto (bf16 where the CPU or GPU has it natively, else fp32), "
+            "none (fp32), bf16 (CPU or CUDA) or fp16 (CUDA)."
+        ),
+    ] = "auto",
     model: Annotated[
         str | None,
         typer.Option(

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from translate.engine.device import resolve_amp
 from translate.errors import CheckpointError, ConfigError
 from translate.loading.ort import CPU, CUDA, TRT, cuda_device_present, session_options
 
@@ -49,18 +50,22 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- torch
 class TorchBackend:
-    """An ``nn.Module`` on a device; ``amp="bf16"`` (CPU or CUDA) / ``"fp16"`` (CUDA) autocast."""
+    """An ``nn.Module`` on a device; ``amp="bf16"`` (CPU or CUDA) / ``"fp16"`` (CUDA) autocast,
+    ``"auto"``: bf16 where the hardware has it natively (``resolve_amp``), else fp32. The module
+    and its inputs are channels-last, the layout oneDNN's and cuDNN's fast convolutions use."""
 
     kind = "torch"
     max_side: int | None = None
     max_batch: int | None = None
 
     def __init__(self, module: nn.Module, device: torch.device, *, amp: str = "none") -> None:
-        if amp not in ("none", "bf16", "fp16"):
-            raise ConfigError(f"amp: {amp!r} is not one of none, bf16, fp16")
+        if amp not in ("auto", "none", "bf16", "fp16"):
+            raise ConfigError(f"amp: {amp!r} is not one of auto, none, bf16, fp16")
         if amp == "fp16" and device.type != "cuda":
             raise ConfigError("amp: fp16 inference needs a CUDA device; use bf16 on CPU")
-        self.module = module
+        if amp == "auto":
+            amp = "bf16" if resolve_amp("auto", device)[0] == "bf16" else "none"
+        self.module = module.to(memory_format=torch.channels_last)
         self.device = device
         self.amp = amp
 
@@ -73,6 +78,8 @@ class TorchBackend:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         with torch.inference_mode():
             x = x.to(self.device, non_blocking=True)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             ctx = (
                 torch.autocast(self.device.type, dtype=dtype)
                 if dtype is not None

@@ -122,7 +122,7 @@ class Translator:
         ``onnx`` exports a PyTorch model once to the user cache (parity-checked) and runs it
         in ONNX Runtime; ``fp16`` selects a half-precision export.
         """
-        if amp != "none" and backend == "onnx":
+        if amp not in ("none", "auto") and backend == "onnx":
             raise ConfigError(
                 "amp: applies to --backend torch; for half precision in ONNX Runtime "
                 "export with --fp16"
@@ -183,7 +183,7 @@ class Translator:
             )
         req = loaded.requirements
         if isinstance(loaded, LoadedOnnx):
-            if amp != "none":
+            if amp not in ("none", "auto"):
                 raise ConfigError(
                     "amp: applies to --backend torch; for half precision in ONNX Runtime "
                     "export with --fp16"
