@@ -312,7 +312,14 @@ def main() -> None:
     parser.add_argument(
         "--reference-dir",
         type=Path,
-        default=Path(__file__).resolve().parents[1].parent / "shared" / "reference",
+        default=next(
+            (
+                u / "shared" / "reference"
+                for u in Path(__file__).resolve().parents[2:4]
+                if (u / "shared" / "reference").is_dir()
+            ),
+            Path(__file__).resolve().parents[2] / "shared" / "reference",
+        ),
     )
     parser.add_argument("--memory", action="store_true", help="tiled peak-memory run instead")
     parser.add_argument("--memory-size", type=int, default=4096)

@@ -1,0 +1,61 @@
+"""Speed defaults: the precision ``--amp auto`` picks, thread count, channels-last instance norm."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from translate.engine import device
+from translate.errors import ConfigError
+from translate.nn.norms import InstanceNorm2d
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_amp_is_bf16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native)
+    mode, reason = device.resolve_amp("auto", torch.device("cpu"))
+    assert mode == ("bf16" if native else "none")
+    assert reason.startswith("auto")
+
+
+def test_explicit_amp_wins_and_fp16_needs_cuda() -> None:
+    assert device.resolve_amp("none", torch.device("cpu"))[0] == "none"
+    assert device.resolve_amp("bf16", torch.device("cpu"))[0] == "bf16"
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        device.resolve_amp("fp16", torch.device("cpu"))
+
+
+def test_threads_default_to_physical_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        assert device.configure_device(torch.device("cpu")) == device.physical_cores() >= 1
+        assert device.configure_device(torch.device("cpu"), threads=1) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("affine", [False, True])
+def test_instance_norm_keeps_channels_last_and_equals_pytorchs(batch: int, affine: bool) -> None:
+    torch.manual_seed(0)
+    ours, theirs = InstanceNorm2d(5, affine=affine), nn.InstanceNorm2d(5, affine=affine)
+    if affine:
+        with torch.no_grad():
+            theirs.weight.normal_()
+            theirs.bias.normal_()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(batch, 5, 6, 7).contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ours(xa), theirs(xb)
+    assert ya.is_contiguous(memory_format=torch.channels_last)  # no copy to NCHW and back
+    torch.testing.assert_close(ya, yb)
+    g = torch.randn_like(yb)
+    ya.backward(g)
+    yb.backward(g)
+    torch.testing.assert_close(xa.grad, xb.grad)
+    if affine:
+        torch.testing.assert_close(ours.weight.grad, theirs.weight.grad)
