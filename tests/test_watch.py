@@ -73,7 +73,7 @@ def test_curves_png_has_a_panel_per_loss_family(tiny_run: Path) -> None:
     logged = {k for r in metrics(tiny_run) for k in r if k not in ("step", "time")}
     plotted = {k for keys in layout.values() for k in keys}
     assert plotted == logged  # every logged key has a curve, nothing else does
-    assert "D_loss" in layout["discriminator losses"]
+    assert "D_loss" in layout["discriminator (losses, mean logits)"]
     assert "G_adv" in layout["generator: adversarial"]
     assert "G_L1" in layout["generator: reconstruction / cycle / perceptual"]
     assert layout["learning rate"] == ["lr"] and layout["steps/s"] == ["steps_per_s"]

@@ -24,7 +24,7 @@ NOT_PLOTTED = frozenset({"step", "time"})
 
 #: Panels in display order: (family, title).
 FAMILIES: tuple[tuple[str, str], ...] = (
-    ("discriminator", "discriminator losses"),
+    ("discriminator", "discriminator (losses, mean logits)"),
     ("adversarial", "generator: adversarial"),
     ("reconstruction", "generator: reconstruction / cycle / perceptual"),
     ("penalty", "penalties"),
