@@ -40,6 +40,14 @@ class Pix2PixConfig(PairedDataConfig):
     init: Literal["normal", "xavier", "kaiming", "orthogonal"] = opt(
         "normal", "Weight initialisation (paper: normal, std 0.02)."
     )
+    distill_from: Path | None = opt(
+        None,
+        "Dense parent checkpoint (set by 'translate compress'): G starts as its channel-pruned "
+        "generator, D as its discriminator, and G also learns the parent's outputs.",
+    )
+    lambda_distill: float = opt(
+        100.0, "Weight of the L1 loss to the dense parent's outputs (with --distill-from)."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -54,6 +62,8 @@ class Pix2PixConfig(PairedDataConfig):
             raise ConfigError("dropout: must be in [0, 1)")
         if self.lambda_l1 < 0:
             raise ConfigError("lambda_l1: must be >= 0")
+        if self.lambda_distill < 0:
+            raise ConfigError("lambda_distill: must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,19 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
             "D": init_weights(d, scheme=cfg.init, gain=0.02),
         }
 
+    def initialize(self, models: Mapping[str, nn.Module], cfg: Pix2PixConfig) -> None:
+        """A compression run (``--distill-from``) starts from its pruned dense parent."""
+        if cfg.distill_from is not None:
+            from translate.compress import init_from_parent
+
+            init_from_parent(models, cfg.distill_from, generators=["G"])
+
+    def checkpoint_meta(self, cfg: Pix2PixConfig) -> dict[str, Any]:
+        """A compressed model records its parent, keep ratio and method in meta.json."""
+        from translate.compress import compression_meta
+
+        return compression_meta(cfg.distill_from, cfg.base_channels)
+
     def train_step(self, ctx: StepContext, batch: Any, cfg: Pix2PixConfig) -> dict[str, float]:
         import torch
 
@@ -142,8 +165,17 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
             )
             loss_l1 = l1_loss(fake_b.float(), real_b)
             loss_g = loss_adv + cfg.lambda_l1 * loss_l1
+            logs = {**logs_d, **logs_g, "G_L1": loss_l1.item()}
+            if cfg.distill_from is not None:
+                # self-supervised compression (Yu & Pool 2020): the dense G's output as target
+                from translate.compress import teacher_output
+
+                target = teacher_output(cfg.distill_from, "G", real_a).float()
+                loss_distill = l1_loss(fake_b.float(), target)
+                loss_g = loss_g + cfg.lambda_distill * loss_distill
+                logs["G_distill"] = loss_distill.item()
         ctx.optimize("G", loss_g)
-        return {**logs_d, **logs_g, "G_L1": loss_l1.item()}
+        return logs
 
     def inference_module(
         self, models: Mapping[str, nn.Module], cfg: Pix2PixConfig, opts: Any

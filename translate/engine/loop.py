@@ -237,6 +237,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def meta(self) -> dict[str, Any]:
+        extra = getattr(self.plugin, "checkpoint_meta", None)
         return {
             "plugin": self.plugin.name,
             "plugin_version": plugin_version(self.plugin.name),
@@ -249,6 +250,8 @@ class Trainer:
             "train_config": config_to_dict(self.train_cfg),
             "gan_config": config_to_dict(self.gan_cfg),
             "created": datetime.now().isoformat(timespec="seconds"),
+            # a plugin's own provenance (a compressed model's parent, keep ratio, method)
+            **(extra(self.plugin_cfg) if callable(extra) else {}),
         }
 
     def weights(self) -> dict[str, torch.Tensor]:

@@ -1,0 +1,148 @@
+"""Structured pruning of the generators and self-supervised compression (Yu & Pool 2020)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from translate.compress import compress
+from translate.data.paired import PairedDataset
+from translate.engine.loop import prepare
+from translate.errors import ConfigError
+from translate.export.onnx import export_onnx
+from translate.loading.checkpoint import load_checkpoint
+from translate.nn.prune import PruneError, prune_into
+from translate.nn.resnet import ResnetGenerator
+from translate.nn.unet import UnetGenerator
+from translate.testing import make_paired
+
+TINY = {"load_size": 32, "crop_size": 32, "unet_depth": 5, "disc_channels": 8, "disc_layers": 2}
+QUIET = {"progress": False, "sample_every": 10**6, "log_every": 10**6}
+
+
+def _randomise_norms(model: nn.Module) -> nn.Module:
+    """Distinct batch-norm scales and statistics, so channel choice and copying matter."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data = torch.rand(m.weight.shape, generator=g) + 0.1
+            m.running_mean = torch.randn(m.running_mean.shape, generator=g) * 0.1
+            m.running_var = torch.rand(m.running_var.shape, generator=g) + 0.5
+    return model.eval()
+
+
+def _unet(base: int, norm: str) -> UnetGenerator:
+    return UnetGenerator(in_channels=3, out_channels=2, depth=4, base_channels=base, norm=norm)
+
+
+def _resnet(base: int, norm: str) -> ResnetGenerator:
+    return ResnetGenerator(in_channels=3, out_channels=2, base_channels=base, n_blocks=2, norm=norm)
+
+
+@pytest.mark.parametrize("build", [_unet, _resnet])
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_keep_1_is_the_identity_and_pruned_shapes_run(build, norm: str) -> None:
+    torch.manual_seed(0)
+    dense = _randomise_norms(build(8, norm))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        same = prune_into(dense, build(8, norm).eval())(x)
+        assert torch.equal(same, dense(x))
+        small = prune_into(dense, build(4, norm)).eval()
+        y = small(x)
+    assert y.shape == (2, 2, 32, 32)
+    n_dense = sum(p.numel() for p in dense.parameters())
+    n_small = sum(p.numel() for p in small.parameters())
+    assert n_small < 0.3 * n_dense  # every layer at half width: about a quarter
+
+
+def test_unet_keeps_the_most_important_channels_across_skips() -> None:
+    """Channels whose batch-norm scale is zero carry nothing: pruning exactly those keeps the
+    output (eval mode), through the skip concatenations."""
+    torch.manual_seed(0)
+    dense = _randomise_norms(_unet(8, "batch"))
+    for m in dense.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            half = m.num_features // 2
+            m.weight.data[1::2] = 0.0  # odd channels dead, even channels kept
+            m.bias.data[1::2] = 0.0
+            assert half * 2 == m.num_features
+    # the outermost and innermost encoder levels have no norm: zero their odd filters
+    dense.encoder[0][0].weight.data[1::2] = 0.0
+    dense.encoder[-1][1].weight.data[1::2] = 0.0
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        small = prune_into(dense, _unet(4, "batch")).eval()
+        torch.testing.assert_close(small(x), dense(x), atol=1e-5, rtol=1e-5)
+
+
+def test_refuses_networks_it_does_not_understand() -> None:
+    with pytest.raises(PruneError, match="pruner understands"):
+        prune_into(nn.Sequential(nn.Conv2d(3, 3, 1)), nn.Sequential(nn.Conv2d(3, 3, 1)))
+    with pytest.raises(PruneError, match="different depth"):
+        prune_into(_resnet(8, "batch"), ResnetGenerator(in_channels=3, out_channels=2, n_blocks=1))
+
+
+def _l1_to_parent(small: nn.Module, parent: nn.Module, folder: Path) -> float:
+    ds = PairedDataset(folder, load_size=32, crop_size=32, train=False)
+    xs = torch.stack([ds[i]["input"] for i in range(len(ds))])
+    with torch.no_grad():
+        return (small.eval()(xs) - parent.eval()(xs)).abs().mean().item()
+
+
+def test_compressed_pix2pix_approaches_its_parent_and_exports(tmp_path: Path) -> None:
+    root = make_paired(tmp_path / "d", n_train=8, n_val=4, size=32)
+    parent = prepare(
+        "pix2pix",
+        data=root,
+        base_channels=8,
+        max_steps=30,
+        batch_size=4,
+        dropout=0.0,
+        lr=2e-3,
+        run_dir=tmp_path / "dense",
+        amp="none",
+        **TINY,
+        **QUIET,
+    ).run()
+    dense_g = load_checkpoint(parent).models["G"]
+
+    # where compression starts: the one-shot pruned parent
+    pruned = prune_into(
+        dense_g, UnetGenerator(in_channels=3, out_channels=3, depth=5, base_channels=2, dropout=0.0)
+    )
+    start = _l1_to_parent(pruned, dense_g, root / "val")
+    out = compress(
+        parent,
+        keep=0.25,
+        steps=30,
+        run_dir=tmp_path / "c",
+        amp="none",
+        batch_size=4,
+        lr=1e-3,
+        lr_decay_start=1.0,
+        lambda_l1=0.0,
+        **QUIET,  # the dense G's outputs as the only target
+    )
+    loaded = load_checkpoint(out)  # an ordinary, self-describing checkpoint
+    after = _l1_to_parent(loaded.models["G"], dense_g, root / "val")
+    assert after < 0.85 * start, (start, after)  # about 0.41 -> 0.29
+
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["plugin_config"]["base_channels"] == 2
+    record = meta["compressed_from"]
+    assert record["parent"] == str(parent.resolve()) and record["keep"] == 0.25
+    assert "Yu & Pool" in record["method"]
+    assert loaded.models["G"].encoder[0][0].out_channels == 2
+
+    result = export_onnx(out, tmp_path / "small.onnx")
+    assert result.checked_with is not None  # parity against PyTorch held
+
+    with pytest.raises(ConfigError, match="already a compressed model"):
+        compress(out, keep=0.5, steps=1, run_dir=tmp_path / "again")
+    with pytest.raises(ConfigError, match="keep"):
+        compress(parent, keep=1.5, steps=1, run_dir=tmp_path / "bad")
