@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,11 @@ def _l1_to_parent(small: nn.Module, parent: nn.Module, folder: Path) -> float:
         return (small.eval()(xs) - parent.eval()(xs)).abs().mean().item()
 
 
-def test_compressed_pix2pix_approaches_its_parent_and_exports(tmp_path: Path) -> None:
-    root = make_paired(tmp_path / "d", n_train=8, n_val=4, size=32)
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny trained pix2pix (U-Net, batch norm) and its data."""
+    tmp = tmp_path_factory.mktemp("dense")
+    root = make_paired(tmp / "d", n_train=8, n_val=4, size=32)
     parent = prepare(
         "pix2pix",
         data=root,
@@ -104,11 +108,18 @@ def test_compressed_pix2pix_approaches_its_parent_and_exports(tmp_path: Path) ->
         batch_size=4,
         dropout=0.0,
         lr=2e-3,
-        run_dir=tmp_path / "dense",
+        run_dir=tmp / "dense",
         amp="none",
         **TINY,
         **QUIET,
     ).run()
+    return parent, root
+
+
+def test_compressed_pix2pix_approaches_its_parent_and_exports(
+    dense: tuple[Path, Path], tmp_path: Path
+) -> None:
+    parent, root = dense
     dense_g = load_checkpoint(parent).models["G"]
 
     # where compression starts: the one-shot pruned parent
@@ -146,3 +157,42 @@ def test_compressed_pix2pix_approaches_its_parent_and_exports(tmp_path: Path) ->
         compress(out, keep=0.5, steps=1, run_dir=tmp_path / "again")
     with pytest.raises(ConfigError, match="keep"):
         compress(parent, keep=1.5, steps=1, run_dir=tmp_path / "bad")
+
+
+def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from translate.cli.main import app
+
+    parent, _ = dense
+    runner = CliRunner()
+    out = tmp_path / "small"
+    args = ["compress", str(parent), "--keep", "0.5", "--steps", "2", "--run-dir", str(out)]
+    result = runner.invoke(app, [*args, "--lambda-distill", "10"])
+    assert result.exit_code == 0, result.output
+    folder = Path(result.stdout.strip().splitlines()[-1])
+    assert folder.is_dir() and folder.parent.parent == out
+
+    result = runner.invoke(app, ["compress", str(folder), "--report", "--size", "32"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[1].startswith("dense") and lines[2].startswith("keep 0.5")
+    dense_params = int(lines[1].split()[1].replace(",", ""))
+    small_params = int(lines[2].split()[2].replace(",", ""))
+    assert small_params < 0.3 * dense_params
+    assert "ONNX x" in lines[3]
+
+    result = runner.invoke(app, ["compress", str(parent), "--keep", "1.5"])
+    assert result.exit_code == 2 and result.output.startswith("error: keep: must be in (0, 1]")
+    result = runner.invoke(app, ["compress", str(parent), "--report"])
+    assert result.exit_code == 2 and "not a compressed model" in result.output
+
+    # a plugin whose generator the pruner does not understand: one line, exit 2
+    other = tmp_path / "other"
+    shutil.copytree(parent, other)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps({**meta, "plugin": "superres"}))
+    result = runner.invoke(app, ["compress", str(other), "--keep", "0.5"])
+    assert result.exit_code == 2, result.output
+    assert "plugin 'superres' does not support compression" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 import translate
+from translate.cli.compress import compress_command
 from translate.cli.errors import report_errors
 from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
@@ -272,6 +273,7 @@ app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("runs")(runs_command)
 app.command("sample")(sample_command)
+app.command("compress")(compress_command)
 
 
 def main() -> None:

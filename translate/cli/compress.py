@@ -1,0 +1,67 @@
+"""``translate compress``: a smaller generator trained against its dense parent, or the report
+of what it saves (thin wrappers over ``translate.compress`` and ``translate.compress_report``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from translate.cli.errors import report_errors
+
+
+@report_errors
+def compress_command(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="The dense run or checkpoint to compress; with --report, the compressed one."
+        ),
+    ],
+    keep: Annotated[
+        float, typer.Option(help="Fraction of every generator layer's channels to keep.")
+    ] = 0.5,
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Training steps of the compressed model. \\[default: the parent's]"),
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Run folder. \\[default: runs/<plugin>-<timestamp>]", show_default=False),
+    ] = None,
+    lambda_distill: Annotated[
+        float | None,
+        typer.Option(help="Weight of the L1 to the dense outputs. \\[default: the plugin's]"),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate. \\[default: the parent's]")
+    ] = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Compare CHECKPOINT (a compressed model) with its dense parent: parameters, "
+            "GFLOPs per image, ONNX size, latency in PyTorch and ONNX Runtime (CPU).",
+        ),
+    ] = False,
+    size: Annotated[int, typer.Option(help="Image side for --report.")] = 256,
+) -> None:
+    """Compress a model's generator by structured channel pruning, trained against the dense
+    generator's outputs and the dense discriminator (Yu & Pool 2020; pix2pix)."""
+    if report:
+        from translate.compress_report import compression_report, format_report
+
+        typer.echo(format_report(compression_report(checkpoint, size=size)))
+        return
+    from translate.compress import compress
+
+    options = {"lambda_distill": lambda_distill, "lr": lr}
+    folder = compress(
+        checkpoint,
+        keep=keep,
+        steps=steps,
+        run_dir=run_dir,
+        **{k: v for k, v in options.items() if v is not None},
+    )
+    typer.echo(str(folder))
