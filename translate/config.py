@@ -37,7 +37,9 @@ class TrainConfig:
     """Core training-loop settings shared by every plugin."""
 
     max_steps: int = opt(10_000, "Number of optimisation steps (one batch each).")
-    batch_size: int = opt(1, "Images per batch.")
+    batch_size: int = opt(
+        1, "Images per batch and process: the global batch is this x the number of processes."
+    )
     lr: float = opt(2e-4, "Learning rate of the generator (and of every group without its own).")
     lr_d: float | None = opt(None, "Discriminator learning rate (TTUR); default: same as --lr.")
     beta1: float = opt(0.5, "Adam beta1.")
@@ -90,8 +92,20 @@ class TrainConfig:
         "Write TensorBoard event files to <run>/tensorboard (scalars, samples, configs); "
         "default: on when the tensorboard package is installed.",
     )
+    sync_bn: bool = opt(
+        False,
+        "Distributed runs on GPUs: batch norm uses the statistics of the global batch "
+        "(SyncBatchNorm). Matters when the per-process batch is small, e.g. pix2pix's batch "
+        "norm at batch 1 per GPU; no effect in a single process.",
+    )
+    dist_timeout: float = opt(
+        600.0,
+        "Distributed runs: seconds a process waits for the others (a collective, a checkpoint "
+        "being written) before the run fails instead of hanging.",
+    )
 
     def __post_init__(self) -> None:
+        check(self.dist_timeout > 0, "dist_timeout", "must be positive")
         for name in ("max_steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
             check(getattr(self, name) >= 1, name, "must be at least 1")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")

@@ -68,6 +68,19 @@ def build_train_command(name: str) -> Any:
                 ),
             ],
         ),
+        inspect.Parameter(
+            "nproc_per_node",
+            kw,
+            default=None,
+            annotation=Annotated[
+                int | None,
+                typer.Option(
+                    help="Train one run on N local processes (one GPU each, or CPU processes), "
+                    "as torchrun --standalone --nproc-per-node N would; --batch-size is per "
+                    "process. Several machines: see the README (torchrun)."
+                ),
+            ],
+        ),
     ]
 
     @report_errors
@@ -75,9 +88,10 @@ def build_train_command(name: str) -> Any:
         ctx: typer.Context,
         resume: Path | None = None,
         config: Path | None = None,
+        nproc_per_node: int | None = None,
         **values: Any,
     ) -> None:
-        from translate.engine.loop import prepare
+        from translate.cli.train import train_command
         from translate.errors import ConfigError, unknown_option
 
         if ctx.args:  # typer lets unknown options through: one line, with a did-you-mean
@@ -89,16 +103,7 @@ def build_train_command(name: str) -> Any:
                 [o for p in ctx.command.params for o in getattr(p, "opts", [])],
                 owner=f"translate train {name}",
             )
-        trainer = prepare(name, resume=resume, config_file=config, **given(values))
-        action = "resuming" if resume else "training"
-        typer.echo(
-            f"{action} {name} on {trainer.device} from step {trainer.step} to "
-            f"{trainer.train_cfg.max_steps}; run folder {trainer.run_dir}",
-            err=True,
-        )
-        folder = trainer.run()
-        typer.echo(f"done: step {trainer.step}; checkpoint {folder}", err=True)
-        typer.echo(str(trainer.run_dir))
+        train_command(name, resume, config, given(values), nproc_per_node)
 
     ctx_param = inspect.Parameter(
         "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context

@@ -41,6 +41,8 @@ class TrainContext:
         seed: int,
         clip_value: float = 0.0,
         n_critic: int = 1,
+        rank: int = 0,
+        before_backward: Callable[[str, Tensor], None] | None = None,
     ):
         self.models = models
         self.optimizers = optimizers
@@ -50,6 +52,10 @@ class TrainContext:
         self.seed = seed
         self.clip_value = float(clip_value)
         self.n_critic = int(n_critic)
+        # distributed runs: each rank's pools draw their own stream; the engine's DDP hook
+        # arms the group's gradient all-reduce right before each backward
+        self.rank = rank
+        self.before_backward = before_backward
         self.update_generator = True
         self.generator_stepped = False
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
@@ -112,7 +118,10 @@ class TrainContext:
                     "remedies: a lower --lr, --amp none, an R1 penalty (--r1-gamma 10) or a "
                     "more stable --gan-loss"
                 )
-            (loss if scaler is None else scaler.scale(loss)).backward()
+            scaled = loss if scaler is None else scaler.scale(loss)
+            if self.before_backward is not None:
+                self.before_backward(group, scaled)
+            scaled.backward()
 
         yield backward
         if scaler is None:
@@ -135,7 +144,8 @@ class TrainContext:
     def image_pool(self, name: str, size: int) -> ImagePool:
         pool = self.pools.get(name)
         if pool is None:
-            pool = self.pools[name] = ImagePool(size, seed=self.seed + len(self.pools) + 1)
+            seed = self.seed + len(self.pools) + 1 + 100_003 * self.rank
+            pool = self.pools[name] = ImagePool(size, seed=seed)
         return pool
 
     # -- trainer state (checkpointed)

@@ -7,12 +7,9 @@ plugin writes the GAN step (``train_step``); everything around it lives here.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import signal
 import sys
 import time
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,10 +30,19 @@ from translate.data.sampler import ResumableSampler
 from translate.data.skipping import SkipUnreadable
 from translate.engine import checkpoint as ckpt
 from translate.engine.context import TrainContext, is_discriminator_group
-from translate.engine.device import configure_device, resolve_amp, resolve_device
+from translate.engine.device import configure_device, resolve_amp
+from translate.engine.distributed import Distributed, GradientSync, convert_sync_batchnorm
 from translate.engine.ema import ModelEMA
+from translate.engine.interrupt import Interrupts, TrainingInterrupted
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.schedule import lr_factor
+from translate.engine.setup import (
+    build_optimizer,
+    default_configs,
+    new_run_dir,
+    plugin_version,
+    split_options,
+)
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
 from translate.engine.validation import PeriodicEval
 from translate.engine.watch import RunWatch, resolve_tensorboard
@@ -46,63 +52,17 @@ from translate.errors import (
     DataError,
     TrainingDiverged,
     TranslateError,
-    unknown_option,
 )
 from translate.losses.objective import GANObjective
-from translate.registry import discover, load_plugin
+from translate.registry import load_plugin
 
 log = logging.getLogger("translate.train")
 
+RANK_SEED = 1_000_003
+"""Distributed runs seed rank ``r``'s random stream with ``seed + RANK_SEED * r``."""
+
 EMA_PREFIX = "ema."
 """Key prefix of the generators' EMA copies in ``model.safetensors``."""
-
-
-class TrainingInterrupted(TranslateError):
-    """Ctrl-C: the state was saved; the message says how to resume."""
-
-    exit_code = 130
-
-
-def split_options(plugin: Any, options: Mapping[str, Any]) -> tuple[dict, dict, dict]:
-    """Route flat options to (plugin config, TrainConfig, GANConfig) by field name."""
-    names = [
-        {f.name for f in dataclasses.fields(cls)}
-        for cls in (plugin.config_cls, TrainConfig, GANConfig)
-    ]
-    parts: tuple[dict, dict, dict] = ({}, {}, {})
-    for key, value in options.items():
-        for part, fields in zip(parts, names, strict=True):
-            if key in fields:
-                part[key] = value
-                break
-        else:
-            known = set().union(*names)
-            raise unknown_option(key, known, owner=f"plugin {plugin.name}")
-    return parts
-
-
-def default_configs(plugin: Any) -> tuple[TrainConfig, GANConfig]:
-    """The core configs with the plugin's own defaults (e.g. its paper's objective)."""
-    return (
-        config_from_dict(TrainConfig, dict(plugin.train_defaults)),
-        config_from_dict(GANConfig, dict(plugin.gan_defaults)),
-    )
-
-
-def build_optimizer(
-    params: list[nn.Parameter], *, lr: float, train: TrainConfig, gan: GANConfig
-) -> torch.optim.Optimizer:
-    """Adam (betas from the train config), or RMSprop for wgan (Arjovsky et al. 2017)."""
-    if gan.effective_optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, foreach=True)
-    # fused: one kernel per parameter group instead of ~6 passes over every tensor
-    # (a fifth of a pix2pix step on CPU with the unfused update)
-    return torch.optim.Adam(params, lr=lr, betas=(train.beta1, train.beta2), fused=True)
-
-
-def plugin_version(name: str) -> str:
-    info = discover().get(name)
-    return info.version if info else "?"
 
 
 class Trainer:
@@ -120,13 +80,28 @@ class Trainer:
     ):
         self.plugin, self.plugin_cfg = plugin, plugin_cfg
         self.train_cfg, self.gan_cfg = train_cfg, gan_cfg
-        self.run_dir = run_dir
-        self.device = resolve_device(train_cfg.device)
+        # a torchrun worker joins the process group here; a single process is a world of one
+        self.dist = Distributed.from_env(train_cfg.device, timeout_s=train_cfg.dist_timeout)
+        self.run_dir = Path(self.dist.gather(str(run_dir))[0])  # rank 0's default name wins
+        self.device = self.dist.device
+        try:
+            self._setup(resume_from)
+            error = None
+        except TranslateError as exc:
+            error = exc
+        # a user error on any rank stops every rank, with one message (rank 0 reports it)
+        self.dist.agree(error)
+
+    def _setup(self, resume_from: Path | None) -> None:
+        plugin, plugin_cfg = self.plugin, self.plugin_cfg
+        train_cfg, gan_cfg = self.train_cfg, self.gan_cfg
         self.amp, amp_reason = resolve_amp(train_cfg.amp, self.device)
         self.threads = configure_device(self.device, threads=train_cfg.threads)
         self.precision = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[
             self.amp
         ] + f" ({amp_reason})"
+        if train_cfg.sync_bn and self.dist.enabled and self.device.type != "cuda":
+            raise ConfigError("sync_bn: SyncBatchNorm needs one GPU per process (CUDA)")
         torch.manual_seed(train_cfg.seed)
         if resume_from is None and callable(getattr(plugin, "finalize_config", None)):
             # a new run completes its config from the data once (label2image: the palette);
@@ -153,9 +128,14 @@ class Trainer:
         if resume_from is None and initialize is not None:
             initialize(built, plugin_cfg)  # e.g. start from a pretrained generator
         check_gan_compatible(built, gan_cfg, train_cfg)
+        if train_cfg.sync_bn and self.dist.enabled:
+            built = convert_sync_batchnorm(built)
         self.models: dict[str, nn.Module] = {
             k: m.to(self.device, memory_format=self.memory_format) for k, m in built.items()
         }
+        self.dist.broadcast_models(self.models.values())  # every rank starts from rank 0's
+        if self.dist.enabled:  # dropout, DiffAugment, noise: independent draws per rank
+            torch.manual_seed(train_cfg.seed + RANK_SEED * self.dist.rank)
         if train_cfg.compile:
             for model in self.models.values():
                 model.compile()  # in place: parameter names (and checkpoints) stay the same
@@ -183,7 +163,10 @@ class Trainer:
             seed=train_cfg.seed,
             clip_value=gan_cfg.effective_clip_value,
             n_critic=self.n_critic,
+            rank=self.dist.rank,
         )
+        self.ctx.gan.rank, self.ctx.gan.world_size = self.dist.rank, self.dist.world_size
+        self.ctx.gan.seed = train_cfg.seed
         generators = {k: m for k, m in self.models.items() if is_generator(k)}
         self.ema: ModelEMA | None = None
         if gan_cfg.ema_decay > 0:
@@ -193,18 +176,27 @@ class Trainer:
                 )
             self.ema = ModelEMA(generators, gan_cfg.ema_decay)
         self.step = 0
+        self.samples_seen = 0  # global: over every process, so N processes resume as M
         if resume_from is not None:
             self._restore(resume_from)
         log.info("%s", self.settings())
-        self.stop_requested = False
+        # DDP's reducers average each group's gradients (None in a single process)
+        self.gradient_sync = GradientSync(groups, self.device) if self.dist.enabled else None
+        if self.gradient_sync is not None:
+            self.ctx.before_backward = self.gradient_sync.before_backward
         self.tensorboard = resolve_tensorboard(train_cfg.tensorboard)
         self.evaluator: PeriodicEval | None = None
-        if train_cfg.eval_every > 0:
+        if train_cfg.eval_every > 0 and self.dist.is_main:
             self.evaluator = PeriodicEval(
                 plugin, self.plugin_cfg, keep_best=train_cfg.keep_best, device=str(self.device)
             )
             self.evaluator.restore_best(self.run_dir / "checkpoints")
         self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def global_batch_size(self) -> int:
+        """Samples per optimisation step over every process: batch size x world size."""
+        return self.train_cfg.batch_size * self.dist.world_size
 
     def settings(self) -> str:
         """One line of the effective objective and optimiser settings (family defaults
@@ -245,6 +237,8 @@ class Trainer:
             "torch_version": torch.__version__,
             "api_version": self.plugin.api_version,
             "step": self.step,
+            "world_size": self.dist.world_size,
+            "global_batch_size": self.global_batch_size,
             "models": list(self.models),
             "plugin_config": config_to_dict(self.plugin_cfg),
             "train_config": config_to_dict(self.train_cfg),
@@ -269,16 +263,22 @@ class Trainer:
             **self.ctx.state_dict(),
             "rng": rng,
             "step": self.step,
-            "samples_seen": self.step * self.train_cfg.batch_size,
+            "samples_seen": self.samples_seen,
         }
-        return ckpt.save_run_checkpoint(
-            self.run_dir,
-            self.step,
-            weights=self.weights(),
-            meta=self.meta(),
-            trainer_state=state,
-            keep=self.train_cfg.keep_checkpoints,
-        )
+        if self.dist.enabled:  # every rank's pools and RNG (a collective: all ranks save)
+            state["rank_pools"] = self.dist.gather(state["pools"])
+            state["rank_rng"] = self.dist.gather(rng)
+        folder = self.run_dir / "checkpoints" / f"step_{self.step:07d}"
+        if self.dist.is_main:
+            folder = ckpt.save_run_checkpoint(
+                self.run_dir,
+                self.step,
+                weights=self.weights(),
+                meta=self.meta(),
+                trainer_state=state,
+                keep=self.train_cfg.keep_checkpoints,
+            )
+        return folder
 
     def _restore(self, folder: Path) -> None:
         weights = ckpt.read_weights(folder)
@@ -289,11 +289,19 @@ class Trainer:
             )
         state = ckpt.read_trainer_state(folder)
         try:
-            self.ctx.load_state_dict(state)
-            torch.set_rng_state(state["rng"]["torch"])
-            if "cuda" in state["rng"] and self.device.type == "cuda":
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
             self.step = int(state["step"])
+            # each rank resumes its own pools and random stream; ranks the saved run did not
+            # have start with empty pools and a stream of their own
+            rank, pools, rngs = self.dist.rank, state.get("rank_pools"), state.get("rank_rng")
+            pools, rngs = pools or [state["pools"]], rngs or [state["rng"]]
+            state["pools"] = pools[rank] if rank < len(pools) else {}
+            self.ctx.load_state_dict(state)
+            if rank < len(rngs):
+                torch.set_rng_state(rngs[rank]["torch"])
+                if "cuda" in rngs[rank] and self.device.type == "cuda":
+                    torch.cuda.set_rng_state_all(rngs[rank]["cuda"])
+            else:
+                torch.manual_seed(self.train_cfg.seed + RANK_SEED * rank + self.step)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
                 f"{folder / ckpt.TRAINER}: incompatible trainer state ({exc})"
@@ -303,8 +311,15 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def loader(self) -> DataLoader:
         """An endless loader starting at the samples consumed so far."""
-        seen = getattr(self, "samples_seen", self.step * self.train_cfg.batch_size)
-        sampler = ResumableSampler(len(self.dataset), seed=self.train_cfg.seed, position=seen)
+        seen = self.samples_seen
+        sampler = ResumableSampler(
+            len(self.dataset),
+            seed=self.train_cfg.seed,
+            position=seen,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            batch_size=self.train_cfg.batch_size,
+        )
         # the loader's own generator: creating its iterator (worker base seed) would otherwise
         # draw from the global RNG just restored, shifting every later draw (dropout,
         # DiffAugment, noise, GP); the order and augmentation come from the sampler's seeds
@@ -342,8 +357,9 @@ class Trainer:
         self._buffers = [(b, b.detach().clone()) for b in self._float_buffers()]
         losses = self.plugin.train_step(self.ctx, self.to_device(batch), self.plugin_cfg)
         if self.ema is not None and self.ctx.generator_stepped:
-            self.ema.update(self.models)
+            self.ema.update(self.models)  # identical on every rank: so are the weights
         self.step += 1
+        self.samples_seen += self.global_batch_size
         return {**losses, "lr": cfg.lr * factor}
 
     def _sample_batch(self) -> Any:
@@ -391,7 +407,7 @@ class Trainer:
                 buffer.copy_(before)
         if last_saved is not None and last_saved.name == f"step_{self.step:07d}":
             where = f"state of step {self.step} is in {last_saved}"
-        elif self.weights_finite():
+        elif self.weights_finite() and not self.dist.enabled:  # (a save needs every rank)
             where = f"state of step {self.step} saved to {self.save()}"
         elif last_saved is not None:
             where = f"the weights are not finite; the last good checkpoint is {last_saved}"
@@ -399,91 +415,92 @@ class Trainer:
             where = "the weights are not finite and no checkpoint was written"
         return TrainingDiverged(f"{exc}; {where}")
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.stop_requested:  # second Ctrl-C: stop now, the last checkpoint stays intact
-            raise KeyboardInterrupt
-        self.stop_requested = True
-        log.warning(
-            "interrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)"
-        )
-
     def run(self) -> Path:
-        """Train to ``max_steps``; returns the final checkpoint folder."""
+        """Train to ``max_steps``; returns the final checkpoint folder (on every rank; rank 0
+        wrote it). All ranks stop together on Ctrl-C at any of them."""
+        try:
+            return self._run()
+        finally:
+            self.dist.close()
+
+    def _run(self) -> Path:
         cfg = self.train_cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ckpt.remove_stale_temporaries(self.run_dir):
-            log.warning("removed %s, left by a process that no longer runs", stale)
-        if self.step > 0:  # resumed: steps logged after the checkpoint will be logged again
-            cut_metrics(self.run_dir / "metrics.jsonl", self.step)
-        metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        watch = RunWatch(
-            self.run_dir, tensorboard=self.tensorboard, start_step=self.step, meta=self.meta()
+        main = self.dist.is_main  # rank 0 writes the run's files
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for stale in ckpt.remove_stale_temporaries(self.run_dir):
+                log.warning("removed %s, left by a process that no longer runs", stale)
+            if self.step > 0:  # resumed: steps logged after the checkpoint will be logged again
+                cut_metrics(self.run_dir / "metrics.jsonl", self.step)
+        metrics = MetricsLog(
+            self.run_dir / "metrics.jsonl", reduce=self.dist.average_logs, write=main
         )
-        sample_batch = self._sample_batch()
-        if cfg.progress:
+        watch = RunWatch(
+            self.run_dir,
+            tensorboard=self.tensorboard and main,
+            start_step=self.step,
+            meta=self.meta(),
+        )
+        sample_batch = self._sample_batch() if main else None
+        if cfg.progress and main:
             print(self.settings(), file=sys.stderr)
             print(f"speed: {self.speed_summary()}", file=sys.stderr, flush=True)
-        progress = Progress(cfg.max_steps, self.step, cfg.progress)
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        progress = Progress(cfg.max_steps, self.step, cfg.progress and main)
         last_saved: Path | None = None
-        try:
-            for m in self.models.values():
-                m.train()
-            batches = iter(self.loader())
-            while self.step < cfg.max_steps and not self.stop_requested:
-                try:
-                    losses = self.train_step(next(batches))
-                except TrainingDiverged as exc:
-                    raise self._diverged(exc, last_saved) from None
-                lr = losses.pop("lr")
-                metrics.add(losses)
-                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
-                    rate = metrics.count / max(time.perf_counter() - metrics.last_time, 1e-9)
-                    extra = {"lr": lr}
-                    if self.dataset.skipped:  # damaged files replaced so far (total)
-                        extra["skipped_samples"] = self.dataset.skipped
-                    averages = metrics.flush(self.step, extra)
-                    watch.scalars(metrics.last_record)
-                    progress.update(self.step, rate, averages)
-                if self.step % cfg.sample_every == 0:
-                    watch.samples(self.step, self.write_samples(sample_batch))
-                if self.step % cfg.checkpoint_every == 0:
-                    last_saved = self.save()
-                if self.evaluator is not None and self.step % cfg.eval_every == 0:
-                    if last_saved is None or last_saved.name != f"step_{self.step:07d}":
+        with Interrupts(announce=main) as interrupts:
+            try:
+                for m in self.models.values():
+                    m.train()
+                batches = iter(self.loader())
+                stop = False
+                while self.step < cfg.max_steps and not stop:
+                    try:
+                        losses = self.train_step(next(batches))
+                    except TrainingDiverged as exc:
+                        raise self._diverged(exc, last_saved) from None
+                    lr = losses.pop("lr")
+                    metrics.add(losses)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                        rate = metrics.count / max(time.perf_counter() - metrics.last_time, 1e-9)
+                        extra = {"lr": lr}
+                        if self.dataset.skipped:  # damaged files replaced so far (total)
+                            extra["skipped_samples"] = self.dataset.skipped
+                        averages = metrics.flush(self.step, extra)
+                        watch.scalars(metrics.last_record)
+                        progress.update(self.step, rate, averages)
+                    if main and self.step % cfg.sample_every == 0:
+                        watch.samples(self.step, self.write_samples(sample_batch))
+                    if self.step % cfg.checkpoint_every == 0:
                         last_saved = self.save()
-                    figures = self.evaluator(self.step, last_saved)
-                    metrics.write({"step": self.step, "time": time.time(), **figures})
-                    watch.scalars(metrics.last_record)
-            if self.stop_requested:
-                folder = self.save()
-                raise TrainingInterrupted(
-                    f"interrupted at step {self.step}; state saved to {folder}; continue with: "
-                    f"translate train {self.plugin.name} --resume {self.run_dir}"
-                )
-        except BaseException:  # Ctrl-C, divergence, errors: the curves show how it ended
-            watch.redraw()
-            watch.close()
-            raise
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            progress.close()
-        grid = self.write_samples(sample_batch)
+                    if cfg.eval_every > 0 and self.step % cfg.eval_every == 0:
+                        if last_saved is None or last_saved.name != f"step_{self.step:07d}":
+                            last_saved = self.save()
+                        if self.evaluator is not None:  # rank 0; the others wait for it
+                            figures = self.evaluator(self.step, last_saved)
+                            metrics.write({"step": self.step, "time": time.time(), **figures})
+                            watch.scalars(metrics.last_record)
+                    stop = interrupts.should_stop(self.dist)  # every rank stops at this step
+                if stop:
+                    folder = self.save()
+                    raise TrainingInterrupted(
+                        f"interrupted at step {self.step}; state saved to {folder}; continue with: "
+                        f"translate train {self.plugin.name} --resume {self.run_dir}"
+                    )
+            except BaseException:  # Ctrl-C, divergence, errors: the curves show how it ended
+                if main:
+                    watch.redraw()
+                watch.close()
+                raise
+            finally:
+                progress.close()
+        grid = self.write_samples(sample_batch) if main else None
         if last_saved is None or last_saved.name != f"step_{self.step:07d}":
             last_saved = self.save()
-        watch.samples(self.step, grid)  # the final curves mark the final checkpoint
+        if grid is not None:
+            watch.samples(self.step, grid)  # the final curves mark the final checkpoint
         watch.close()
+        self.dist.barrier()  # the checkpoint is on disk when run() returns on any rank
         return last_saved
-
-
-def new_run_dir(plugin_name: str, root: Path = Path("runs")) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = root / f"{plugin_name}-{stamp}"
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = root / f"{plugin_name}-{stamp}-{n}"
-    return run_dir
 
 
 def prepare(

@@ -7,18 +7,28 @@ import math
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+Reduce = Callable[[Mapping[str, float], Mapping[str, int]], tuple[dict, dict]]
+
 
 class MetricsLog:
-    """Averages per-step floats over an interval and appends one JSON line per interval."""
+    """Averages per-step floats over an interval and appends one JSON line per interval.
 
-    def __init__(self, path: Path):
+    In a distributed run every rank keeps its sums; ``reduce`` (the engine's all-reduce) adds
+    them up at each flush, so the logged values average over every rank's samples, and only the
+    rank with ``write=True`` (rank 0) appends the line.
+    """
+
+    def __init__(self, path: Path, *, reduce: Reduce | None = None, write: bool = True):
         self.path = path
+        self.reduce = reduce
+        self.writes = write
         self.sums: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)  # per key: G logs skip critic-only steps
         self.count = 0
@@ -32,7 +42,10 @@ class MetricsLog:
         self.count += 1
 
     def averages(self) -> dict[str, float]:
-        return {k: v / self.counts[k] for k, v in self.sums.items()}
+        sums, counts = self.sums, self.counts
+        if self.reduce is not None:
+            sums, counts = self.reduce(sums, counts)
+        return {k: v / counts[k] for k, v in sums.items()}
 
     def flush(self, step: int, extra: dict[str, Any]) -> dict[str, float]:
         now = time.perf_counter()
@@ -53,8 +66,9 @@ class MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (a flushed interval, or evaluation figures) as a JSON line."""
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        if self.writes:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
         self.last_record = record
 
 

@@ -21,6 +21,7 @@ penalties); the objective holds no device or optimiser state.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -110,6 +111,11 @@ class GANObjective:
         self.noise_std = float(self.config.instance_noise)
         #: factor of the penalties at this step: ``penalty_interval`` or 0 (lazy regularisation)
         self.penalty_scale = 1.0
+        #: this process's rows of the global batch (distributed runs) and the run's seed: the
+        #: GP interpolation weights are drawn for the global batch from (seed, step), so N
+        #: processes with batch B draw what one process with batch N * B draws
+        self.rank, self.world_size, self.seed = 0, 1, 0
+        self._step = self._draws = 0
 
     @property
     def relativistic(self) -> bool:
@@ -124,6 +130,18 @@ class GANObjective:
             self.noise_std = cfg.instance_noise * max(0.0, 1.0 - step / max(span, 1))
         k = cfg.penalty_interval
         self.penalty_scale = float(k) if step % k == 0 else 0.0
+        self._step, self._draws = step, 0
+
+    def _interpolation_weights(self, n: int) -> Tensor:
+        """GP's ``eps ~ U[0, 1]`` for this process's ``n`` rows of the global batch."""
+        # one stream per (seed, step, draw of the step): CycleGAN's two critics differ
+        key = [self.seed, self._step, self._draws]
+        self._draws += 1
+        generator = torch.Generator().manual_seed(
+            int(np.random.SeedSequence(key).generate_state(1)[0])
+        )
+        draws = torch.rand(n * self.world_size, generator=generator)
+        return draws[self.rank * n : (self.rank + 1) * n]
 
     # ------------------------------------------------------------------ what D sees
     def _view(self, x: Tensor, params: AugmentParams | None = None, cond: int = 0) -> Tensor:
@@ -174,7 +192,13 @@ class GANObjective:
         scale = self.penalty_scale
         if scale > 0:
             if self.gp_weight > 0:
-                gp = gradient_penalty(D, real, fake, condition_channels=cond)
+                gp = gradient_penalty(
+                    D,
+                    real,
+                    fake,
+                    condition_channels=cond,
+                    eps=self._interpolation_weights(real.shape[0]),
+                )
                 total = total + scale * self.gp_weight * gp
                 logs["gp"] = gp
             if self.r1_gamma > 0:

@@ -70,13 +70,15 @@ def gradient_penalty(
     center: float = 1.0,
     generator: torch.Generator | None = None,
     condition_channels: int = 0,
+    eps: Tensor | None = None,
 ) -> Tensor:
     """Gradient penalty on interpolates (Gulrajani et al. 2017, WGAN-GP, Eq. 3).
 
     ``x_hat = eps * real + (1 - eps) * fake`` with one ``eps ~ U[0, 1]`` per sample, and the
     penalty is ``mean_i (||grad_x D(x_hat_i)||_2 - center)^2``. ``center=1`` is WGAN-GP's
     one-centred penalty; ``center=0`` gives the zero-centred variant. ``real`` and ``fake`` are
-    detached: the penalty constrains D only. ``generator`` seeds the draw of ``eps``.
+    detached: the penalty constrains D only. ``generator`` seeds the draw of ``eps``, or
+    ``eps`` (shape ``(B,)``) gives the weights themselves.
     """
     _check_batch(real, "real")
     _check_batch(fake, "fake")
@@ -88,8 +90,9 @@ def gradient_penalty(
     with _float32_grad_mode(real.device):
         real32 = real.detach().float()
         fake32 = fake.detach().float()
-        eps = torch.rand(real.shape[0], generator=generator, device=real.device)
-        eps = eps.view(-1, *([1] * (real.ndim - 1)))
+        if eps is None:
+            eps = torch.rand(real.shape[0], generator=generator, device=real.device)
+        eps = eps.to(real.device, torch.float32).view(-1, *([1] * (real.ndim - 1)))
         x_hat = (eps * real32 + (1.0 - eps) * fake32).requires_grad_(True)
         grad = _input_gradient(D(x_hat), x_hat, condition_channels)
         # vector_norm's backward is 0 (not NaN) at a zero gradient, so no epsilon is needed.

@@ -1,0 +1,242 @@
+"""Distributed training on CPU with gloo: 2 processes x batch 1 == 1 process x batch 2.
+
+Process start-up (a torch import each) dominates, so one 2-process launch runs every scenario
+(pix2pix, CycleGAN, lazy R1, WGAN-GP with n_critic 2, a 1 -> 2 process resume) and the
+single-process references run here, in the test process.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import chain, islice, pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from tests.conftest import TINY_CYCLEGAN_OPTIONS, TINY_PIX2PIX_OPTIONS
+from translate.data.sampler import ResumableSampler
+from translate.engine import checkpoint as ckpt
+from translate.engine.distributed import launch
+from translate.engine.loop import prepare
+from translate.testing import make_paired, make_unpaired
+
+COMMON = dict(device="cpu", progress=False, log_every=1, sample_every=1000, seed=3)
+PIX2PIX = dict(TINY_PIX2PIX_OPTIONS, norm="instance", dropout=0.0)
+# name -> (plugin, options, steps); data options are added per run
+SCENARIOS: dict[str, tuple[str, dict[str, Any], int]] = {
+    "pix2pix": ("pix2pix", PIX2PIX, 3),
+    # lazy R1 (double backward on the penalty steps), in channels-last memory
+    "r1_lazy": ("pix2pix", dict(PIX2PIX, r1_gamma=1.0, penalty_interval=2, channels_last=True), 3),
+    # WGAN-GP: critic-only steps, GP interpolates drawn for the global batch; generator EMA
+    "wgan_gp": ("pix2pix", dict(PIX2PIX, gan_loss="wgan-gp", n_critic=2, ema_decay=0.9), 4),
+    # two generators and two critics, history pools, gradient-normalised critics (GN-GAN)
+    "cyclegan": ("cyclegan", dict(TINY_CYCLEGAN_OPTIONS, gradient_norm=True), 2),
+}
+
+
+def test_sharded_sampler_sees_each_sample_once_across_ranks_and_resumes() -> None:
+    single = list(islice(iter(ResumableSampler(5, seed=1)), 24))
+    # 3 ranks x batch 2: global batch k is single[6k:6k+6], rank r takes its r-th pair
+    shards = [
+        list(islice(iter(ResumableSampler(5, seed=1, rank=r, world_size=3, batch_size=2)), 8))
+        for r in range(3)
+    ]
+    for k in range(4):
+        assert list(chain(*(s[2 * k : 2 * k + 2] for s in shards))) == single[6 * k : 6 * k + 6]
+    # saved at global position 12 by 3 processes, resumed by 2 (batch 3): the rest, once each
+    resumed = [
+        list(islice(iter(ResumableSampler(5, seed=1, position=12, rank=r, world_size=2,
+                                          batch_size=3)), 6))
+        for r in range(2)
+    ]  # fmt: skip
+    assert resumed[0][:3] + resumed[1][:3] + resumed[0][3:] + resumed[1][3:] == single[12:24]
+
+
+class _Recording(torch.utils.data.Dataset):
+    """Records the dataset indices a rank loads."""
+
+    def __init__(self, dataset: Any):
+        self.dataset, self.seen = dataset, []
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, tuple):  # (index, seed) from the sampler; ints: sample grids
+            self.seen.append(int(item[0]))
+        return self.dataset[item]
+
+
+def _train(plugin: str, data: dict, run_dir: Path, *, resume: Path | None = None, **opts: Any):
+    """Train through the public API; returns (weights, indices this process loaded, inert
+    parameter names)."""
+    if resume is not None:
+        trainer = prepare(plugin, resume=resume, **opts)
+    else:
+        trainer = prepare(plugin, **data, run_dir=run_dir, **opts)
+    recording = trainer.dataset.dataset = _Recording(trainer.dataset.dataset)  # inside the skipper
+    trainer.run()
+    # this process's own weights (the checkpoint on disk is rank 0's)
+    weights = {k: v.detach().clone() for k, v in trainer.weights().items()}
+    return weights, recording.seen, _inert_biases(trainer.models)
+
+
+def _data(root: Path, plugin: str) -> dict[str, Path]:
+    if plugin == "cyclegan":
+        return {"domain_a": root / "unpaired" / "A", "domain_b": root / "unpaired" / "B"}
+    return {"data": root / "paired"}
+
+
+def _worker(root: str) -> dict[str, Any]:
+    """One rank of the 2-process launch: the user's own script inside a torchrun worker."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")  # the engine reuses a group its caller made
+    out: dict[str, Any] = {}
+    base = Path(root)
+    for name, (plugin, options, steps) in SCENARIOS.items():
+        out[name] = _train(
+            plugin, _data(base, plugin), base / "ddp" / name, batch_size=1, max_steps=steps,
+            **options, **COMMON,
+        )  # fmt: skip
+    # a run saved by 1 process at step 2, resumed by 2 processes to step 4
+    out["resume_1_to_2"] = _train("pix2pix", {}, base, resume=base / "single_2", max_steps=4)
+    dist.destroy_process_group()
+    return out
+
+
+def _inert_biases(models: dict[str, nn.Module]) -> set[str]:
+    """Biases of convolutions followed by affine-free instance norm, which subtracts them
+    again: their true gradient is 0, their computed one rounding noise (~1e-8) that Adam
+    scales up to lr-sized steps, so they differ between any two summation orders (and never
+    change what the network computes)."""
+    inert = set()
+    for name, model in models.items():
+        for prefix, module in model.named_modules():
+            children = list(module.named_children())
+            for (key, conv), (_, norm) in pairwise(children):
+                biased = isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and conv.bias is not None
+                if biased and isinstance(norm, nn.InstanceNorm2d) and not norm.affine:
+                    inert.add(".".join(filter(None, (name, prefix, key, "bias"))))
+    return inert | {"ema." + k for k in inert}  # and their averages
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], skip=frozenset()) -> float:
+    assert a.keys() == b.keys()
+    diff, key = max(
+        ((a[k].float() - b[k].float()).abs().max().item(), k) for k in a if k not in skip
+    )
+    print(f"max abs difference {diff:.3g} at {key}")
+    return diff
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, Any]]:
+    root = tmp_path_factory.mktemp("ddp")
+    make_paired(root / "paired", n_train=6, n_val=1)
+    make_unpaired(root / "unpaired", n=6)
+    _train("pix2pix", _data(root, "pix2pix"), root / "single_2", max_steps=2, **PIX2PIX, **COMMON)
+    return root, launch(2, _worker, str(root))
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_two_processes_batch_1_equal_one_process_batch_2(ddp_runs, name: str) -> None:
+    root, results = ddp_runs
+    plugin, options, steps = SCENARIOS[name]
+    reference, _, inert = _train(
+        plugin, _data(root, plugin), root / "ref" / name, batch_size=2, max_steps=steps,
+        **options, **COMMON,
+    )  # fmt: skip
+    (rank0, seen0, _), (rank1, seen1, _) = results[0][name], results[1][name]
+    assert _max_diff(rank0, rank1) == 0.0  # DDP keeps the replicas identical
+    assert inert and len(inert & reference.keys()) < len(reference) / 2  # some, not most
+    assert _max_diff(rank0, reference, skip=inert) <= 1e-5
+    assert _max_diff(rank0, {k: v for k, v in ckpt.read_weights(
+        root / "ddp" / name / "checkpoints" / f"step_{steps:07d}").items()}) == 0.0  # fmt: skip
+    # the ranks split every global batch: together they saw the single stream once
+    stream = [i for i, _ in islice(iter(ResumableSampler(6, seed=3)), 2 * steps)]
+    assert sorted(seen0 + seen1) == sorted(stream) and len(seen0) == len(seen1) == steps
+    if name == "pix2pix":
+        # one metrics.jsonl (rank 0), one checkpoint folder, losses averaged over the ranks
+        run = root / "ddp" / name
+        assert [p.name for p in (run / "checkpoints").iterdir() if p.is_dir()] == ["step_0000003"]
+        meta = json.loads((run / "checkpoints" / "step_0000003" / "meta.json").read_text())
+        assert (meta["world_size"], meta["global_batch_size"]) == (2, 2)
+        ddp_log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        ref_log = [
+            json.loads(line)
+            for line in (root / "ref" / name / "metrics.jsonl").read_text().splitlines()
+        ]
+        assert len(ddp_log) == len(ref_log) == steps
+        for d, r in zip(ddp_log, ref_log, strict=True):
+            for key in ("D_loss", "G_adv", "G_L1"):
+                assert d[key] == pytest.approx(r[key], abs=1e-5), key
+
+
+def test_resume_changes_the_number_of_processes(ddp_runs) -> None:
+    """1 -> 2 processes and 2 -> 1: the position is in global samples, so the resumed run
+    sees the rest of the order, each sample once."""
+    root, results = ddp_runs
+    stream = [i for i, _ in islice(iter(ResumableSampler(6, seed=3)), 8)]
+    # saved by 1 process at step 2 (positions 0-1), resumed by 2 to step 4 (positions 2-5)
+    (w0, seen0, _), (w1, seen1, _) = results[0]["resume_1_to_2"], results[1]["resume_1_to_2"]
+    assert _max_diff(w0, w1) == 0.0
+    assert seen0 == [stream[2], stream[4]] and seen1 == [stream[3], stream[5]]
+    # the 2-process pix2pix run saved at step 3 (positions 0-5), resumed by 1 to step 5
+    _, seen, _ = _train("pix2pix", {}, root, resume=root / "ddp" / "pix2pix", max_steps=5)
+    assert seen == stream[6:8]  # batch 1 from the checkpoint: 2 steps, positions 6-7
+
+
+@pytest.mark.parametrize("name", ["pix2pix", "cyclegan", "superres", "label2image"])
+def test_every_plugin_trains_on_two_processes_through_the_cli(tmp_path: Path, name: str) -> None:
+    """``translate train NAME --nproc-per-node 2`` (torch's elastic launcher, in process);
+    the checkpoint loads with ``translate run``."""
+    from typer.testing import CliRunner
+
+    from translate.cli.main import app
+    from translate.config import config_to_dict
+    from translate.registry import load_plugin
+    from translate.testing import make_dataset, probe_image
+
+    plugin = load_plugin(name)
+    options = config_to_dict(plugin.tiny_config(make_dataset(plugin.dataset_kind, tmp_path)))
+    run_dir = tmp_path / "run"
+    options.update(max_steps=2, batch_size=1, device="cpu", progress=False, sample_every=2,
+                   n_samples=1, run_dir=str(run_dir))  # fmt: skip
+    config = tmp_path / "options.json"
+    config.write_text(json.dumps({k: v for k, v in options.items() if v is not None}))
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", name, "--config", str(config), "--nproc-per-node", "2"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (run_dir / "checkpoints").iterdir() if p.is_dir()] == ["step_0000002"]
+    meta = json.loads((run_dir / "checkpoints" / "step_0000002" / "meta.json").read_text())
+    assert (meta["world_size"], meta["global_batch_size"]) == (2, 2)
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1  # log_every 10
+    image = tmp_path / "probe.png"
+    probe_image(plugin.dataset_kind, (32, 32)).save(image)
+    out = tmp_path / "out"
+    ran = runner.invoke(app, ["run", str(image), "--checkpoint", str(run_dir), "--out", str(out)])
+    assert ran.exit_code == 0, ran.output
+    assert len(list(out.iterdir())) == 1
+
+
+def test_python_m_translate_reports_a_user_error_once(tmp_path: Path) -> None:
+    """``python -m translate`` on 2 processes: a missing data folder (seen by every rank, in
+    the engine) is one line from rank 0 and exit code 2, no traceback per rank."""
+    import os
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing"
+    proc = subprocess.run(
+        [sys.executable, "-m", "translate", "train", "pix2pix", "--data", str(missing),
+         "--device", "cpu", "--nproc-per-node", "2"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2, proc.stderr
+    assert len(errors) == 1 and str(missing) in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr

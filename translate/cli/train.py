@@ -1,0 +1,125 @@
+"""The body of ``translate train <plugin>``: one process, one rank of a torchrun job, or
+``--nproc-per-node N`` processes started here with torch's elastic launcher (what ``torchrun
+--standalone --nproc-per-node N -m translate train ...`` does, without typing torchrun).
+
+Output in a distributed run comes from rank 0. Errors print once: an error that the ranks
+agreed on (a missing folder: ``Distributed.agree``) and Ctrl-C from rank 0; an error in the
+options, before the ranks can agree, from the first process of each machine (every rank parses
+the same command line); an error of one rank alone (a diverged loss on its shard) names it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from translate.errors import ConfigError, TranslateError
+
+
+def _rank() -> tuple[int, int, int]:
+    import os
+
+    env = os.environ
+    return (
+        int(env.get("RANK", "0")),
+        int(env.get("LOCAL_RANK", "0")),
+        int(env.get("WORLD_SIZE", "1")),
+    )
+
+
+def train_and_report(
+    name: str, resume: Path | None, config: Path | None, options: dict[str, Any]
+) -> int:
+    """Train; returns the exit code after printing progress and errors the CLI way."""
+    from translate.engine.loop import TrainingInterrupted, prepare
+
+    rank, local_rank, world = _rank()
+    main = rank == 0
+    trainer = None
+    try:
+        trainer = prepare(name, resume=resume, config_file=config, **options)
+        if main:
+            cfg = trainer.train_cfg
+            action = "resuming" if resume else "training"
+            where = f"{trainer.device}" if world == 1 else f"{world} processes ({trainer.device})"
+            typer.echo(
+                f"{action} {name} on {where} from step {trainer.step} to {cfg.max_steps}; "
+                f"global batch {trainer.global_batch_size} ({world} x batch {cfg.batch_size}); "
+                f"run folder {trainer.run_dir}",
+                err=True,
+            )
+        folder = trainer.run()
+    except TranslateError as exc:
+        agreed = getattr(exc, "agreed", False) or isinstance(exc, TrainingInterrupted)
+        if agreed:
+            show = main
+        elif trainer is None:  # the options: the same on every rank, so once per machine
+            show = local_rank == 0
+        else:  # this rank's own failure
+            show = True
+        if world == 1 or show:
+            prefix = "" if main or world == 1 else f"rank {rank}: "
+            typer.echo(f"error: {prefix}{exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if main:
+            typer.echo("interrupted", err=True)
+        return 130
+    if main:
+        typer.echo(f"done: step {trainer.step}; checkpoint {folder}", err=True)
+        typer.echo(str(trainer.run_dir))
+    return 0
+
+
+def _worker(name: str, resume: Path | None, config: Path | None, options: dict) -> int:
+    """One process of ``--nproc-per-node``: the CLI's logging, then the same body."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return train_and_report(name, resume, config, options)
+
+
+def train_command(
+    name: str,
+    resume: Path | None,
+    config: Path | None,
+    options: dict[str, Any],
+    nproc_per_node: int | None,
+) -> None:
+    """``translate train``: here, or on ``nproc_per_node`` local processes; exits with the
+    first non-zero exit code of any process."""
+    from translate.engine.distributed import launched_by_torchrun
+
+    if nproc_per_node is not None and nproc_per_node < 1:
+        raise ConfigError("nproc_per_node: must be at least 1")
+    if nproc_per_node is None or nproc_per_node == 1:
+        code = train_and_report(name, resume, config, options)
+    elif launched_by_torchrun():
+        raise ConfigError(
+            "nproc_per_node: this process is already one of torchrun's workers; give the "
+            "process count to torchrun only"
+        )
+    else:
+        code = _launch(nproc_per_node, name, resume, config, options)
+    if code:
+        raise typer.Exit(code)
+
+
+def _launch(nproc: int, *args: Any) -> int:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from translate.engine.distributed import launch, quiet_launcher_logs
+
+    quiet_launcher_logs()
+    try:
+        codes = launch(nproc, _worker, *args)
+    except SignalException:  # Ctrl-C: the workers stopped and rank 0 saved
+        return 130
+    except ChildFailedError as exc:  # a worker crashed (not a user error: those return codes)
+        rank, failure = exc.get_first_failure()
+        typer.echo(f"error: process {rank} failed ({failure.message or failure.exitcode})")
+        return 1
+    return next((c for _, c in sorted(codes.items()) if c), 0)

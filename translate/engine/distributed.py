@@ -1,0 +1,238 @@
+"""Data-parallel training across processes: torchrun's process group, DDP and rank-0 I/O.
+
+A run started by torchrun (``torchrun --nproc-per-node 4 -m translate train ...``), by
+``translate train ... --nproc-per-node 4`` (``launch`` below: torch's elastic launcher, in
+process) or by a user's own script inside a torchrun worker reads ``RANK``/``WORLD_SIZE``/
+``LOCAL_RANK`` from the environment; ``Distributed.from_env`` joins the process group (NCCL with
+one GPU per process, gloo on CPU) or, outside torchrun, is a world of one that costs nothing.
+
+Gradients are averaged by DDP's own reducer, one ``DistributedDataParallel`` per optimiser
+group. Plugins call the *unwrapped* models, so their code is the same on 1 or N processes
+(attribute access, ``forward_features``, penalties), and the engine arms a group's reducer with
+the loss right before that group's backward (``GradientSync.before_backward``): DDP then finds
+the parameters the loss reaches (``find_unused_parameters``) and all-reduces their gradients
+in buckets while the backward runs. This is what makes penalties that need a double backward
+(R1/R2/WGAN-GP, GN) exact under DDP: the input gradient is taken with ``autograd.grad``, which
+never fires DDP's hooks, and the one hook per parameter fires in the final backward, whose
+graph contains the penalty's. The pattern (arming the reducer outside DDP's forward) is the one
+mmcv/mmgen use for GANs. Frozen models and critic-only steps arm nothing, so nothing waits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from translate.engine.device import resolve_device
+from translate.errors import ConfigError, TranslateError
+
+__all__ = ["Distributed", "GradientSync", "launch", "launched_by_torchrun"]
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process is a worker of a torchrun (or ``launch``) job of several processes."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+@dataclass
+class Distributed:
+    """This process's place in the run; a world of one when not launched by torchrun."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # we created the process group, so we destroy it
+
+    @classmethod
+    def from_env(cls, device_name: str, *, timeout_s: float) -> Distributed:
+        """Join torchrun's process group (or reuse one the caller made) on the right device."""
+        if not dist.is_available() or not (launched_by_torchrun() or dist.is_initialized()):
+            return cls(device=resolve_device(device_name))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = resolve_device(device_name)
+        if device.type == "cuda":
+            if local_rank >= torch.cuda.device_count():
+                raise ConfigError(
+                    f"device: local rank {local_rank} has no GPU ({torch.cuda.device_count()} "
+                    "visible); use one process per GPU (--nproc-per-node)"
+                )
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        owns = not dist.is_initialized()
+        if owns:
+            # NCCL for GPUs (one per process), gloo for CPU processes
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+        return cls(
+            rank=dist.get_rank(),
+            world_size=dist.get_world_size(),
+            local_rank=local_rank,
+            device=device,
+            owns_group=owns,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes checkpoints, samples, metrics and the progress bar."""
+        return self.rank == 0
+
+    @property
+    def _comm_device(self) -> torch.device:
+        # NCCL reduces CUDA tensors, gloo CPU ones
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any (a stop request, a failure)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([int(flag)], device=self._comm_device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def average_logs(
+        self, sums: Mapping[str, float], counts: Mapping[str, int]
+    ) -> tuple[dict[str, float], dict[str, int]]:
+        """Sum the per-rank sums and counts of logged values (same keys on every rank)."""
+        if not self.enabled:
+            return dict(sums), dict(counts)
+        keys = sorted(sums)
+        t = torch.tensor(
+            [sums[k] for k in keys] + [counts[k] for k in keys],
+            dtype=torch.float64,
+            device=self._comm_device,
+        )
+        dist.all_reduce(t)
+        values = t.tolist()
+        n = len(keys)
+        return dict(zip(keys, values[:n], strict=True)), {
+            k: int(c) for k, c in zip(keys, values[n:], strict=True)
+        }
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def agree(self, error: TranslateError | None) -> None:
+        """Raise on every rank when ``error`` happened on any; ``agreed`` tells the CLI that
+        rank 0 prints it, so the message appears once, not once per process."""
+        if not self.enabled:
+            if error is not None:
+                raise error
+            return
+        found = [e for e in self.gather(None if error is None else (type(error), str(error))) if e]
+        if not found:
+            return
+        kind, message = found[0]  # the lowest failing rank's error, raised on every rank
+        agreed = kind(message)
+        agreed.agreed = True  # type: ignore[attr-defined]
+        raise agreed from error
+
+    def broadcast_models(self, models: Iterable[nn.Module]) -> None:
+        """Copy rank 0's parameters and buffers to every rank (a new run starts identical)."""
+        if not self.enabled:
+            return
+        with torch.no_grad():
+            for model in models:
+                for t in [*model.parameters(), *model.buffers()]:
+                    dist.broadcast(t.data, src=0)
+
+    def barrier(self) -> None:
+        if self.enabled:  # NCCL: on this process's GPU, not on GPU 0
+            cuda = self.device.type == "cuda"
+            dist.barrier(device_ids=[self.device.index] if cuda else None)
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self.owns_group = False
+
+
+class _Params(nn.Module):
+    """A module holding an optimiser group's parameters (shared, not copied) for DDP."""
+
+    def __init__(self, params: list[nn.Parameter]):
+        super().__init__()
+        self.params = nn.ParameterList(params)
+
+
+class GradientSync:
+    """One DDP reducer per optimiser group; ``before_backward`` arms it with the loss.
+
+    Construction broadcasts rank 0's parameters (DDP does) and registers DDP's gradient hooks.
+    The reducer averages: with per-rank mean losses over batch ``B``, every rank ends with the
+    gradient of the mean over the global batch ``N * B``.
+    """
+
+    def __init__(self, groups: Mapping[str, list[nn.Parameter]], device: torch.device):
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.ddp = {
+            name: DistributedDataParallel(
+                _Params(params),
+                device_ids=[device] if device.type == "cuda" else None,
+                # the traversal from the loss marks parameters it does not reach (a frozen
+                # model, an unused branch) so each backward reduces exactly what it produced
+                find_unused_parameters=True,
+            )
+            for name, params in groups.items()
+            if params
+        }
+
+    def before_backward(self, group: str, loss: Tensor) -> None:
+        ddp = self.ddp.get(group)
+        if ddp is not None:
+            ddp.reducer.prepare_for_backward([loss])
+
+
+def convert_sync_batchnorm(models: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
+    """Batch norm -> SyncBatchNorm: statistics over the global batch (GPU processes only)."""
+    return {k: nn.SyncBatchNorm.convert_sync_batchnorm(m) for k, m in models.items()}
+
+
+def launch(nproc: int, entrypoint: Callable[..., Any], *args: Any) -> dict[int, Any]:
+    """Run ``entrypoint(*args)`` in ``nproc`` local worker processes, as ``torchrun
+    --standalone --nproc-per-node nproc`` would (torch's elastic launcher, no restarts);
+    returns each rank's return value. Raises ``ChildFailedError`` when a worker fails."""
+    import uuid
+
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",  # a free port, as torchrun --standalone
+        max_restarts=0,
+        monitor_interval=0.1,
+        start_method="spawn",
+    )
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default for several workers
+    return elastic_launch(config, entrypoint)(*args)
+
+
+def quiet_launcher_logs() -> None:
+    """torch's elastic agent logs at WARNING on every start; keep our CLI's output ours."""
+    import logging
+
+    for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    sys.stderr.flush()
