@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 from translate_dcgan import DCGANConfig
-from translate_dcgan.nets import DCGANDiscriminator, DCGANGenerator
 from typer.testing import CliRunner
 
 from translate.cli.main import app
@@ -18,6 +17,7 @@ from translate.config import GANConfig, TrainConfig, config_from_dict
 from translate.engine.loop import Trainer
 from translate.errors import ConfigError
 from translate.inference.sampling import Sampler, truncated_normal
+from translate.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from translate.registry import load_plugin
 from translate.testing import make_single
 

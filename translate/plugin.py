@@ -190,6 +190,12 @@ class PluginBase(Generic[C]):
         """Shape of one latent of a generating plugin (``generates``), e.g. (Z, 1, 1)."""
         raise NotImplementedError(f"plugin {self.name} does not generate from a latent")
 
+    def classes(self, cfg: C) -> list[str]:
+        """A class-conditional generating plugin's class names (cgan): the last
+        ``len(classes)`` channels of its latent are then the one-hot of the class to draw.
+        Optional: the default names none (unconditional)."""
+        return []
+
     def input_channels(self, cfg: C) -> int:
         """Channels of ``preprocess``'s output (of the latent for a generating plugin).
         Optional: the default probes ``preprocess`` with a blank RGB image; a plugin whose

@@ -50,6 +50,11 @@ class DCGANConfig:
     image_size: int = opt(64, "Side of the generated square images: a power of two, 8 to 256.")
     latent_dim: int = opt(100, "Dimension of the noise vector z (paper: 100).")
     base_channels: int = opt(64, "Width of G's last and D's first layer; doubles per stage.")
+    extra_layers: int = opt(
+        0,
+        "3x3 stride-1 layers added to G (at full resolution) and D (after its first layer): "
+        "the DCGAN authors' code's n_extra_layers; capacity for very small images.",
+    )
     flip: bool = opt(True, "Random horizontal flips during training.")
 
     def __post_init__(self) -> None:
@@ -57,6 +62,7 @@ class DCGANConfig:
         check_image_size(self.image_size)
         check(self.latent_dim >= 1, "latent_dim", "must be at least 1")
         check(self.base_channels >= 1, "base_channels", "must be at least 1")
+        check(self.extra_layers >= 0, "extra_layers", "must be >= 0")
 
 
 def image_dataset(cfg: Any, split: str) -> Dataset | None:
@@ -86,7 +92,7 @@ class DCGANPlugin(PluginBase[DCGANConfig]):
         return image_dataset(cfg, split)
 
     def build_models(self, cfg: DCGANConfig) -> dict[str, nn.Module]:
-        from translate_dcgan.nets import DCGANDiscriminator, DCGANGenerator, init_dcgan
+        from translate.nn.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan
 
         return {
             "G": init_dcgan(
@@ -94,10 +100,15 @@ class DCGANPlugin(PluginBase[DCGANConfig]):
                     latent_dim=cfg.latent_dim,
                     image_size=cfg.image_size,
                     base_channels=cfg.base_channels,
+                    extra_layers=cfg.extra_layers,
                 )
             ),
             "D": init_dcgan(
-                DCGANDiscriminator(image_size=cfg.image_size, base_channels=cfg.base_channels)
+                DCGANDiscriminator(
+                    image_size=cfg.image_size,
+                    base_channels=cfg.base_channels,
+                    extra_layers=cfg.extra_layers,
+                )
             ),
         }
 

@@ -1,4 +1,4 @@
-"""``translate sample``: new images from a generating model (dcgan), a grid or a folder.
+"""``translate sample``: new images from a generating model (dcgan, cgan), a grid or a folder.
 
 A thin wrapper over ``translate.inference.sampling`` (``Sampler``, ``save_samples``)."""
 
@@ -34,6 +34,12 @@ def sample_command(
             "more typical images; e.g. 0.5)."
         ),
     ] = None,
+    class_name: Annotated[
+        str | None,
+        typer.Option(
+            "--class", help="Class to draw (a class-conditional model, cgan); default: random."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ) -> None:
@@ -41,7 +47,7 @@ def sample_command(
     from translate.inference.sampling import Sampler, save_samples
 
     sampler = Sampler.from_checkpoint(run, device=device)
-    images = sampler(n, seed=seed, truncation=truncation)
+    images = sampler(n, seed=seed, truncation=truncation, class_name=class_name)
     paths = save_samples(images, out, overwrite=overwrite)
     where = paths[0] if len(paths) == 1 else out
     typer.echo(f"wrote {len(images)} samples to {where}")

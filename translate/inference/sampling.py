@@ -1,9 +1,10 @@
-"""``Sampler``: a generating model (``plugin.generates``, e.g. dcgan) as a source of images.
+"""``Sampler``: a generating model (``plugin.generates``: dcgan, cgan) as a source of images.
 
 ``Sampler.from_checkpoint(run)(64, seed=0, truncation=0.5)`` draws latents z ~ N(0, I) of the
-plugin's ``latent_shape``, runs the inference module (the generator) on them and returns PIL
-images; ``save_samples`` writes them as one grid PNG or a folder of PNGs. What
-``translate sample`` does.
+plugin's ``latent_shape`` (for a class-conditional plugin, ``plugin.classes(cfg)`` non-empty,
+its last K channels are the one-hot of a class: ``class_name=`` or drawn uniformly), runs the
+inference module (the generator) on them and returns PIL images; ``save_samples`` writes them
+as one grid PNG or a folder of PNGs. What ``translate sample`` does.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
 Image Synthesis", Sec. 3.1): every latent entry with |z| > T is resampled until none is, which
@@ -12,6 +13,7 @@ trades diversity for fidelity (T -> 0 collapses towards the sample of z = 0).
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,6 +63,8 @@ class Sampler:
         self.plugin_cfg = loaded.plugin_cfg
         self.module = loaded.module
         self.latent_shape = tuple(plugin.latent_shape(self.plugin_cfg))
+        classes = getattr(plugin, "classes", None)
+        self.classes: list[str] = list(classes(self.plugin_cfg)) if callable(classes) else []
 
     @classmethod
     def from_checkpoint(
@@ -75,16 +79,53 @@ class Sampler:
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 
-    def latents(self, n: int, *, seed: int | None = None, truncation: float | None = None):
-        """(n, *latent_shape) latents on the CPU; the same ``seed`` gives the same latents."""
+    def class_index(self, name: str) -> int:
+        """The index of class ``name``; an unknown name raises one line with a suggestion."""
+        if not self.classes:
+            raise ConfigError(
+                f"--class: {self.loaded.source} is unconditional ({self.plugin.name}); it has no "
+                "classes"
+            )
+        if name not in self.classes:
+            close = difflib.get_close_matches(name, self.classes, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"--class: unknown class {name!r}{hint} (this model's classes: "
+                f"{', '.join(self.classes)})"
+            )
+        return self.classes.index(name)
+
+    def latents(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        class_name: str | None = None,
+    ) -> Tensor:
+        """(n, *latent_shape) latents on the CPU; the same ``seed`` gives the same latents.
+        Truncation applies to the noise, not to a class one-hot."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
+        k = len(self.classes)
+        index = self.class_index(class_name) if class_name is not None else None
         gen = torch.Generator()
         if seed is None:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        return truncated_normal((n, *self.latent_shape), truncation, gen)
+        head = (self.latent_shape[0] - k, *self.latent_shape[1:])
+        z = truncated_normal((n, *head), truncation, gen)
+        if not k:
+            return z
+        labels = (
+            torch.full((n,), index)
+            if index is not None
+            else torch.randint(0, k, (n,), generator=gen)
+        )
+        onehot = torch.nn.functional.one_hot(labels, k).float()
+        onehot = onehot.view(n, k, *([1] * (len(head) - 1))).expand(n, k, *head[1:])
+        return torch.cat([z, onehot], 1)
 
     @torch.no_grad()
     def generate(self, z: Tensor) -> Tensor:
@@ -101,17 +142,27 @@ class Sampler:
         return torch.cat(outs)
 
     def sample_tensor(
-        self, n: int, *, seed: int | None = None, truncation: float | None = None
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        class_name: str | None = None,
     ) -> Tensor:
-        return self.generate(self.latents(n, seed=seed, truncation=truncation))
+        z = self.latents(n, seed=seed, truncation=truncation, class_name=class_name)
+        return self.generate(z)
 
     def __call__(
-        self, n: int, *, seed: int | None = None, truncation: float | None = None
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        class_name: str | None = None,
     ) -> list[Image.Image]:
-        """``n`` new images (PIL, the plugin's postprocess)."""
-        return self.plugin.postprocess(
-            self.sample_tensor(n, seed=seed, truncation=truncation), self.plugin_cfg
-        )
+        """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` when given."""
+        x = self.sample_tensor(n, seed=seed, truncation=truncation, class_name=class_name)
+        return self.plugin.postprocess(x, self.plugin_cfg)
 
 
 def sample(
@@ -120,10 +171,12 @@ def sample(
     *,
     seed: int | None = None,
     truncation: float | None = None,
+    class_name: str | None = None,
     device: str = "cpu",
 ) -> list[Image.Image]:
     """``n`` images from a generating model's checkpoint (``Sampler``)."""
-    return Sampler.from_checkpoint(checkpoint, device=device)(n, seed=seed, truncation=truncation)
+    sampler = Sampler.from_checkpoint(checkpoint, device=device)
+    return sampler(n, seed=seed, truncation=truncation, class_name=class_name)
 
 
 def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:

@@ -8,6 +8,7 @@ themselves to a device. See each module for the paper it implements:
 * ``PatchDiscriminator``, ``PixelDiscriminator``, ``MultiscaleDiscriminator`` -- PatchGAN
   (Isola et al. 2017) and pix2pixHD (Wang et al. 2018), ``translate.nn.patchgan``;
 * ``ResnetBlock``, ``SelfAttention2d`` (SAGAN, Zhang et al. 2019) -- ``translate.nn.blocks``;
+* ``DCGANGenerator``, ``DCGANDiscriminator`` -- Radford et al. 2016, ``translate.nn.dcgan``;
 * ``norm_layer`` -- batch / instance / no normalisation, ``translate.nn.norms``;
 * ``init_weights`` -- DCGAN-style initialisation schemes, ``translate.nn.init``.
 """

@@ -23,7 +23,13 @@ class DCGANGenerator(nn.Module):
     """z (B, Z, 1, 1) -> image (B, C, S, S) in [-1, 1]."""
 
     def __init__(
-        self, *, latent_dim: int, image_size: int, out_channels: int = 3, base_channels: int = 64
+        self,
+        *,
+        latent_dim: int,
+        image_size: int,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        extra_layers: int = 0,
     ) -> None:
         super().__init__()
         n = stages(image_size)
@@ -41,7 +47,15 @@ class DCGANGenerator(nn.Module):
                 nn.ReLU(True),
             ]
             width //= 2
-        layers += [nn.ConvTranspose2d(width, out_channels, 4, 2, 1), nn.Tanh()]
+        if extra_layers:  # at full resolution before the output (the authors' n_extra_layers)
+            layers += [nn.ConvTranspose2d(width, width, 4, 2, 1, bias=False)]
+            layers += [nn.BatchNorm2d(width), nn.ReLU(True)]
+            for _ in range(extra_layers - 1):
+                layers += [nn.Conv2d(width, width, 3, 1, 1, bias=False)]
+                layers += [nn.BatchNorm2d(width), nn.ReLU(True)]
+            layers += [nn.Conv2d(width, out_channels, 3, 1, 1), nn.Tanh()]
+        else:
+            layers += [nn.ConvTranspose2d(width, out_channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -53,7 +67,14 @@ class DCGANDiscriminator(nn.Module):
 
     ``features`` is exposed for conditional heads (projection, auxiliary classifier)."""
 
-    def __init__(self, *, image_size: int, in_channels: int = 3, base_channels: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        image_size: int,
+        in_channels: int = 3,
+        base_channels: int = 64,
+        extra_layers: int = 0,
+    ) -> None:
         super().__init__()
         n = stages(image_size)
         layers: list[nn.Module] = [
@@ -61,6 +82,9 @@ class DCGANDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, True),
         ]
         width = base_channels
+        for _ in range(extra_layers):  # 3x3 stride-1 (the authors' n_extra_layers)
+            layers += [nn.Conv2d(width, width, 3, 1, 1, bias=False)]
+            layers += [nn.BatchNorm2d(width), nn.LeakyReLU(0.2, True)]
         for _ in range(n - 1):
             layers += [
                 nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),

@@ -1,0 +1,221 @@
+"""The cgan plugin: class-conditional image generation from noise, on a folder per class.
+
+G maps ``cat([z, onehot(y)])`` to an image of class y (a DCGAN generator, Radford et al. 2016);
+D judges (image, class) pairs as ``--conditioning`` says (``translate_cgan.nets``). The
+adversarial objective is the core's (default: hinge, as the projection discriminator paper;
+every core family and regulariser applies). With ``acgan``, the auxiliary classification loss
+(Odena et al. 2017, Eq. 2-3: L_C = log P(C = c | X) on real and fake images) is added with
+weight ``--lambda-cls`` to D's loss (real images) and to G's (its fakes).
+
+The inference module is G: its input is ``cat([z, onehot])`` (B, Z + K, 1, 1), so the ONNX export
+takes the latent and the class (as its one-hot) in one tensor; ``translate sample --class NAME``
+fills the one-hot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from translate.fields import check, opt
+from translate.plugin import PluginBase
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor, nn
+    from torch.utils.data import Dataset
+
+    from translate.plugin import StepContext
+
+
+@dataclass(frozen=True)
+class CGANConfig:
+    """cgan data, model and loss settings."""
+
+    data: Path = opt(
+        None,
+        "Dataset folder: one sub-folder of images per class (DIR/<class>/*.png; "
+        "DIR/train/<class>/ and DIR/val/<class>/ when present).",
+    )
+    classes: str = opt(
+        "",
+        "Classes (folders) to train on, comma-separated; default: all. The checkpoint stores "
+        "the list, which `translate sample --class` checks names against.",
+    )
+    conditioning: Literal["concat", "acgan", "projection"] = opt(
+        "projection",
+        "How D uses the class: concat (one-hot input maps, Mirza and Osindero 2014), acgan "
+        "(auxiliary classifier, Odena et al. 2017) or projection (Miyato and Koyama 2018).",
+    )
+    image_size: int = opt(32, "Side of the generated square images: a power of two, 8 to 256.")
+    latent_dim: int = opt(100, "Dimension of the noise vector z.")
+    base_channels: int = opt(64, "Width of G's last and D's first layer; doubles per stage.")
+    extra_layers: int = opt(
+        0, "3x3 stride-1 layers added to G and D (capacity for very small images)."
+    )
+    lambda_cls: float = opt(1.0, "Weight of AC-GAN's classification loss (acgan only).")
+    flip: bool = opt(True, "Random horizontal flips during training.")
+
+    def __post_init__(self) -> None:
+        from translate_dcgan.plugin import check_image_size
+
+        check(self.data is not None, "data", "is required (--data DIR)")
+        check(
+            self.conditioning in ("concat", "acgan", "projection"),
+            "conditioning",
+            f"{self.conditioning!r} is not one of concat, acgan, projection",
+        )
+        check_image_size(self.image_size)
+        check(self.latent_dim >= 1, "latent_dim", "must be at least 1")
+        check(self.base_channels >= 1, "base_channels", "must be at least 1")
+        check(self.extra_layers >= 0, "extra_layers", "must be >= 0")
+        check(self.lambda_cls >= 0, "lambda_cls", "must be >= 0")
+
+    @property
+    def class_names(self) -> list[str]:
+        return [n.strip() for n in self.classes.split(",") if n.strip()]
+
+
+class CGANPlugin(PluginBase[CGANConfig]):
+    name = "cgan"
+    description = "Class-conditional generation: concat, AC-GAN or projection discriminator"
+    config_cls = CGANConfig
+    dataset_kind = "unpaired"  # a folder of unrelated images per class
+    generates = True
+    gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "hinge"}
+    train_defaults: ClassVar[Mapping[str, Any]] = {"batch_size": 64, "max_steps": 20_000}
+
+    # ------------------------------------------------------------------ config and data
+    def finalize_config(self, cfg: CGANConfig) -> CGANConfig:
+        """Resolve ``--classes`` against the data's class folders (all by default)."""
+        import dataclasses
+
+        from translate_cgan.data import check_class, class_folders
+
+        available = class_folders(cfg.data)
+        wanted = cfg.class_names or available
+        for name in wanted:
+            check_class(name, available)
+        return dataclasses.replace(cfg, classes=",".join(wanted))
+
+    def build_dataset(self, cfg: CGANConfig, split: str) -> Dataset | None:
+        from translate_cgan.data import build_class_dataset
+
+        return build_class_dataset(cfg, split)
+
+    def classes(self, cfg: CGANConfig) -> list[str]:
+        """The class names, in the order of the latent's one-hot (``sample --class``)."""
+        return cfg.class_names
+
+    def latent_shape(self, cfg: CGANConfig) -> tuple[int, ...]:
+        """z and the class one-hot, concatenated: (Z + K, 1, 1)."""
+        return (cfg.latent_dim + len(cfg.class_names), 1, 1)
+
+    # ------------------------------------------------------------------ models
+    def build_models(self, cfg: CGANConfig) -> dict[str, nn.Module]:
+        from translate.nn.dcgan import DCGANGenerator, init_dcgan
+        from translate_cgan.nets import ConditionalDiscriminator
+
+        k = len(cfg.class_names)
+        if k < 2:  # finalize_config fills the list; a hand-made config may not have
+            from translate.errors import ConfigError
+
+            raise ConfigError("classes: needs at least two classes (give --classes or data)")
+        return {
+            "G": init_dcgan(
+                DCGANGenerator(
+                    latent_dim=cfg.latent_dim + k,
+                    image_size=cfg.image_size,
+                    base_channels=cfg.base_channels,
+                    extra_layers=cfg.extra_layers,
+                )
+            ),
+            "D": init_dcgan(
+                ConditionalDiscriminator(
+                    image_size=cfg.image_size,
+                    n_classes=k,
+                    conditioning=cfg.conditioning,
+                    base_channels=cfg.base_channels,
+                    extra_layers=cfg.extra_layers,
+                )
+            ),
+        }
+
+    # ------------------------------------------------------------------ training
+    @staticmethod
+    def with_class(images: Tensor, onehot: Tensor) -> Tensor:
+        """``cat([onehot maps, images])``: D's input (condition channels first)."""
+        import torch
+
+        b, k = onehot.shape
+        maps = onehot.to(images.dtype).view(b, k, 1, 1).expand(b, k, *images.shape[-2:])
+        return torch.cat([maps, images], 1)
+
+    def train_step(self, ctx: StepContext, batch: Any, cfg: CGANConfig) -> dict[str, float]:
+        import torch
+        from torch.nn import functional as F
+
+        G, D = ctx.models["G"], ctx.models["D"]
+        real, label = batch["image"], batch["label"]  # (B, 3, S, S) in [-1, 1]; (B,)
+        k = len(cfg.class_names)
+        onehot = F.one_hot(label, k).float()
+        z = torch.randn(real.shape[0], cfg.latent_dim, 1, 1, device=real.device)
+        # fakes of the batch's classes (the class distribution of the data)
+        with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
+            fake = G(torch.cat([z, onehot.view(*onehot.shape, 1, 1)], 1))
+        real_in, fake_in = self.with_class(real, onehot), self.with_class(fake, onehot)
+        acgan = cfg.conditioning == "acgan" and cfg.lambda_cls > 0
+
+        with ctx.autocast():
+            loss_d, logs = ctx.gan.discriminator_loss(D, real_in, fake_in, condition_channels=k)
+            if acgan:  # L_C on real images (Odena et al. 2017, Eq. 3)
+                cls_r = F.cross_entropy(D.classify(real_in).float(), label)
+                loss_d = loss_d + cfg.lambda_cls * cls_r
+                logs["D_cls"] = cls_r.item()
+        ctx.optimize("D", loss_d)
+        if not ctx.update_generator:
+            return logs
+
+        with ctx.frozen("D"), ctx.autocast():
+            loss_g, logs_g = ctx.gan.generator_loss(
+                D, fake_in, real_in, paired=False, condition_channels=k
+            )
+            if acgan:  # G also maximises log P(C = c | X_fake)
+                cls_f = F.cross_entropy(D.classify(fake_in).float(), label)
+                loss_g = loss_g + cfg.lambda_cls * cls_f
+                logs_g["G_cls"] = cls_f.item()
+        ctx.optimize("G", loss_g)
+        return {**logs, **logs_g}
+
+    # ------------------------------------------------------------------ inference
+    def inference_module(
+        self, models: Mapping[str, nn.Module], cfg: CGANConfig, opts: Any
+    ) -> nn.Module:
+        """G: ``cat([z, onehot])`` (B, Z + K, 1, 1) -> images (B, 3, S, S) in [-1, 1]."""
+        return models["G"]
+
+    def sample_columns(
+        self, models: Mapping[str, nn.Module], batch: Any, cfg: CGANConfig
+    ) -> list[Tensor]:
+        """One column per class (at most 10), each from the same fixed latents."""
+        import torch
+
+        real = batch["image"]
+        k = len(cfg.class_names)
+        z = torch.randn(
+            real.shape[0], cfg.latent_dim, 1, 1, generator=torch.Generator().manual_seed(0)
+        )
+        columns = []
+        for c in range(min(k, 10)):
+            onehot = torch.zeros(real.shape[0], k, 1, 1)
+            onehot[:, c] = 1
+            columns.append(models["G"](torch.cat([z, onehot], 1).to(real.device)))
+        return columns
+
+    def tiny_config(self, data_root: Path) -> CGANConfig:
+        # the contract's unpaired data: data_root/A and data_root/B, two classes
+        return CGANConfig(data=data_root, image_size=16, latent_dim=8, base_channels=8)
+
+
+plugin = CGANPlugin()
