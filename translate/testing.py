@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,63 +132,6 @@ def make_single(root: Path, *, n: int = 6, size: int = 48, seed: int = 0) -> Pat
         )
         Image.fromarray((image * 255).astype(np.uint8)).save(root / f"{i:03d}.png")
     return root
-
-
-def make_digits(root: Path, *, by_class: bool = False, names: Sequence[str] = ()) -> Path:
-    """scikit-learn's bundled handwritten digits (1797 8x8 images, no download) as RGB PNGs in
-    ``root`` (``root/<class>/`` with ``by_class``; ``names`` renames classes 0..9). For
-    learning tests of generating plugins; needs scikit-learn (the ``dev`` extra)."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    pixels = (digits.images / 16 * 255).round().astype(np.uint8)  # (N, 8, 8), 0..16 -> 0..255
-    for i, (image, label) in enumerate(zip(pixels, digits.target, strict=True)):
-        name = names[label] if names else str(label)
-        folder = root / name if by_class else root
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.repeat(image[..., None], 3, 2)).save(folder / f"{i:04d}.png")
-    return root
-
-
-class DigitJudge:
-    """A logistic-regression classifier fitted on the real digits (images in [0, 1]): judges
-    whether generated 8x8 images look like digits (``confidence``: the mean max-probability)
-    and which (``predict``)."""
-
-    def __init__(self) -> None:
-        from sklearn.datasets import load_digits
-        from sklearn.linear_model import LogisticRegression
-
-        digits = load_digits()
-        self.real = digits.images.reshape(len(digits.images), -1) / 16
-        self.labels = digits.target
-        self.model = LogisticRegression(max_iter=2000).fit(self.real, self.labels)
-
-    @staticmethod
-    def features(images: Any) -> np.ndarray:
-        """(N, C, H, W) tensors in [-1, 1] or PIL images -> (N, 64) grey levels in [0, 1]
-        (larger images are area-averaged down to 8x8)."""
-        if isinstance(images, list):
-            grey = [im.convert("L").resize((8, 8), Image.Resampling.BOX) for im in images]
-            arr = np.stack([np.asarray(im, np.float64) / 255 for im in grey])
-        else:
-            from torch.nn.functional import adaptive_avg_pool2d
-
-            x = adaptive_avg_pool2d(images.detach().float().cpu().mean(1, keepdim=True), 8)
-            arr = (x[:, 0].numpy().astype(np.float64) + 1) / 2
-        return arr.reshape(len(arr), -1).clip(0, 1)
-
-    def confidence(self, images: Any) -> float:
-        return float(self.model.predict_proba(self.features(images)).max(1).mean())
-
-    def predict(self, images: Any) -> np.ndarray:
-        return self.model.predict(self.features(images))
-
-    def noise_confidence(self, n: int = 500, seed: int = 0) -> float:
-        """The judge's confidence on uniform noise images (what a model that learnt nothing
-        scores, roughly)."""
-        rng = np.random.default_rng(seed)
-        return float(self.model.predict_proba(rng.uniform(0, 1, (n, 64))).max(1).mean())
 
 
 def make_dataset(kind: str, root: Path) -> Path:

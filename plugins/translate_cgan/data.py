@@ -3,7 +3,6 @@ when present). Items: ``{"image": (3, S, S) in [-1, 1], "label": class index}``.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +11,7 @@ from torch.utils.data import Dataset
 from translate.data.paired import index_seed, split_folder
 from translate.data.single import SingleDataset
 from translate.errors import ConfigError, DataError
-
-
-def did_you_mean(name: str, known: list[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest known name, or ``""``."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
+from translate.inference.sampling import did_you_mean
 
 
 def class_folders(root: Path) -> list[str]:
@@ -30,12 +24,12 @@ def class_folders(root: Path) -> list[str]:
     return names
 
 
-def check_class(name: str, classes: list[str]) -> int:
+def check_class(name: str, classes: list[str], *, where: str) -> int:
     """The index of class ``name``; an unknown name raises one line with a suggestion."""
     if name not in classes:
         raise ConfigError(
-            f"--class: unknown class {name!r}{did_you_mean(name, classes)} "
-            f"(this model's classes: {', '.join(classes)})"
+            f"{where}: unknown class {name!r}{did_you_mean(name, classes)} "
+            f"(available: {', '.join(classes)})"
         )
     return classes.index(name)
 

@@ -96,7 +96,7 @@ class CGANPlugin(PluginBase[CGANConfig]):
         available = class_folders(cfg.data)
         wanted = cfg.class_names or available
         for name in wanted:
-            check_class(name, available)
+            check_class(name, available, where=f"classes (folders of {cfg.data})")
         return dataclasses.replace(cfg, classes=",".join(wanted))
 
     def build_dataset(self, cfg: CGANConfig, split: str) -> Dataset | None:

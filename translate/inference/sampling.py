@@ -48,6 +48,13 @@ def truncated_normal(
         z[outside] = torch.randn(count, generator=generator)
 
 
+def did_you_mean(name: str, known: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest known name (ignoring case), or ``""``."""
+    lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)
+    return f"; did you mean {lower[close[0]]!r}?" if close else ""
+
+
 class Sampler:
     """Draw images from a loaded generating model (a ``translate.loading.LoadedModel``)."""
 
@@ -87,8 +94,7 @@ class Sampler:
                 "classes"
             )
         if name not in self.classes:
-            close = difflib.get_close_matches(name, self.classes, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, self.classes)
             raise ConfigError(
                 f"--class: unknown class {name!r}{hint} (this model's classes: "
                 f"{', '.join(self.classes)})"
