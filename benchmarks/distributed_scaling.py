@@ -57,6 +57,7 @@ def worker(args: argparse.Namespace, data: str, run_dir: str, skip_comm: bool) -
         data=data,
         load_size=args.size,
         crop_size=args.size,
+        unet_depth=min(8, args.size.bit_length() - 1),  # the U-Net's input multiple: size
         batch_size=args.batch_size,
         max_steps=args.warmup + args.steps,
         device=args.device,
@@ -67,6 +68,12 @@ def worker(args: argparse.Namespace, data: str, run_dir: str, skip_comm: bool) -
         log_every=10**9,
     )
     if skip_comm and trainer.gradient_sync is not None:
+        # DDP checks the hook's annotations as objects (this module postpones them)
+        _no_comm.__annotations__ = {
+            "state": object,
+            "bucket": torch.distributed.GradBucket,
+            "return": torch.futures.Future[torch.Tensor],
+        }
         for ddp in trainer.gradient_sync.ddp.values():
             ddp.register_comm_hook(None, _no_comm)
     batches = iter(trainer.loader())
