@@ -196,3 +196,34 @@ def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Pa
     assert result.exit_code == 2, result.output
     assert "plugin 'superres' does not support compression" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_compressed_cyclegan_prunes_both_generators_and_learns_their_outputs(
+    tmp_path: Path,
+) -> None:
+    from translate.testing import make_unpaired
+
+    root = make_unpaired(tmp_path / "d", n=4, size=32)
+    tiny = {"load_size": 32, "crop_size": 32, "resnet_blocks": 1, "disc_channels": 8}
+    tiny |= {"disc_layers": 2, "amp": "none", "batch_size": 2, "log_every": 1}
+    parent = prepare(
+        "cyclegan",
+        domain_a=root / "A",
+        domain_b=root / "B",
+        base_channels=8,
+        max_steps=2,
+        run_dir=tmp_path / "dense",
+        **{**QUIET, **tiny},
+    ).run()
+    out = compress(parent, keep=0.5, steps=2, run_dir=tmp_path / "small")
+    loaded = load_checkpoint(out)
+    for name in ("G_A", "G_B"):
+        assert loaded.models[name].stem[1].out_channels == 4
+    assert (
+        loaded.models["D_A"].state_dict().keys()
+        == load_checkpoint(parent).models["D_A"].state_dict().keys()
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["compressed_from"]["keep"] == 0.5
+    logged = [json.loads(line) for line in (out.parent.parent / "metrics.jsonl").open()]
+    assert all(row["distill_A"] > 0 and row["distill_B"] > 0 for row in logged)

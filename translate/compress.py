@@ -132,8 +132,8 @@ def compress(
     if not supports_compression(plugin):
         raise ConfigError(
             f"{folder}: plugin {plugin.name!r} does not support compression "
-            "(supported: plugins with U-Net/ResNet generators and a distill_from option, "
-            "e.g. pix2pix)"
+            "(supported: plugins with U-Net/ResNet generators and a distill_from option: "
+            "pix2pix, cyclegan)"
         )
     if not 0 < keep <= 1:
         raise ConfigError(f"keep: must be in (0, 1], got {keep}")

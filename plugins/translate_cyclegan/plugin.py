@@ -45,6 +45,15 @@ class CycleGANConfig(UnpairedDataConfig):
     init: Literal["normal", "xavier", "kaiming", "orthogonal"] = opt(
         "normal", "Weight initialisation (paper: normal, std 0.02)."
     )
+    distill_from: Path | None = opt(
+        None,
+        "Dense parent checkpoint (set by 'translate compress'): G_A and G_B start as its "
+        "channel-pruned generators, D_A and D_B as its discriminators, and each G also learns "
+        "its dense counterpart's outputs.",
+    )
+    lambda_distill: float = opt(
+        10.0, "Weight of each L1 loss to the dense parent's outputs (with --distill-from)."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,6 +81,8 @@ class CycleGANConfig(UnpairedDataConfig):
             raise ConfigError("dropout: must be in [0, 1)")
         if self.lambda_cycle < 0:
             raise ConfigError("lambda_cycle: must be >= 0")
+        if self.lambda_distill < 0:
+            raise ConfigError("lambda_distill: must be >= 0")
         if self.lambda_identity < 0:
             raise ConfigError("lambda_identity: must be >= 0")
         if self.pool_size < 0:
@@ -134,6 +145,19 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
 
     # ------------------------------------------------------------------ data
     # ------------------------------------------------------------------ training
+    def initialize(self, models: Mapping[str, nn.Module], cfg: CycleGANConfig) -> None:
+        """A compression run (``--distill-from``) starts from its pruned dense parent."""
+        if cfg.distill_from is not None:
+            from translate.compress import init_from_parent
+
+            init_from_parent(models, cfg.distill_from, generators=["G_A", "G_B"])
+
+    def checkpoint_meta(self, cfg: CycleGANConfig) -> dict[str, Any]:
+        """A compressed model records its parent, keep ratio and method in meta.json."""
+        from translate.compress import compression_meta
+
+        return compression_meta(cfg.distill_from, cfg.base_channels)
+
     def train_step(self, ctx: StepContext, batch: Any, cfg: CycleGANConfig) -> dict[str, float]:
         import torch
 
@@ -170,12 +194,14 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
                 adv_a, logs_a = ctx.gan.generator_loss(D_A, fake_b, real_b)
                 # cycle-consistency loss, Eq. 2, Zhu et al. 2017: ||F(G(x)) - x||_1 (+ below)
                 cycle_a = l1_loss(G_B(fake_b).float(), real_a)
-            backward(adv_a + cfg.lambda_cycle * cycle_a)
+                distill_a = self._distill(cfg, "G_A", real_a, fake_b)
+            backward(adv_a + cfg.lambda_cycle * cycle_a + cfg.lambda_distill * distill_a)
             with ctx.autocast():
                 fake_a = G_B(real_b)
                 adv_b, logs_b = ctx.gan.generator_loss(D_B, fake_a, real_a)
                 cycle_b = l1_loss(G_A(fake_a).float(), real_b)  # ||G(F(y)) - y||_1
-            backward(adv_b + cfg.lambda_cycle * cycle_b)
+                distill_b = self._distill(cfg, "G_B", real_b, fake_a)
+            backward(adv_b + cfg.lambda_cycle * cycle_b + cfg.lambda_distill * distill_b)
             if lambda_idt > 0:
                 # identity loss, Sec. 5.2, Zhu et al. 2017 (after Taigman et al. 2017):
                 # ||G(y) - y||_1 + ||F(x) - x||_1, keeps colours that need not change
@@ -191,7 +217,23 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
         terms = torch.stack([cycle_a, cycle_b, idt_a, idt_b]).detach().tolist()
         logs = {"G_adv_A": logs_a["G_adv"], "G_adv_B": logs_b["G_adv"]}
         logs.update(zip(("cycle_A", "cycle_B", "idt_A", "idt_B"), terms, strict=True))
+        if cfg.distill_from is not None:
+            logs["distill_A"], logs["distill_B"] = distill_a.item(), distill_b.item()
         return fake_a.detach(), fake_b.detach(), logs
+
+    @staticmethod
+    def _distill(cfg: CycleGANConfig, name: str, real: Tensor, fake: Tensor) -> Tensor:
+        """Self-supervised compression (Yu & Pool 2020): L1 from generator ``name``'s output
+        to its dense parent's; 0 outside a compression run."""
+        import torch
+
+        from translate.losses import l1_loss
+
+        if cfg.distill_from is None:
+            return torch.zeros((), device=real.device)
+        from translate.compress import teacher_output
+
+        return l1_loss(fake.float(), teacher_output(cfg.distill_from, name, real).float())
 
     def _discriminator_step(
         self,

@@ -48,7 +48,7 @@ def compress_command(
     size: Annotated[int, typer.Option(help="Image side for --report.")] = 256,
 ) -> None:
     """Compress a model's generator by structured channel pruning, trained against the dense
-    generator's outputs and the dense discriminator (Yu & Pool 2020; pix2pix)."""
+    generator's outputs and the dense discriminator (Yu & Pool 2020; pix2pix, cyclegan)."""
     if report:
         from translate.compress_report import compression_report, format_report
 
