@@ -164,7 +164,7 @@ def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Pa
 
     from translate.cli.main import app
 
-    parent, _ = dense
+    parent, root = dense
     runner = CliRunner()
     out = tmp_path / "small"
     args = ["compress", str(parent), "--keep", "0.5", "--steps", "2", "--run-dir", str(out)]
@@ -173,7 +173,8 @@ def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Pa
     folder = Path(result.stdout.strip().splitlines()[-1])
     assert folder.is_dir() and folder.parent.parent == out
 
-    result = runner.invoke(app, ["compress", str(folder), "--report", "--size", "32"])
+    report = ["compress", str(folder), "--report", "--size", "32", "--eval-data", str(root)]
+    result = runner.invoke(app, report)
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines[1].startswith("dense") and lines[2].startswith("keep 0.5")
@@ -181,6 +182,7 @@ def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Pa
     small_params = int(lines[2].split()[2].replace(",", ""))
     assert small_params < 0.3 * dense_params
     assert "ONNX x" in lines[3]
+    assert lines[4].startswith("dense eval: L1 ") and lines[5].startswith("keep 0.5 eval: L1 ")
 
     result = runner.invoke(app, ["compress", str(parent), "--keep", "1.5"])
     assert result.exit_code == 2 and result.output.startswith("error: keep: must be in (0, 1]")

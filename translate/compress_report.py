@@ -4,7 +4,8 @@ For the dense parent (from the compressed checkpoint's ``compressed_from`` recor
 compressed model: parameters of the inference module, GFLOPs per image (counted by
 ``torch.utils.flop_counter.FlopCounterMode``: 2 per multiply-accumulate, convolutions and matrix
 products), the size of the ONNX export (``translate export``, parity-checked) and the median
-latency of one image in PyTorch and in ONNX Runtime on the CPU.
+latency of one image in PyTorch and in ONNX Runtime on the CPU; with ``eval_data``, the plugin's
+evaluation protocol (``translate eval``: pix2pix L1, PSNR, SSIM, ...) on that folder for both.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,6 +36,7 @@ class ModelCost:
     onnx_bytes: int
     torch_ms: float  # median latency, batch 1
     ort_ms: float  # median latency, batch 1, ONNX Runtime on the CPU
+    metrics: dict[str, float] = field(default_factory=dict)  # the plugin's eval protocol
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -47,8 +49,11 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def measure(path: Path, name: str, *, size: int, repeats: int) -> ModelCost:
-    """Parameters, GFLOPs, ONNX size and latencies of the checkpoint at ``path``."""
+def measure(
+    path: Path, name: str, *, size: int, repeats: int, eval_data: Path | None = None
+) -> ModelCost:
+    """Parameters, GFLOPs, ONNX size and latencies of the checkpoint at ``path`` (and its
+    evaluation metrics on ``eval_data``)."""
     import onnxruntime as ort
 
     from translate.export.onnx import export_loaded
@@ -74,15 +79,21 @@ def measure(path: Path, name: str, *, size: int, repeats: int) -> ModelCost:
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: x.numpy()}
         ort_ms = _median_ms(lambda: session.run(None, feed), repeats)
-    return ModelCost(
-        name, path, params, counter.get_total_flops() / 1e9, onnx_bytes, torch_ms, ort_ms
-    )
+    metrics: dict[str, float] = {}
+    if eval_data is not None:
+        from translate.evaluation import evaluate
+
+        result = evaluate(loaded.plugin.name, [eval_data], checkpoint=path, device="cpu")
+        metrics = result.results[0].means
+    flops = counter.get_total_flops() / 1e9
+    return ModelCost(name, path, params, flops, onnx_bytes, torch_ms, ort_ms, metrics)
 
 
 def compression_report(
-    compressed: Path | str, *, size: int = 256, repeats: int = 5
+    compressed: Path | str, *, size: int = 256, repeats: int = 5, eval_data: Path | None = None
 ) -> list[ModelCost]:
-    """Dense parent vs compressed model (``[dense, compressed]``) at ``size`` x ``size``.
+    """Dense parent vs compressed model (``[dense, compressed]``) at ``size`` x ``size``, with
+    the plugin's evaluation metrics on ``eval_data`` when given.
 
     Raises:
         ConfigError: ``compressed`` records no parent (not made by ``translate compress``) or
@@ -96,8 +107,10 @@ def compression_report(
     if not parent.exists():
         raise ConfigError(f"{folder}: its dense parent {parent} no longer exists")
     return [
-        measure(parent, "dense", size=size, repeats=repeats),
-        measure(folder, f"keep {record.get('keep')}", size=size, repeats=repeats),
+        measure(parent, "dense", size=size, repeats=repeats, eval_data=eval_data),
+        measure(
+            folder, f"keep {record.get('keep')}", size=size, repeats=repeats, eval_data=eval_data
+        ),
     ]
 
 
@@ -119,4 +132,8 @@ def format_report(rows: list[ModelCost]) -> str:
             f"torch latency x{r.torch_ms / base.torch_ms:.2f}, "
             f"ORT latency x{r.ort_ms / base.ort_ms:.2f}"
         )
+    for r in rows:
+        if r.metrics:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in r.metrics.items())
+            lines.append(f"{r.name} eval: {shown}")
     return "\n".join(lines)

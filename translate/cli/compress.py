@@ -46,13 +46,17 @@ def compress_command(
         ),
     ] = False,
     size: Annotated[int, typer.Option(help="Image side for --report.")] = 256,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option(help="With --report: also run the plugin's evaluation on this folder."),
+    ] = None,
 ) -> None:
     """Compress a model's generator by structured channel pruning, trained against the dense
     generator's outputs and the dense discriminator (Yu & Pool 2020; pix2pix, cyclegan)."""
     if report:
         from translate.compress_report import compression_report, format_report
 
-        typer.echo(format_report(compression_report(checkpoint, size=size)))
+        typer.echo(format_report(compression_report(checkpoint, size=size, eval_data=eval_data)))
         return
     from translate.compress import compress
 
