@@ -50,9 +50,14 @@ def supports_compression(plugin: Any) -> bool:
     return {"distill_from", "base_channels"} <= names
 
 
-@functools.lru_cache(maxsize=2)
 def _parent_models(folder: str) -> Mapping[str, nn.Module]:
-    """The parent checkpoint's models (EMA generators preferred), eval mode, on the CPU."""
+    """The parent checkpoint's models (EMA generators preferred), eval mode, on the CPU at
+    first; loaded once per process (and again if its weights file changed)."""
+    return _load_parent(folder, (Path(folder) / ckpt.WEIGHTS).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_parent(folder: str, mtime_ns: int) -> Mapping[str, nn.Module]:
     from translate.loading.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(folder)
