@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-import translate
 from translate.config import (
     GANConfig,
     TrainConfig,
     config_from_dict,
-    config_to_dict,
     load_config_file,
 )
 from translate.data.sampler import ResumableSampler
@@ -35,12 +32,20 @@ from translate.engine.distributed import Distributed, GradientSync, convert_sync
 from translate.engine.ema import ModelEMA
 from translate.engine.interrupt import Interrupts, TrainingInterrupted
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
+from translate.engine.run_state import (
+    RANK_SEED,
+    diverged,
+    float_buffers,
+    restore_run,
+    run_meta,
+    run_weights,
+    save_run,
+)
 from translate.engine.schedule import lr_factor
 from translate.engine.setup import (
     build_optimizer,
     default_configs,
     new_run_dir,
-    plugin_version,
     split_options,
 )
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
@@ -57,12 +62,6 @@ from translate.losses.objective import GANObjective
 from translate.registry import load_plugin
 
 log = logging.getLogger("translate.train")
-
-RANK_SEED = 1_000_003
-"""Distributed runs seed rank ``r``'s random stream with ``seed + RANK_SEED * r``."""
-
-EMA_PREFIX = "ema."
-"""Key prefix of the generators' EMA copies in ``model.safetensors``."""
 
 
 class Trainer:
@@ -178,7 +177,7 @@ class Trainer:
         self.step = 0
         self.samples_seen = 0  # global: over every process, so N processes resume as M
         if resume_from is not None:
-            self._restore(resume_from)
+            restore_run(self, resume_from)
         log.info("%s", self.settings())
         # DDP's reducers average each group's gradients (None in a single process)
         self.gradient_sync = GradientSync(groups, self.device) if self.dist.enabled else None
@@ -229,84 +228,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def meta(self) -> dict[str, Any]:
-        extra = getattr(self.plugin, "checkpoint_meta", None)
-        return {
-            "plugin": self.plugin.name,
-            "plugin_version": plugin_version(self.plugin.name),
-            "translate_version": translate.__version__,
-            "torch_version": torch.__version__,
-            "api_version": self.plugin.api_version,
-            "step": self.step,
-            "world_size": self.dist.world_size,
-            "global_batch_size": self.global_batch_size,
-            "models": list(self.models),
-            "plugin_config": config_to_dict(self.plugin_cfg),
-            "train_config": config_to_dict(self.train_cfg),
-            "gan_config": config_to_dict(self.gan_cfg),
-            "created": datetime.now().isoformat(timespec="seconds"),
-            # a plugin's own provenance (a compressed model's parent, keep ratio, method)
-            **(extra(self.plugin_cfg) if callable(extra) else {}),
-        }
+        return run_meta(self)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """Every model's tensors, plus the EMA copies as ``ema.<model>.<param>``."""
-        weights = ckpt.flatten_state(self.models)
-        if self.ema is not None:
-            weights.update(ckpt.flatten_state(self.ema.models, prefix=EMA_PREFIX))
-        return weights
+        return run_weights(self)
 
     def save(self) -> Path:
-        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        state = {
-            **self.ctx.state_dict(),
-            "rng": rng,
-            "step": self.step,
-            "samples_seen": self.samples_seen,
-        }
-        if self.dist.enabled:  # every rank's pools and RNG (a collective: all ranks save)
-            state["rank_pools"] = self.dist.gather(state["pools"])
-            state["rank_rng"] = self.dist.gather(rng)
-        folder = self.run_dir / "checkpoints" / f"step_{self.step:07d}"
-        if self.dist.is_main:
-            folder = ckpt.save_run_checkpoint(
-                self.run_dir,
-                self.step,
-                weights=self.weights(),
-                meta=self.meta(),
-                trainer_state=state,
-                keep=self.train_cfg.keep_checkpoints,
-            )
-        return folder
-
-    def _restore(self, folder: Path) -> None:
-        weights = ckpt.read_weights(folder)
-        ckpt.load_models(weights, self.models, source=folder / ckpt.WEIGHTS)
-        if self.ema is not None:
-            ckpt.load_models(
-                weights, self.ema.models, source=folder / ckpt.WEIGHTS, prefix=EMA_PREFIX
-            )
-        state = ckpt.read_trainer_state(folder)
-        try:
-            self.step = int(state["step"])
-            # each rank resumes its own pools and random stream; ranks the saved run did not
-            # have start with empty pools and a stream of their own
-            rank, pools, rngs = self.dist.rank, state.get("rank_pools"), state.get("rank_rng")
-            pools, rngs = pools or [state["pools"]], rngs or [state["rng"]]
-            state["pools"] = pools[rank] if rank < len(pools) else {}
-            self.ctx.load_state_dict(state)
-            if rank < len(rngs):
-                torch.set_rng_state(rngs[rank]["torch"])
-                if "cuda" in rngs[rank] and self.device.type == "cuda":
-                    torch.cuda.set_rng_state_all(rngs[rank]["cuda"])
-            else:
-                torch.manual_seed(self.train_cfg.seed + RANK_SEED * rank + self.step)
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"{folder / ckpt.TRAINER}: incompatible trainer state ({exc})"
-            ) from exc
-        self.samples_seen = int(state["samples_seen"])
+        return save_run(self)
 
     # ------------------------------------------------------------------ loop
     def loader(self) -> DataLoader:
@@ -354,7 +283,7 @@ class Trainer:
         self.ctx.begin_step(self.step, max_steps=cfg.max_steps)  # n_critic, noise, lazy R1
         # running statistics change in the forward pass, before a NaN loss can be seen: keep
         # this step's starting values (a few KB) so a diverged run can still be saved
-        self._buffers = [(b, b.detach().clone()) for b in self._float_buffers()]
+        self._buffers = [(b, b.detach().clone()) for b in float_buffers(self)]
         losses = self.plugin.train_step(self.ctx, self.to_device(batch), self.plugin_cfg)
         if self.ema is not None and self.ctx.generator_stepped:
             self.ema.update(self.models)  # identical on every rank: so are the weights
@@ -388,32 +317,6 @@ class Trainer:
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         save_grid(columns, path)
         return path
-
-    def _float_buffers(self) -> list[torch.Tensor]:
-        return [b for m in self.models.values() for b in m.buffers() if b.is_floating_point()]
-
-    def weights_finite(self) -> bool:
-        return all(
-            torch.isfinite(t).all() for t in self.weights().values() if t.is_floating_point()
-        )
-
-    def _diverged(self, exc: TrainingDiverged, last_saved: Path | None) -> TrainingDiverged:
-        """Save what can be saved after a NaN/inf loss; the error to stop with."""
-        # the failing loss is caught before its backward pass, so the parameters are those of
-        # the last good step (or its D update); the running statistics go back to the step's
-        # start. NaN weights are never saved over a good checkpoint.
-        with torch.no_grad():
-            for buffer, before in self._buffers:
-                buffer.copy_(before)
-        if last_saved is not None and last_saved.name == f"step_{self.step:07d}":
-            where = f"state of step {self.step} is in {last_saved}"
-        elif self.weights_finite() and not self.dist.enabled:  # (a save needs every rank)
-            where = f"state of step {self.step} saved to {self.save()}"
-        elif last_saved is not None:
-            where = f"the weights are not finite; the last good checkpoint is {last_saved}"
-        else:
-            where = "the weights are not finite and no checkpoint was written"
-        return TrainingDiverged(f"{exc}; {where}")
 
     def run(self) -> Path:
         """Train to ``max_steps``; returns the final checkpoint folder (on every rank; rank 0
@@ -457,7 +360,7 @@ class Trainer:
                     try:
                         losses = self.train_step(next(batches))
                     except TrainingDiverged as exc:
-                        raise self._diverged(exc, last_saved) from None
+                        raise diverged(self, exc, last_saved) from None
                     lr = losses.pop("lr")
                     metrics.add(losses)
                     if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
