@@ -1,10 +1,9 @@
 """Generation on scikit-learn's bundled digits: how digit-like and how on-class the samples are.
 
-Trains the small models of ``translate.testing_digits`` (the ones
-``tests/test_generation_digits.py`` asserts on) and prints, for each: CPU seconds of training,
-the mean max-probability that a logistic-regression classifier fitted on the real digits gives
-to 500 samples (against uniform noise and the real digits themselves), and for the conditional
-models the share of class-k samples classified as k.
+Trains the small models of ``translate.testing_digits`` and prints, for each: CPU seconds of
+training, the mean max-probability that a logistic-regression classifier fitted on the real
+digits gives to 500 samples (against uniform noise and the real digits themselves), and for
+the conditional models the share of class-k samples classified as k.
 
     python benchmarks/generation_digits.py                       # dcgan, cgan projection, acgan
     python benchmarks/generation_digits.py --only dcgan --steps 3000 --seeds 0 1
@@ -28,24 +27,6 @@ MODELS = [
 ]
 
 
-def evaluate(run: Path, judge: object, n: int = 500) -> dict[str, float]:
-    """Confidence of ``n`` samples and, for a conditional model, per-class accuracy."""
-    import numpy as np
-
-    from translate.inference.sampling import Sampler
-
-    sampler = Sampler.from_checkpoint(run)
-    figures = {"confidence": judge.confidence(sampler.sample_tensor(n, seed=0))}  # type: ignore[attr-defined]
-    if sampler.classes:
-        hits = []
-        for name in sampler.classes:
-            x = sampler.sample_tensor(n // len(sampler.classes), seed=1, class_name=name)
-            hits.append(float((judge.predict(x) == int(name)).mean()))  # type: ignore[attr-defined]
-        figures["class_accuracy"] = float(np.mean(hits))
-        figures["worst_class"] = float(min(hits))
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="row names (prefixes) to run")
@@ -56,7 +37,7 @@ def main() -> None:
 
     import torch
 
-    from translate.testing_digits import DigitJudge, train_digits
+    from translate.testing_digits import DigitJudge, evaluate, train_digits
 
     torch.set_num_threads(args.threads)
     judge = DigitJudge()

@@ -4,8 +4,7 @@
 ``make_digits`` writes them as PNGs (one folder, or a folder per class), ``DigitJudge`` is a
 logistic-regression classifier fitted on them that scores generated images (how confidently
 they are digits, and which), and ``train_digits`` trains a small model of a generating plugin
-on them. ``tests/test_generation_digits.py`` asserts on the figures and
-``benchmarks/generation_digits.py`` prints them.
+on them; ``benchmarks/generation_digits.py`` prints the figures.
 """
 
 from __future__ import annotations
@@ -133,3 +132,21 @@ def train_digits(
     gan_cfg = config_from_dict(GANConfig, {**plugin.gan_defaults, **DIGITS_GAN, **(gan or {})})
     Trainer(plugin, cfg, train_cfg, gan_cfg, run_dir=run_dir).run()
     return run_dir
+
+
+def evaluate(run: Path, judge: DigitJudge, n: int = 500) -> dict[str, float]:
+    """``confidence`` of ``n`` samples of a run and, for a conditional model (classes named
+    0-9), ``class_accuracy`` (mean over classes of the share of class-k samples judged k) and
+    ``worst_class`` (the lowest share)."""
+    from translate.inference.sampling import Sampler
+
+    sampler = Sampler.from_checkpoint(run)
+    figures = {"confidence": judge.confidence(sampler.sample_tensor(n, seed=0))}
+    if sampler.classes:
+        hits = []
+        for name in sampler.classes:
+            x = sampler.sample_tensor(n // len(sampler.classes), seed=1, class_name=name)
+            hits.append(float((judge.predict(x) == int(name)).mean()))
+        figures["class_accuracy"] = float(np.mean(hits))
+        figures["worst_class"] = float(min(hits))
+    return figures
