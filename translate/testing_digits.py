@@ -4,7 +4,8 @@
 ``make_digits`` writes them as PNGs (one folder, or a folder per class), ``DigitJudge`` is a
 logistic-regression classifier fitted on them that scores generated images (how confidently
 they are digits, and which), and ``train_digits`` trains a small model of a generating plugin
-on them; ``benchmarks/generation_digits.py`` prints the figures.
+on them. ``tests/test_generation_digits.py`` asserts on the figures and
+``benchmarks/generation_digits.py`` prints them.
 """
 
 from __future__ import annotations
