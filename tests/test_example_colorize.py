@@ -94,7 +94,10 @@ def test_installed_example_lists_trains_runs_exports_and_serves(
     photo = Image.open(photos / "000.png").crop((0, 0, 37, 29))
     photo.save(tmp_path / "in.png")
     out = tmp_path / "out.png"
-    ran = runner.invoke(app, ["run", str(tmp_path / "in.png"), "-c", str(run_dir), "-o", str(out)])
+    # fp32 (run's default is --amp auto) so the pixels can be compared with the service's
+    ran = runner.invoke(
+        app, ["run", str(tmp_path / "in.png"), "-c", str(run_dir), "-o", str(out), "--amp", "none"]
+    )
     assert ran.exit_code == 0, ran.output
     result = Image.open(out)
     assert (result.size, result.mode) == ((37, 29), "RGB")
