@@ -131,7 +131,10 @@ def test_import_cyclegan_then_run_both_ways(tmp_path: Path) -> None:
     )
 
     image = _image(tmp_path / "horse.png")
-    ran = runner.invoke(app, ["run", str(image), "-c", str(out), "-o", str(tmp_path / "z.png")])
+    # fp32 (run's default is --amp auto): compared pixel for pixel with the Python API below
+    ran = runner.invoke(
+        app, ["run", str(image), "-c", str(out), "-o", str(tmp_path / "z.png"), "--amp", "none"]
+    )
     assert ran.exit_code == 0, ran.output  # no architecture flags: the checkpoint has them
     direct = Translator.from_checkpoint(g_a, device="cpu")  # the .pth file itself
     assert np.array_equal(

@@ -337,7 +337,7 @@ def test_mistyped_options_suggest_core_and_plugin_options(run_dir: Path, tmp_pat
     ran = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "m.onnx"), "--fp-16"])
     error_line(ran, "did you mean --fp16")
     ran = runner.invoke(app, ["train", "pix2pix", "--data", str(tmp_path), "--lamda-l1", "5"])
-    error_line(ran, "unknown option --lamda-l1; did you mean --lambda-l1?")
+    error_line(ran, "unknown option --lamda-l1; did you mean --lambda-l1")
 
 
 def test_tiled_image_shows_a_progress_bar_on_a_terminal(run_dir: Path, tmp_path: Path) -> None:

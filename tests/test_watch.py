@@ -129,18 +129,20 @@ def test_runs_lists_runs_with_their_steps(tiny_run: Path, paired_data: Path) -> 
 def test_a_nan_loss_stops_the_run_with_one_line_and_a_loadable_checkpoint(
     paired_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from translate_pix2pix.plugin import Pix2PixPlugin
-
     from translate.inference.translator import Translator
+    from translate.registry import load_plugin
 
-    step = Pix2PixPlugin.train_step
+    # patched on the instance the registry hands out: an earlier test's monkeypatch of that
+    # instance leaves an instance attribute behind, which a patch of the class would not reach
+    plugin = load_plugin("pix2pix")
+    step = plugin.train_step
 
-    def poisoned(self, ctx, batch, cfg):  # the data turn NaN at step 3 (0-based)
+    def poisoned(ctx, batch, cfg):  # the data turn NaN at step 3 (0-based)
         if ctx.step == 3:
             batch = {**batch, "input": batch["input"] * float("nan")}
-        return step(self, ctx, batch, cfg)
+        return step(ctx, batch, cfg)
 
-    monkeypatch.setattr(Pix2PixPlugin, "train_step", poisoned)
+    monkeypatch.setattr(plugin, "train_step", poisoned)
     run_dir = tmp_path / "run"
     result = train(paired_data, run_dir, "--max-steps", "10", "--no-tensorboard")
     assert_user_error(result, "step 3", "nan", "--lr", str(run_dir / "checkpoints"))
