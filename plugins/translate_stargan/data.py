@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from translate.data import transforms
-from translate.data.images import image_size, list_images, load_rgb, to_array
-from translate.data.paired import index_seed, split_folder
+from translate.data.images import list_images
+from translate.data.paired import split_folder
+from translate.data.single import SingleDataset
 from translate.errors import ConfigError, DataError
 
 
@@ -116,7 +115,7 @@ def available_domains(cfg: Any) -> list[str]:
     return names
 
 
-class DomainDataset(Dataset[dict[str, Any]]):
+class DomainDataset(SingleDataset):
     """Images and their labels; indexable by ``i`` or ``(i, seed)`` (resumable augmentation)."""
 
     def __init__(
@@ -129,26 +128,15 @@ class DomainDataset(Dataset[dict[str, Any]]):
         flip: bool,
         train: bool,
     ) -> None:
-        for path in files:  # fail on a non-image before training starts
-            image_size(path)
-        self.files = files
-        self.labels = torch.from_numpy(labels.astype(np.float32))  # (N, n_domains)
-        self.pipeline = transforms.paired_pipeline(
-            load_size=load_size, crop_size=crop_size, flip=flip, train=train, extra_images=0
+        folder = files[0].parent if files else Path(".")
+        super().__init__(
+            folder, load_size=load_size, crop_size=crop_size, flip=flip, train=train, files=files
         )
-
-    def __len__(self) -> int:
-        return len(self.files)
+        self.labels = torch.from_numpy(labels.astype(np.float32))  # (N, n_domains)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, seed = key if isinstance(key, tuple) else (key, index_seed(key))
-        path = self.files[index]
-        (image,) = transforms.apply(self.pipeline, seed, to_array(load_rgb(path)))
-        return {
-            "image": transforms.to_tensor(image),
-            "label": self.labels[index],
-            "path": str(path),
-        }
+        index = key[0] if isinstance(key, tuple) else key
+        return {**super().__getitem__(key), "label": self.labels[index]}
 
 
 def build_domain_dataset(cfg: Any, domains: list[str], split: str) -> DomainDataset | None:

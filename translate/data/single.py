@@ -35,9 +35,10 @@ class SingleDataset(Dataset[dict[str, Any]]):
         crop_size: int = 256,
         flip: bool = True,
         train: bool = True,
+        files: list[Path] | None = None,
     ):
         self.folder = Path(folder)
-        self.files = list_images(self.folder)
+        self.files = list_images(self.folder) if files is None else list(files)
         for path in self.files:  # fail on a non-image before training starts
             image_size(path)
         self.pipeline = transforms.paired_pipeline(

@@ -19,6 +19,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from translate.atomic import atomic_path
+
 #: Keys of a metrics record that are bookkeeping, not curves.
 NOT_PLOTTED = frozenset({"step", "time"})
 
@@ -150,11 +152,9 @@ def plot_curves(
     if checkpoint_steps:
         fig.suptitle("dotted lines: checkpoints on disk", fontsize=8, color="0.4")
     fig.tight_layout()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
     # the panels and their keys, readable without looking (tools, tests): PNG text chunk
     layout = json.dumps({title: panels[fam] for fam, title in shown})
-    fig.savefig(tmp, dpi=90, format="png", metadata={"Description": layout})
+    with atomic_path(out_path, fsync=False) as tmp:  # a viewer never sees half an image
+        fig.savefig(tmp, dpi=90, format="png", metadata={"Description": layout})
     plt.close(fig)
-    tmp.replace(out_path)  # a viewer never sees a half-written image
     return out_path

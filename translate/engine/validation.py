@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from translate.atomic import atomic_path
 from translate.errors import ConfigError
 
 log = logging.getLogger("translate.train")
@@ -81,18 +82,11 @@ class PeriodicEval:
         if not better:
             return
         self.best = value
-        target = checkpoint.parent / BEST
-        tmp = checkpoint.parent / f".tmp-{BEST}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(checkpoint, tmp)
         record = {"metric": self.keep_best, "value": value, "step": step}
-        (tmp / "best.json").write_text(json.dumps(record) + "\n")
-        old = checkpoint.parent / f".old-{BEST}"
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_path(checkpoint.parent / BEST, folder=True) as tmp:
+            shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
+            (tmp / "best.json").write_text(json.dumps(record) + "\n")
+        target = checkpoint.parent / BEST
         log.info("best %s %.4g at step %d: %s", self.keep_best, value, step, target)
 
     def restore_best(self, checkpoints: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from translate.engine.curves import family, plot_curves
-from translate.errors import ConfigError
+from translate.errors import ConfigError, OutputError
 
 log = logging.getLogger("translate.train")
 
@@ -110,7 +110,7 @@ class RunWatch:
             plot_curves(
                 self.run_dir / "metrics.jsonl", self.run_dir / CURVES, self.checkpoint_steps()
             )
-        except (OSError, ValueError) as exc:  # a plot never stops training
+        except (OSError, OutputError, ValueError) as exc:  # a plot never stops training
             log.warning("could not draw %s: %s", self.run_dir / CURVES, exc)
 
     def close(self) -> None:
