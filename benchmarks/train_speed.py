@@ -13,10 +13,16 @@ resident memory and the ratios to the first variant.
 
 ``--reference`` also runs the reference (pytorch-CycleGAN-and-pix2pix, found in
 ``../shared/reference`` or ``--reference-dir``: its own ``set_input`` + ``optimize_parameters``,
-data pre-loaded, its defaults) before each round of our variants, so the ratios compare steps
-measured minutes apart on the same machine; with several --rounds the table gives each
-variant's median over rounds and the median of the per-round ratios (robust to other load on a
-shared machine).
+data pre-loaded, its defaults, timed by ``reference_step.py``) before each round of our
+variants, so the ratios compare steps measured minutes apart on the same machine; with several
+--rounds the table gives each variant's median over rounds and the median of the per-round
+ratios (robust to other load on a shared machine).
+
+``--device cuda`` runs every variant and the reference on the GPU (the reference in fp32, as its
+users run it): steps are timed between CUDA synchronisations and the memory column is the CUDA
+allocator's peak instead of the process's resident memory.
+
+    python benchmarks/train_speed.py --device cuda --plugin cyclegan --reference --steps 20
 """
 
 from __future__ import annotations
@@ -104,15 +110,19 @@ def child(args: argparse.Namespace) -> None:
             sample_every=10**9,
             checkpoint_every=10**9,
             log_every=10**9,
-            device="cpu",
+            device=args.device,
         )
+        cuda = trainer.device.type == "cuda"
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
         batches = iter(trainer.loader())
         step_times, data_times = [], []
         for _ in range(args.warmup + args.steps):
+            sync()
             start = time.perf_counter()
             batch = next(batches)
             loaded = time.perf_counter()
             trainer.train_step(batch)
+            sync()
             done = time.perf_counter()
             data_times.append(loaded - start)
             step_times.append(done - loaded)
@@ -125,7 +135,7 @@ def child(args: argparse.Namespace) -> None:
                 "s_per_step": statistics.median(timed),
                 "first_step_s": step_times[0],
                 "data_ms": 1000 * statistics.median(data_times),
-                "peak_mb": peak_rss_mb(),
+                "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mb(),
                 "threads": torch.get_num_threads(),
             }
         )
@@ -133,7 +143,7 @@ def child(args: argparse.Namespace) -> None:
 
 
 def reference(args: argparse.Namespace, data: Path, out: Path) -> dict:
-    """One run of the reference's training step (its own harness, ``time_train.py``)."""
+    """One run of the reference's training step (``reference_step.py`` around its modules)."""
     ref_dir = args.reference_dir
     code = ref_dir / "pytorch-CycleGAN-and-pix2pix"
     common = ["--checkpoints_dir", str(out / "ck"), "--n_epochs", "1", "--n_epochs_decay", "0"]
@@ -151,28 +161,30 @@ def reference(args: argparse.Namespace, data: Path, out: Path) -> dict:
         "BENCH_WARMUP": str(args.warmup),
         "BENCH_ITERS": str(args.steps),
         "BENCH_OUT": str(result),
-        "CUDA_VISIBLE_DEVICES": "",
+        "BENCH_DEVICE": args.device,
     }
+    if args.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    cmd = [sys.executable, str(ref_dir / "time_train.py"), *model, *common]
+    cmd = [sys.executable, str(Path(__file__).with_name("reference_step.py")), *model, *common]
     done = subprocess.run(cmd, cwd=code, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"reference failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
     r = json.loads(result.read_text())
     return {
         "variant": "reference",
-        "precision": f"fp32, {r['torch_threads']} threads",
+        "precision": f"fp32, {r['device']}, {r['torch_threads']} threads",
         "s_per_step": r["median_s"],
         "first_step_s": float("nan"),
         "data_ms": float("nan"),
-        "peak_mb": r["maxrss_mb"],
+        "peak_mb": r["peak_mb"],
     }
 
 
 def run_variant(args: argparse.Namespace, name: str) -> dict | None:
     cmd = [sys.executable, __file__, "--plugin", args.plugin, "--variant", name]
-    for flag in ("steps", "warmup", "size", "threads"):
+    for flag in ("steps", "warmup", "size", "threads", "device"):
         cmd += [f"--{flag}", str(getattr(args, flag))]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -196,6 +208,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="intra-op threads (0: the engine's default)"
     )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--reference", action="store_true", help="time the reference too")
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
