@@ -29,16 +29,16 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,n
 $PY -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, \
 'bf16', torch.cuda.is_bf16_supported(), 'cudnn', torch.backends.cudnn.version())"
 
-part smoke 150 $PY benchmarks/gpu_smoke.py --steps 20
-part speed_pix2pix 150 $PY benchmarks/train_speed.py --device cuda --plugin pix2pix \
+part smoke 120 $PY benchmarks/gpu_smoke.py --steps 20
+part speed_pix2pix 130 $PY benchmarks/train_speed.py --device cuda --plugin pix2pix \
   --reference --reference-dir "$REF" --variants default fp32 --rounds 2 --steps 30 --warmup 5
-part speed_cyclegan 170 $PY benchmarks/train_speed.py --device cuda --plugin cyclegan \
+part speed_cyclegan 150 $PY benchmarks/train_speed.py --device cuda --plugin cyclegan \
   --reference --reference-dir "$REF" --variants default fp32 --rounds 2 --steps 20 --warmup 5
 mkdir -p "$OUT/ddp_data/train"
 $PY -c "from pathlib import Path; from translate.testing import make_paired; \
 make_paired(Path('$OUT/ddp_data'))" >/dev/null 2>&1
-part ddp_two_on_one_gpu 60 $PY -m translate train pix2pix --data "$OUT/ddp_data" \
+part ddp_two_on_one_gpu 45 $PY -m translate train pix2pix --data "$OUT/ddp_data" \
   --nproc-per-node 2 --device cuda --max-steps 2 --load-size 32 --crop-size 32 --unet-depth 5 \
   --run-dir "$OUT/ddp_run" --no-progress
-part speed_compile 150 $PY benchmarks/train_speed.py --device cuda --plugin pix2pix \
+part speed_compile 110 $PY benchmarks/train_speed.py --device cuda --plugin pix2pix \
   --variants default compile --steps 30 --warmup 5
