@@ -236,6 +236,11 @@ class GANConfig:
         "DiffAugment policy for D's real and fake inputs alike (Zhao et al. 2020): "
         "comma-separated subset of " + ", ".join(DIFF_AUGMENT_POLICIES) + ".",
     )
+    ortho_reg: float = opt(
+        0.0,
+        "Orthogonal regularisation of the generators' weights with this weight (BigGAN's "
+        "off-diagonal form, Brock et al. 2019, Eq. 3; they use 1e-4; 0: off).",
+    )
     ema_decay: float = opt(
         0.0,
         "Keep an exponential moving average of the generators' weights with this decay "
@@ -272,6 +277,7 @@ class GANConfig:
         check(self.instance_noise >= 0, "instance_noise", "must be >= 0")
         check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")
         check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
+        check(self.ortho_reg >= 0, "ortho_reg", "must be >= 0 (0: off)")
         unknown = [p for p in self.diff_augment_policy if p not in DIFF_AUGMENT_POLICIES]
         check(
             not unknown,

@@ -127,6 +127,7 @@ def train_digits(
         "sample_every": 10**6,
         "checkpoint_every": 10**6,
         "log_every": 100,
+        "seed": seed,  # the engine seeds every RNG from the run's seed
         **(train or {}),
     }
     train_cfg = config_from_dict(TrainConfig, options)

@@ -1,9 +1,11 @@
-"""Class-conditional DCGAN networks.
+"""Class-conditional networks.
 
-G: the one-hot class is concatenated to z (Mirza and Osindero 2014), so one DCGAN generator maps
-``cat([z, onehot])`` (B, Z + K, 1, 1) to an image. D sees ``cat([onehot maps, image])`` (the
-core objective's conditional layout: condition channels first) and uses the class as
-``conditioning`` says:
+G (``--generator dcgan``): the one-hot class is concatenated to z (Mirza and Osindero 2014), so
+one DCGAN generator maps ``cat([z, onehot])`` (B, Z + K, 1, 1) to an image; ``biggan``: the same
+input through BigGAN's generator (``translate.nn.biggan``: class-conditional batch norm from a
+shared embedding, hierarchical z). D (a DCGAN discriminator, or BigGAN's residual one) sees
+``cat([onehot maps, image])`` (the core objective's conditional layout: condition channels
+first) and uses the class as ``conditioning`` says:
 
 * ``concat``: the one-hot maps are input channels of a DCGAN discriminator (Mirza and
   Osindero 2014);
@@ -16,10 +18,13 @@ core objective's conditional layout: condition channels first) and uses the clas
 from __future__ import annotations
 
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
 
+from translate.nn.biggan import ResidualDiscriminator
 from translate.nn.dcgan import DCGANDiscriminator
 
 CONDITIONINGS = ("concat", "acgan", "projection")
+ARCHITECTURES = ("dcgan", "biggan")
 
 
 class ConditionalDiscriminator(nn.Module):
@@ -33,22 +38,44 @@ class ConditionalDiscriminator(nn.Module):
         conditioning: str,
         base_channels: int = 64,
         extra_layers: int = 0,
+        architecture: str = "dcgan",
+        attention: int = 0,
     ) -> None:
         super().__init__()
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         self.n_classes, self.conditioning = n_classes, conditioning
-        self.body = DCGANDiscriminator(
-            image_size=image_size,
-            in_channels=3 + (n_classes if conditioning == "concat" else 0),
-            base_channels=base_channels,
-            extra_layers=extra_layers,
-        )
+        in_channels = 3 + (n_classes if conditioning == "concat" else 0)
+        residual = architecture == "biggan"
+        self.body: DCGANDiscriminator | ResidualDiscriminator
+        if residual:  # BigGAN's D: spectral norm throughout, sum-pooled features
+            self.body = ResidualDiscriminator(
+                image_size=image_size,
+                in_channels=in_channels,
+                base_channels=base_channels,
+                extra_blocks=extra_layers,
+                attention=attention,
+            )
+        else:
+            self.body = DCGANDiscriminator(
+                image_size=image_size,
+                in_channels=in_channels,
+                base_channels=base_channels,
+                extra_layers=extra_layers,
+            )
         width = self.body.feature_channels
         if conditioning == "projection":
             self.embed = nn.Linear(n_classes, width, bias=False)  # an embedding of one-hots
+            if residual:  # BigGAN's D embeds with spectral norm too
+                self.embed = spectral_norm(self.embed)
         if conditioning == "acgan":
-            self.classifier = nn.Conv2d(width, n_classes, 4, 1, 0)  # 4x4 -> K logits
+            self.classifier: nn.Module = (
+                spectral_norm(nn.Linear(width, n_classes))  # sum-pooled features -> K logits
+                if residual
+                else nn.Conv2d(width, n_classes, 4, 1, 0)  # 4x4 -> K logits
+            )
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return x[:, : self.n_classes], x[:, self.n_classes :]
@@ -68,4 +95,7 @@ class ConditionalDiscriminator(nn.Module):
     def classify(self, x: Tensor) -> Tensor:
         """AC-GAN's auxiliary classifier: class logits (B, K) of the image channels."""
         _, image = self._split(x)
-        return self.classifier(self.body.features(image)).flatten(1)
+        h = self.body.features(image)
+        if isinstance(self.body, ResidualDiscriminator):
+            return self.classifier(self.body.pooled(h))
+        return self.classifier(h).flatten(1)

@@ -1,7 +1,11 @@
 """The cgan plugin: class-conditional image generation from noise, on a folder per class.
 
-G maps ``cat([z, onehot(y)])`` to an image of class y (a DCGAN generator, Radford et al. 2016);
-D judges (image, class) pairs as ``--conditioning`` says (``translate_cgan.nets``). The
+G maps ``cat([z, onehot(y)])`` to an image of class y: a DCGAN generator (Radford et al. 2016) or,
+with ``--generator biggan``, a small BigGAN one (Brock et al. 2019; ``translate.nn.biggan``:
+residual up-blocks, class-conditional batch norm from a shared embedding, hierarchical z,
+optional self-attention, spectral norm; its residual projection-style discriminator by default).
+D judges (image, class) pairs as ``--conditioning`` says (``translate_cgan.nets``). BigGAN's
+orthogonal regularisation is the core's ``--ortho-reg`` (it applies to any generator). The
 adversarial objective is the core's (default: hinge, as the projection discriminator paper;
 every core family and regulariser applies). With ``acgan``, the auxiliary classification loss
 (Odena et al. 2017, Eq. 2-3: L_C = log P(C = c | X) on real and fake images) is added with
@@ -48,6 +52,24 @@ class CGANConfig:
         "How D uses the class: concat (one-hot input maps, Mirza and Osindero 2014), acgan "
         "(auxiliary classifier, Odena et al. 2017) or projection (Miyato and Koyama 2018).",
     )
+    generator: Literal["dcgan", "biggan"] = opt(
+        "dcgan",
+        "G's architecture: dcgan (the one-hot concatenated to z, Radford et al. 2016) or biggan "
+        "(residual up-blocks, class-conditional batch norm with a shared class embedding, "
+        "hierarchical z, spectral norm; Brock et al. 2019). Pair biggan with --ortho-reg 1e-4.",
+    )
+    discriminator: Literal["auto", "dcgan", "biggan"] = opt(
+        "auto",
+        "D's architecture: dcgan (strided convolutions, batch norm) or biggan (residual "
+        "blocks, spectral norm, sum pooling; Brock et al. 2019); auto: the generator's.",
+    )
+    attention: int = opt(
+        0,
+        "biggan networks only: a SAGAN self-attention block (Zhang et al. 2019) after the block "
+        "of G, and of D, whose feature maps are this many pixels square (e.g. 16 for 32x32 "
+        "images; in each biggan network that has such maps); 0: none.",
+    )
+    embedding_dim: int = opt(128, "biggan only: size of G's shared class embedding.")
     image_size: int = opt(32, "Side of the generated square images: a power of two, 8 to 256.")
     latent_dim: int = opt(100, "Dimension of the noise vector z.")
     base_channels: int = opt(64, "Width of G's last and D's first layer; doubles per stage.")
@@ -71,6 +93,55 @@ class CGANConfig:
         check(self.base_channels >= 1, "base_channels", "must be at least 1")
         check(self.extra_layers >= 0, "extra_layers", "must be >= 0")
         check(self.lambda_cls >= 0, "lambda_cls", "must be >= 0")
+        check(
+            self.generator in ("dcgan", "biggan"),
+            "generator",
+            f"{self.generator!r} is not one of dcgan, biggan",
+        )
+        check(
+            self.discriminator in ("auto", "dcgan", "biggan"),
+            "discriminator",
+            f"{self.discriminator!r} is not one of auto, dcgan, biggan",
+        )
+        check(self.embedding_dim >= 1, "embedding_dim", "must be at least 1")
+        check(self.attention >= 0, "attention", "must be >= 0 (0: none)")
+        if self.attention:
+            from translate.nn.biggan import discriminator_sides, generator_sides
+
+            g, d = self.attention_sites
+            g_sides = ", ".join(map(str, generator_sides(self.image_size)))
+            d_sides = ", ".join(map(str, discriminator_sides(self.image_size, self.extra_layers)))
+            check(
+                g or d,
+                "attention",
+                f"no biggan network has {self.attention}-pixel feature maps at --image-size "
+                f"{self.image_size} (--generator biggan: {g_sides}; --discriminator biggan: "
+                f"{d_sides})",
+            )
+        if self.generator == "biggan":
+            slots = 1 + self.image_size.bit_length() - 3 + self.extra_layers
+            check(
+                self.latent_dim >= slots,
+                "latent_dim",
+                f"biggan splits z into {slots} chunks (one per block and one for the input); "
+                f"needs at least {slots}",
+            )
+
+    @property
+    def attention_sites(self) -> tuple[bool, bool]:
+        """Whether G and D get ``--attention``'s block: a biggan network with maps that size."""
+        from translate.nn.biggan import discriminator_sides, generator_sides
+
+        g = self.generator == "biggan" and self.attention in generator_sides(self.image_size)
+        d = self.d_architecture == "biggan" and self.attention in discriminator_sides(
+            self.image_size, self.extra_layers
+        )
+        return g, d
+
+    @property
+    def d_architecture(self) -> str:
+        """D's architecture with ``auto`` resolved (the generator's)."""
+        return self.generator if self.discriminator == "auto" else self.discriminator
 
     @property
     def class_names(self) -> list[str]:
@@ -114,6 +185,7 @@ class CGANPlugin(PluginBase[CGANConfig]):
 
     # ------------------------------------------------------------------ models
     def build_models(self, cfg: CGANConfig) -> dict[str, nn.Module]:
+        from translate.nn.biggan import BigGANGenerator
         from translate.nn.dcgan import DCGANGenerator, init_dcgan
         from translate_cgan.nets import ConditionalDiscriminator
 
@@ -122,25 +194,37 @@ class CGANPlugin(PluginBase[CGANConfig]):
             from translate.errors import ConfigError
 
             raise ConfigError("classes: needs at least two classes (give --classes or data)")
-        return {
-            "G": init_dcgan(
+        G: nn.Module
+        if cfg.generator == "biggan":  # orthogonal init and spectral norm built in
+            G = BigGANGenerator(
+                latent_dim=cfg.latent_dim,
+                n_classes=k,
+                image_size=cfg.image_size,
+                base_channels=cfg.base_channels,
+                extra_blocks=cfg.extra_layers,
+                shared_dim=cfg.embedding_dim,
+                attention=cfg.attention if cfg.attention_sites[0] else 0,
+            )
+        else:
+            G = init_dcgan(
                 DCGANGenerator(
                     latent_dim=cfg.latent_dim + k,
                     image_size=cfg.image_size,
                     base_channels=cfg.base_channels,
                     extra_layers=cfg.extra_layers,
                 )
-            ),
-            "D": init_dcgan(
-                ConditionalDiscriminator(
-                    image_size=cfg.image_size,
-                    n_classes=k,
-                    conditioning=cfg.conditioning,
-                    base_channels=cfg.base_channels,
-                    extra_layers=cfg.extra_layers,
-                )
-            ),
-        }
+            )
+        residual = cfg.d_architecture == "biggan"
+        D = ConditionalDiscriminator(
+            image_size=cfg.image_size,
+            n_classes=k,
+            conditioning=cfg.conditioning,
+            base_channels=cfg.base_channels,
+            extra_layers=cfg.extra_layers,
+            architecture=cfg.d_architecture,
+            attention=cfg.attention if cfg.attention_sites[1] else 0,
+        )
+        return {"G": G, "D": D if residual else init_dcgan(D)}
 
     # ------------------------------------------------------------------ training
     @staticmethod

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from translate.data.pool import ImagePool
 from translate.errors import TrainingDiverged
 from translate.losses.objective import GANObjective
+from translate.losses.orthogonal import ortho_parameters, orthogonal_regularization
 
 
 def is_discriminator_group(group: str) -> bool:
@@ -28,6 +29,9 @@ class TrainContext:
     ``generator_stepped`` tells the engine afterwards whether any generator group was stepped
     (it then updates the EMA). With ``clip_value > 0`` (WGAN), the parameters of a
     discriminator group are clamped to ``[-clip_value, clip_value]`` after each of its steps.
+    With ``ortho_reg > 0``, BigGAN's orthogonal regularisation of a generator group's weights
+    (``translate.losses.orthogonal``) is added to the group's first loss of each step, in
+    float32, before the gradient scaling and the DDP hook: it is part of the one backward.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class TrainContext:
         n_critic: int = 1,
         rank: int = 0,
         before_backward: Callable[[str, Tensor], None] | None = None,
+        ortho_reg: float = 0.0,
     ):
         self.models = models
         self.optimizers = optimizers
@@ -64,6 +69,15 @@ class TrainContext:
             group: torch.amp.GradScaler(device.type) for group in optimizers if amp == "fp16"
         }
         self.pools: dict[str, ImagePool] = {}
+        self.ortho_reg = float(ortho_reg)
+        self.ortho_params = {
+            group: ortho_parameters(
+                [p for pg in opt.param_groups for p in pg["params"]], self.models
+            )
+            for group, opt in optimizers.items()
+            if ortho_reg > 0 and not is_discriminator_group(group)
+        }
+        self.last_ortho: float | None = None  # the last regularisation term (for the logs)
 
     def begin_step(self, step: int, *, max_steps: int) -> None:
         """Set the per-step state before the plugin's ``train_step`` runs: the step, whether G
@@ -110,8 +124,16 @@ class TrainContext:
         optimizer = self.optimizers[group]
         scaler = self.scalers.get(group)
         optimizer.zero_grad(set_to_none=True)
+        pending_ortho = bool(self.ortho_params.get(group))
 
         def backward(loss: Tensor) -> None:
+            nonlocal pending_ortho
+            if pending_ortho:  # once per step, with the group's first loss
+                pending_ortho = False
+                with torch.autocast(self.device.type, enabled=False):
+                    ortho = self.ortho_reg * orthogonal_regularization(self.ortho_params[group])
+                self.last_ortho = float(ortho.detach())
+                loss = loss.float() + ortho
             if not torch.isfinite(loss.detach()).all():
                 raise TrainingDiverged(
                     f"loss of group {group!r} is {loss.item()} at step {self.step}; usual "

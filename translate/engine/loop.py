@@ -163,6 +163,7 @@ class Trainer:
             clip_value=gan_cfg.effective_clip_value,
             n_critic=self.n_critic,
             rank=self.dist.rank,
+            ortho_reg=gan_cfg.ortho_reg,
         )
         self.ctx.gan.rank, self.ctx.gan.world_size = self.dist.rank, self.dist.world_size
         self.ctx.gan.seed = train_cfg.seed
@@ -285,6 +286,8 @@ class Trainer:
         # this step's starting values (a few KB) so a diverged run can still be saved
         self._buffers = [(b, b.detach().clone()) for b in float_buffers(self)]
         losses = self.plugin.train_step(self.ctx, self.to_device(batch), self.plugin_cfg)
+        if self.ctx.generator_stepped and self.ctx.last_ortho is not None:
+            losses = {**losses, "G_ortho": self.ctx.last_ortho}  # --ortho-reg's weighted term
         if self.ema is not None and self.ctx.generator_stepped:
             self.ema.update(self.models)  # identical on every rank: so are the weights
         self.step += 1
