@@ -45,6 +45,8 @@ VARIANTS = {
     "fp32+cl": {"amp": "none", "channels_last": True},
     "bf16": {"amp": "bf16", "channels_last": False},
     "bf16+cl": {"amp": "bf16", "channels_last": True},
+    # CycleGAN's six separate generator calls per step instead of four (identity batched in)
+    "6calls": {},
 }
 # ../shared/reference from the project root (or from the folder above a worktree's)
 REFERENCE_DIR = next(
@@ -94,6 +96,10 @@ def child(args: argparse.Namespace) -> None:
     from translate.engine.loop import prepare
 
     options = dict(VARIANTS[args.variant])
+    if args.variant == "6calls":
+        import translate_cyclegan  # noqa: F401  (the plugin module below is its submodule)
+
+        sys.modules["translate_cyclegan.plugin"].BATCH_INDEPENDENT_CALLS = False
     if args.threads:
         options["threads"] = args.threads
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +150,7 @@ def child(args: argparse.Namespace) -> None:
 
 def reference(args: argparse.Namespace, data: Path, out: Path) -> dict:
     """One run of the reference's training step (``reference_step.py`` around its modules)."""
-    ref_dir = args.reference_dir
+    ref_dir = args.reference_dir.resolve()  # the harness runs in the reference folder
     code = ref_dir / "pytorch-CycleGAN-and-pix2pix"
     common = ["--checkpoints_dir", str(out / "ck"), "--n_epochs", "1", "--n_epochs_decay", "0"]
     common += ["--print_freq", "1", "--display_freq", "100000", "--update_html_freq", "100000"]

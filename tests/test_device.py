@@ -59,3 +59,28 @@ def test_instance_norm_keeps_channels_last_and_equals_pytorchs(batch: int, affin
     torch.testing.assert_close(xa.grad, xb.grad)
     if affine:
         torch.testing.assert_close(ours.weight.grad, theirs.weight.grad)
+
+
+@pytest.mark.parametrize("local_rank", [0, 1])
+def test_more_processes_than_gpus_stops_every_rank_before_the_rendezvous(
+    monkeypatch: pytest.MonkeyPatch, local_rank: int
+) -> None:
+    """2 processes on a 1-GPU machine: rank 1 has no GPU, and rank 0 must not go on to wait
+    in the rendezvous for it (found on a real 1-GPU machine: the launch hung, silent)."""
+    import torch.distributed as dist
+
+    from translate.engine.distributed import Distributed
+
+    env = {"RANK": local_rank, "LOCAL_RANK": local_rank, "WORLD_SIZE": 2, "LOCAL_WORLD_SIZE": 2}
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+    def rendezvous(*args: object, **kwargs: object) -> None:
+        raise AssertionError("joined the rendezvous: the other rank never comes")
+
+    monkeypatch.setattr(dist, "init_process_group", rendezvous)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: None)
+    with pytest.raises(ConfigError, match="2 processes on this machine but 1 GPU"):
+        Distributed.from_env("cuda", timeout_s=5)

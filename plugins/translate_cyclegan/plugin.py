@@ -100,6 +100,11 @@ class CycleGANInference:
             raise ConfigError("direction: must be a2b or b2a")
 
 
+#: Run the independent generator calls of a step as one batched call (see _generator_step);
+#: False gives the paper's six calls (for tests and ``benchmarks/train_speed.py``'s A/B).
+BATCH_INDEPENDENT_CALLS = True
+
+
 class CycleGANPlugin(PluginBase[CycleGANConfig]):
     name = "cyclegan"
     description = "Unpaired translation, cycle-consistent GAN (Zhu et al. 2017)"
@@ -185,34 +190,58 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
         G_A, G_B = ctx.models["G_A"], ctx.models["G_B"]
         D_A, D_B = ctx.models["D_A"], ctx.models["D_B"]
         lambda_idt = cfg.lambda_identity * cfg.lambda_cycle
+        # G_A's translation of A and its identity pass on B do not depend on each other, so they
+        # run as one call on both (likewise G_B): four generator calls per step instead of six.
+        # With per-sample normalisation (instance norm, none) each image's output is what its
+        # own call gives; batch norm would mix the two halves' statistics, so it keeps six.
+        batched = lambda_idt > 0 and cfg.norm != "batch" and BATCH_INDEPENDENT_CALLS
+        n = real_a.shape[0]
+        zero = torch.zeros((), device=real_a.device)
+        idt_a = idt_b = zero
         # The loss is backpropagated in parts (A -> B -> A, B -> A -> B, identities), each as
         # soon as it is computed: its graph is freed before the next part's is built, so peak
-        # memory holds two generator passes instead of six. The gradients are the same.
+        # memory holds three generator passes, not six. The gradients are the same.
         with ctx.frozen("D_A", "D_B"), ctx.accumulate("G") as backward:
             with ctx.autocast():
-                fake_b = G_A(real_a)
+                if batched:
+                    fake_b, same_b = G_A(torch.cat([real_a, real_b])).split(n)
+                    # identity loss, Sec. 5.2, Zhu et al. 2017 (after Taigman et al. 2017):
+                    # ||G(y) - y||_1 + ||F(x) - x||_1, keeps colours that need not change
+                    idt_a = l1_loss(same_b.float(), real_b)
+                else:
+                    fake_b = G_A(real_a)
                 adv_a, logs_a = ctx.gan.generator_loss(D_A, fake_b, real_b)
                 # cycle-consistency loss, Eq. 2, Zhu et al. 2017: ||F(G(x)) - x||_1 (+ below)
                 cycle_a = l1_loss(G_B(fake_b).float(), real_a)
                 distill_a = self._distill(cfg, "G_A", real_a, fake_b)
-            backward(adv_a + cfg.lambda_cycle * cycle_a + cfg.lambda_distill * distill_a)
+            backward(
+                adv_a
+                + cfg.lambda_cycle * cycle_a
+                + cfg.lambda_distill * distill_a
+                + lambda_idt * idt_a
+            )
             with ctx.autocast():
-                fake_a = G_B(real_b)
+                if batched:
+                    fake_a, same_a = G_B(torch.cat([real_b, real_a])).split(n)
+                    idt_b = l1_loss(same_a.float(), real_a)
+                else:
+                    fake_a = G_B(real_b)
                 adv_b, logs_b = ctx.gan.generator_loss(D_B, fake_a, real_a)
                 cycle_b = l1_loss(G_A(fake_a).float(), real_b)  # ||G(F(y)) - y||_1
                 distill_b = self._distill(cfg, "G_B", real_b, fake_a)
-            backward(adv_b + cfg.lambda_cycle * cycle_b + cfg.lambda_distill * distill_b)
-            if lambda_idt > 0:
-                # identity loss, Sec. 5.2, Zhu et al. 2017 (after Taigman et al. 2017):
-                # ||G(y) - y||_1 + ||F(x) - x||_1, keeps colours that need not change
+            backward(
+                adv_b
+                + cfg.lambda_cycle * cycle_b
+                + cfg.lambda_distill * distill_b
+                + lambda_idt * idt_b
+            )
+            if lambda_idt > 0 and not batched:  # batch norm: the identity passes on their own
                 with ctx.autocast():
                     idt_a = l1_loss(G_A(real_b).float(), real_b)
                 backward(lambda_idt * idt_a)
                 with ctx.autocast():
                     idt_b = l1_loss(G_B(real_a).float(), real_a)
                 backward(lambda_idt * idt_b)
-            else:
-                idt_a = idt_b = torch.zeros((), device=real_a.device)
         # one device sync for the four reconstruction terms
         terms = torch.stack([cycle_a, cycle_b, idt_a, idt_b]).detach().tolist()
         logs = {"G_adv_A": logs_a["G_adv"], "G_adv_B": logs_b["G_adv"]}

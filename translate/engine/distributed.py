@@ -60,10 +60,15 @@ class Distributed:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = resolve_device(device_name)
         if device.type == "cuda":
-            if local_rank >= torch.cuda.device_count():
+            # decided alike on every rank of this machine (from torchrun's LOCAL_WORLD_SIZE), so
+            # all stop before the rendezvous: a rank stopping alone leaves the others waiting
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
+            gpus = torch.cuda.device_count()
+            if max(local_world, local_rank + 1) > gpus:
                 raise ConfigError(
-                    f"device: local rank {local_rank} has no GPU ({torch.cuda.device_count()} "
-                    "visible); use one process per GPU (--nproc-per-node)"
+                    f"device: {local_world} processes on this machine but {gpus} GPU(s) "
+                    f"visible; NCCL needs one GPU per process (--nproc-per-node {gpus}, or "
+                    "--device cpu for CPU processes)"
                 )
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
