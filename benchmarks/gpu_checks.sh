@@ -33,7 +33,7 @@ part smoke 120 $PY benchmarks/gpu_smoke.py --steps 20
 part speed_pix2pix 130 $PY benchmarks/train_speed.py --device cuda --plugin pix2pix \
   --reference --reference-dir "$REF" --variants default fp32 --rounds 2 --steps 30 --warmup 5
 part speed_cyclegan 150 $PY benchmarks/train_speed.py --device cuda --plugin cyclegan \
-  --reference --reference-dir "$REF" --variants default fp32 --rounds 2 --steps 20 --warmup 5
+  --reference --reference-dir "$REF" --variants default 6calls fp32 --rounds 2 --steps 20 --warmup 5
 mkdir -p "$OUT/ddp_data/train"
 $PY -c "from pathlib import Path; from translate.testing import make_paired; \
 make_paired(Path('$OUT/ddp_data'))" >/dev/null 2>&1
