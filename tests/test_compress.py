@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from translate.compress import compress
+from translate.compress import compress, prepare_compress
 from translate.data.paired import PairedDataset
 from translate.engine.loop import prepare
 from translate.errors import ConfigError
@@ -79,6 +79,36 @@ def test_unet_keeps_the_most_important_channels_across_skips() -> None:
     with torch.no_grad():
         small = prune_into(dense, _unet(4, "batch")).eval()
         torch.testing.assert_close(small(x), dense(x), atol=1e-5, rtol=1e-5)
+
+
+def test_resnet_residual_stream_is_ranked_by_its_producer_and_every_block() -> None:
+    """The residual stream keeps one channel set, ranked by the summed importance of the layer
+    that starts it and of every block that adds to it. Here the last downsampling layer scores
+    the stream's first half (slightly) higher, but no block writes to that half and nothing reads
+    it, while every block writes the second half: the right ranking keeps the second half and the
+    pruned network's output is exact; one that ignores the blocks keeps the first half."""
+    torch.manual_seed(0)
+    dense = _randomise_norms(_resnet(8, "batch"))
+    producer = dense.down[-2]  # the batch norm of the last downsampling layer
+    block_out = [block.body[-1] for block in dense.blocks]  # the norm ending each block
+    for m in dense.modules():
+        if isinstance(m, nn.BatchNorm2d) and m is not producer and m not in block_out:
+            m.weight.data[1::2] = 0.0  # odd channels dead everywhere off the stream
+            m.bias.data[1::2] = 0.0
+    half = producer.num_features // 2
+    producer.weight.data[:half] = 1.1
+    producer.weight.data[half:] = 1.0
+    for block, norm in zip(dense.blocks, block_out, strict=True):
+        norm.weight.data[:half] = 0.0  # the blocks add nothing to the first half ...
+        norm.bias.data[:half] = 0.0
+        block.body[1].weight.data[:, :half] = 0.0  # ... and do not read it
+    dense.up[0].weight.data[:half] = 0.0  # (in, out, k, k): nor does the decoder
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        small = prune_into(dense, _resnet(4, "batch")).eval()
+        torch.testing.assert_close(small(x), dense(x), atol=1e-5, rtol=1e-5)
+    # the surviving stream channels are the second half, in order
+    torch.testing.assert_close(small.down[-2].weight, producer.weight[half:])
 
 
 def test_refuses_networks_it_does_not_understand() -> None:
@@ -229,3 +259,24 @@ def test_compressed_cyclegan_prunes_both_generators_and_learns_their_outputs(
     assert meta["compressed_from"]["keep"] == 0.5
     logged = [json.loads(line) for line in (out.parent.parent / "metrics.jsonl").open()]
     assert all(row["distill_A"] > 0 and row["distill_B"] > 0 for row in logged)
+
+
+def test_interrupted_compression_resumes_bit_identical(
+    dense: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Ctrl-C during a compression run, then ``--resume``: it ends bit-identical to a run never
+    stopped (the resumed run must not prune its parent again), with its compression record."""
+    from tests.test_resume import assert_same_final_state, interrupt_then_resume
+
+    parent, _ = dense
+    options = dict(keep=0.5, steps=4, amp="none", batch_size=2, dropout=0.5, **QUIET)
+    options |= {"log_every": 1}
+    compress(parent, run_dir=tmp_path / "straight", **options)
+    interrupt_then_resume(prepare_compress(parent, run_dir=tmp_path / "split", **options), stop=2)
+    assert_same_final_state(tmp_path / "straight", tmp_path / "split", steps=4, stop=2)
+    metas = [
+        json.loads((tmp_path / run / "checkpoints" / "step_0000004" / "meta.json").read_text())
+        for run in ("straight", "split")
+    ]
+    assert metas[0]["compressed_from"] == metas[1]["compressed_from"]
+    assert metas[1]["compressed_from"]["parent"] == str(parent.resolve())

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from translate.engine.checkpoint import TRAINER, WEIGHTS
-from translate.engine.loop import TrainingInterrupted, prepare
+from translate.engine.loop import Trainer, TrainingInterrupted, prepare
 from translate.testing import make_paired, make_unpaired
 
 STEPS = 5
@@ -50,8 +50,8 @@ CYCLEGAN = dict(
 )
 
 
-def _final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    folder = run_dir / "checkpoints" / f"step_{STEPS:07d}"
+def _final_state(run_dir: Path, steps: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    folder = run_dir / "checkpoints" / f"step_{steps:07d}"
     return load_file(folder / WEIGHTS), torch.load(folder / TRAINER, weights_only=True)
 
 
@@ -66,8 +66,9 @@ def _flat(state: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: state}
 
 
-def _interrupted_then_resumed(plugin: str, options: dict[str, Any], run_dir: Path, stop: int):
-    trainer = prepare(plugin, run_dir=run_dir, **options)
+def interrupt_then_resume(trainer: Trainer, stop: int) -> None:
+    """Run ``trainer`` until a real Ctrl-C after step ``stop``, then resume its run folder as a
+    fresh process would (``--resume RUN``)."""
     step = trainer.train_step
 
     def step_then_ctrl_c(batch: Any) -> dict[str, float]:
@@ -79,9 +80,25 @@ def _interrupted_then_resumed(plugin: str, options: dict[str, Any], run_dir: Pat
     trainer.train_step = step_then_ctrl_c  # type: ignore[method-assign]
     with pytest.raises(TrainingInterrupted):
         trainer.run()
+    run_dir = trainer.run_dir
     assert (run_dir / "checkpoints" / "LATEST").read_text().strip() == f"step_{stop:07d}"
     torch.manual_seed(random.randrange(2**31))  # a new process: the global RNG is anyone's
-    prepare(plugin, resume=run_dir).run()
+    prepare(trainer.plugin.name, resume=run_dir).run()
+
+
+def assert_same_final_state(straight: Path, split: Path, steps: int, stop: int) -> None:
+    """Both runs end with the same weights, optimiser moments, image pools and RNG states."""
+    weights_a, trainer_a = _final_state(straight, steps)
+    weights_b, trainer_b = _final_state(split, steps)
+    assert weights_a.keys() == weights_b.keys()
+    differ = [k for k in weights_a if not torch.equal(weights_a[k], weights_b[k])]
+    assert not differ, f"stopped after step {stop}: {len(differ)} tensors differ, e.g. {differ[0]}"
+    flat_a, flat_b = _flat(trainer_a), _flat(trainer_b)
+    assert flat_a.keys() == flat_b.keys()
+    for key, a in flat_a.items():
+        b = flat_b[key]
+        same = torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+        assert same, f"stopped after step {stop}: trainer state {key} differs"
 
 
 @pytest.mark.parametrize(
@@ -100,17 +117,5 @@ def test_ctrl_c_at_a_random_step_then_resume_is_bit_identical(
     options = {**data, **LOOP, **options}
     stop = random.randint(1, STEPS - 1)
     prepare(plugin, run_dir=tmp_path / "straight", **options).run()
-    _interrupted_then_resumed(plugin, options, tmp_path / "split", stop)
-
-    weights_a, trainer_a = _final_state(tmp_path / "straight")
-    weights_b, trainer_b = _final_state(tmp_path / "split")
-    assert weights_a.keys() == weights_b.keys()
-    differ = [k for k in weights_a if not torch.equal(weights_a[k], weights_b[k])]
-    assert not differ, f"stopped after step {stop}: {len(differ)} tensors differ, e.g. {differ[0]}"
-    # optimiser moments, image pools and RNG states too
-    flat_a, flat_b = _flat(trainer_a), _flat(trainer_b)
-    assert flat_a.keys() == flat_b.keys()
-    for key, a in flat_a.items():
-        b = flat_b[key]
-        same = torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
-        assert same, f"stopped after step {stop}: trainer state {key} differs"
+    interrupt_then_resume(prepare(plugin, run_dir=tmp_path / "split", **options), stop)
+    assert_same_final_state(tmp_path / "straight", tmp_path / "split", STEPS, stop)

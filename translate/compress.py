@@ -13,6 +13,10 @@ from the trained one and kept training) on the usual data. Here:
 3. its ``train_step`` adds ``lambda_distill * L1(G_small(x), G_dense(x))`` (``teacher_output``)
    to its usual objective.
 
+``method="finetune"`` is the baseline the paper compares with (its Table 1): the same pruning
+and the same start (pruned G, dense D), trained on the plugin's usual objective alone
+(``lambda_distill = 0``, no dense-G targets).
+
 Training goes through the ordinary engine, so the result is an ordinary self-describing
 checkpoint (its config holds the pruned width and the parent); ``meta.json`` additionally records
 ``compressed_from`` (parent, keep ratio, method). Plugins that support this declare a
@@ -25,7 +29,7 @@ import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -35,9 +39,16 @@ from translate.errors import ConfigError
 from translate.nn.prune import PruneError, prunable, prune_into, pruned_width
 from translate.registry import load_plugin
 
-METHOD = (
-    "self-supervised GAN compression (Yu & Pool 2020): channel pruning, dense-G targets, dense D"
-)
+if TYPE_CHECKING:  # pragma: no cover
+    from translate.engine.loop import Trainer
+
+Method = Literal["distill", "finetune"]
+METHODS: dict[str, str] = {
+    "distill": "self-supervised GAN compression (Yu & Pool 2020): channel pruning, dense-G "
+    "targets, dense D",
+    "finetune": "one-shot channel pruning + fine-tuning on the usual objective (baseline: no "
+    "dense-G targets), dense D",
+}
 
 # train options of the parent that a compression run does not inherit
 _NOT_INHERITED = ("run_dir", "max_steps", "resume", "eval_every", "keep_best")
@@ -97,8 +108,17 @@ def teacher_output(parent: Path | str, name: str, x: Tensor) -> Tensor:
         return teacher(x)
 
 
-def compression_meta(distill_from: Path | str | None, base_channels: int) -> dict[str, Any]:
-    """``{"compressed_from": {parent, keep, method}}`` for a compressed model's meta.json."""
+def method_of(lambda_distill: float) -> Method:
+    """The compression method a config describes: no weight on the dense-G targets is the
+    fine-tuning baseline."""
+    return "distill" if lambda_distill > 0 else "finetune"
+
+
+def compression_meta(
+    distill_from: Path | str | None, base_channels: int, lambda_distill: float
+) -> dict[str, Any]:
+    """``{"compressed_from": {parent, keep, method, description}}`` for a compressed model's
+    meta.json."""
     if distill_from is None:
         return {}
     parent = str(distill_from)
@@ -108,28 +128,35 @@ def compression_meta(distill_from: Path | str | None, base_channels: int) -> dic
         keep = base_channels / int(theirs["base_channels"])
     except Exception:  # the parent moved away: still record where it came from
         keep = None
-    return {"compressed_from": {"parent": parent, "keep": keep, "method": METHOD}}
+    method = method_of(lambda_distill)
+    record = {"parent": parent, "keep": keep, "method": method, "description": METHODS[method]}
+    return {"compressed_from": record}
 
 
-def compress(
+def prepare_compress(
     parent: Path | str,
     *,
     keep: float,
+    method: Method = "distill",
     steps: int | None = None,
     run_dir: Path | str | None = None,
     **train_options: Any,
-) -> Path:
-    """Compress the generator(s) of checkpoint ``parent`` to ``keep`` of their channels and
-    train them for ``steps`` (default: the parent's budget); returns the final checkpoint.
+) -> Trainer:
+    """The trainer of a compression run: the generator(s) of checkpoint ``parent`` pruned to
+    ``keep`` of their channels, to be trained for ``steps`` (default: the parent's budget).
+    ``.run()`` returns the final checkpoint; an interrupted run resumes like any other
+    (``prepare(plugin, resume=run_dir)``, ``translate train PLUGIN --resume RUN``).
 
-    ``train_options`` override the parent's training settings (``lr``, ``batch_size``, ...) and
-    the plugin's ``lambda_distill``.
+    ``method``: ``"distill"`` (Yu & Pool 2020) or ``"finetune"`` (the baseline: the usual
+    objective only). ``train_options`` override the parent's training settings (``lr``,
+    ``batch_size``, ...) and the plugin's ``lambda_distill``.
 
     Raises:
-        ConfigError: ``keep`` outside (0, 1], or the parent's plugin or generator is one the
-            pruner does not understand.
+        ConfigError: ``keep`` outside (0, 1], an unknown ``method`` or one that contradicts
+            ``lambda_distill``, or the parent's plugin or generator is one the pruner does not
+            understand.
     """
-    from translate.engine.loop import train
+    from translate.engine.loop import prepare
 
     folder = ckpt.resolve_checkpoint(Path(parent))
     meta = ckpt.read_meta(folder)
@@ -142,6 +169,12 @@ def compress(
         )
     if not 0 < keep <= 1:
         raise ConfigError(f"keep: must be in (0, 1], got {keep}")
+    if method not in METHODS:
+        raise ConfigError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "finetune":
+        if train_options.get("lambda_distill", 0) != 0:
+            raise ConfigError("lambda_distill: method 'finetune' trains without the dense targets")
+        train_options = {**train_options, "lambda_distill": 0.0}
     cfg = dict(meta["plugin_config"])
     if cfg.get("distill_from"):
         raise ConfigError(f"{folder}: already a compressed model; compress its dense parent")
@@ -161,4 +194,20 @@ def compress(
         options["max_steps"] = steps
     if run_dir is not None:
         options["run_dir"] = Path(run_dir)
-    return train(plugin.name, **options)
+    return prepare(plugin.name, **options)
+
+
+def compress(
+    parent: Path | str,
+    *,
+    keep: float,
+    method: Method = "distill",
+    steps: int | None = None,
+    run_dir: Path | str | None = None,
+    **train_options: Any,
+) -> Path:
+    """Compress the generator(s) of checkpoint ``parent`` (``prepare_compress``) and train them;
+    returns the final checkpoint."""
+    return prepare_compress(
+        parent, keep=keep, method=method, steps=steps, run_dir=run_dir, **train_options
+    ).run()

@@ -161,7 +161,7 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
         """A compressed model records its parent, keep ratio and method in meta.json."""
         from translate.compress import compression_meta
 
-        return compression_meta(cfg.distill_from, cfg.base_channels)
+        return compression_meta(cfg.distill_from, cfg.base_channels, cfg.lambda_distill)
 
     def train_step(self, ctx: StepContext, batch: Any, cfg: CycleGANConfig) -> dict[str, float]:
         import torch
@@ -253,12 +253,12 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
     @staticmethod
     def _distill(cfg: CycleGANConfig, name: str, real: Tensor, fake: Tensor) -> Tensor:
         """Self-supervised compression (Yu & Pool 2020): L1 from generator ``name``'s output
-        to its dense parent's; 0 outside a compression run."""
+        to its dense parent's; 0 outside a compression run and in the fine-tuning baseline."""
         import torch
 
         from translate.losses import l1_loss
 
-        if cfg.distill_from is None:
+        if cfg.distill_from is None or cfg.lambda_distill == 0:  # 0: the fine-tuning baseline
             return torch.zeros((), device=real.device)
         from translate.compress import teacher_output
 

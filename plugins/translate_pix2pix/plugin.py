@@ -130,7 +130,7 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
         """A compressed model records its parent, keep ratio and method in meta.json."""
         from translate.compress import compression_meta
 
-        return compression_meta(cfg.distill_from, cfg.base_channels)
+        return compression_meta(cfg.distill_from, cfg.base_channels, cfg.lambda_distill)
 
     def train_step(self, ctx: StepContext, batch: Any, cfg: Pix2PixConfig) -> dict[str, float]:
         import torch
@@ -166,7 +166,7 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
             loss_l1 = l1_loss(fake_b.float(), real_b)
             loss_g = loss_adv + cfg.lambda_l1 * loss_l1
             logs = {**logs_d, **logs_g, "G_L1": loss_l1.item()}
-            if cfg.distill_from is not None:
+            if cfg.distill_from is not None and cfg.lambda_distill > 0:
                 # self-supervised compression (Yu & Pool 2020): the dense G's output as target
                 from translate.compress import teacher_output
 

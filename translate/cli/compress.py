@@ -4,7 +4,7 @@ of what it saves (thin wrappers over ``translate.compress`` and ``translate.comp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -22,6 +22,13 @@ def compress_command(
     keep: Annotated[
         float, typer.Option(help="Fraction of every generator layer's channels to keep.")
     ] = 0.5,
+    method: Annotated[
+        Literal["distill", "finetune"],
+        typer.Option(
+            help="distill: learn the dense generator's outputs next to the usual objective "
+            "(Yu & Pool 2020); finetune: the baseline, the usual objective alone."
+        ),
+    ] = "distill",
     steps: Annotated[
         int | None,
         typer.Option(help="Training steps of the compressed model. \\[default: the parent's]"),
@@ -64,6 +71,7 @@ def compress_command(
     folder = compress(
         checkpoint,
         keep=keep,
+        method=method,
         steps=steps,
         run_dir=run_dir,
         **{k: v for k, v in options.items() if v is not None},
