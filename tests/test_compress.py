@@ -177,7 +177,7 @@ def test_compressed_pix2pix_approaches_its_parent_and_exports(
     assert meta["plugin_config"]["base_channels"] == 2
     record = meta["compressed_from"]
     assert record["parent"] == str(parent.resolve()) and record["keep"] == 0.25
-    assert "Yu & Pool" in record["method"]
+    assert record["method"] == "distill" and "Yu & Pool" in record["description"]
     assert loaded.models["G"].encoder[0][0].out_channels == 2
 
     result = export_onnx(out, tmp_path / "small.onnx")
@@ -213,6 +213,19 @@ def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Pa
     assert small_params < 0.3 * dense_params
     assert "ONNX x" in lines[3]
     assert lines[4].startswith("dense eval: L1 ") and lines[5].startswith("keep 0.5 eval: L1 ")
+
+    # the baseline: the same pruning and start, the usual objective alone
+    base = tmp_path / "baseline"
+    args = ["compress", str(parent), "--keep", "0.5", "--steps", "2", "--run-dir", str(base)]
+    result = runner.invoke(app, [*args, "--method", "finetune"])
+    assert result.exit_code == 0, result.output
+    folder = Path(result.stdout.strip().splitlines()[-1])
+    record = json.loads((folder / "meta.json").read_text())["compressed_from"]
+    assert record["method"] == "finetune" and record["keep"] == 0.5
+    logged = [json.loads(line) for line in (base / "metrics.jsonl").open()]
+    assert logged and not any("G_distill" in row for row in logged)
+    result = runner.invoke(app, [*args, "--method", "finetune", "--lambda-distill", "5"])
+    assert result.exit_code == 2 and result.output.startswith("error: lambda_distill: method")
 
     result = runner.invoke(app, ["compress", str(parent), "--keep", "1.5"])
     assert result.exit_code == 2 and result.output.startswith("error: keep: must be in (0, 1]")
