@@ -1,7 +1,8 @@
 """Distributed training on CPU with gloo: 2 processes x batch 1 == 1 process x batch 2.
 
 Process start-up (a torch import each) dominates, so one 2-process launch runs every scenario
-(pix2pix, CycleGAN, lazy R1, WGAN-GP with n_critic 2, a 1 -> 2 process resume) and the
+(pix2pix, CycleGAN with and without gradient normalisation, lazy R1, WGAN-GP with n_critic 2,
+a 1 -> 2 process resume) and the
 single-process references run here, in the test process.
 """
 
@@ -24,10 +25,13 @@ from translate.engine.distributed import launch
 from translate.engine.loop import prepare
 from translate.testing import make_paired, make_unpaired
 
-# fp32 (--amp auto would pick bf16 on a CPU that has it), contiguous unless a scenario says
+# fp32 (--amp auto would pick bf16 on a CPU that has it) in the default channels-last layout;
+# one intra-op thread in the workers and in the single-process references alike: oneDNN's
+# channels-last kernels block their sums by thread count, and CycleGAN's gradient (ReLU after
+# instance norm) is discontinuous, so a rounding difference can flip a ReLU and Adam turns the
+# changed gradient sign into an lr-sized weight difference
 COMMON = dict(
-    device="cpu", amp="none", channels_last=False, progress=False, log_every=1,
-    sample_every=1000, seed=3,
+    device="cpu", amp="none", progress=False, log_every=1, sample_every=1000, seed=3, threads=1,
 )  # fmt: skip
 PIX2PIX = dict(TINY_PIX2PIX_OPTIONS, norm="instance", dropout=0.0)
 # name -> (plugin, options, steps); data options are added per run
@@ -39,6 +43,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], int]] = {
     "wgan_gp": ("pix2pix", dict(PIX2PIX, gan_loss="wgan-gp", n_critic=2, ema_decay=0.9), 4),
     # two generators and two critics, history pools
     "cyclegan": ("cyclegan", TINY_CYCLEGAN_OPTIONS, 2),
+    # gradient normalisation: an input gradient (create_graph) inside every D forward
+    "cyclegan_gn": ("cyclegan", dict(TINY_CYCLEGAN_OPTIONS, gradient_norm=True), 2),
 }
 
 
@@ -78,12 +84,16 @@ class _Recording(torch.utils.data.Dataset):
 def _train(plugin: str, data: dict, run_dir: Path, *, resume: Path | None = None, **opts: Any):
     """Train through the public API; returns (weights, indices this process loaded, inert
     parameter names)."""
-    if resume is not None:
-        trainer = prepare(plugin, resume=resume, **opts)
-    else:
-        trainer = prepare(plugin, **data, run_dir=run_dir, **opts)
-    recording = trainer.dataset.dataset = _Recording(trainer.dataset.dataset)  # inside the skipper
-    trainer.run()
+    threads = torch.get_num_threads()  # --threads sets the process's count: restore it
+    try:
+        if resume is not None:
+            trainer = prepare(plugin, resume=resume, **opts)
+        else:
+            trainer = prepare(plugin, **data, run_dir=run_dir, **opts)
+        recording = trainer.dataset.dataset = _Recording(trainer.dataset.dataset)  # in the skipper
+        trainer.run()
+    finally:
+        torch.set_num_threads(threads)
     # this process's own weights (the checkpoint on disk is rank 0's)
     weights = {k: v.detach().clone() for k, v in trainer.weights().items()}
     return weights, recording.seen, _inert_biases(trainer.models)
