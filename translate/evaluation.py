@@ -11,6 +11,10 @@ inference options. The plugin names its protocol by what it returns:
   ...), figures computed per image (L1, PSNR, SSIM), and which two images LPIPS compares;
 - ``distributions``: named (generated, real) image sets scored with FID and KID.
 
+A generating plugin (``plugin.generates``: dcgan, cgan) gets a ``GenerationModels`` (a
+``Sampler`` and the protocol's settings) instead, and compares samples with the folder's real
+images (``translate.evaluation_generation``).
+
 This module adds LPIPS, FID and KID when their weights files are given (nothing is downloaded),
 averages the per-image figures, and returns one ``FolderResult`` per folder.
 """
@@ -191,6 +195,17 @@ def score(evalset: EvalSet, folder: Path, weights: MetricWeights, device: str) -
     return FolderResult(folder, rows, summary=summary, items=evalset.items, notes=notes)
 
 
+@dataclass
+class GenerationModels:
+    """What ``translate eval`` hands a generating plugin's ``evaluate``: the sampler and the
+    protocol's settings."""
+
+    sampler: Any  # a translate.inference.sampling.Sampler
+    samples: int | None = None  # None: as many as the real images
+    classifier: Path | None = None  # a TorchScript classifier; None: fit one on the data
+    seed: int = 0
+
+
 @dataclass(frozen=True)
 class Evaluation:
     model: str  # what was evaluated, one line
@@ -208,6 +223,8 @@ def evaluate(
     device: str = "auto",
     tile_size: int | None = None,
     weights: MetricWeights | None = None,
+    samples: int | None = None,
+    classifier: Path | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint (or shipped model) of ``plugin_name`` on each folder: one result
     per folder, with the model's description and metadata."""
@@ -226,6 +243,17 @@ def evaluate(
                 raise ConfigError(f"no model given: pass --checkpoint (no shipped {plugin_name})")
             model = ours[0]
         checkpoint = resolve_model(model)
+    weights = weights or MetricWeights()
+    metric_device = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+    if getattr(plugin, "generates", False):
+        return _evaluate_generation(
+            plugin, folders, checkpoint, backend=backend, device=device, weights=weights,
+            metric_device=metric_device, samples=samples, classifier=classifier,
+        )  # fmt: skip
+    if samples is not None or classifier is not None:
+        raise ConfigError(
+            f"--samples/--classifier: only for generating plugins (dcgan, cgan), not {plugin_name}"
+        )
     models = EvalModels(checkpoint, device=device, backend=backend, tile_size=tile_size)
     translator = models.default
     # a model from elsewhere may follow a plugin's protocol (a spandrel SR file: superres)
@@ -235,8 +263,6 @@ def evaluate(
             f"{checkpoint}: a {translator.plugin.name} model, not {plugin_name}; "
             f"use translate eval {translator.plugin.name}"
         )
-    weights = weights or MetricWeights()
-    metric_device = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
     results = [
         score(
             _as_eval_set(plugin.evaluate(models, folder, translator.plugin_cfg)),
@@ -247,3 +273,41 @@ def evaluate(
         for folder in folders
     ]
     return Evaluation(f"{translator.describe()} from {checkpoint}", dict(translator.meta), results)
+
+
+def _evaluate_generation(
+    plugin: Any,
+    folders: list[Path],
+    checkpoint: Path,
+    *,
+    backend: str | None,
+    device: str,
+    weights: MetricWeights,
+    metric_device: str,
+    samples: int | None,
+    classifier: Path | None,
+) -> Evaluation:
+    """A generating plugin's protocol: samples of the checkpoint against each folder."""
+    from translate.inference.sampling import Sampler
+
+    if backend not in (None, "torch"):
+        raise ConfigError(f"--backend {backend}: evaluating a generating model runs on torch")
+    sampler = Sampler.from_checkpoint(checkpoint, device=device)
+    if sampler.plugin.name != plugin.name:
+        raise ConfigError(
+            f"{checkpoint}: a {sampler.plugin.name} model, not {plugin.name}; "
+            f"use translate eval {sampler.plugin.name}"
+        )
+    models = GenerationModels(sampler, samples=samples, classifier=classifier)
+    results = [
+        score(
+            _as_eval_set(plugin.evaluate(models, folder, sampler.plugin_cfg)),
+            folder,
+            weights,
+            metric_device,
+        )
+        for folder in folders
+    ]
+    meta = dict(sampler.loaded.meta)
+    step = meta.get("step")
+    return Evaluation(f"{plugin.name} generator (step {step}) from {checkpoint}", meta, results)

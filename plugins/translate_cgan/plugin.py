@@ -297,6 +297,13 @@ class CGANPlugin(PluginBase[CGANConfig]):
             columns.append(models["G"](torch.cat([z, onehot], 1).to(real.device)))
         return columns
 
+    def evaluate(self, models: Any, folder: Path, cfg: CGANConfig) -> Any:
+        """Samples against the real images of ``folder``: FID/KID and class accuracy
+        (``translate.evaluation_generation``)."""
+        from translate.evaluation_generation import generation_protocol
+
+        return generation_protocol(models, folder)
+
     def tiny_config(self, data_root: Path) -> CGANConfig:
         # the contract's unpaired data: data_root/A and data_root/B, two classes
         return CGANConfig(data=data_root, image_size=16, latent_dim=8, base_channels=8)

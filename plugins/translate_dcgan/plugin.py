@@ -152,6 +152,13 @@ class DCGANPlugin(PluginBase[DCGANConfig]):
         z = torch.randn(real.shape[0], *self.latent_shape(cfg), generator=gen)
         return [real, models["G"](z.to(real.device))]
 
+    def evaluate(self, models: Any, folder: Path, cfg: DCGANConfig) -> Any:
+        """Samples against the real images of ``folder``: FID/KID
+        (``translate.evaluation_generation``)."""
+        from translate.evaluation_generation import generation_protocol
+
+        return generation_protocol(models, folder)
+
     def tiny_config(self, data_root: Path) -> DCGANConfig:
         return DCGANConfig(data=data_root, image_size=16, latent_dim=8, base_channels=8)
 

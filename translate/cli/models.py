@@ -70,10 +70,25 @@ def eval_command(
             "Without it LPIPS is skipped."
         ),
     ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            help="dcgan/cgan: samples to draw (seed 0). \\[default: as many as real images]"
+        ),
+    ] = None,
+    classifier: Annotated[
+        Path | None,
+        typer.Option(
+            help="cgan: a TorchScript classifier of the model's classes (RGB in [0, 1] at the "
+            "model's size -> logits) for class accuracy; default: a logistic regression fitted "
+            "on --data."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model with its plugin's protocol: pix2pix/label2image L1, PSNR, SSIM, LPIPS
     and FID/KID of outputs vs targets; cyclegan FID/KID per direction and cycle L1; superres
-    PSNR/SSIM on Y beside bicubic, and LPIPS."""
+    PSNR/SSIM on Y beside bicubic, and LPIPS; dcgan/cgan FID/KID of samples vs --data (the
+    training images) and, for cgan, the class accuracy of the samples."""
     from rich.console import Console
     from rich.table import Table
 
@@ -88,6 +103,8 @@ def eval_command(
         backend=backend,
         device=device,
         weights=weights,
+        samples=samples,
+        classifier=classifier,
     )
     console = Console()
     console.print(f"model: {evaluation.model}", highlight=False)

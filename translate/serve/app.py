@@ -44,11 +44,12 @@ from translate.serve.admission import (
 )
 from translate.serve.budget import split_budget
 from translate.serve.config import OUTPUT_FORMATS, ServeConfig
-from translate.serve.images import ApiError, check_header, decode, encode
+from translate.serve.images import ApiError, check_header, decode, encode, output_format
 from translate.serve.models import ServedModel
 from translate.serve.observe import Metrics, Observer
 from translate.serve.pages import add_pages
 from translate.serve.pool import InferencePool, OverBudget, PoolClosed, QueueFull
+from translate.serve.sampling import SampleWork, ServedGenerator, add_sample_route
 from translate.serve.security import BearerAuth
 
 log = logging.getLogger(__name__)
@@ -118,29 +119,16 @@ def _status_of(exc: TranslateError) -> int:
     return 500  # a bad checkpoint on the server's side, not the client's input
 
 
-def _output_format(value: str | None, accept: str) -> str:
-    """``?format=`` wins; else the first image type the Accept header names; else PNG."""
-    if value is not None:
-        fmt = value.lower()
-        if fmt not in OUTPUT_FORMATS:
-            raise ApiError(
-                422,
-                f"format: {value!r} is not one of png, jpeg, webp",
-                {"formats": ["png", "jpeg", "webp"]},
-            )
-        return fmt
-    for part in accept.split(","):
-        media = part.split(";")[0].strip().lower()
-        for key, (_, media_type) in OUTPUT_FORMATS.items():
-            if media == media_type:
-                return key
-    return "png"
+def _run_batch(
+    models: dict[str, ServedModel], generators: dict[str, ServedGenerator] | None = None
+) -> Any:
+    """The pool's batch function: decode, translate together, encode (in a worker thread);
+    or draw a generating model's samples as one grid."""
 
-
-def _run_batch(models: dict[str, ServedModel]) -> Any:
-    """The pool's batch function: decode, translate together, encode (in a worker thread)."""
-
-    def run(key: BatchKey, items: Sequence[Work]) -> list[Any]:
+    def run(key: BatchKey, items: Sequence[Any]) -> list[Any]:
+        if isinstance(items[0], SampleWork):
+            generator = (generators or {})[key.model]
+            return [generator.render(item.request) for item in items]
         model = models[key.model]
         translator = model.variant(key.opts)
         if key.tiling is not None:
@@ -166,13 +154,20 @@ def create_app(
     config: ServeConfig | None = None,
     *,
     memory_budget: int | None = None,
+    generators: Sequence[ServedGenerator] = (),
 ) -> FastAPI:
     """The HTTP service for ``models`` (names must be unique) under ``config``'s limits.
     ``memory_budget``: bytes for work in flight (request bodies and the running batches'
-    price, see ``translate.serve.budget``); None: unbounded."""
+    price, see ``translate.serve.budget``); None: unbounded. ``generators``: generating
+    models (warmed up: ``ServedGenerator.warm_up``), sampled at ``/v1/models/{name}/sample``."""
     config = config or ServeConfig()
     by_name = {m.name: m for m in models}
-    if len(by_name) != len(models):
+    samplers = {g.name: g for g in generators}
+    if (
+        len(by_name) != len(models)
+        or len(samplers) != len(generators)
+        or (set(by_name) & set(samplers))
+    ):
         raise ConfigError("served model names must be unique")
     upload_budget, work_budget = split_budget(memory_budget) if memory_budget else (None, None)
     uploads = Uploads(upload_budget)
@@ -187,7 +182,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = InferencePool(
-            _run_batch(by_name),
+            _run_batch(by_name, samplers),
             workers=config.workers,
             queue_size=config.queue_size,
             max_batch=config.max_batch,
@@ -195,7 +190,7 @@ def create_app(
             memory_budget=work_budget,
             on_batch=metrics.observe_batch,
         )
-        log.info("ready: %s", ", ".join(by_name))
+        log.info("ready: %s", ", ".join([*by_name, *samplers]))
         try:
             yield
         finally:
@@ -280,8 +275,14 @@ def create_app(
     # ------------------------------------------------------------------ translation
     def lookup(name: str) -> ServedModel:
         model = by_name.get(name)
+        if model is None and name in samplers:
+            raise ApiError(
+                404,
+                f"model {name!r} generates images from noise; it translates none "
+                f"(GET /v1/models/{name}/sample)",
+            )
         if model is None:
-            raise ApiError(404, f"unknown model {name!r}", {"models": list(by_name)})
+            raise ApiError(404, f"unknown model {name!r}", {"models": [*by_name, *samplers]})
         return model
 
     error_responses: dict[int | str, dict[str, Any]] = {
@@ -351,7 +352,7 @@ def create_app(
         started = time.perf_counter()
         deadline = started + config.request_timeout
         model = lookup(name)
-        fmt = _output_format(format, request.headers.get("accept", ""))
+        fmt = output_format(format, request.headers.get("accept", ""))
         options = {
             k.replace("-", "_"): v
             for k, v in request.query_params.items()
@@ -414,6 +415,9 @@ def create_app(
             },
         )
 
+    # ------------------------------------------------------------------ sampling
+    add_sample_route(app, samplers, by_name, config, error_responses)
+
     # ------------------------------------------------------------------ listing, health
     @app.get("/v1/models", summary="Served models, their options and limits")
     async def list_models() -> dict[str, Any]:
@@ -422,7 +426,12 @@ def create_app(
             max_upload_bytes=config.max_upload_bytes,
             formats=list(config.formats),
         )
-        return {"models": [m.describe(**limits) for m in by_name.values()]}
+        listing: dict[str, Any] = {"models": [m.describe(**limits) for m in by_name.values()]}
+        if samplers:  # generating models: GET /v1/models/{name}/sample
+            listing["generators"] = [
+                g.describe(max_samples=config.max_samples) for g in samplers.values()
+            ]
+        return listing
 
     @app.get("/healthz", summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:

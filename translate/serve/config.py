@@ -67,6 +67,9 @@ class ServeConfig:
     )
     cors_origins: tuple[str, ...] = opt((), "Origins allowed to call the API from a browser.")
     access_log: bool = opt(True, "One JSON access-log line per request.")
+    max_samples: int = opt(
+        64, "Most images one request may draw from a generating model (/v1/models/NAME/sample)."
+    )
 
     def __post_init__(self) -> None:
         for name in (
@@ -76,6 +79,7 @@ class ServeConfig:
             "queue_size",
             "max_batch",
             "max_connections",
+            "max_samples",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")

@@ -106,3 +106,22 @@ def encode(image: Image.Image, fmt: str) -> bytes:
     else:
         image.save(buf, pil_format, quality=90)
     return buf.getvalue()
+
+
+def output_format(value: str | None, accept: str) -> str:
+    """``?format=`` wins; else the first image type the Accept header names; else PNG."""
+    if value is not None:
+        fmt = value.lower()
+        if fmt not in OUTPUT_FORMATS:
+            raise ApiError(
+                422,
+                f"format: {value!r} is not one of png, jpeg, webp",
+                {"formats": ["png", "jpeg", "webp"]},
+            )
+        return fmt
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        for key, (_, media_type) in OUTPUT_FORMATS.items():
+            if media == media_type:
+                return key
+    return "png"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from translate.errors import ConfigError
+from translate.inference.sampling import Sampler
 from translate.serve.budget import (
     RequestCost,
     current_rss,
@@ -22,9 +24,21 @@ from translate.serve.budget import (
 )
 from translate.serve.config import ServeConfig, name_sources, parse_sources
 from translate.serve.models import LoadSettings, ServedModel, load_translator
+from translate.serve.sampling import ServedGenerator, generates
 from translate.serve.security import check_exposure
 
 log = logging.getLogger(__name__)
+
+
+def load_sampler(kind: str, location: str, device: str) -> Any:
+    """A ``Sampler`` for a shipped model name or a checkpoint folder of a generating plugin."""
+    from translate.inference.sampling import Sampler
+
+    if kind == "model":
+        from translate.shipped import resolve_model
+
+        return Sampler.from_checkpoint(resolve_model(location), device=device)
+    return Sampler.from_checkpoint(location, device=device)
 
 
 def load_models(
@@ -32,7 +46,7 @@ def load_models(
     checkpoints: Sequence[str] = (),
     onnx: Sequence[str] = (),
     settings: LoadSettings | None = None,
-) -> list[ServedModel]:
+) -> list[ServedModel | ServedGenerator]:
     """Shipped ``models`` by name, ``checkpoints`` (``[NAME=]PATH``: a run or checkpoint
     folder) and ``onnx`` files (``[NAME=]FILE``), loaded for serving; none given: the shipped
     default model. A source without a name is served under its plugin's name."""
@@ -42,11 +56,22 @@ def load_models(
         from translate.shipped import DEFAULT_MODEL
 
         parsed = [(DEFAULT_MODEL, "model", DEFAULT_MODEL)]
-    translators = [load_translator(kind, where, settings) for _, kind, where in parsed]
-    sources = name_sources(parsed, [str(t.meta["plugin"]) for t in translators])
-    served = [ServedModel(s, t, settings) for s, t in zip(sources, translators, strict=True)]
-    for model in served:
-        model.preload_variants()
+    # a generating model (dcgan, cgan) is served for sampling, not translation
+    loaded = [
+        load_sampler(kind, where, settings.device)
+        if generates(kind, where)
+        else load_translator(kind, where, settings)
+        for _, kind, where in parsed
+    ]
+    metas = [x.loaded.meta if isinstance(x, Sampler) else x.meta for x in loaded]
+    sources = name_sources(parsed, [str(meta["plugin"]) for meta in metas])
+    served: list[ServedModel | ServedGenerator] = []
+    for source, x in zip(sources, loaded, strict=True):
+        if isinstance(x, Sampler):
+            served.append(ServedGenerator(source, x))
+        else:
+            served.append(ServedModel(source, x, settings))
+            served[-1].preload_variants()  # type: ignore[union-attr]
     return served
 
 
@@ -114,12 +139,21 @@ def serve(
     # PIL refuses images above twice its limit while opening; ours (checked from the header)
     # is the one that applies, so PIL's must not be lower
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, config.max_pixels)
-    served = load_models(models, checkpoints, onnx, settings)
+    loaded = load_models(models, checkpoints, onnx, settings)
+    served = [m for m in loaded if isinstance(m, ServedModel)]
+    generators = [m for m in loaded if isinstance(m, ServedGenerator)]
     for model in served:
         warm_up(model)
         variants = len(model.preloaded())
         extra = f" (+{variants} option variants)" if variants else ""
         print(f"model {model.name}: {model.translator.describe()}{extra}", file=sys.stderr)
+    for generator in generators:
+        generator.warm_up()
+        print(
+            f"model {generator.name}: {generator.plugin_name} generator, sampled at "
+            f"/v1/models/{generator.name}/sample (at most {config.max_samples} per request)",
+            file=sys.stderr,
+        )
     if memory_headroom is not None:
         baseline = current_rss() or 0
         max_memory, budget = baseline + memory_headroom, memory_headroom
@@ -128,7 +162,8 @@ def serve(
         baseline, budget = work_budget(max_memory)
     uploads, work = split_budget(budget)
     largest = max(
-        m.cost.bytes(*_largest_input(config.max_pixels, m.scale)) for m in served if m.cost
+        [m.cost.bytes(*_largest_input(config.max_pixels, m.scale)) for m in served if m.cost]
+        + [g.price(config.max_samples) for g in generators]
     )
     print(
         f"memory: at most {format_bytes(max_memory)} (--max-memory): "
@@ -138,7 +173,7 @@ def serve(
         + (" (over the budget: such images get 413)" if largest > work else ""),
         file=sys.stderr,
     )
-    app = create_app(served, config, memory_budget=budget)
+    app = create_app(served, config, memory_budget=budget, generators=generators)
     print(f"serving on http://{host}:{port}/ (API: /v1/models, /docs)", file=sys.stderr)
     server = uvicorn.Server(
         uvicorn.Config(

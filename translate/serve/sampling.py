@@ -1,0 +1,241 @@
+"""Served generating models (dcgan, cgan): ``GET /v1/models/{name}/sample`` returns a grid of
+new images.
+
+A checkpoint of a generating plugin is loaded as a ``Sampler`` (``translate sample``'s) instead
+of a ``Translator``. A request names ``n`` (at most ``--max-samples``), and optionally ``seed``,
+``class`` and ``truncation``; it runs in the inference pool like a translation, priced by its
+work: ``n`` times the bytes one sample needs, measured at start (the generator's live module
+outputs for one latent, as ``translate.serve.budget`` measures translators, times its slack,
+plus the sample's float and PIL copies and its share of the grid), so the pool's memory budget
+bounds sampling exactly as it bounds translation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
+
+from translate.errors import ConfigError
+from translate.serve.admission import await_result
+from translate.serve.budget import ACTIVATION_SLACK, _peak_output_bytes
+from translate.serve.config import OUTPUT_FORMATS, ModelSource, ServeConfig
+from translate.serve.images import ApiError, encode, output_format
+from translate.serve.pool import InferencePool, OverBudget, PoolClosed
+
+#: Bytes per output pixel of a sample besides activations: its float32 tensor (12), the
+#: uint8 PIL image (4) and its place in the grid (3) and the encoded grid (3, at worst).
+SAMPLE_BYTES_PER_PIXEL = 12 + 4 + 3 + 3
+#: Samples per request when the request does not say (at most the server's limit).
+DEFAULT_SAMPLES = 16
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One request's parameters, checked."""
+
+    n: int
+    seed: int | None
+    class_name: str | None
+    truncation: float | None
+    format: str
+
+
+@dataclass
+class ServedGenerator:
+    """A generating model under its URL name."""
+
+    source: ModelSource
+    sampler: Any  # translate.inference.sampling.Sampler
+    sample_bytes: int = 0  # measured by ``warm_up``
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def plugin_name(self) -> str:
+        return str(self.sampler.plugin.name)
+
+    def warm_up(self) -> None:
+        """Draw two samples (the first request is not slow) and measure one sample's price."""
+        sampler = self.sampler
+        z = sampler.latents(1, seed=0).to(sampler.device)
+        activations = _peak_output_bytes(sampler.module, z)
+        image = sampler.generate(sampler.latents(2, seed=0))
+        pixels = int(image.shape[-1] * image.shape[-2])
+        self.sample_bytes = int(activations * ACTIVATION_SLACK + pixels * SAMPLE_BYTES_PER_PIXEL)
+
+    def price(self, n: int) -> int:
+        return n * self.sample_bytes
+
+    def check(
+        self,
+        *,
+        n: int,
+        seed: int | None,
+        class_name: str | None,
+        truncation: float | None,
+        format: str,
+        max_samples: int,
+    ) -> SampleRequest:
+        """The request's parameters, or a ``ConfigError`` (422) naming the bad one."""
+        if not 1 <= n <= max_samples:
+            raise ConfigError(f"n: must be from 1 to {max_samples} (this server's limit), got {n}")
+        if truncation is not None and not truncation > 0:
+            raise ConfigError(f"truncation: must be > 0, got {truncation}")
+        if class_name is not None:
+            self.sampler.class_index(class_name)  # unknown class: one line, did-you-mean
+        return SampleRequest(n, seed, class_name, truncation, format)
+
+    def render(self, request: SampleRequest) -> tuple[bytes, tuple[int, int]]:
+        """The samples as one grid image, encoded; and the grid's size."""
+        from translate.inference.sampling import grid
+
+        images = self.sampler(
+            request.n,
+            seed=request.seed,
+            truncation=request.truncation,
+            class_name=request.class_name,
+        )
+        sheet = grid(images)
+        return encode(sheet, request.format), sheet.size
+
+    def describe(self, *, max_samples: int) -> dict[str, Any]:
+        """What ``GET /v1/models`` lists for this model (under ``generators``)."""
+        meta = self.sampler.loaded.meta
+        return {
+            "name": self.name,
+            "plugin": self.plugin_name,
+            "source": self.source.kind,
+            "step": meta.get("step"),
+            "device": str(self.sampler.device),
+            "latent_shape": list(self.sampler.latent_shape),
+            "classes": list(self.sampler.classes),
+            "limits": {"max_samples": max_samples},
+        }
+
+
+def generates(kind: str, location: str) -> bool:
+    """Whether the source is a checkpoint of a generating plugin (read from its metadata)."""
+    if kind == "onnx":
+        return False
+    from translate.loading.checkpoint import checkpoint_plugin
+    from translate.registry import load_plugin
+
+    try:
+        if kind == "model":
+            from translate.shipped import resolve_model
+
+            location = str(resolve_model(location))
+        plugin = load_plugin(checkpoint_plugin(location))
+    except Exception:
+        return False
+    return bool(getattr(plugin, "generates", False))
+
+
+@dataclass(frozen=True)
+class SampleWork:
+    """A sampling request in the inference pool."""
+
+    request: SampleRequest
+
+
+@dataclass(frozen=True)
+class SampleKey:
+    """The pool's batch key of a sampling request: unique, so each runs as its own batch."""
+
+    model: str
+    token: int
+
+
+_tokens = itertools.count()
+
+
+def add_sample_route(
+    app: FastAPI,
+    samplers: Mapping[str, ServedGenerator],
+    translators: Mapping[str, Any],
+    config: ServeConfig,
+    error_responses: Mapping[int | str, dict[str, Any]],
+) -> None:
+    """Register ``GET /v1/models/{name}/sample`` on ``app``."""
+
+    @app.get(
+        "/v1/models/{name}/sample",
+        summary="New images from a generating model (dcgan, cgan), as one grid image",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+                "description": "the samples tiled row by row (about sqrt(n) columns); headers "
+                "X-Model, X-Samples, X-Image-Size",
+            },
+            **error_responses,
+        },
+    )
+    async def sample_images(
+        request: Request,
+        name: str,
+        n: Annotated[
+            int | None,
+            Query(description="how many images, 1 to the server's max_samples (default 16)"),
+        ] = None,
+        seed: Annotated[int | None, Query(description="same seed, same images")] = None,
+        class_name: Annotated[
+            str | None,
+            Query(alias="class", description="class to draw (cgan); default: random per image"),
+        ] = None,
+        truncation: Annotated[
+            float | None,
+            Query(description="truncation trick: latent entries with |z| > T resampled"),
+        ] = None,
+        format: Annotated[
+            str | None, Query(description="png (default), jpeg or webp; or send Accept")
+        ] = None,
+    ) -> Response:
+        started = time.perf_counter()
+        generator = samplers.get(name)
+        if generator is None:
+            known = [*translators, *samplers]
+            if name in translators:
+                raise ApiError(404, f"model {name!r} translates images; it does not generate them")
+            raise ApiError(404, f"unknown model {name!r}", {"models": known})
+        fmt = output_format(format, request.headers.get("accept", ""))
+        n = min(DEFAULT_SAMPLES, config.max_samples) if n is None else n
+        sample = generator.check(
+            n=n, seed=seed, class_name=class_name, truncation=truncation, format=fmt,
+            max_samples=config.max_samples,
+        )  # fmt: skip
+        pool: InferencePool | None = request.app.state.pool
+        if pool is None:
+            raise PoolClosed("the server is not ready")
+        key = SampleKey(name, next(_tokens))  # one request per batch
+        try:
+            future = pool.submit(key, SampleWork(sample), cost=generator.price(n))
+        except OverBudget as exc:
+            raise ApiError(
+                413,
+                f"n={n}: the samples need {exc.cost} bytes, over the memory budget "
+                f"({exc.budget} bytes); ask for fewer",
+                {"needs_bytes": exc.cost, "budget_bytes": exc.budget},
+            ) from None
+        done = await await_result(request, future, started + config.request_timeout)
+        content, (w, h) = done.value
+        total_ms = (time.perf_counter() - started) * 1000
+        return Response(
+            content,
+            media_type=OUTPUT_FORMATS[fmt][1],
+            headers={
+                "X-Model": name,
+                "X-Samples": str(n),
+                "X-Processing-Time-Ms": f"{total_ms:.1f}",
+                "X-Image-Size": f"{w}x{h}",
+                "Content-Disposition": f'inline; filename="{name}-samples.{fmt}"',
+            },
+        )
