@@ -162,7 +162,7 @@ def generation_protocol(models: GenerationModels, folder: Path) -> EvalSet:
     predict: Callable[[list[Image.Image]], Tensor]
     notes = []
     if models.classifier is not None:
-        side = int(sampler.generate(sampler.latents(1, seed=0)).shape[-1])
+        side = sampler(1, seed=0)[0].size[0]  # the model's image size
         predict = GivenClassifier(models.classifier, k, side).predict
         notes.append(f"class accuracy by {models.classifier.name}")
     else:

@@ -97,8 +97,13 @@ def serve_command(
         typer.Option(help="An origin allowed to call the API from a browser (repeatable)."),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="One JSON log line per request.")] = True,
+    max_samples: Annotated[
+        int,
+        typer.Option(help="Most images one GET /v1/models/NAME/sample may draw (dcgan, cgan)."),
+    ] = 64,
 ) -> None:
-    """Serve models over HTTP: POST /v1/models/NAME/translate, a web page at /, /docs."""
+    """Serve models over HTTP: POST /v1/models/NAME/translate (GET .../sample for generating
+    models), a web page at /, /docs."""
     from translate.serve import LoadSettings, ServeConfig
     from translate.serve.budget import parse_bytes
     from translate.serve.server import serve
@@ -129,6 +134,7 @@ def serve_command(
             api_key=api_key or None,
             cors_origins=tuple(cors_origin or ()),
             access_log=access_log,
+            max_samples=max_samples,
         ),
         max_memory=parse_bytes(max_memory) if max_memory and max_memory[0] != "+" else None,
         memory_headroom=parse_bytes(max_memory[1:])

@@ -18,12 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
 from translate.errors import ConfigError
 from translate.serve.admission import await_result
-from translate.serve.budget import ACTIVATION_SLACK, _peak_output_bytes
+from translate.serve.budget import (
+    ACTIVATION_SLACK,
+    FALLBACK_ACTIVATION_BYTES_PER_PIXEL,
+    _peak_output_bytes,
+)
 from translate.serve.config import OUTPUT_FORMATS, ModelSource, ServeConfig
 from translate.serve.images import ApiError, encode, output_format
 from translate.serve.pool import InferencePool, OverBudget, PoolClosed
@@ -33,6 +38,19 @@ from translate.serve.pool import InferencePool, OverBudget, PoolClosed
 SAMPLE_BYTES_PER_PIXEL = 12 + 4 + 3 + 3
 #: Samples per request when the request does not say (at most the server's limit).
 DEFAULT_SAMPLES = 16
+
+
+class _Draw(torch.nn.Module):
+    """``_Draw(n)`` draws n samples through the sampler, so that hooks on the generator's
+    modules (a child of this one) see every activation, whatever the generator's inputs."""
+
+    def __init__(self, sampler: Any, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+        self.draw = sampler.sample_tensor
+
+    def forward(self, n: int) -> torch.Tensor:
+        return self.draw(n, seed=0)
 
 
 @dataclass(frozen=True)
@@ -63,13 +81,17 @@ class ServedGenerator:
         return str(self.sampler.plugin.name)
 
     def warm_up(self) -> None:
-        """Draw two samples (the first request is not slow) and measure one sample's price."""
+        """Draw samples once (the first request is not slow) and measure one sample's price:
+        the generator's live module outputs while it draws one image, times the slack."""
         sampler = self.sampler
-        z = sampler.latents(1, seed=0).to(sampler.device)
-        activations = _peak_output_bytes(sampler.module, z)
-        image = sampler.generate(sampler.latents(2, seed=0))
+        image = sampler.sample_tensor(2, seed=0)  # (2, C, H, W)
         pixels = int(image.shape[-1] * image.shape[-2])
-        self.sample_bytes = int(activations * ACTIVATION_SLACK + pixels * SAMPLE_BYTES_PER_PIXEL)
+        generator = getattr(sampler, "module", None)
+        if generator is not None:
+            activations = _peak_output_bytes(_Draw(sampler, generator), 1) * ACTIVATION_SLACK
+        else:  # a runtime whose tensors cannot be hooked
+            activations = pixels * FALLBACK_ACTIVATION_BYTES_PER_PIXEL
+        self.sample_bytes = int(activations + pixels * SAMPLE_BYTES_PER_PIXEL)
 
     def price(self, n: int) -> int:
         return n * self.sample_bytes
