@@ -176,6 +176,7 @@ CASES: list[tuple[str, list[str], Callable[[Run], None]]] = [
     ),
     ("diff-augment", ["--diff-augment", "color,translation,cutout"], _has("D_adv")),
     ("ema", ["--ema-decay", "0.5"], _ema),
+    ("ortho-reg", ["--ortho-reg", "1e-4"], _has("G_ortho")),
     ("ttur", ["--lr-d", "4e-4"], _ttur),
     # the plugin's own discriminator / generator choices with the core options they meet
     ("pixel-d-r1", ["--discriminator", "pixel", "--norm", "none", "--r1-gamma", "1"], _has("r1")),
