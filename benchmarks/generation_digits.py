@@ -30,6 +30,12 @@ MODELS = [
     ("cgan concat", "cgan", {"conditioning": "concat"}, {}),
     ("biggan projection", "cgan", {**BIGGAN, "conditioning": "projection"}, {"ortho_reg": 1e-4}),
     ("biggan acgan", "cgan", {**BIGGAN, "conditioning": "acgan"}, {"ortho_reg": 1e-4}),
+    (
+        "biggan G + dcgan D projection",
+        "cgan",
+        {**BIGGAN, "discriminator": "dcgan", "conditioning": "projection"},
+        {"ortho_reg": 1e-4},
+    ),
 ]
 
 
@@ -62,7 +68,7 @@ def main() -> None:
                 seconds = time.process_time() - start
                 figures = evaluate(run, judge)
             shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
-            print(f"{row:16s} seed {seed}: train {seconds:5.1f} CPU s, {shown}", flush=True)
+            print(f"{row:29s} seed {seed}: train {seconds:5.1f} CPU s, {shown}", flush=True)
 
 
 if __name__ == "__main__":
