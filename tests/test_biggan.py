@@ -111,9 +111,11 @@ def test_orthogonal_regularization_gradient_matches_its_formula() -> None:
     assert orthogonal_regularization([scaled]).item() < 1e-8
 
 
-def test_engine_adds_ortho_reg_to_generator_groups_only() -> None:
+@pytest.mark.parametrize("amp", ["none", "fp16"])
+def test_engine_adds_ortho_reg_to_generator_groups_only(amp: str) -> None:
     """--ortho-reg through the engine: with SGD (lr 1) and a zero loss, G's weight moves by
-    exactly beta times the formula's gradient; exempt parameters, biases and D do not move."""
+    exactly beta times the formula's gradient (fp16: through the gradient scaler, which must
+    unscale it like the loss's); exempt parameters, biases and D do not move."""
     torch.manual_seed(0)
     G = BigGANGenerator(latent_dim=4, n_classes=2, image_size=8, base_channels=8, shared_dim=4)
     D = torch.nn.Linear(3, 3)
@@ -121,7 +123,7 @@ def test_engine_adds_ortho_reg_to_generator_groups_only() -> None:
     opts = {k: torch.optim.SGD(m.parameters(), lr=1.0) for k, m in models.items()}
     beta = 1e-2
     ctx = TrainContext(
-        models=models, optimizers=opts, device=torch.device("cpu"), amp="none",
+        models=models, optimizers=opts, device=torch.device("cpu"), amp=amp,
         gan=GANObjective(GANConfig()), seed=0, ortho_reg=beta,
     )  # fmt: skip
     weight = G.out.parametrizations.weight.original  # a spectrally normalised conv's raw weight
