@@ -171,12 +171,17 @@ def main() -> None:
     dense_cost = costs["dense"][0]
     dense_torch = statistics.median(c.torch_ms for c in costs["dense"])
     dense_ort = statistics.median(c.ort_ms for c in costs["dense"])
+    from translate.engine.checkpoint import read_meta
+
+    meta = read_meta(models["dense"])
+    pc, tc = meta["plugin_config"], meta["train_config"]
     print(
-        f"\npix2pix {args.direction} on {args.data.name}: dense {args.dense_steps} steps "
-        f"({args.crop_size}px crops, U-Net depth {args.unet_depth}, ngf {args.base_channels}, "
-        f"ndf {args.disc_channels}, batch 1, seed {args.seed}); each compressed model "
-        f"{args.steps} steps; latency at {args.size}x{args.size}, batch 1, CPU, median of "
-        f"{args.rounds} rounds x 5\n"
+        f"\npix2pix {pc['direction']} on {Path(pc['data']).name}: dense {meta['step']} steps "
+        f"({pc['crop_size']}px crops from {pc['load_size']}, U-Net depth {pc['unet_depth']}, "
+        f"ngf {pc['base_channels']}, ndf {pc['disc_channels']}, batch {tc['batch_size']}, "
+        f"seed {tc['seed']}); each compressed model {args.steps} steps from the dense G and D; "
+        f"val L1/PSNR/SSIM at {pc['crop_size']}x{pc['crop_size']}; latency at "
+        f"{args.size}x{args.size}, batch 1, CPU, median of {args.rounds} rounds x 5\n"
     )
     print("| model | params | GFLOPs | ONNX MB | torch ms | ORT ms | val L1 | PSNR | SSIM |")
     print("|---|---|---|---|---|---|---|---|---|")

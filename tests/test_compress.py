@@ -111,6 +111,40 @@ def test_resnet_residual_stream_is_ranked_by_its_producer_and_every_block() -> N
     torch.testing.assert_close(small.down[-2].weight, producer.weight[half:])
 
 
+@pytest.mark.parametrize("build", [_unet, _resnet])
+def test_spectrally_normalised_generators_prune_with_sigma_resynced(build) -> None:
+    """Spectral norm (label2image's default in G) keeps power-iteration vectors: keeping every
+    channel copies them (the identity), pruning re-estimates sigma of each smaller matrix, so
+    every pruned layer's normalised weight has spectral norm 1 again."""
+    from translate.nn.surgery import apply_spectral_norm, has_spectral_norm
+
+    def normalised(base: int) -> nn.Module:
+        model = build(base, "batch")
+        apply_spectral_norm(model)
+        return model
+
+    torch.manual_seed(0)
+    dense = normalised(8).train()
+    for _ in range(3):  # power iterations and weights move apart, as in training
+        dense(torch.randn(2, 3, 16, 16))
+        with torch.no_grad():
+            for p in dense.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+    dense = _randomise_norms(dense)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        same = prune_into(dense, normalised(8)).eval()
+        assert torch.equal(same(x), dense(x))
+        small = prune_into(dense, normalised(4)).eval()
+        assert small(x).shape == (2, 2, 16, 16)
+        layers = [m for m in small.modules() if has_spectral_norm(m)]
+        assert len(layers) > 5
+        for m in layers:
+            w = m.weight.transpose(0, 1) if isinstance(m, nn.ConvTranspose2d) else m.weight
+            sigma = torch.linalg.matrix_norm(w.flatten(1), ord=2).item()
+            assert abs(sigma - 1) < 1e-2, (m, sigma)
+
+
 def test_refuses_networks_it_does_not_understand() -> None:
     with pytest.raises(PruneError, match="pruner understands"):
         prune_into(nn.Sequential(nn.Conv2d(3, 3, 1)), nn.Sequential(nn.Conv2d(3, 3, 1)))
@@ -293,3 +327,47 @@ def test_interrupted_compression_resumes_bit_identical(
     ]
     assert metas[0]["compressed_from"] == metas[1]["compressed_from"]
     assert metas[1]["compressed_from"]["parent"] == str(parent.resolve())
+
+
+def test_compressed_label2image_global_generator_and_spade_refused(tmp_path: Path) -> None:
+    """label2image's global (ResNet) generator is pruned and learns its parent's outputs; a
+    SPADE generator is refused in one line."""
+    from typer.testing import CliRunner
+
+    from translate.cli.main import app
+    from translate.testing import make_labels
+
+    root = make_labels(tmp_path / "d", n_train=4, n_val=1, size=32)
+    tiny = {"load_size": 32, "crop_size": 32, "n_up": 2, "resnet_blocks": 1, "disc_channels": 8}
+    tiny |= {"disc_layers": 2, "disc_scales": 1, "amp": "none", "batch_size": 2, **QUIET}
+    parents = {
+        generator: prepare(
+            "label2image",
+            data=root,
+            generator=generator,
+            base_channels=8,
+            max_steps=1,
+            run_dir=tmp_path / generator,
+            **tiny,
+        ).run()
+        for generator in ("global", "spade")
+    }
+    out = compress(parents["global"], keep=0.5, steps=2, run_dir=tmp_path / "small", log_every=1)
+    logged = [json.loads(line) for line in (tmp_path / "small" / "metrics.jsonl").open()]
+    assert len(logged) == 2 and all(row["G_distill"] > 0 for row in logged)
+    loaded = load_checkpoint(out)
+    assert loaded.models["G"].stem[1].out_channels == 4
+    dense_d = load_checkpoint(parents["global"]).models["D"].state_dict()
+    assert loaded.models["D"].state_dict().keys() == dense_d.keys()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["compressed_from"]["keep"] == 0.5
+    assert meta["compressed_from"]["method"] == "distill"
+    assert (
+        meta["plugin_config"]["palette"]
+        == json.loads((parents["global"] / "meta.json").read_text())["plugin_config"]["palette"]
+    )  # the parent's classes, not estimated again
+
+    result = CliRunner().invoke(app, ["compress", str(parents["spade"]), "--keep", "0.5"])
+    assert result.exit_code == 2, result.output
+    assert "cannot prune G (SPADEGenerator)" in result.output
+    assert len(result.output.strip().splitlines()) == 1

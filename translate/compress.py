@@ -165,7 +165,7 @@ def prepare_compress(
         raise ConfigError(
             f"{folder}: plugin {plugin.name!r} does not support compression "
             "(supported: plugins with U-Net/ResNet generators and a distill_from option: "
-            "pix2pix, cyclegan)"
+            "pix2pix, cyclegan, label2image --generator global)"
         )
     if not 0 < keep <= 1:
         raise ConfigError(f"keep: must be in (0, 1], got {keep}")

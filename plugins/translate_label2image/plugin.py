@@ -111,6 +111,14 @@ class Label2ImageConfig(PairedDataConfig):
     )
     lambda_vgg: float = opt(10.0, "Weight of the VGG perceptual loss (SPADE: 10).")
     lambda_l1: float = opt(0.0, "Weight of an L1 loss to the photo (not in SPADE; 0: off).")
+    distill_from: Path | None = opt(
+        None,
+        "Dense parent checkpoint (set by 'translate compress'; --generator global): G starts as "
+        "its channel-pruned generator, D as its discriminator, and G also learns its outputs.",
+    )
+    lambda_distill: float = opt(
+        10.0, "Weight of the L1 loss to the dense parent's outputs (with --distill-from)."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -121,6 +129,7 @@ class Label2ImageConfig(PairedDataConfig):
             (0 <= self.max_unknown < 1, "max_unknown", "must be in [0, 1)"),
             (self.dont_care >= -1, "dont_care", "must be a class id, or -1 for none"),
             (self.lambda_vgg >= 0 and self.lambda_l1 >= 0, "lambda_vgg/lambda_l1", "must be >= 0"),
+            (self.lambda_distill >= 0, "lambda_distill", "must be >= 0"),
         )
         for ok, name, message in checks:
             if not ok:
@@ -285,6 +294,19 @@ class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
         folder = split_folder(cfg.data, split)
         return None if folder is None else LabelDataset(folder, cfg, train=split == "train")
 
+    def initialize(self, models: Mapping[str, nn.Module], cfg: Label2ImageConfig) -> None:
+        """A compression run (``--distill-from``) starts from its pruned dense parent."""
+        if cfg.distill_from is not None:
+            from translate.compress import init_from_parent
+
+            init_from_parent(models, cfg.distill_from, generators=["G"])
+
+    def checkpoint_meta(self, cfg: Label2ImageConfig) -> dict[str, Any]:
+        """A compressed model records its parent, keep ratio and method in meta.json."""
+        from translate.compress import compression_meta
+
+        return compression_meta(cfg.distill_from, cfg.base_channels, cfg.lambda_distill)
+
     # ------------------------------------------------------------------ step
     def train_step(self, ctx: StepContext, batch: Any, cfg: Label2ImageConfig) -> dict[str, float]:
         import torch
@@ -329,6 +351,14 @@ class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
                 loss_l1 = l1_loss(fake.float(), real)
                 loss_g = loss_g + cfg.lambda_l1 * loss_l1
                 logs["G_L1"] = loss_l1.item()
+            if cfg.distill_from is not None and cfg.lambda_distill > 0:
+                # self-supervised compression (Yu & Pool 2020): the dense G's output as target
+                from translate.compress import teacher_output
+
+                target = teacher_output(cfg.distill_from, "G", seg).float()
+                loss_distill = l1_loss(fake.float(), target)
+                loss_g = loss_g + cfg.lambda_distill * loss_distill
+                logs["G_distill"] = loss_distill.item()
         ctx.optimize("G", loss_g)
         return {**logs_d, **logs_g, **logs}
 

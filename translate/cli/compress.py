@@ -59,7 +59,8 @@ def compress_command(
     ] = None,
 ) -> None:
     """Compress a model's generator by structured channel pruning, trained against the dense
-    generator's outputs and the dense discriminator (Yu & Pool 2020; pix2pix, cyclegan)."""
+    generator's outputs and the dense discriminator (Yu & Pool 2020; pix2pix, cyclegan,
+    label2image --generator global)."""
     if report:
         from translate.compress_report import compression_report, format_report
 

@@ -15,6 +15,9 @@ survive is decided per layer from the trained weights:
 * otherwise by the L1 norm of its filter (Li et al., "Pruning Filters for Efficient ConvNets",
   ICLR 2017).
 
+Spectrally normalised convolutions (Miyato et al. 2018) are pruned through their trainable
+weight; the power iteration then re-estimates sigma of each smaller matrix.
+
 Consistency: a U-Net decoder level reads ``cat([skip, h])``, so its input channels are the
 survivors of the encoder level *and* of the decoder level below; the residual stream of the
 ResNet (the last downsampling layer's output and every block's output, which are summed) keeps
@@ -29,9 +32,12 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from translate.nn.blocks import ResnetBlock
+from translate.nn.init import _resync_spectral_norm  # the same power iteration as at init
 from translate.nn.resnet import ResnetGenerator
+from translate.nn.surgery import has_spectral_norm, raw_weight
 from translate.nn.unet import UnetGenerator
 
 __all__ = ["PruneError", "prunable", "prune_into", "pruned_width"]
@@ -42,14 +48,21 @@ class PruneError(ValueError):
 
 
 def prunable(model: nn.Module) -> bool:
-    """Whether ``prune_into`` understands ``model``: a plain U-Net or ResNet generator (no
-    spectral norm or inserted attention, which change its layers)."""
+    """Whether ``prune_into`` understands ``model``: a plain U-Net or ResNet generator, its
+    convolutions optionally spectrally normalised (no inserted attention, which changes its
+    layers)."""
     if type(model) not in (UnetGenerator, ResnetGenerator):
         return False
     allowed = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.InstanceNorm2d)
     for m in model.modules():
-        if hasattr(m, "parametrizations"):
-            return False
+        if isinstance(m, parametrize.ParametrizationList):
+            continue  # checked with the layer that holds it
+        if parametrize.is_parametrized(m):
+            names = set(m.parametrizations.keys())  # type: ignore[union-attr]
+            if names != {"weight"} or len(m.parametrizations.weight) != 1:  # type: ignore[union-attr]
+                return False
+            if not has_spectral_norm(m):
+                return False
         has_params = any(True for _ in m.parameters(recurse=False))
         if has_params and not isinstance(m, allowed):
             return False
@@ -72,7 +85,10 @@ def _importance(conv: nn.Module, norm: nn.Module | None, *, transposed: bool) ->
     """Per-output-channel importance (float64 on CPU)."""
     if isinstance(norm, nn.BatchNorm2d) and norm.weight is not None:
         return norm.weight.detach().abs().double().cpu()
-    w = conv.weight.detach().double().cpu()  # conv (out, in, k, k); transposed (in, out, k, k)
+    # conv (out, in, k, k); transposed (in, out, k, k). Under spectral norm the trainable
+    # weight is ranked: it differs from the normalised one by one factor per layer, so the
+    # ranking within a layer (and the stream's, normalised per layer) is the same
+    w = raw_weight(conv).detach().double().cpu()
     dims = (0, 2, 3) if transposed else (1, 2, 3)
     return w.abs().sum(dim=dims)
 
@@ -90,11 +106,34 @@ def _top(importance: Tensor, count: int) -> Tensor:
 def _copy_conv(
     src: nn.Module, dst: nn.Module, out_idx: Tensor, in_idx: Tensor, *, transposed: bool
 ) -> None:
-    w = src.weight.detach()
+    w = raw_weight(src).detach()
     w = w[in_idx][:, out_idx] if transposed else w[out_idx][:, in_idx]
-    _assign(dst.weight, w, dst)
+    _assign(raw_weight(dst), w, dst)
     if src.bias is not None:
         _assign(dst.bias, src.bias.detach()[out_idx], dst)
+    if has_spectral_norm(src) != has_spectral_norm(dst):
+        raise PruneError("one network is spectrally normalised and the other is not")
+    if has_spectral_norm(src):
+        _copy_spectral_norm(src, dst, out_idx, in_idx)
+
+
+@torch.no_grad()
+def _copy_spectral_norm(src: nn.Module, dst: nn.Module, out_idx: Tensor, in_idx: Tensor) -> None:
+    """Spectral norm (Miyato et al. 2018) keeps power-iteration vectors ``u`` (one entry per
+    output channel) and ``v`` (per input channel x kernel position) that define sigma: copy the
+    survivors' entries; when channels were dropped, sigma of the smaller matrix differs, so the
+    power iteration runs on from them."""
+    sn_src = src.parametrizations.weight[0]  # type: ignore[union-attr,index]
+    sn_dst = dst.parametrizations.weight[0]  # type: ignore[union-attr,index]
+    kernel = raw_weight(src).shape[2:].numel()
+    u, v = sn_src._u, sn_src._v  # (out,), (in * kh * kw,)
+    _assign(sn_dst._u, u[out_idx], dst)
+    _assign(sn_dst._v, v.view(-1, kernel)[in_idx].flatten(), dst)
+    if sn_dst._u.numel() != u.numel() or sn_dst._v.numel() != v.numel():
+        sn_dst._u.copy_(nn.functional.normalize(sn_dst._u, dim=0))
+        sn_dst._v.copy_(nn.functional.normalize(sn_dst._v, dim=0))
+        for _ in range(10):  # 15 iterations each: once, cheap; converged on small gaps too
+            _resync_spectral_norm(dst)
 
 
 def _copy_norm(src: nn.Module, dst: nn.Module, idx: Tensor) -> None:
