@@ -80,7 +80,8 @@ class TrainConfig:
         0,
         "Every N steps, save a checkpoint and run the plugin's evaluation protocol on the "
         "validation data; figures go to metrics.jsonl as eval_<metric> (0: never). FID/KID and "
-        "LPIPS need $TRANSLATE_INCEPTION_WEIGHTS / $TRANSLATE_LPIPS_WEIGHTS.",
+        "LPIPS need $TRANSLATE_INCEPTION_WEIGHTS / $TRANSLATE_LPIPS_WEIGHTS. Distributed runs: "
+        "rank 0 evaluates while the other processes wait, at most --dist-timeout seconds.",
     )
     keep_best: str | None = opt(
         None,
@@ -101,7 +102,8 @@ class TrainConfig:
     dist_timeout: float = opt(
         600.0,
         "Distributed runs: seconds a process waits for the others (a collective, a checkpoint "
-        "being written) before the run fails instead of hanging.",
+        "being written, rank 0's --eval-every evaluation) before the run fails instead of "
+        "hanging.",
     )
 
     def __post_init__(self) -> None:

@@ -20,11 +20,16 @@ mmcv/mmgen use for GANs. Frozen models and critic-only steps arm nothing, so not
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from types import FrameType
 from typing import Any
 
 import torch
@@ -163,6 +168,22 @@ class Distributed:
             cuda = self.device.type == "cuda"
             dist.barrier(device_ids=[self.device.index] if cuda else None)
 
+    def wait_for_main(self, what: str, timeout_s: float) -> None:
+        """Every process waits here until rank 0 is done with ``what`` (an evaluation it runs
+        alone): a barrier under the process group's timeout, ``--dist-timeout``. With gloo a
+        wait past it raises, and becomes one line that names the option instead of a backend
+        traceback per process; NCCL's watchdog ends the processes after the same timeout."""
+        if not self.enabled:
+            return
+        try:
+            self.barrier()
+        except RuntimeError as exc:  # torch.distributed.DistBackendError is one
+            raise ConfigError(
+                f"dist_timeout: waited more than {timeout_s:g} s for every process to finish "
+                f"{what}; rank 0 evaluates while the others wait, so raise --dist-timeout above "
+                "the evaluation's time or evaluate less often (--eval-every)"
+            ) from exc
+
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
@@ -229,9 +250,27 @@ def launch(nproc: int, entrypoint: Callable[..., Any], *args: Any) -> dict[int, 
         max_restarts=0,
         monitor_interval=0.1,
         start_method="spawn",
+        # Ctrl-C is the workers' to handle (stop after the same step, rank 0 saves, return
+        # 130); the agent's own handler would instead end them and wait for its shutdown
+        # timeout (30 s) on workers that wait for it to collect their results
+        signals_to_handle="SIGTERM,SIGHUP,SIGQUIT",
     )
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default for several workers
-    return elastic_launch(config, entrypoint)(*args)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _forward_sigint) if main_thread else None
+    try:
+        return elastic_launch(config, entrypoint)(*args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _forward_sigint(signum: int, frame: FrameType | None) -> None:
+    """SIGINT to the launcher: pass it to the workers, which stop and save. (A terminal's Ctrl-C
+    reaches them directly too; they count a repeat within a second as the same interrupt.)"""
+    for worker in multiprocessing.active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGINT)  # type: ignore[arg-type]
 
 
 def quiet_launcher_logs() -> None:

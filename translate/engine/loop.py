@@ -385,6 +385,8 @@ class Trainer:
                             figures = self.evaluator(self.step, last_saved)
                             metrics.write({"step": self.step, "time": time.time(), **figures})
                             watch.scalars(metrics.last_record)
+                        what = f"the evaluation at step {self.step}"
+                        self.dist.wait_for_main(what, cfg.dist_timeout)
                     stop = interrupts.should_stop(self.dist)  # every rank stops at this step
                 if stop:
                     folder = self.save()

@@ -78,10 +78,11 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     The CPU batch-norm kernel for channels-last keeps fp32 statistics, which lose digits to
     cancellation when a channel's mean is large against its spread (a convolution's output
     often is): up to 6x the error of PyTorch's instance norm in the output and 14x in the input
-    gradient, enough to flip ReLUs and change a CycleGAN gradient by percents. Each image's
-    channel means are subtracted first (a shift instance norm removes anyway; taken as a
-    constant, since its true gradient is 0), which leaves the kernel centred data and the result
-    as accurate as PyTorch's.
+    gradient, enough to flip ReLUs and change a CycleGAN gradient by percents. In fp32 each
+    image's channel means are subtracted first (a shift instance norm removes anyway; taken as
+    a constant, since its true gradient is 0), which leaves the kernel centred data and the
+    result as accurate as PyTorch's. (bf16 inputs are summed in fp32: their own rounding is
+    far coarser than the statistics' error, so they skip the extra pass.)
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -94,10 +95,11 @@ class InstanceNorm2d(nn.InstanceNorm2d):
             or _exporting()
         ):
             return super().forward(x)
-        centred = x - x.detach().mean((2, 3), keepdim=True)  # (B, C, H, W), channels-last
+        if x.dtype == torch.float32:  # (bf16 data is coarser than the float statistics)
+            x = x - x.detach().mean((2, 3), keepdim=True)  # (B, C, H, W), channels-last
         per_image = [
             F.batch_norm(image, None, None, self.weight, self.bias, True, 0.0, self.eps)
-            for image in centred.split(1)
+            for image in x.split(1)
         ]
         return per_image[0] if len(per_image) == 1 else torch.cat(per_image)
 
