@@ -54,9 +54,12 @@ def default_model(name: str, root: Path) -> Any:
     required = {
         f.name: str(root / f.name)
         for f in dataclasses.fields(plugin.config_cls)
-        if f.default is None
-        or f.default == ()  # a repeatable option that must be given (superres --data)
-        or (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        if "Path" in str(f.type)  # data folders; an optional number (None: automatic) stays
+        and (
+            f.default is None
+            or f.default == ()  # a repeatable option that must be given (superres --data)
+            or (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        )
     }
     cfg = config_from_dict(plugin.config_cls, required)
     models = plugin.build_models(cfg)
