@@ -118,7 +118,10 @@ def main() -> None:
     parser.add_argument("--unet-depth", type=int, default=7)
     parser.add_argument("--base-channels", type=int, default=32)
     parser.add_argument("--disc-channels", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the dense run")
+    parser.add_argument(
+        "--compress-seed", type=int, help="seed of the compression runs (default: the dense's)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="training processes at once")
     parser.add_argument("--size", type=int, default=256, help="image side for the latencies")
     parser.add_argument("--rounds", type=int, default=3, help="latency rounds (alternating)")
@@ -145,14 +148,17 @@ def main() -> None:
     todo = []
     for keep in args.keeps:
         for method in METHODS:
-            run = args.work / f"{method}-{keep:g}"
+            suffix = "" if args.compress_seed is None else f"-s{args.compress_seed}"
+            run = args.work / f"{method}-{keep:g}{suffix}"
             runs[keep, method] = run
             if _finished(run, args.steps) is None:
                 cmd = _translate(
                     "compress", str(parent), "--keep", str(keep), "--method", method,
                     "--steps", str(args.steps), "--run-dir", str(run),
                 )  # fmt: skip
-                todo.append((f"{method} {keep:g}", cmd, args.work / f"{method}-{keep:g}.log"))
+                if args.compress_seed is not None:
+                    cmd += ["--seed", str(args.compress_seed)]
+                todo.append((f"{method} {keep:g}", cmd, args.work / f"{run.name}.log"))
     _run_all(todo, args.jobs)
 
     from translate.compress_report import measure
@@ -179,7 +185,8 @@ def main() -> None:
         f"\npix2pix {pc['direction']} on {Path(pc['data']).name}: dense {meta['step']} steps "
         f"({pc['crop_size']}px crops from {pc['load_size']}, U-Net depth {pc['unet_depth']}, "
         f"ngf {pc['base_channels']}, ndf {pc['disc_channels']}, batch {tc['batch_size']}, "
-        f"seed {tc['seed']}); each compressed model {args.steps} steps from the dense G and D; "
+        f"seed {tc['seed']}); each compressed model {args.steps} steps from the dense G and D "
+        f"(seed {tc['seed'] if args.compress_seed is None else args.compress_seed}); "
         f"val L1/PSNR/SSIM at {pc['crop_size']}x{pc['crop_size']}; latency at "
         f"{args.size}x{args.size}, batch 1, CPU, median of {args.rounds} rounds x 5\n"
     )

@@ -251,10 +251,12 @@ def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Pa
     # the baseline: the same pruning and start, the usual objective alone
     base = tmp_path / "baseline"
     args = ["compress", str(parent), "--keep", "0.5", "--steps", "2", "--run-dir", str(base)]
-    result = runner.invoke(app, [*args, "--method", "finetune"])
+    result = runner.invoke(app, [*args, "--method", "finetune", "--seed", "3"])
     assert result.exit_code == 0, result.output
     folder = Path(result.stdout.strip().splitlines()[-1])
-    record = json.loads((folder / "meta.json").read_text())["compressed_from"]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["train_config"]["seed"] == 3
+    record = meta["compressed_from"]
     assert record["method"] == "finetune" and record["keep"] == 0.5
     logged = [json.loads(line) for line in (base / "metrics.jsonl").open()]
     assert logged and not any("G_distill" in row for row in logged)

@@ -44,6 +44,9 @@ def compress_command(
     lr: Annotated[
         float | None, typer.Option(help="Learning rate. \\[default: the parent's]")
     ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed of the run. \\[default: the parent's]")
+    ] = None,
     report: Annotated[
         bool,
         typer.Option(
@@ -68,7 +71,7 @@ def compress_command(
         return
     from translate.compress import compress
 
-    options = {"lambda_distill": lambda_distill, "lr": lr}
+    options = {"lambda_distill": lambda_distill, "lr": lr, "seed": seed}
     folder = compress(
         checkpoint,
         keep=keep,
