@@ -149,6 +149,12 @@ def test_config_errors_are_one_line(tmp_path: Path) -> None:
         CGANConfig(data=tmp_path, image_size=32, attention=64, generator="biggan")
     with pytest.raises(ConfigError, match="latent_dim: biggan splits z into 4 chunks"):
         CGANConfig(data=tmp_path, image_size=32, latent_dim=3, generator="biggan")
+    narrow = CGANConfig(
+        data=tmp_path, image_size=8, latent_dim=8, base_channels=8, generator="biggan",
+        attention=8, classes="a,b",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="attention: G has 4 channels at 8-pixel maps"):
+        CGANPlugin().build_models(narrow)  # SAGAN needs 8: one line, not a traceback
     with pytest.raises(ConfigError, match="ortho_reg"):
         GANConfig(ortho_reg=-1.0)
     cfg = CGANConfig(data=tmp_path, image_size=32, generator="dcgan", discriminator="biggan")

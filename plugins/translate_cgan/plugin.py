@@ -185,15 +185,21 @@ class CGANPlugin(PluginBase[CGANConfig]):
 
     # ------------------------------------------------------------------ models
     def build_models(self, cfg: CGANConfig) -> dict[str, nn.Module]:
+        from translate.errors import ConfigError
+
+        k = len(cfg.class_names)
+        if k < 2:  # finalize_config fills the list; a hand-made config may not have
+            raise ConfigError("classes: needs at least two classes (give --classes or data)")
+        try:
+            return self._build(cfg, k)
+        except ValueError as exc:  # a network that cannot be built as configured: one line
+            raise ConfigError(str(exc)) from None
+
+    def _build(self, cfg: CGANConfig, k: int) -> dict[str, nn.Module]:
         from translate.nn.biggan import BigGANGenerator
         from translate.nn.dcgan import DCGANGenerator, init_dcgan
         from translate_cgan.nets import ConditionalDiscriminator
 
-        k = len(cfg.class_names)
-        if k < 2:  # finalize_config fills the list; a hand-made config may not have
-            from translate.errors import ConfigError
-
-            raise ConfigError("classes: needs at least two classes (give --classes or data)")
         G: nn.Module
         if cfg.generator == "biggan":  # orthogonal init and spectral norm built in
             G = BigGANGenerator(

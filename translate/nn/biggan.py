@@ -61,6 +61,14 @@ def discriminator_sides(image_size: int, extra_blocks: int = 0) -> list[int]:
     return ([image_size] if extra_blocks else []) + downs
 
 
+def _check_attention_width(net: str, width: int, side: int) -> None:
+    if width < 8:  # SAGAN's query/key have channels // 8 channels
+        raise ValueError(
+            f"attention: {net} has {width} channels at {side}-pixel maps; self-attention needs "
+            "at least 8 (raise --base-channels or choose another side)"
+        )
+
+
 class ConditionalBatchNorm2d(nn.Module):
     """Batch norm whose gain and bias are linear in a conditioning vector (de Vries et al. 2017;
     BigGAN's shared-embedding form): ``BN(x) * (1 + W_g c) + W_b c``."""
@@ -140,6 +148,7 @@ class BigGANGenerator(nn.Module):
             )
             width, side = out, side * 2 if up else side
             if attention and side == attention and not self.attention:
+                _check_attention_width("G", width, side)
                 self.attention[str(i)] = SelfAttention2d(channels=width)
         if attention and not self.attention:
             sides = ", ".join(map(str, generator_sides(image_size)))
@@ -217,6 +226,7 @@ class ResidualDiscriminator(nn.Module):
             )
             width, side = out, side // 2 if down else side
             if attention and side == attention and not placed:
+                _check_attention_width("D", width, side)
                 layers.append(SelfAttention2d(channels=width))
                 placed = True
         if attention and not placed:
