@@ -290,7 +290,7 @@ def _evaluate_generation(
     """A generating plugin's protocol: samples of the checkpoint against each folder."""
     from translate.inference.sampling import Sampler
 
-    if backend not in (None, "torch"):
+    if backend not in (None, "auto", "torch"):
         raise ConfigError(f"--backend {backend}: evaluating a generating model runs on torch")
     sampler = Sampler.from_checkpoint(checkpoint, device=device)
     if sampler.plugin.name != plugin.name:
