@@ -1,5 +1,6 @@
 """The cgan plugin: the three discriminator conditionings, class folders, `translate sample
---class` (with did-you-mean), and the one-hot the sampler appends to the latent."""
+--class` (with did-you-mean), the class one-hot the sampler feeds beside the latent, and
+`translate sample` of the ONNX export (the class a second input)."""
 
 from __future__ import annotations
 
@@ -67,12 +68,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_classes_come_from_the_folders_and_the_step_logs_the_class_loss(run_dir: Path) -> None:
     sampler = Sampler.from_checkpoint(run_dir)
     assert sampler.classes == ["A", "B"]
-    assert sampler.latent_shape == (8 + 2, 1, 1)
+    assert sampler.latent_shape == (8, 1, 1)  # the noise; the class is an input of its own
     log = (run_dir / "metrics.jsonl").read_text()
     assert '"D_cls"' in log and '"G_cls"' in log  # acgan: the auxiliary classifier trains
-    z = sampler.latents(3, seed=0, class_name="B")
-    assert torch.equal(z[:, 8:, 0, 0], torch.tensor([[0.0, 1.0]] * 3))
-    drawn = sampler.latents(200, seed=0)[:, 8:, 0, 0]
+    z, onehot = sampler.inputs(3, seed=0, class_name="B")
+    assert z.shape == (3, 8, 1, 1) and torch.equal(onehot, torch.tensor([[0.0, 1.0]] * 3))
+    drawn = sampler.inputs(200, seed=0)[1]
     assert torch.equal(drawn.sum(1), torch.ones(200)) and 0.3 < drawn[:, 0].mean() < 0.7
 
 
@@ -104,7 +105,7 @@ def test_class_on_an_unconditional_model_is_refused(tmp_path: Path) -> None:
 
     loaded = LoadedModel(tmp_path, plugin, cfg, {}, None, models, models["G"].eval(), [])
     with pytest.raises(ConfigError, match="unconditional"):
-        Sampler(loaded).latents(2, class_name="A")
+        Sampler(loaded).inputs(2, class_name="A")
 
 
 def test_data_and_class_errors_are_one_line(tmp_path: Path) -> None:
@@ -118,3 +119,31 @@ def test_data_and_class_errors_are_one_line(tmp_path: Path) -> None:
         plugin.finalize_config(CGANConfig(data=two, classes="A,a"))
     with pytest.raises(ConfigError, match="conditioning"):
         CGANConfig(data=two, conditioning="cat")  # type: ignore[arg-type]
+
+
+def test_sample_the_onnx_export_through_the_cli(run_dir: Path, tmp_path: Path) -> None:
+    """`translate export` writes the latent and the class as two inputs; `translate sample
+    model.onnx --class B` runs it in ONNX Runtime and draws what PyTorch draws (same seed)."""
+    import numpy as np
+    import onnx
+
+    model = tmp_path / "cgan.onnx"
+    assert runner.invoke(app, ["export", str(run_dir), "-o", str(model)]).exit_code == 0
+    inputs = {i.name: i for i in onnx.load(str(model)).graph.input}
+    assert list(inputs) == ["input", "class_onehot"]
+    assert [d.dim_value for d in inputs["class_onehot"].type.tensor_type.shape.dim][1:] == [2]
+    out = tmp_path / "b.png"
+    args = ["sample", str(model), "-n", "4", "--class", "B", "--seed", "0", "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    on_onnx = Sampler.from_checkpoint(model)
+    assert on_onnx.backend.kind == "onnx" and on_onnx.classes == ["A", "B"]
+    expected = Sampler.from_checkpoint(run_dir)(4, seed=0, class_name="B")
+    sheet = np.asarray(Image.open(out), np.int16)
+    want = np.asarray(expected[1], np.int16)
+    assert np.abs(sheet[:16, 16:32] - want).max() <= 1  # ORT == PyTorch within a grey level
+    # the class reaches the ONNX graph: another class, other images from the same latents
+    a, b = (on_onnx.sample_tensor(4, seed=0, class_name=c) for c in ("A", "B"))
+    assert (a - b).abs().max() > 1e-3
+    bad = runner.invoke(app, ["sample", str(model), "--class", "b", "-o", str(tmp_path / "x.png")])
+    assert bad.exit_code == 2 and "did you mean 'B'?" in bad.output

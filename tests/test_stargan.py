@@ -1,5 +1,6 @@
-"""The stargan plugin: label conditioning, data layouts, `translate run --to`, export with a
-chosen label, one service request, and a learning test on shapes in three colour domains."""
+"""The stargan plugin: label conditioning, data layouts, `translate run --to`, export with the
+label as an input (and `run model.onnx --to`), service requests on the checkpoint and on the
+export, and a learning test on shapes in three colour domains."""
 
 from __future__ import annotations
 
@@ -259,27 +260,69 @@ def test_eval_through_the_cli(tiny_run: Path, tmp_path: Path) -> None:
     assert 0 < folder["means"]["rec L1"] < 1
 
 
-def test_export_bakes_the_chosen_label(tiny_run: Path, tmp_path: Path) -> None:
-    from translate.export.onnx import FP32_TOLERANCE, export_onnx, read_metadata
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_run: Path) -> Path:
+    """The tiny run exported once, through the CLI: the label is a second input."""
+    out = tiny_run.parent / "stargan.onnx"
+    ran = runner.invoke(app, ["export", str(tiny_run), "-o", str(out)])
+    assert ran.exit_code == 0, ran.output
+    return out
+
+
+def test_export_takes_the_label_as_an_input(tiny_run: Path, tiny_onnx: Path) -> None:
+    """One file for every domain: the label vector is the ONNX model's second input, its
+    metadata names the domains, and for each domain ONNX Runtime gives PyTorch's output."""
+    import onnx
+
+    from translate.conditioning import from_metadata
+    from translate.export.onnx import FP32_TOLERANCE, read_metadata
+
+    graph = onnx.load(str(tiny_onnx)).graph
+    assert [i.name for i in graph.input] == ["input", "label"]
+    label = graph.input[1].type.tensor_type.shape.dim
+    assert label[0].dim_param and label[1].dim_value == 3  # (batch, n_domains)
+    metadata = read_metadata(tiny_onnx)
+    assert json.loads(metadata["inference_options"]) == {}  # --to is not baked in
+    (cond,) = from_metadata(metadata["conditions"])
+    assert (cond.name, cond.option, cond.names) == ("label", "to", ("blue", "green", "red"))
 
     image = Image.open(tiny_run.parent / "data" / "green" / "001.png").convert("RGB")
-    onnx_out = {}
-    exported = export_onnx(tiny_run, tmp_path / "red.onnx", options={"to": "red"})
-    assert exported.checked_with is not None, exported.note
-    assert max(d for _, d in exported.checks) <= FP32_TOLERANCE
-    ran = runner.invoke(
-        app, ["export", str(tiny_run), "-o", str(tmp_path / "blue.onnx"), "--to", "blue"]
-    )
-    assert ran.exit_code == 0, ran.output
-    for domain in ("red", "blue"):
-        path = tmp_path / f"{domain}.onnx"
-        assert json.loads(read_metadata(path)["inference_options"]) == {"to": domain}
+    x = load_folder(tiny_run.parent / "data" / "green")  # (4, 3, 32, 32) in [-1, 1]
+    outputs = {}
+    for domain in cond.names:
         torch_t = Translator.from_checkpoint(tiny_run, device="cpu", options={"to": domain})
-        onnx_t = Translator.from_onnx(path, device="cpu")
+        onnx_t = Translator.from_onnx(tiny_onnx, device="cpu", options={"to": domain})
+        assert onnx_t.backend.kind == "onnx"
+        diff = (torch_t.translate_tensor(x) - onnx_t.translate_tensor(x)).abs().max()
+        assert diff <= FP32_TOLERANCE, f"{domain}: ONNX differs from PyTorch by {diff:.2e}"
         a, b = (np.asarray(t(image)[0], np.int16) for t in (torch_t, onnx_t))
         assert np.abs(a - b).max() <= 1
-        onnx_out[domain] = b
-    assert not np.array_equal(onnx_out["red"], onnx_out["blue"])
+        outputs[domain] = b
+    assert not np.array_equal(outputs["red"], outputs["blue"])  # the label input reaches G
+
+
+def test_run_the_onnx_export_with_to(tiny_run: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    """`translate run img -c model.onnx --to blue` feeds the label input; typos and export
+    with --to (which no longer picks anything) are one-line errors with exit code 2."""
+    image = tiny_run.parent / "data" / "red" / "000.png"
+    for domain in ("blue", "green"):
+        out = tmp_path / f"{domain}.png"
+        args = ["run", str(image), "-c", str(tiny_onnx), "--out", str(out), "--to", domain]
+        ran = runner.invoke(app, [*args, "--amp", "none"])
+        assert ran.exit_code == 0, ran.output
+        expected = Translator.from_checkpoint(tiny_run, device="cpu", options={"to": domain})
+        want = np.asarray(expected(Image.open(image).convert("RGB"))[0], np.int16)
+        assert np.abs(np.asarray(Image.open(out), np.int16) - want).max() <= 1
+    for args, needle in (
+        (["run", str(image), "-c", str(tiny_onnx), "--to", "gren"], "did you mean 'green'?"),
+        (["export", str(tiny_run), "-o", str(tmp_path / "b.onnx"), "--to", "blue"], "an input"),
+    ):
+        ran = runner.invoke(app, args)
+        assert ran.exit_code == 2, ran.output
+        assert needle in ran.output and "Traceback" not in ran.output
+        errors = [line for line in ran.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and needle in errors[0], ran.output
+    assert not (tmp_path / "b.onnx").exists()
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

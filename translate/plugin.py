@@ -51,6 +51,28 @@ class SizeRequirements:
 
 
 @dataclass(frozen=True)
+class ConditionInput:
+    """A conditioning vector that a plugin's inference module takes after its image (or
+    latent): one (B, len(names)) float32 input, in [0, 1], per declared condition.
+
+    The user picks it by name through an option (``--to blond`` for stargan's target domain,
+    ``--class 7`` for cgan's class), so one module, one ONNX file and one served model cover
+    every value; ``translate.conditioning`` encodes names into vectors and the ONNX metadata
+    stores these fields (``conditions``), so an exported model is fed the same way.
+    """
+
+    name: str  # the module's argument and the ONNX input's name, e.g. "label"
+    option: str  # the option that names the value: an inference option ("to") or sample's "class"
+    names: tuple[str, ...]  # what each entry means: domains, attributes, classes
+    multi: bool = False  # several entries at once (attributes: a multi-hot), else a one-hot
+    noun: str = "value"  # what errors call an entry ("domain", "class")
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+
+@dataclass(frozen=True)
 class NoOptions:
     """Inference options of a plugin that has none."""
 
@@ -190,11 +212,13 @@ class PluginBase(Generic[C]):
         """Shape of one latent of a generating plugin (``generates``), e.g. (Z, 1, 1)."""
         raise NotImplementedError(f"plugin {self.name} does not generate from a latent")
 
-    def classes(self, cfg: C) -> list[str]:
-        """A class-conditional generating plugin's class names (cgan): the last
-        ``len(classes)`` channels of its latent are then the one-hot of the class to draw.
-        Optional: the default names none (unconditional)."""
-        return []
+    def condition_inputs(self, cfg: C) -> tuple[ConditionInput, ...]:
+        """Conditioning vectors the inference module takes after its image or latent, in
+        order (stargan: the target label; cgan: the class one-hot): its forward is then
+        ``forward(x, *vectors)`` with each vector (B, size). Run, export, serve and sample feed
+        them from the user's option (``ConditionInput.option``); the ONNX export takes each as
+        an input of its own. Optional: the default declares none (a single-input module)."""
+        return ()
 
     def input_channels(self, cfg: C) -> int:
         """Channels of ``preprocess``'s output (of the latent for a generating plugin).

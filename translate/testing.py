@@ -155,6 +155,7 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     """
     import torch
 
+    from translate.conditioning import expand
     from translate.config import GANConfig, TrainConfig, config_from_dict
     from translate.engine import checkpoint as ckpt
     from translate.engine.loop import Trainer
@@ -218,12 +219,16 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
         * 2
         - 1
     )
+    # a plugin with conditioning inputs (stargan's label) takes their vectors after x
+    conditions = translator.conditions
+    assert conditions == tuple(plugin.condition_inputs(cfg)), "conditions differ after reload"
+    vectors = expand(translator.condition_values, 1)
     with torch.no_grad():
         trainer_module = plugin.inference_module(
             {k: m.eval() for k, m in trainer.models.items()}, cfg, plugin.inference_config_cls()
         )
-        expected = trainer_module(x)
-        got = translator.module(x)
+        expected = trainer_module(x, *vectors)
+        got = translator.module(x, *vectors)
     assert torch.allclose(expected, got, atol=1e-5), "reloaded weights give different outputs"
     assert got.shape[-1] == x.shape[-1] * req.scale and got.shape[-2] == x.shape[-2] * req.scale
     assert got.min() >= -1 - 1e-4 and got.max() <= 1 + 1e-4, "output outside [-1, 1]"
@@ -258,7 +263,34 @@ def check_plugin_contract(plugin: Any, tmp_path: Path) -> dict[str, Any]:
     assert on_onnx.requirements == latest.requirements
     a, b = (np.asarray(t(image)[0], dtype=np.int16) for t in (latest, on_onnx))
     assert a.shape == b.shape and np.abs(a - b).max() <= 1, "ONNX and torch outputs differ"
+    check_conditions(latest, on_onnx, x)
     return {"losses": losses, "output_shape": tuple(got.shape), "onnx": exported}
+
+
+def check_conditions(torch_model: Any, onnx_model: Any, x: Any) -> None:
+    """A model with conditioning inputs: the ONNX file declares them (and takes each as an
+    input), every entry's one-hot reaches the module (distinct outputs) and gives ONNX Runtime
+    outputs equal to PyTorch's within the export tolerance (both ``Translator``s)."""
+    import torch
+
+    from translate.conditioning import expand
+    from translate.export.onnx import FP32_TOLERANCE
+
+    conditions = torch_model.conditions
+    assert onnx_model.conditions == conditions, "the ONNX file's conditions differ"
+    for i, cond in enumerate(conditions):
+        outputs = []
+        for k in range(cond.size):
+            vectors = list(expand(torch_model.condition_values, x.shape[0]))
+            vectors[i] = torch.eye(cond.size)[[k] * x.shape[0]]
+            a, b = (m.backend(x, *vectors) for m in (torch_model, onnx_model))
+            diff = float((a - b).abs().max())
+            assert diff <= FP32_TOLERANCE, f"{cond.name}={cond.names[k]}: ONNX differs by {diff}"
+            outputs.append(a)
+        for k in range(1, cond.size):
+            assert not torch.allclose(outputs[0], outputs[k], atol=1e-6), (
+                f"{cond.name}: {cond.names[0]} and {cond.names[k]} give the same output"
+            )
 
 
 def check_generating(plugin: Any, trainer: Any, folder: Path, tmp_path: Path) -> dict[str, Any]:
@@ -279,23 +311,25 @@ def check_generating(plugin: Any, trainer: Any, folder: Path, tmp_path: Path) ->
     shape = tuple(plugin.latent_shape(cfg))
     sampler = Sampler.from_checkpoint(run_dir, device="cpu")
     assert sampler.latent_shape == shape
-    z = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+    assert sampler.conditions == tuple(plugin.condition_inputs(cfg))
+    z, *vectors = sampler.inputs(2, seed=0)  # latents, then the class one-hot (cgan)
     with torch.no_grad():
         models = {k: m.eval() for k, m in trainer.models.items()}
-        expected = plugin.inference_module(models, cfg, plugin.inference_config_cls())(z)
-    got = sampler.generate(z)
+        expected = plugin.inference_module(models, cfg, plugin.inference_config_cls())(z, *vectors)
+    got = sampler.generate(z, *vectors)
     assert got.dim() == 4 and got.shape[:2] == (2, 3), f"samples of shape {tuple(got.shape)}"
     assert torch.allclose(expected, got, atol=1e-5), "reloaded weights give different outputs"
     assert got.min() >= -1 - 1e-4 and got.max() <= 1 + 1e-4, "output outside [-1, 1]"
     a, b = sampler(3, seed=1), sampler(3, seed=1)
     assert len(a) == 3 and all(im.mode == "RGB" for im in a)
     assert [im.tobytes() for im in a] == [im.tobytes() for im in b], "seeded samples differ"
-    k = len(sampler.classes)  # a class-conditional latent ends in the class one-hot
-    noise = sampler.latents(64, seed=0, truncation=0.5)[:, : shape[0] - k]
+    noise = sampler.inputs(64, seed=0, truncation=0.5)[0]
     assert noise.abs().max() <= 0.5, "truncated latents exceed the truncation"
+    k = len(sampler.classes)  # a class-conditional model's class input
     if k:
-        z = sampler.latents(4, seed=0, class_name=sampler.classes[-1])
-        assert (z[:, shape[0] - k :].flatten(2).mean(2).argmax(1) == k - 1).all(), "class one-hot"
+        index = sampler.conditions.index(sampler.class_input)
+        onehot = sampler.inputs(4, seed=0, class_name=sampler.classes[-1])[1 + index]
+        assert torch.equal(onehot, torch.eye(k)[[k - 1] * 4]), "class one-hot"
         assert len(sampler(2, seed=0, class_name=sampler.classes[0])) == 2
 
     more = dataclasses.replace(trainer.train_cfg, max_steps=3)
@@ -309,12 +343,19 @@ def check_generating(plugin: Any, trainer: Any, folder: Path, tmp_path: Path) ->
     assert max(d for _, d in exported.checks) <= FP32_TOLERANCE, exported.checks
     metadata = read_metadata(exported.path)
     assert metadata["plugin"] == plugin.name and json.loads(metadata["latent_shape"]) == list(shape)
-    latest = Sampler.from_checkpoint(run_dir, device="cpu")
+    # the ONNX file takes the latent and each condition as inputs of their own
     session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
-    z = latest.latents(5, seed=2)
-    on_onnx = session.run(None, {session.get_inputs()[0].name: z.numpy()})[0]
-    diff = float(np.abs(on_onnx - latest.generate(z).numpy()).max())
-    assert diff <= FP32_TOLERANCE, f"ONNX and torch samples differ by {diff}"
+    names = [i.name for i in session.get_inputs()]
+    assert names == ["input", *(c.name for c in sampler.conditions)], names
+    latest = Sampler.from_checkpoint(run_dir, device="cpu")
+    on_onnx = Sampler.from_checkpoint(exported.path, device="cpu")
+    assert on_onnx.backend.kind == "onnx" and on_onnx.conditions == latest.conditions
+    for class_name in latest.classes or [None]:  # every class: ONNX Runtime == PyTorch
+        inputs = latest.inputs(5, seed=2, class_name=class_name)
+        diff = float((on_onnx.generate(*inputs) - latest.generate(*inputs)).abs().max())
+        assert diff <= FP32_TOLERANCE, f"ONNX and torch samples ({class_name}) differ by {diff}"
+    a, b = (np.asarray(s(2, seed=3)[1], np.int16) for s in (latest, on_onnx))
+    assert np.abs(a - b).max() <= 1, "seeded ONNX and torch samples differ"
     return {"output_shape": tuple(got.shape), "onnx": exported}
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from translate.conditioning import did_you_mean
 from translate.data.paired import index_seed, split_folder
 from translate.data.single import SingleDataset
 from translate.errors import ConfigError, DataError
-from translate.inference.sampling import did_you_mean
 
 
 def class_folders(root: Path) -> list[str]:

@@ -17,6 +17,7 @@ first) and uses the class as ``conditioning`` says:
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -25,6 +26,20 @@ from translate.nn.dcgan import DCGANDiscriminator
 
 CONDITIONINGS = ("concat", "acgan", "projection")
 ARCHITECTURES = ("dcgan", "biggan")
+
+
+class ClassConditioned(nn.Module):
+    """G(z, onehot) = G(cat([z, onehot])): the inference module, with the class an input of its
+    own (the ONNX export's second input) rather than the latent's last channels."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+        self.train(generator.training)  # eval for sample and export, as the generator arrives
+
+    def forward(self, z: Tensor, onehot: Tensor) -> Tensor:
+        # z: (B, Z, 1, 1); onehot: (B, K) -> (B, 3, S, S) in [-1, 1]
+        return self.generator(torch.cat([z, onehot.to(z.dtype)[:, :, None, None]], 1))
 
 
 class ConditionalDiscriminator(nn.Module):

@@ -11,9 +11,10 @@ every core family and regulariser applies). With ``acgan``, the auxiliary classi
 (Odena et al. 2017, Eq. 2-3: L_C = log P(C = c | X) on real and fake images) is added with
 weight ``--lambda-cls`` to D's loss (real images) and to G's (its fakes).
 
-The inference module is G: its input is ``cat([z, onehot])`` (B, Z + K, 1, 1), so the ONNX export
-takes the latent and the class (as its one-hot) in one tensor; ``translate sample --class NAME``
-fills the one-hot.
+The inference module is G behind ``ClassConditioned``: ``forward(z, class_onehot)`` with z
+(B, Z, 1, 1) and the class one-hot (B, K) declared as a conditioning input
+(``condition_inputs``), so the ONNX export takes the latent and the class as two inputs;
+``translate sample --class NAME`` fills the one-hot.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from translate.fields import check, opt
-from translate.plugin import PluginBase
+from translate.plugin import ConditionInput, PluginBase
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor, nn
@@ -175,13 +176,14 @@ class CGANPlugin(PluginBase[CGANConfig]):
 
         return build_class_dataset(cfg, split)
 
-    def classes(self, cfg: CGANConfig) -> list[str]:
-        """The class names, in the order of the latent's one-hot (``sample --class``)."""
-        return cfg.class_names
+    def condition_inputs(self, cfg: CGANConfig) -> tuple[ConditionInput, ...]:
+        """The class to draw, a one-hot (B, K) in the order of ``--classes`` (``sample
+        --class``)."""
+        return (ConditionInput("class_onehot", "class", tuple(cfg.class_names), noun="class"),)
 
     def latent_shape(self, cfg: CGANConfig) -> tuple[int, ...]:
-        """z and the class one-hot, concatenated: (Z + K, 1, 1)."""
-        return (cfg.latent_dim + len(cfg.class_names), 1, 1)
+        """The noise z: (Z, 1, 1); the class is a separate input (``condition_inputs``)."""
+        return (cfg.latent_dim, 1, 1)
 
     # ------------------------------------------------------------------ models
     def build_models(self, cfg: CGANConfig) -> dict[str, nn.Module]:
@@ -282,8 +284,10 @@ class CGANPlugin(PluginBase[CGANConfig]):
     def inference_module(
         self, models: Mapping[str, nn.Module], cfg: CGANConfig, opts: Any
     ) -> nn.Module:
-        """G: ``cat([z, onehot])`` (B, Z + K, 1, 1) -> images (B, 3, S, S) in [-1, 1]."""
-        return models["G"]
+        """G(z, class_onehot): (B, Z, 1, 1) and (B, K) -> images (B, 3, S, S) in [-1, 1]."""
+        from translate_cgan.nets import ClassConditioned
+
+        return ClassConditioned(models["G"])
 
     def sample_columns(
         self, models: Mapping[str, nn.Module], batch: Any, cfg: CGANConfig

@@ -20,23 +20,17 @@ file's header is read up front; a bad file, a missing column or an unknown domai
 from __future__ import annotations
 
 import csv
-import difflib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from translate.conditioning import did_you_mean
 from translate.data.images import list_images
 from translate.data.paired import split_folder
 from translate.data.single import SingleDataset
 from translate.errors import ConfigError, DataError
-
-
-def did_you_mean(name: str, known: list[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest known name, or ``""``."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def pick_domains(available: list[str], wanted: str, *, source: Path, what: str) -> list[str]:

@@ -13,8 +13,6 @@ Translation", CVPR 2018, Sec. 3 and Appendix (Table 4, Table 5):
   real/fake logit map, and ``D_cls``, the domain-classification logits. The paper's ``D_cls``
   is a convolution whose kernel spans the whole final map (h/64 for 128x128); here it is a 3x3
   convolution averaged over positions, which gives the same logits shape at any input size.
-* ``ToDomain`` -- G with one target label fixed: the single-input module that ``translate run``,
-  ``export`` and ``serve`` use (the label is a constant of the exported graph).
 
 ``StarDiscriminator.forward(x)`` returns the real/fake logits only, so the core GAN objective
 (every family, gradient penalties) uses it as any PatchGAN; ``forward(x, with_class=True)``
@@ -115,16 +113,3 @@ class StarDiscriminator(nn.Module):
         if not with_class:
             return logits
         return logits, self.cls(h).mean((2, 3))  # (B, n_domains)
-
-
-class ToDomain(nn.Module):
-    """G with a fixed target label: (B, 3, H, W) -> (B, 3, H, W), the label a buffer."""
-
-    def __init__(self, generator: nn.Module, label: Tensor) -> None:
-        super().__init__()
-        self.generator = generator
-        self.register_buffer("label", label.reshape(1, -1).float(), persistent=False)
-        self.train(generator.training)  # eval for run and export, as the generator arrives
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.generator(x, self.label.expand(x.shape[0], -1))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from translate.config import SingleDataConfig, opt
 from translate.fields import check
-from translate.plugin import PluginBase, SizeRequirements
+from translate.plugin import ConditionInput, PluginBase, SizeRequirements
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor, nn
@@ -104,31 +104,8 @@ class StarGANInference:
         "",
         "Target domain, or for an attribute model the attributes to switch on, comma-separated "
         "(the others are off); names as in the checkpoint. Default: its first domain (no "
-        "attribute on).",
+        "attribute on). The model (and its ONNX export) takes it as its label input.",
     )
-
-
-def target_label(cfg: StarGANConfig, to: str) -> list[float]:
-    """The label vector for ``--to`` names, checked against the checkpoint's domains."""
-    from translate.errors import ConfigError
-    from translate_stargan.data import did_you_mean
-
-    known = cfg.domain_names
-    names = [n.strip() for n in to.split(",") if n.strip()]
-    for name in names:
-        if name not in known:
-            raise ConfigError(
-                f"--to: unknown domain {name!r}{did_you_mean(name, known)} "
-                f"(this model's domains: {', '.join(known)})"
-            )
-    if not cfg.multi_label:
-        if len(names) > 1:
-            raise ConfigError(
-                f"--to: this model translates to one domain at a time (it has exclusive "
-                f"domains: {', '.join(known)}); got {len(names)}"
-            )
-        names = names or known[:1]
-    return [float(d in names) for d in known]
 
 
 class StarGANPlugin(PluginBase[StarGANConfig]):
@@ -250,15 +227,15 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
     def inference_module(
         self, models: Mapping[str, nn.Module], cfg: StarGANConfig, opts: Any
     ) -> nn.Module:
-        """G with the ``--to`` label fixed (a constant of the exported graph)."""
-        import torch
+        """G(x, label): the target label is the module's second input (``condition_inputs``),
+        fed from ``--to`` by run and serve, and an input of the ONNX export."""
+        return models["G"]
 
-        from translate_stargan.nets import ToDomain
-
-        G = models["G"]
-        label = target_label(cfg, getattr(opts, "to", ""))
-        device = next(G.parameters()).device
-        return ToDomain(G, torch.tensor(label, device=device))
+    def condition_inputs(self, cfg: StarGANConfig) -> tuple[ConditionInput, ...]:
+        """The target label (B, n): a one-hot of the domain, or the attributes' multi-hot."""
+        noun = "attribute" if cfg.multi_label else "domain"
+        names = tuple(cfg.domain_names)
+        return (ConditionInput("label", "to", names, multi=cfg.multi_label, noun=noun),)
 
     def option_choices(self, cfg: StarGANConfig) -> Mapping[str, list[str]]:
         """The checkpoint's domains for ``to`` (the service page offers them; an attribute

@@ -15,7 +15,11 @@ from translate.cli.errors import report_errors
 @report_errors
 def sample_command(
     run: Annotated[
-        Path, typer.Argument(help="Run or checkpoint folder of a generating model (dcgan).")
+        Path,
+        typer.Argument(
+            help="Run or checkpoint folder of a generating model (dcgan, cgan), or its .onnx "
+            "export (runs in ONNX Runtime)."
+        ),
     ],
     out: Annotated[
         Path,
@@ -41,12 +45,20 @@ def sample_command(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="torch or onnx (a checkpoint's cached, parity-checked export in ONNX "
+            "Runtime). \\[default: what the model is]",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ) -> None:
     """Draw N new images from a generating model and save them as a grid or a folder."""
     from translate.inference.sampling import Sampler, save_samples
 
-    sampler = Sampler.from_checkpoint(run, device=device)
+    sampler = Sampler.from_checkpoint(run, device=device, backend=backend)
     images = sampler(n, seed=seed, truncation=truncation, class_name=class_name)
     paths = save_samples(images, out, overwrite=overwrite)
     where = paths[0] if len(paths) == 1 else out

@@ -23,6 +23,14 @@ absolute path of the training machine is embedded), ema (JSON list of models wit
 precision (fp32/fp16), instance_norm, exporter, palette (JSON) when the plugin config has
 one, and latent_shape (JSON) for a generating plugin (``plugin.generates``: dcgan), whose
 export takes a batch of latents (B, *latent_shape) as input instead of images.
+
+Conditioning inputs (``Plugin.condition_inputs``: stargan's target label, cgan's class) are
+inputs of their own after the image or latent, each (batch, size) float32 and named as declared
+(``label``, ``class``); metadata ``conditions`` (JSON) lists them with their option and entry
+names, so ``translate run model.onnx --to blond`` feeds the vector the option names, and the
+option is not one of the fixed ``inference_options``. The parity check runs a batch whose rows
+cycle through every entry's one-hot (up to ``MAX_PARITY_ROWS``), so each domain or class is
+compared with PyTorch.
 """
 
 from __future__ import annotations
@@ -47,12 +55,13 @@ import torch
 from torch import Tensor, nn
 
 import translate
+from translate.conditioning import split_options, to_metadata
 from translate.config import config_to_dict
 from translate.errors import ConfigError, ExportError, TranslateError
 from translate.loading.model import LoadedModel, padded_size, uses_instance_norm
 from translate.loading.onnx_file import PRODUCER, REQUIRED_KEYS, read_metadata
 from translate.loading.onnx_file import first_line as _first_line
-from translate.plugin import SizeRequirements
+from translate.plugin import ConditionInput, SizeRequirements
 
 __all__ = ["PRODUCER", "REQUIRED_KEYS", "ExportResult", "export_loaded", "export_onnx"]
 __all__ += ["check_parity", "read_metadata"]  # read_metadata lives in translate.loading
@@ -64,6 +73,9 @@ FP32_TOLERANCE = 1e-4
 #: grey levels of 255); measured worst case on the default generators: see the README.
 FP16_TOLERANCE = 3e-2
 INPUT_NAME, OUTPUT_NAME = "input", "output"
+#: Largest batch of the parity check's first input: its rows cycle through the one-hots of a
+#: conditioning input, so up to this many domains or classes are each checked.
+MAX_PARITY_ROWS = 16
 EXPORTERS = ("dynamo", "torchscript")
 _TWO_GB = 2**31 - 2**24
 
@@ -146,24 +158,54 @@ class _Half(nn.Module):
         super().__init__()
         self.module = module.half()
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.module(x.half()).float()
+    def forward(self, x: Tensor, *conditions: Tensor) -> Tensor:
+        return self.module(x.half(), *(c.half() for c in conditions)).float()
 
 
-def parity_inputs(req: SizeRequirements, channels: int) -> list[Tensor]:
-    """Two random inputs in [-1, 1]: (2, C, s, s) at the smallest convenient size and
+def parity_inputs(req: SizeRequirements, channels: int, batch: int = 2) -> list[Tensor]:
+    """Two random inputs in [-1, 1]: (batch, C, s, s) at the smallest convenient size and
     (1, C, h, w), non-square and larger, to catch sizes baked into the graph."""
     base = padded_size(max(req.minimum, req.multiple_of, 32), req)
     m = req.multiple_of
     gen = torch.Generator().manual_seed(0)
-    shapes = [(2, channels, base, base), (1, channels, base + m, 2 * base + m)]
+    shapes = [(batch, channels, base, base), (1, channels, base + m, 2 * base + m)]
     return [torch.rand(*s, generator=gen) * 2 - 1 for s in shapes]
 
 
-def latent_inputs(shape: Sequence[int]) -> list[Tensor]:
-    """Two batches (2 and 3) of N(0, 1) latents of ``shape``: a generating plugin's inputs."""
+def latent_inputs(shape: Sequence[int], batch: int = 2) -> list[Tensor]:
+    """Two batches (``batch`` and 3) of N(0, 1) latents of ``shape``: a generating plugin's
+    inputs."""
     gen = torch.Generator().manual_seed(0)
-    return [torch.randn(b, *shape, generator=gen) for b in (2, 3)]
+    return [torch.randn(b, *shape, generator=gen) for b in (batch, 3)]
+
+
+def parity_batch(conditions: Sequence[ConditionInput]) -> int:
+    """The first parity input's batch: one row per entry of the largest condition (capped)."""
+    return min(max([2, *(c.size for c in conditions)]), MAX_PARITY_ROWS)
+
+
+def parity_cases(
+    inputs: Sequence[Tensor], conditions: Sequence[ConditionInput]
+) -> list[tuple[Tensor, ...]]:
+    """Each input with condition vectors whose rows cycle through the one-hots of every entry
+    (row i: entry i mod size; the second input continues where the first stopped)."""
+    cases, start = [], 0
+    for x in inputs:
+        b = x.shape[0]
+        index = torch.arange(start, start + b)
+        cases.append((x, *(torch.eye(c.size)[index % c.size] for c in conditions)))
+        start += b
+    return cases
+
+
+def _check_condition_names(conditions: Sequence[ConditionInput], plugin: str) -> None:
+    names = [INPUT_NAME, OUTPUT_NAME, *(c.name for c in conditions)]
+    clash = next((n for n in names if names.count(n) > 1 or not n.isidentifier()), None)
+    if clash is not None:
+        raise ExportError(
+            f"{plugin}: conditioning input name {clash!r} is not a unique identifier (taken: "
+            f"{', '.join(names)})"
+        )
 
 
 def _dynamic_dims(req: SizeRequirements) -> tuple[dict[int, Any], tuple[int, int]]:
@@ -191,9 +233,11 @@ def export_proto(
     opset: int | None = None,
     exporter: str = "dynamo",
     latent: Sequence[int] | None = None,
+    conditions: Sequence[ConditionInput] = (),
 ) -> Any:
     """The ``onnx.ModelProto`` of ``module`` with dynamic batch, height and width; for a
-    generating plugin (``latent`` its latent shape), with a dynamic batch of latents."""
+    generating plugin (``latent`` its latent shape), with a dynamic batch of latents. Each
+    of ``conditions`` is a further (batch, size) input, sharing the batch dimension."""
     if exporter not in EXPORTERS:
         raise ConfigError(f"exporter: {exporter!r} is not one of {', '.join(EXPORTERS)}")
     wrapped = _Half(module) if fp16 else module
@@ -207,7 +251,14 @@ def export_proto(
         dims, (h, w) = _dynamic_dims(req)
         example = torch.zeros(2, channels, h, w)
         axes = {0: "batch", 2: "height", 3: "width"}
-    kwargs: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+    # one-hots of the first entry as examples; the batch Dim object is shared with the input
+    args = (example, *(torch.eye(c.size)[[0, 0]] for c in conditions))
+    shapes = (dims, *({0: dims[0]} for _ in conditions))
+    names = [INPUT_NAME, *(c.name for c in conditions)]
+    dynamic_axes = {INPUT_NAME: axes, OUTPUT_NAME: axes} | {
+        c.name: {0: "batch"} for c in conditions
+    }
+    kwargs: dict[str, Any] = {"input_names": names, "output_names": [OUTPUT_NAME]}
     if opset is not None:
         kwargs["opset_version"] = opset
     noise = io.StringIO()
@@ -221,9 +272,9 @@ def export_proto(
             if exporter == "dynamo":
                 program = torch.onnx.export(
                     wrapped,
-                    (example,),
+                    args,
                     dynamo=True,
-                    dynamic_shapes=(dims,),
+                    dynamic_shapes=shapes,
                     optimize=True,
                     verbose=False,
                     **kwargs,
@@ -234,10 +285,10 @@ def export_proto(
             buffer = io.BytesIO()
             torch.onnx.export(
                 wrapped,
-                (example,),
+                args,
                 buffer,
                 dynamo=False,
-                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                dynamic_axes=dynamic_axes,
                 **kwargs,
             )
             return onnx.load_from_string(buffer.getvalue())
@@ -269,6 +320,9 @@ def build_metadata(
     options = (
         config_to_dict(loaded.opts, portable=True) if dataclasses.is_dataclass(loaded.opts) else {}
     )
+    conditions = loaded.conditions
+    # an option that picks a conditioning input's value is an input of the file, not fixed
+    options, _ = split_options(conditions, options)
     md = {
         "producer": PRODUCER,
         "plugin": loaded.plugin.name,
@@ -292,6 +346,8 @@ def build_metadata(
         "instance_norm": "true" if instance_norm else "false",
         "exporter": exporter,
     }
+    if conditions:
+        md["conditions"] = to_metadata(conditions)
     palette = getattr(loaded.plugin_cfg, "palette", None)
     if palette is not None:
         md["palette"] = json.dumps(palette, default=str)
@@ -314,6 +370,14 @@ def export_onnx(
     from translate.loading import load_module
 
     loaded = load_module(checkpoint, options=options, device="cpu")
+    _, chosen = split_options(loaded.conditions, options or {})
+    if chosen:
+        key = next(iter(chosen))
+        inputs = ", ".join(c.name for c in loaded.conditions)
+        raise ConfigError(
+            f"option --{key.replace('_', '-')}: the export takes it as an input ({inputs}), "
+            "for every value; give it when running the .onnx file, not to export"
+        )
     return export_loaded(loaded, Path(out), fp16=fp16, opset=opset, exporter=exporter)
 
 
@@ -337,11 +401,15 @@ def export_loaded(
     module = exportable_module(loaded)
     req = loaded.requirements
     in_ch = loaded.in_channels
+    conditions = loaded.conditions
+    _check_condition_names(conditions, loaded.plugin.name)
     # a generating plugin's module maps latents (B, *latent_shape) to images
     latent = loaded.plugin.latent_shape(loaded.plugin_cfg) if _generates(loaded) else None
-    inputs = parity_inputs(req, in_ch) if latent is None else latent_inputs(latent)
+    batch = parity_batch(conditions)
+    inputs = parity_inputs(req, in_ch, batch) if latent is None else latent_inputs(latent, batch)
+    cases = parity_cases(inputs, conditions)
     with torch.inference_mode():
-        refs = [module(x) for x in inputs]
+        refs = [module(*case) for case in cases]
     for x, y in zip(inputs, refs, strict=True):
         if latent is not None:
             continue
@@ -352,7 +420,14 @@ def export_loaded(
                 f"{tuple(y.shape)}, not to the size_requirements' scale {req.scale}"
             )
     proto = export_proto(
-        module, req, in_ch, fp16=fp16, opset=opset, exporter=exporter, latent=latent
+        module,
+        req,
+        in_ch,
+        fp16=fp16,
+        opset=opset,
+        exporter=exporter,
+        latent=latent,
+        conditions=conditions,
     )
     used_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     metadata = build_metadata(
@@ -382,7 +457,7 @@ def export_loaded(
         del proto
         tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
         checks, provider, note = check_parity(
-            tmp, inputs, refs, tolerance=tolerance, fp16=fp16, shown_as=out
+            tmp, cases, refs, tolerance=tolerance, fp16=fp16, shown_as=out
         )
         os.replace(tmp, out)
     finally:
@@ -404,24 +479,26 @@ def _generates(loaded: LoadedModel) -> bool:
 
 def check_parity(
     path: Path,
-    inputs: Sequence[Tensor],
+    inputs: Sequence[Tensor | tuple[Tensor, ...]],
     refs: Sequence[Tensor],
     *,
     tolerance: float,
     fp16: bool = False,
     shown_as: Path | None = None,
 ) -> tuple[list[tuple[tuple[int, ...], float]], str | None, str]:
-    """Run ``path`` in ONNX Runtime on ``inputs`` and compare with the PyTorch ``refs``.
+    """Run ``path`` in ONNX Runtime on ``inputs`` and compare with the PyTorch ``refs``. An
+    input is a tensor, or a tuple fed to the model's inputs in order (image, conditions).
 
-    The CPU provider runs the check (always present, reproducible). An fp16 model that the CPU
-    provider cannot run is checked on CUDA when a GPU exists, and otherwise left unchecked with
-    a note saying so. Raises ExportError when the largest difference exceeds ``tolerance``.
+        The CPU provider runs the check (always present, reproducible). An fp16 model that the CPU
+        provider cannot run is checked on CUDA when a GPU exists, and otherwise left unchecked with
+        a note saying so. Raises ExportError when the largest difference exceeds ``tolerance``.
     """
     import onnxruntime as ort
 
     from translate.loading.ort import CUDA, cuda_device_present, session_options
 
     name = shown_as or path
+    cases = [case if isinstance(case, tuple) else (case,) for case in inputs]
     attempts = ["CPUExecutionProvider"]
     if fp16 and cuda_device_present() and CUDA in ort.get_available_providers():
         attempts.append(CUDA)
@@ -433,7 +510,11 @@ def check_parity(
             session = ort.InferenceSession(
                 str(path), sess_options=session_options(), providers=[provider]
             )
-            outputs = [session.run(None, {INPUT_NAME: x.numpy()})[0] for x in inputs]
+            feeds = [i.name for i in session.get_inputs()]
+            outputs = [
+                session.run(None, {n: t.numpy() for n, t in zip(feeds, case, strict=True)})[0]
+                for case in cases
+            ]
             break
         except Exception as exc:  # onnxruntime's own exception types
             error = exc
@@ -444,7 +525,7 @@ def check_parity(
             return [], None, note
         raise ExportError(f"{name}: ONNX Runtime cannot run the export ({_first_line(error)})")
     checks: list[tuple[tuple[int, ...], float]] = []
-    for x, y, ref in zip(inputs, outputs, refs, strict=True):
+    for (x, *_), y, ref in zip(cases, outputs, refs, strict=True):
         if y.shape != tuple(ref.shape):
             raise ExportError(
                 f"{name}: ONNX Runtime output {y.shape} differs in shape from PyTorch's "

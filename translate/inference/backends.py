@@ -1,6 +1,7 @@
 """Inference backends: one call, CPU tensor in, CPU tensor out, on PyTorch or ONNX Runtime.
 
-Both take a (B, C, H, W) float32 CPU tensor that already has a size the module accepts and
+Both take a (B, C, H, W) float32 CPU tensor that already has a size the module accepts (and,
+for a model with conditioning inputs, one (B, size) float32 vector per input after it) and
 return (B, C', H * scale, W * scale) float32 on the CPU. Everything else (pre- and
 post-processing, padding, tiling, batching) lives in ``Translator``, so the two backends give
 the same outputs within export tolerance. Both are safe to call from several threads at once
@@ -73,20 +74,21 @@ class TorchBackend:
     def providers(self) -> list[str]:
         return [str(self.device)]
 
-    def __call__(self, x: Tensor) -> Tensor:
-        # (B, C, H, W) float32 CPU -> (B, C', H*s, W*s) float32 CPU
+    def __call__(self, x: Tensor, *conditions: Tensor) -> Tensor:
+        # (B, C, H, W) float32 CPU [, (B, size) per condition] -> (B, C', H*s, W*s) float32 CPU
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         with torch.inference_mode():
             x = x.to(self.device, non_blocking=True)
             if x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
+            extra = [c.to(self.device, non_blocking=True) for c in conditions]
             ctx = (
                 torch.autocast(self.device.type, dtype=dtype)
                 if dtype is not None
                 else contextlib.nullcontext()
             )
             with ctx:
-                y = self.module(x)
+                y = self.module(x, *extra)
             return y.float().cpu()
 
     def describe(self) -> str:
@@ -111,10 +113,13 @@ class TrtProfile:
     opt_side: int
     max_side: int
     max_batch: int = 1
+    #: (name, size) of each conditioning input: (batch, size), batch as the image's
+    conditions: tuple[tuple[str, int], ...] = ()
 
     def shapes(self, input_name: str) -> dict[str, str]:
         def shape(batch: int, side: int) -> str:
-            return f"{input_name}:{batch}x{self.channels}x{side}x{side}"
+            extra = "".join(f",{name}:{batch}x{size}" for name, size in self.conditions)
+            return f"{input_name}:{batch}x{self.channels}x{side}x{side}{extra}"
 
         return {
             "trt_profile_min_shapes": shape(1, self.min_side),
@@ -189,7 +194,9 @@ class OnnxBackend:
         threads: int | None = None,
         profile: TrtProfile | None = None,
         fp16: bool = False,
+        conditions: int = 0,
     ) -> None:
+        """``conditions``: how many conditioning inputs follow the image (or latent)."""
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -217,12 +224,13 @@ class OnnxBackend:
                 f"{self.path}: cannot load in ONNX Runtime ({_first_line(exc)})"
             ) from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
+        if len(inputs) != 1 + conditions or len(outputs) != 1:
             raise CheckpointError(
-                f"{self.path}: expected one input and one output, found {len(inputs)} and "
-                f"{len(outputs)}"
+                f"{self.path}: expected {1 + conditions} input(s) and one output, found "
+                f"{len(inputs)} and {len(outputs)}"
             )
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        self.condition_names = [i.name for i in inputs[1:]]
         self.input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
         self.providers: list[str] = self.session.get_providers()
         self.device = "cuda" if self.providers[0] in (TRT, CUDA) else "cpu"
@@ -231,18 +239,24 @@ class OnnxBackend:
         self.max_batch = self.profile.max_batch if self.profile else None
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        # (B, C, H, W) float32 CPU -> (B, C', H*s, W*s) float32 CPU
-        array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=self.input_dtype)
+    def __call__(self, x: Tensor, *conditions: Tensor) -> Tensor:
+        # (B, C, H, W) float32 CPU [, (B, size) per condition] -> (B, C', H*s, W*s) float32 CPU
+        feeds = {
+            name: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=self.input_dtype)
+            for name, t in zip(
+                [self.input_name, *self.condition_names], [x, *conditions], strict=True
+            )
+        }
         if self.device == "cuda":
             # IO binding: the output stays on the GPU until one copy back, no staging buffers
             binding = self.session.io_binding()
-            binding.bind_cpu_input(self.input_name, array)
+            for name, array in feeds.items():
+                binding.bind_cpu_input(name, array)
             binding.bind_output(self.output_name, "cuda")
             self.session.run_with_iobinding(binding)
             out = binding.copy_outputs_to_cpu()[0]
         else:
-            out = self.session.run([self.output_name], {self.input_name: array})[0]
+            out = self.session.run([self.output_name], feeds)[0]
         return torch.from_numpy(np.asarray(out, dtype=np.float32))
 
     def describe(self) -> str:

@@ -1,10 +1,12 @@
 """``Sampler``: a generating model (``plugin.generates``: dcgan, cgan) as a source of images.
 
 ``Sampler.from_checkpoint(run)(64, seed=0, truncation=0.5)`` draws latents z ~ N(0, I) of the
-plugin's ``latent_shape`` (for a class-conditional plugin, ``plugin.classes(cfg)`` non-empty,
-its last K channels are the one-hot of a class: ``class_name=`` or drawn uniformly), runs the
-inference module (the generator) on them and returns PIL images; ``save_samples`` writes them
-as one grid PNG or a folder of PNGs. What ``translate sample`` does.
+plugin's ``latent_shape`` and, for a model with conditioning inputs (``Plugin.condition_inputs``:
+cgan's class one-hot), their vectors (``class_name=`` or drawn per image), runs the generator
+on them and returns PIL images; ``save_samples`` writes them as one grid PNG or a folder of PNGs.
+What ``translate sample`` does. The generator runs on PyTorch or, for an ``.onnx`` file from
+``translate export`` (or ``backend="onnx"``), in ONNX Runtime, whose inputs are the latent and
+the condition vectors: the same seed gives the same latents on both.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
 Image Synthesis", Sec. 3.1): every latent entry with |z| > T is resampled until none is, which
@@ -13,7 +15,6 @@ trades diversity for fidelity (T -> 0 collapses towards the sample of z = 0).
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,11 +24,16 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from translate.conditioning import check_name, did_you_mean, one_hots
 from translate.errors import ConfigError, OutputError
+
+__all__ = ["Sampler", "did_you_mean", "grid", "sample", "save_samples", "truncated_normal"]
 
 #: Latents drawn per forward pass (bounds memory for large ``n``).
 CHUNK = 256
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+#: The option of a generating plugin's class input (``translate sample --class``).
+CLASS_OPTION = "class"
 
 
 def truncated_normal(
@@ -48,19 +54,28 @@ def truncated_normal(
         z[outside] = torch.randn(count, generator=generator)
 
 
-def did_you_mean(name: str, known: list[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest known name (ignoring case), or ``""``."""
-    lower = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)
-    return f"; did you mean {lower[close[0]]!r}?" if close else ""
+def _backend(loaded: Any, device: str) -> Any:
+    """PyTorch (fp32) for a ``LoadedModel``, ONNX Runtime for a ``LoadedOnnx``."""
+    from translate.inference.backends import OnnxBackend, TorchBackend
+    from translate.loading import LoadedOnnx
+
+    if isinstance(loaded, LoadedOnnx):
+        return OnnxBackend(
+            loaded.path, device=device, fp16=loaded.fp16, conditions=len(loaded.conditions)
+        )
+    return TorchBackend(loaded.module, next(loaded.module.parameters()).device)
 
 
 class Sampler:
-    """Draw images from a loaded generating model (a ``translate.loading.LoadedModel``)."""
+    """Draw images from a loaded generating model (``translate.loading.load``: a PyTorch
+    ``LoadedModel`` or an exported ``LoadedOnnx``)."""
 
-    def __init__(self, loaded: Any) -> None:
+    def __init__(self, loaded: Any, *, device: str = "cpu") -> None:
+        from translate.loading import LoadedOnnx
+
         plugin = loaded.plugin
-        if not getattr(plugin, "generates", False):
+        onnx = isinstance(loaded, LoadedOnnx)
+        if not (loaded.latent_shape is not None if onnx else getattr(plugin, "generates", False)):
             raise ConfigError(
                 f"{loaded.source}: plugin {plugin.name} translates images; it does not generate "
                 "them (use translate run)"
@@ -68,83 +83,100 @@ class Sampler:
         self.loaded = loaded
         self.plugin = plugin
         self.plugin_cfg = loaded.plugin_cfg
-        self.module = loaded.module
-        self.latent_shape = tuple(plugin.latent_shape(self.plugin_cfg))
-        classes = getattr(plugin, "classes", None)
-        self.classes: list[str] = list(classes(self.plugin_cfg)) if callable(classes) else []
+        self.module = None if onnx else loaded.module
+        self.latent_shape = tuple(
+            loaded.latent_shape if onnx else plugin.latent_shape(self.plugin_cfg)
+        )
+        self.conditions = tuple(loaded.conditions)
+        self.backend = _backend(loaded, device)
+        named = [c for c in self.conditions if c.option == CLASS_OPTION]
+        self.class_input = named[0] if named else None
+        self.classes: list[str] = list(self.class_input.names) if self.class_input else []
 
     @classmethod
     def from_checkpoint(
-        cls, path: Path | str, *, device: str = "cpu", options: Mapping[str, Any] | None = None
+        cls,
+        path: Path | str,
+        *,
+        device: str = "cpu",
+        options: Mapping[str, Any] | None = None,
+        backend: str | None = None,
     ) -> Sampler:
-        """A run or checkpoint folder of a generating plugin (EMA weights when present)."""
-        from translate.loading import load_checkpoint
+        """A run or checkpoint folder of a generating plugin (EMA weights when present), or
+        its ``.onnx`` export; ``backend="onnx"`` runs a checkpoint's cached export."""
+        from translate.loading import load
 
-        return cls(load_checkpoint(path, options=options, device=device))
+        on_torch = backend != "onnx" and Path(path).suffix.lower() != ".onnx"
+        loaded = load(path, options=options, device=device if on_torch else "cpu", backend=backend)
+        return cls(loaded, device=device)
 
     @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+    def device(self) -> torch.device | str:
+        return self.backend.device
 
     def class_index(self, name: str) -> int:
         """The index of class ``name``; an unknown name raises one line with a suggestion."""
-        if not self.classes:
+        if self.class_input is None:
             raise ConfigError(
                 f"--class: {self.loaded.source} is unconditional ({self.plugin.name}); it has no "
                 "classes"
             )
-        if name not in self.classes:
-            hint = did_you_mean(name, self.classes)
-            raise ConfigError(
-                f"--class: unknown class {name!r}{hint} (this model's classes: "
-                f"{', '.join(self.classes)})"
-            )
-        return self.classes.index(name)
+        return check_name(self.class_input, name)
 
-    def latents(
+    def inputs(
         self,
         n: int,
         *,
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
-    ) -> Tensor:
-        """(n, *latent_shape) latents on the CPU; the same ``seed`` gives the same latents.
-        Truncation applies to the noise, not to a class one-hot."""
+    ) -> tuple[Tensor, ...]:
+        """The generator's inputs for ``n`` images, on the CPU: latents (n, *latent_shape),
+        then each conditioning vector (n, size): the class ``class_name`` when given, else a
+        class drawn uniformly per image (an attribute-like ``multi`` input: each entry on
+        with probability 1/2). The same ``seed`` gives the same inputs. Truncation applies to
+        the noise only."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
-        k = len(self.classes)
         index = self.class_index(class_name) if class_name is not None else None
         gen = torch.Generator()
         if seed is None:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        head = (self.latent_shape[0] - k, *self.latent_shape[1:])
-        z = truncated_normal((n, *head), truncation, gen)
-        if not k:
-            return z
-        labels = (
-            torch.full((n,), index)
-            if index is not None
-            else torch.randint(0, k, (n,), generator=gen)
-        )
-        onehot = torch.nn.functional.one_hot(labels, k).float()
-        onehot = onehot.view(n, k, *([1] * (len(head) - 1))).expand(n, k, *head[1:])
-        return torch.cat([z, onehot], 1)
+        z = truncated_normal((n, *self.latent_shape), truncation, gen)
+        vectors = []
+        for cond in self.conditions:
+            if cond is self.class_input and index is not None:
+                vectors.append(one_hots(cond, torch.full((n,), index)))
+            elif cond.multi:
+                vectors.append((torch.rand(n, cond.size, generator=gen) < 0.5).float())
+            else:
+                vectors.append(one_hots(cond, torch.randint(0, cond.size, (n,), generator=gen)))
+        return (z, *vectors)
 
-    @torch.no_grad()
-    def generate(self, z: Tensor) -> Tensor:
-        """Latents (n, *latent_shape) -> images (n, C, H, W) in [-1, 1], float32 on the CPU."""
+    def generate(self, z: Tensor, *conditions: Tensor) -> Tensor:
+        """Latents (n, *latent_shape) and condition vectors (n, size) -> images (n, C, H, W) in
+        [-1, 1], float32 on the CPU."""
         if tuple(z.shape[1:]) != self.latent_shape:
             raise ConfigError(
                 f"latent: expected shape (n, {', '.join(map(str, self.latent_shape))}), "
                 f"got {tuple(z.shape)}"
             )
-        outs = [
-            self.module(z[i : i + CHUNK].to(self.device)).float().cpu()
-            for i in range(0, len(z), CHUNK)
-        ]
+        if len(conditions) != len(self.conditions):
+            names = ", ".join(c.name for c in self.conditions) or "none"
+            raise ConfigError(
+                f"conditions: this model takes {len(self.conditions)} ({names}), got "
+                f"{len(conditions)}"
+            )
+        for cond, vector in zip(self.conditions, conditions, strict=True):
+            if tuple(vector.shape) != (len(z), cond.size):
+                raise ConfigError(
+                    f"{cond.name}: expected shape ({len(z)}, {cond.size}), got "
+                    f"{tuple(vector.shape)}"
+                )
+        chunks = range(0, len(z), CHUNK)
+        outs = [self.backend(*(t[i : i + CHUNK] for t in (z, *conditions))) for i in chunks]
         return torch.cat(outs)
 
     def sample_tensor(
@@ -155,8 +187,8 @@ class Sampler:
         truncation: float | None = None,
         class_name: str | None = None,
     ) -> Tensor:
-        z = self.latents(n, seed=seed, truncation=truncation, class_name=class_name)
-        return self.generate(z)
+        inputs = self.inputs(n, seed=seed, truncation=truncation, class_name=class_name)
+        return self.generate(*inputs)
 
     def __call__(
         self,
@@ -179,9 +211,10 @@ def sample(
     truncation: float | None = None,
     class_name: str | None = None,
     device: str = "cpu",
+    backend: str | None = None,
 ) -> list[Image.Image]:
-    """``n`` images from a generating model's checkpoint (``Sampler``)."""
-    sampler = Sampler.from_checkpoint(checkpoint, device=device)
+    """``n`` images from a generating model's checkpoint or ONNX export (``Sampler``)."""
+    sampler = Sampler.from_checkpoint(checkpoint, device=device, backend=backend)
     return sampler(n, seed=seed, truncation=truncation, class_name=class_name)
 
 

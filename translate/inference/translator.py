@@ -5,7 +5,10 @@ into a (B, C, H, W) tensor in [-1, 1]; the input is padded (reflect) up to the m
 ``multiple_of`` and ``minimum``, or cut into overlapping feathered tiles when it is large
 (``translate.inference.tiling``); a backend (PyTorch or ONNX Runtime,
 ``translate.inference.backends``) runs the module; the output is cropped back (times ``scale``)
-and the plugin's ``postprocess`` makes PIL images. Only the backend differs between
+and the plugin's ``postprocess`` makes PIL images. A model with conditioning inputs
+(``Plugin.condition_inputs``: stargan's target label) is fed their vectors, encoded once from the
+options (``--to blond``); ``with_options`` gives the same model for another value, sharing its
+backend. Only the backend differs between
 ``--backend torch`` and ``--backend onnx``.
 
 What a model is and how it is loaded (checkpoint folders, ONNX files, the ONNX cache, EMA
@@ -28,6 +31,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from translate.conditioning import expand, option_names, values_from_options
+from translate.config import config_to_dict
 from translate.engine.device import resolve_device
 from translate.errors import ConfigError, DataError
 from translate.inference.backends import OnnxBackend, TorchBackend, TrtProfile
@@ -41,7 +46,7 @@ from translate.inference.tiling import (
 )
 from translate.loading import LoadedModel, LoadedOnnx, load, load_checkpoint
 from translate.loading.model import parse_options, probe_channels
-from translate.plugin import SizeRequirements
+from translate.plugin import ConditionInput, SizeRequirements
 
 # re-exported: older code imports these from here (they live in translate.loading now)
 __all__ = [
@@ -82,6 +87,7 @@ class Translator:
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        conditions: Sequence[ConditionInput] = (),
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: must be at least 1, got {batch_size}")
@@ -96,6 +102,9 @@ class Translator:
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
         self.batch_size = batch_size
+        self.conditions = tuple(conditions)
+        # (1, size) per condition, from the options; a bad name fails here, not per image
+        self.condition_values = values_from_options(self.conditions, opts)
         self._warned_instance_norm = False
         if tile_size:  # a tile the model cannot take is refused now, not at the first image
             resolve_tiles(tile_size, tile_overlap, requirements, max_side=backend.max_side)
@@ -201,9 +210,15 @@ class Translator:
                 opt_side=side,
                 max_side=side,
                 max_batch=batch_size,
+                conditions=tuple((c.name, c.size) for c in loaded.conditions),
             )
             backend: TorchBackend | OnnxBackend = OnnxBackend(
-                loaded.path, device=device, threads=threads, profile=profile, fp16=loaded.fp16
+                loaded.path,
+                device=device,
+                threads=threads,
+                profile=profile,
+                fp16=loaded.fp16,
+                conditions=len(loaded.conditions),
             )
             meta = loaded.meta
         else:
@@ -225,6 +240,7 @@ class Translator:
             tile_size=tile_size,
             tile_overlap=tile_overlap,
             batch_size=batch_size,
+            conditions=loaded.conditions,
         )
 
     # -------------------------------------------------------------- properties
@@ -251,19 +267,44 @@ class Translator:
         """This model (sharing its backend and weights) with other tiling settings: what a
         server does for a request that asks for its own ``tile_size``. A tile the model cannot
         take is refused here (``ConfigError``)."""
-        return Translator(
-            self.backend,
-            plugin=self.plugin,
-            plugin_cfg=self.plugin_cfg,
-            requirements=self.requirements,
-            meta=self.meta,
-            opts=self.opts,
-            in_channels=self.in_channels,
-            instance_norm=self.instance_norm,
-            tile_size=tile_size,
-            tile_overlap=tile_overlap,
-            batch_size=self.batch_size,
+        return self._sharing(tile_size=tile_size, tile_overlap=tile_overlap)
+
+    def with_options(self, opts: Any) -> Translator:
+        """This model (sharing its backend and weights) with inference options ``opts`` that
+        differ from its own only in conditioning values (stargan's ``to``), which are inputs
+        of the module; other differences need another load (``ConfigError``)."""
+        free = option_names(self.conditions)
+        mine, theirs = (
+            {k: v for k, v in config_to_dict(o).items() if k not in free} if o is not None else {}
+            for o in (self.opts, opts)
         )
+        if mine != theirs:
+            raise ConfigError(
+                f"options {theirs} differ from this model's {mine} in more than its "
+                "conditioning inputs; load it again with them"
+            )
+        return self._sharing(opts=opts)
+
+    def _sharing(self, **changes: Any) -> Translator:
+        settings = {
+            "plugin": self.plugin,
+            "plugin_cfg": self.plugin_cfg,
+            "requirements": self.requirements,
+            "meta": self.meta,
+            "opts": self.opts,
+            "in_channels": self.in_channels,
+            "instance_norm": self.instance_norm,
+            "tile_size": self.tile_size,
+            "tile_overlap": self.tile_overlap,
+            "batch_size": self.batch_size,
+            "conditions": self.conditions,
+        }
+        return Translator(self.backend, **{**settings, **changes})
+
+    def run_module(self, x: Tensor) -> Tensor:
+        """The backend on a batch that already has a size the module takes, with this
+        model's condition vectors repeated for the batch."""
+        return self.backend(x, *expand(self.condition_values, x.shape[0]))
 
     # -------------------------------------------------------------- running
     def _tile_for(self, h: int, w: int) -> int | None:
@@ -288,7 +329,7 @@ class Translator:
         tile = self._tile_for(h, w)
         if tile is None:
             step = self.backend.max_batch or b
-            outs = [self.backend(pad_to(x[i : i + step], req)) for i in range(0, b, step)]
+            outs = [self.run_module(pad_to(x[i : i + step], req)) for i in range(0, b, step)]
             return torch.cat(outs)[..., : h * s, : w * s]
         spec = resolve_tiles(tile, self.tile_overlap, req, max_side=self.backend.max_side)
         if self.instance_norm and not self._warned_instance_norm:
@@ -299,7 +340,7 @@ class Translator:
                 spec.tile,
             )
         return torch.cat(
-            [run_tiled(self.backend, x[i : i + 1], spec, req, on_tile=on_tile) for i in range(b)]
+            [run_tiled(self.run_module, x[i : i + 1], spec, req, on_tile=on_tile) for i in range(b)]
         )
 
     def batches(self, sizes: Sequence[tuple[int, int]]) -> list[list[int]]:

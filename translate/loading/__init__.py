@@ -126,9 +126,17 @@ def load(
 
 def _as_onnx(loaded: LoadedModel, *, fp16: bool = False) -> LoadedOnnx:
     """``loaded``'s cached ONNX export, loaded for ONNX Runtime, with the checkpoint's meta."""
+    import dataclasses
+
+    from translate.conditioning import split_options
+    from translate.config import config_to_dict
     from translate.loading.onnx_cache import cached_onnx  # the exporter, only when needed
 
-    onnx = load_onnx(cached_onnx(loaded, fp16=fp16))
+    # the options that pick a conditioning input's value (stargan's ``to``) are inputs of the
+    # export: the ONNX model is fed them as the PyTorch one would be
+    options = config_to_dict(loaded.opts) if dataclasses.is_dataclass(loaded.opts) else {}
+    _, chosen = split_options(loaded.conditions, options)
+    onnx = load_onnx(cached_onnx(loaded, fp16=fp16), options=chosen)
     onnx.meta = {**onnx.meta, **loaded.meta, "ema": loaded.ema, "source": str(loaded.source)}
     return onnx
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from translate.config import config_from_dict
 from translate.errors import CheckpointError, unknown_option
-from translate.plugin import PluginBase, SizeRequirements
+from translate.plugin import ConditionInput, PluginBase, SizeRequirements
 
 
 def padded_size(size: int, req: SizeRequirements) -> int:
@@ -46,6 +46,12 @@ def probe_channels(plugin: Any, cfg: Any, req: SizeRequirements) -> int:
         return int(plugin.input_channels(cfg))
     side = padded_size(max(req.minimum, req.multiple_of), req)
     return int(plugin.preprocess([Image.new("RGB", (side, side))], cfg).shape[1])
+
+
+def plugin_conditions(plugin: Any, cfg: Any) -> tuple[ConditionInput, ...]:
+    """The plugin's conditioning inputs for ``cfg`` (none for a plugin without the hook)."""
+    hook = getattr(plugin, "condition_inputs", None)
+    return tuple(hook(cfg)) if callable(hook) and cfg is not None else ()
 
 
 def uses_instance_norm(module: nn.Module) -> bool:
@@ -115,6 +121,11 @@ class LoadedModel:
     def instance_norm(self) -> bool:
         return uses_instance_norm(self.module)
 
+    @property
+    def conditions(self) -> tuple[ConditionInput, ...]:
+        """The vectors ``module`` takes after its input (``Plugin.condition_inputs``)."""
+        return plugin_conditions(self.plugin, self.plugin_cfg)
+
 
 @dataclass
 class LoadedOnnx:
@@ -131,6 +142,10 @@ class LoadedOnnx:
     instance_norm: bool
     fp16: bool
     metadata: dict[str, str] = field(default_factory=dict)
+    #: the model's inputs after the first, each (B, size), from its ``conditions`` metadata
+    conditions: tuple[ConditionInput, ...] = ()
+    #: a generating model's latent shape (its first input is (B, *latent_shape))
+    latent_shape: tuple[int, ...] | None = None
 
     @property
     def source(self) -> Path:

@@ -23,6 +23,7 @@ import platformdirs
 import torch
 
 import translate
+from translate.conditioning import split_options
 from translate.config import config_to_dict
 from translate.errors import CheckpointError
 from translate.export.onnx import export_loaded
@@ -43,11 +44,13 @@ def cache_key(loaded: LoadedModel, *, fp16: bool, opset: int | None) -> str:
     """A hash of what the export depends on: the weights file (path, size, mtime), the
     inference options, the precision and the software versions."""
     weights = loaded.weights_file or loaded.source
+    options = config_to_dict(loaded.opts) if loaded.opts is not None else {}
     stat = weights.stat()
     key = {
         "source": str(weights.resolve()),
         "weights": [stat.st_size, stat.st_mtime_ns],
-        "options": config_to_dict(loaded.opts) if loaded.opts is not None else {},
+        # not the options that pick a conditioning input's value: the export takes them
+        "options": split_options(loaded.conditions, options)[0],
         "fp16": fp16,
         "opset": opset,
         "translate": translate.__version__,

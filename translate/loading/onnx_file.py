@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from translate.conditioning import from_metadata, split_options
 from translate.config import config_from_dict
 from translate.errors import CheckpointError, ConfigError, PluginError
 from translate.loading.model import DefaultImageIO, LoadedOnnx
@@ -77,7 +78,8 @@ def _check_options(path: Path, stored: Mapping[str, Any], options: Mapping[str, 
 
 def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> LoadedOnnx:
     """An ONNX file from ``translate export``; ``options``, if given, must match those it was
-    exported with."""
+    exported with, except those that pick a conditioning input's value (stargan's ``to``):
+    the file takes these as inputs, so any value its names allow is fine."""
     path = Path(path)
     md = read_metadata(path)
     req = SizeRequirements(
@@ -85,13 +87,15 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
         minimum=int(md["minimum"]),
         scale=int(md["scale"]),
     )
+    conditions = from_metadata(md.get("conditions"), source=path)
     stored = json.loads(md.get("inference_options", "{}"))
-    _check_options(path, stored, options or {})
+    fixed, chosen = split_options(conditions, options or {})
+    _check_options(path, stored, fixed)
     in_channels = int(md["input_channels"])
     try:
         plugin = load_plugin(md["plugin"])
         plugin_cfg = config_from_dict(plugin.config_cls, json.loads(md["plugin_config"]))
-        opts = config_from_dict(plugin.inference_config_cls, stored)
+        opts = config_from_dict(plugin.inference_config_cls, {**stored, **chosen})
     except PluginError:
         plugin_cfg, opts = None, None
         if md["plugin"] == SPANDREL:  # a spandrel model needs no plugin: plain RGB is its own
@@ -127,4 +131,6 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
         instance_norm=md.get("instance_norm") == "true",
         fp16=md.get("precision") == "fp16",
         metadata=md,
+        conditions=conditions,
+        latent_shape=tuple(json.loads(md["latent_shape"])) if "latent_shape" in md else None,
     )

@@ -104,8 +104,8 @@ def format_bytes(n: float) -> str:
 
 
 # ---------------------------------------------------------------------------- activations
-def _peak_output_bytes(module: Any, x: Any) -> int:
-    """Peak of the summed storage of live module outputs during ``module(x)``."""
+def _peak_output_bytes(module: Any, x: Any, *conditions: Any) -> int:
+    """Peak of the summed storage of live module outputs during ``module(x, *conditions)``."""
     import torch
 
     live: dict[int, int] = {}
@@ -131,7 +131,7 @@ def _peak_output_bytes(module: Any, x: Any) -> int:
     handles = [m.register_forward_hook(hook) for m in module.modules()]
     try:
         with torch.inference_mode():
-            module(x)
+            module(x, *conditions)
     finally:
         for handle in handles:
             handle.remove()
@@ -172,7 +172,9 @@ def activation_bytes_per_pixel(translator: Any) -> float:
     side = padded_size(max(req.minimum, req.multiple_of, 64), req)
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
     x = torch.zeros(1, translator.in_channels, side, side, device=device)
-    peak = _peak_output_bytes(module, x)
+    # a module with conditioning inputs (stargan's label) takes their vectors after x
+    vectors = [v.to(device) for v in getattr(translator, "condition_values", ())]
+    peak = _peak_output_bytes(module, x, *vectors)
     return peak / (side * side) * ACTIVATION_SLACK * factor
 
 

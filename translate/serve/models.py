@@ -6,7 +6,9 @@ options need another ``Translator`` from the same checkpoint. Options with a fix
 (choices, booleans) are all loaded at start (``preload_variants``): requests never read the
 checkpoint again, so a checkpoint folder moved or rewritten after start changes nothing. Others
 (free-form values) are loaded on first use and kept (a few at most). A request's ``tile_size``
-only needs ``Translator.with_tiling``, which shares the backend.
+only needs ``Translator.with_tiling``, which shares the backend, and an option that picks a
+conditioning input's value (stargan's ``to``: an input of the module and of its ONNX export)
+only ``Translator.with_options``: every domain is served by the one loaded model, ONNX or not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from translate.conditioning import option_names, values_from_options
 from translate.config import config_to_dict, field_types
 from translate.errors import ConfigError
 from translate.serve.config import ModelSource, SourceKind
@@ -149,10 +152,27 @@ class ServedModel:
 
         return parse_options(self.translator.plugin, dict(options))
 
+    @property
+    def condition_options(self) -> set[str]:
+        """Options that pick a conditioning input's value: no other load needed for them."""
+        return option_names(self.translator.conditions)
+
+    def _structural(self, opts: Any) -> Any:
+        """``opts`` with the conditioning options set to the model's own (what must be loaded)."""
+        base = self.translator.opts
+        if opts is None or base is None or not self.condition_options:
+            return opts
+        keep = {k: getattr(base, k) for k in self.condition_options if hasattr(base, k)}
+        return dataclasses.replace(opts, **keep)
+
     def check_options(self, opts: Any) -> None:
-        """Refuse options this model cannot have (an ONNX export's are fixed)."""
+        """Refuse options this model cannot have (an ONNX export's are fixed, but for those
+        that pick a conditioning input's value); a bad condition name is refused here too."""
         base = self.translator
-        if opts is None or opts == base.opts or self.source.kind != "onnx":
+        if opts is not None and self.condition_options:
+            values_from_options(base.conditions, opts)  # ConfigError with did-you-mean
+        structural = self._structural(opts)
+        if structural is None or structural == base.opts or self.source.kind != "onnx":
             return
         stored = config_to_dict(base.opts) if base.opts is not None else {}
         raise ConfigError(
@@ -162,10 +182,12 @@ class ServedModel:
 
     def choice_variants(self) -> list[Any]:
         """Every combination of the plugin's choice options other than the model's own, or []
-        when an option is free-form or there are more than ``MAX_PRELOAD``."""
+        when an option is free-form or there are more than ``MAX_PRELOAD``. Conditioning
+        options need no variant of their own (``Translator.with_options``)."""
         if self.source.kind == "onnx":
             return []  # an export's options are fixed
         fields = option_fields(self.translator.plugin, self.translator.plugin_cfg)
+        fields = [f for f in fields if f["name"] not in self.condition_options]
         if not fields or any(f["choices"] is None for f in fields):
             return []
         combos = list(itertools.product(*(f["choices"] for f in fields)))
@@ -193,7 +215,16 @@ class ServedModel:
         return list(self._preloaded.values())
 
     def variant(self, opts: Any) -> Any:
-        """The ``Translator`` for parsed options ``opts`` (None: the model's own)."""
+        """The ``Translator`` for parsed options ``opts`` (None: the model's own): a loaded
+        variant for the options that change the module, with the conditioning values of
+        ``opts`` (sharing its backend)."""
+        structural = self._structural(opts)
+        loaded = self._loaded_variant(structural)
+        if opts is None or opts == loaded.opts:
+            return loaded
+        return loaded.with_options(opts)
+
+    def _loaded_variant(self, opts: Any) -> Any:
         base = self.translator
         if opts is None or opts == base.opts:
             return base
