@@ -283,3 +283,79 @@ def test_docs_render_offline(browser: WebDriver, sr_server: ServerProcess) -> No
     resources = browser.js("return performance.getEntriesByType('resource').map(e => e.name)")
     assert resources and all(r.startswith(sr_server.url) for r in resources), resources
     assert browser.js("return !!document.querySelector('.btn.authorize')")
+
+
+# ---------------------------------------------------------------------------- StarGAN domains
+DONE = "const s = document.body.dataset.state; return s === 'done' || s === 'error' ? s : ''"
+
+
+@pytest.fixture(scope="module")
+def stargan_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny StarGAN (domains A and B: the folders) and its ONNX export (label an input)."""
+    from translate.export.onnx import export_onnx
+
+    root = tmp_path_factory.mktemp("stargan-page")
+    run = prepare(
+        "stargan",
+        data=make_unpaired(root / "data", n=2),
+        load_size=32,
+        crop_size=32,
+        base_channels=8,
+        resnet_blocks=1,
+        disc_channels=8,
+        disc_layers=3,
+        max_steps=1,
+        batch_size=2,
+        progress=False,
+        device="cpu",
+        run_dir=root / "run",
+    ).run()
+    return run, export_onnx(run, root / "stargan.onnx").path
+
+
+def test_page_offers_the_domains_of_a_stargan_model(
+    browser: WebDriver, stargan_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The page's domain box lists the model's domains; the domain chosen there is the one the
+    returned image was translated to (equal to the Translator's for that domain), for the
+    checkpoint and for its ONNX export (whose label is an input the service feeds)."""
+    run, exported = stargan_models
+    source = Image.fromarray(np.random.default_rng(4).integers(0, 256, (28, 36, 3), np.uint8))
+    upload = tmp_path / "face.png"
+    source.save(upload)
+    args = ["-c", f"ckpt={run}", "--onnx", f"onnx={exported}", "--threads", "1"]
+    pages = {}
+    with ServerProcess([*args, "--no-access-log"]) as server:
+        browser.get(f"{server.url}/")
+        browser.wait_for("return document.body.dataset.state === 'idle'")
+        for name in ("onnx", "ckpt"):
+            browser.cmd(
+                "POST", f"/element/{browser.find(f'#model option[value={name}]')}/click", {}
+            )
+            choices = browser.wait_for(
+                "const o = [...document.querySelectorAll('select[name=to] option')]"
+                ".map(o => o.value); return o.length ? o : null;"
+            )
+            assert choices == ["A", "B"]
+            browser.cmd(
+                "POST", f"/element/{browser.find('select[name=to] option[value=B]')}/click", {}
+            )
+            browser.js("document.body.dataset.state = 'idle'")  # a fresh result is awaited
+            if name == "onnx":  # choosing the file translates it
+                file_input = browser.find("#file")
+                browser.cmd("POST", f"/element/{file_input}/value", {"text": str(upload)})
+            else:  # the same file again, with the other model
+                browser.cmd("POST", f"/element/{browser.find('#submit')}/click", {})
+            state = browser.wait_for(DONE)
+            pages[name] = browser.js(OUTPUT_PIXELS)
+            assert state == "done", pages[name]["status"]
+            assert name in pages[name]["status"]
+    to_b = Translator.from_checkpoint(run, device="cpu", options={"to": "B"})([source])[0]
+    to_a = Translator.from_checkpoint(run, device="cpu", options={"to": "A"})([source])[0]
+    want, other = (np.asarray(im, np.int16) for im in (to_b, to_a))
+    assert np.abs(want - other).max() > 2  # the domains give different images
+    for name, page in pages.items():
+        rendered = Image.open(io.BytesIO(base64.b64decode(page["png"].split(",", 1)[1])))
+        got = np.asarray(rendered.convert("RGB"), np.int16)
+        assert got.shape == want.shape, name
+        assert np.abs(got - want).max() <= 2, f"{name}: not the output for domain B"
