@@ -111,8 +111,8 @@ def train_digits(
     from translate.registry import load_plugin
 
     plugin = load_plugin(plugin_name)
-    # a class-conditional plugin (its own ``classes``) trains on a folder per class
-    by_class = type(plugin).classes is not PluginBase.classes
+    # a class-conditional plugin (it declares conditioning inputs) trains on a folder per class
+    by_class = type(plugin).condition_inputs is not PluginBase.condition_inputs
     data = root / "digits"
     if not data.exists():
         make_digits(data, by_class=by_class)
