@@ -100,3 +100,21 @@ def test_serve_page_and_health_still_answer(generator: ServedGenerator, tmp_path
         assert c.get("/healthz").status_code == 200
         assert c.get("/readyz").json()["status"] == "ready"
         assert c.get("/").status_code == 200
+
+
+def test_an_onnx_export_is_served_for_sampling(generator: ServedGenerator, tmp_path: Path) -> None:
+    """`serve --onnx` of a cgan export (latent and class one-hot as inputs) samples in ONNX
+    Runtime what the checkpoint samples, within a grey level."""
+    from translate.export.onnx import export_onnx
+
+    exported = export_onnx(generator.sampler.loaded.source, tmp_path / "cgan.onnx").path
+    (served,) = load_models(onnx=[f"shapes={exported}"])
+    assert isinstance(served, ServedGenerator) and served.sampler.backend.kind == "onnx"
+    served.warm_up()
+    with client(served) as c:
+        got = png(c.get("/v1/models/shapes/sample", params={"n": 4, "seed": 3, "class": "B"}))
+    expected = grid(
+        Sampler.from_checkpoint(generator.sampler.loaded.source)(4, seed=3, class_name="B")
+    )
+    diff = np.abs(np.asarray(got.convert("RGB"), np.int16) - np.asarray(expected, np.int16))
+    assert diff.max() <= 1

@@ -308,7 +308,7 @@ def test_run_the_onnx_export_with_to(tiny_run: Path, tiny_onnx: Path, tmp_path: 
     for domain in ("blue", "green"):
         out = tmp_path / f"{domain}.png"
         args = ["run", str(image), "-c", str(tiny_onnx), "--out", str(out), "--to", domain]
-        ran = runner.invoke(app, [*args, "--amp", "none"])
+        ran = runner.invoke(app, args)
         assert ran.exit_code == 0, ran.output
         expected = Translator.from_checkpoint(tiny_run, device="cpu", options={"to": domain})
         want = np.asarray(expected(Image.open(image).convert("RGB"))[0], np.int16)

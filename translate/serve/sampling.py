@@ -144,9 +144,15 @@ class ServedGenerator:
 
 
 def generates(kind: str, location: str) -> bool:
-    """Whether the source is a checkpoint of a generating plugin (read from its metadata)."""
+    """Whether the source is a checkpoint of a generating plugin, or the ONNX export of one
+    (its metadata has a ``latent_shape``), read from its metadata."""
     if kind == "onnx":
-        return False
+        from translate.loading import read_metadata
+
+        try:
+            return "latent_shape" in read_metadata(location)
+        except Exception:
+            return False
     from translate.loading.checkpoint import checkpoint_plugin
     from translate.registry import load_plugin
 
