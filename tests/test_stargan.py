@@ -326,7 +326,9 @@ def test_run_the_onnx_export_with_to(tiny_run: Path, tiny_onnx: Path, tmp_path: 
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
-def test_one_service_request(tiny_run: Path) -> None:
+def test_service_requests_pick_the_domain(tiny_run: Path, tiny_onnx: Path) -> None:
+    """`?to=green` (not the default domain) on the checkpoint and on its ONNX export: both
+    answer the Translator's image for green; a typo is a 422 with the did-you-mean."""
     pytest.importorskip("fastapi")
     import io
 
@@ -338,23 +340,31 @@ def test_one_service_request(tiny_run: Path) -> None:
     source = Image.open(tiny_run.parent / "data" / "red" / "001.png").convert("RGB")
     body = io.BytesIO()
     source.save(body, "PNG")
-    with TestClient(create_app(load_models(checkpoints=[f"stargan={tiny_run}"]))) as client:
+    served = load_models(checkpoints=[f"ckpt={tiny_run}"], onnx=[f"onnx={tiny_onnx}"])
+    got = {}
+    with TestClient(create_app(served)) as client:
         listed = client.get("/v1/models").json()
-        res = client.post(
-            "/v1/models/stargan/translate", content=body.getvalue(), params={"to": "blue"}
+        for name in ("ckpt", "onnx"):
+            url = f"/v1/models/{name}/translate"
+            res = client.post(url, content=body.getvalue(), params={"to": "green"})
+            assert res.status_code == 200, res.text
+            got[name] = np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB"), np.int16)
+            bad = client.post(url, content=body.getvalue(), params={"to": "gren"})
+            assert bad.status_code == 422 and "did you mean 'green'" in bad.json()["error"]
+    # the page offers the model's domains as a choice (plugin hook option_choices)
+    for model in listed["models"]:
+        (to,) = [o for o in model["options"] if o["name"] == "to"]
+        assert to["choices"] == ["blue", "green", "red"], model["name"]
+    expected = {
+        d: np.asarray(
+            Translator.from_checkpoint(tiny_run, device="cpu", options={"to": d})(source)[0],
+            np.int16,
         )
-        assert res.status_code == 200, res.text
-        bad = client.post(
-            "/v1/models/stargan/translate", content=body.getvalue(), params={"to": "blu"}
-        )
-    # the page offers the checkpoint's domains as a choice (plugin hook option_choices)
-    (model,) = listed["models"]
-    (to,) = [o for o in model["options"] if o["name"] == "to"]
-    assert to["choices"] == ["blue", "green", "red"]
-    expected = Translator.from_checkpoint(tiny_run, device="cpu", options={"to": "blue"})(source)
-    got = np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB"), np.int16)
-    np.testing.assert_array_equal(got, np.asarray(expected[0], np.int16))
-    assert bad.status_code == 422 and "did you mean 'blue'" in bad.json()["error"]
+        for d in ("green", "blue")
+    }
+    assert np.abs(expected["green"] - expected["blue"]).max() > 2  # green is not the default
+    for name, image in got.items():
+        assert np.abs(image - expected["green"]).max() <= 1, name
 
 
 # ---------------------------------------------------------------------------- learning
