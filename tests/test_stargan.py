@@ -371,8 +371,19 @@ def test_service_requests_pick_the_domain(tiny_run: Path, tiny_onnx: Path) -> No
 # Measured on the 2-core CPU (one thread, seed 0, about 13 s of CPU time): after 500 steps every
 # held-out shape is recoloured into each target domain (100%), the shape's mask IoU with the
 # input is 0.92 on average (worst image 0.82), and translating back gives L1 0.04 (in [-1, 1]
-# units). After 150 steps the test fails (red -> red: mask IoU 0.35). Seeds 1 and 2 fail
-# (outputs dark, 25-95% judged): this setting is seed 0's, not a robust optimum.
+# units). After 150 steps the test fails (red -> red: mask IoU 0.35).
+# NOT robust (issue #24, measured 2026-11-30, 500 steps, lr 1e-3): seed 1 in fp32, and seeds 0
+# and 1 with the defaults (bf16 autocast on this CPU, channels-last), learn a figure-ground
+# inversion instead: the background painted in the target colour and the shape black. It is a
+# fixed point of the losses (the cycle inverts it back; D's class head, averaged over positions,
+# reads the colour) that a colour rule on the brightest channel judged 25-95% correct. The rule
+# below (the shape's mean colour nearest the target colour among black and the three domain
+# colours) rejects it (0% judged). Seed 1 under the defaults failed with every change tried:
+# lr 2e-4 / 5e-4, hinge loss, lambda_rec 2, lambda_cls 0.25, D of 5 layers, G norm none or
+# batch; and with a textured grey background (shapes on uniform grey noise, which breaks the
+# figure-ground symmetry: seed 0 then passes under the defaults at lr 2e-3, 700 steps) at lr
+# 1e-3 / 2e-3, 500-1000 steps, batch 8, n_critic 2, lr_d 6e-3, lambda_rec 5, D width 16 or
+# depth 5. So this setting stays seed 0's in fp32.
 LEARN_STEPS = 500
 MIN_JUDGED = 0.9
 MIN_IOU = 0.8
@@ -404,9 +415,8 @@ def test_learns_three_colour_domains_and_back(tmp_path: Path) -> None:
     # LSGAN with one D step per G step converges in fewer steps than the paper's WGAN-GP
     # (n_critic 5); the objective is a core option, the StarGAN losses are the same
     gan = {"gan_loss": "lsgan", "n_critic": 1}
-    # pinned: fp32, NCHW, one thread. The outcome is sensitive to float rounding: with seed 1
-    # or 2, or with channels-last (new default), G goes dark and fools the classifier with
-    # faint colours (measured), so the measured setting is fixed.
+    # pinned: fp32, NCHW, one thread, seed 0 (see above: other seeds and the bf16 default
+    # learn the inversion), so the measured setting is fixed.
     run = trainer(
         cfg,
         tmp_path / "run",
@@ -420,15 +430,19 @@ def test_learns_three_colour_domains_and_back(tmp_path: Path) -> None:
     )
     folder = run.run()
     names = list(COLOURS)
+    # black first: a shape whose mean colour is nearest black is judged no domain's
+    palette = torch.tensor([(0, 0, 0), *COLOURS.values()]).float() / 255
     to = {d: Translator.from_checkpoint(folder, device="cpu", options={"to": d}) for d in names}
     for source in names:
         x = load_folder(held_out / source)  # (N, 3, 32, 32) in [-1, 1]
         mask = x.amax(1) > 0  # the shape: a bright channel; the background is black
         for target in names:
             y = to[target].translate_tensor(x)
-            # colour rule: the brightest mean channel inside the input's shape
+            # colour rule: the shape's mean colour (in [0, 1]) is nearest the target's colour,
+            # not black nor another domain's (a dark or inverted output fails it)
             mean = ((y + 1) / 2 * mask[:, None]).sum((2, 3)) / mask.sum((1, 2))[:, None]
-            judged = (mean.argmax(1) == names.index(target)).float().mean().item()
+            nearest = torch.cdist(mean, palette).argmin(1)
+            judged = (nearest == 1 + names.index(target)).float().mean().item()
             shape = y.amax(1) > 0
             iou = ((shape & mask).sum((1, 2)) / (shape | mask).sum((1, 2))).mean().item()
             back = (to[source].translate_tensor(y) - x).abs().mean().item()
