@@ -45,8 +45,10 @@ VARIANTS = {
     "fp32+cl": {"amp": "none", "channels_last": True},
     "bf16": {"amp": "bf16", "channels_last": False},
     "bf16+cl": {"amp": "bf16", "channels_last": True},
-    # CycleGAN's six separate generator calls per step instead of four (identity batched in)
+    # CycleGAN's generator calls: six separate (the CPU default) or four, identity batched in
+    # (the CUDA default)
     "6calls": {},
+    "4calls": {},
 }
 # ../shared/reference from the project root (or from the folder above a worktree's)
 REFERENCE_DIR = next(
@@ -96,10 +98,11 @@ def child(args: argparse.Namespace) -> None:
     from translate.engine.loop import prepare
 
     options = dict(VARIANTS[args.variant])
-    if args.variant == "6calls":
+    if args.variant in ("6calls", "4calls"):
         import translate_cyclegan  # noqa: F401  (the plugin module below is its submodule)
 
-        sys.modules["translate_cyclegan.plugin"].BATCH_INDEPENDENT_CALLS = False
+        batched = args.variant == "4calls"
+        sys.modules["translate_cyclegan.plugin"].BATCH_INDEPENDENT_CALLS = batched
     if args.threads:
         options["threads"] = args.threads
     with tempfile.TemporaryDirectory() as tmp:
