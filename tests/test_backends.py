@@ -196,38 +196,3 @@ def test_torch_backend_bf16_autocast(run_and_onnx: tuple[Path, Path]) -> None:
     with pytest.raises(ConfigError, match="fp16 inference needs a CUDA device"):
         Translator.from_checkpoint(folder, device="cpu", amp="fp16")
     assert backends.TorchBackend.kind == "torch"
-
-
-# ---------------------------------------------------------------------------- auto
-def test_run_defaults_to_onnx_runtime_on_a_cpu(
-    run_and_onnx: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``translate run``'s ``--backend auto``: ONNX Runtime on a CPU (exported once, then the
-    cached file), PyTorch when --amp names a precision or the exporter refuses an option."""
-    from typer.testing import CliRunner
-
-    from translate.cli.main import app
-
-    folder, _ = run_and_onnx
-    monkeypatch.setenv("TRANSLATE_CACHE_DIR", str(tmp_path / "cache"))
-    source = tmp_path / "in.png"
-    images()[3].save(source)
-
-    def run(*args: str) -> tuple[str, np.ndarray]:
-        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.png"
-        command = ["run", str(source), "-c", str(folder), "-o", str(out), *args]
-        ran = CliRunner().invoke(app, command)
-        assert ran.exit_code == 0, ran.output
-        return ran.output, np.asarray(Image.open(out), np.int16)
-
-    said, auto = run()
-    assert "onnxruntime" in said, said
-    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
-    said, again = run()  # the cached export
-    assert "onnxruntime" in said and np.array_equal(auto, again)
-    said, fp32 = run("--amp", "none")
-    assert "on torch" in said, said
-    assert np.abs(auto - fp32).max() <= 1
-    # an option no ONNX file reproduces: the same command still runs, on PyTorch
-    said, _ = run("--test-time-dropout")
-    assert "on torch" in said, said

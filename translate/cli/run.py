@@ -180,13 +180,12 @@ def run_command(
         ),
     ] = None,
     backend: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="auto, torch or onnx (ONNX Runtime; a checkpoint is exported once to the "
-            "user cache). auto: onnx on a CPU (several times faster than PyTorch there), torch "
-            "on a GPU or when --amp names a precision."
+            help="torch or onnx (ONNX Runtime; a checkpoint is exported once to the user "
+            "cache). \\[default: torch; onnx for an .onnx file]"
         ),
-    ] = "auto",
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
     tile_size: Annotated[
         int | None,

@@ -126,15 +126,11 @@ class Translator:
         threads: int | None = None,
     ) -> Translator:
         """Any model ``translate.loading.load`` reads (a checkpoint or run folder, an
-        ``.onnx`` file) on ``backend`` ``torch`` (default), ``onnx`` or ``auto``.
+        ``.onnx`` file) on ``backend`` ``torch`` (default) or ``onnx``.
 
         ``onnx`` exports a PyTorch model once to the user cache (parity-checked) and runs it
-        in ONNX Runtime; ``fp16`` selects a half-precision export. ``auto`` (``translate
-        run``'s default) is ``onnx`` on a CPU and ``torch`` on a GPU, or wherever ``amp``
-        asks for a PyTorch precision (anything but ``auto``).
+        in ONNX Runtime; ``fp16`` selects a half-precision export.
         """
-        if backend == "auto" and amp != "auto":
-            backend = "torch"
         if amp not in ("none", "auto") and backend == "onnx":
             raise ConfigError(
                 "amp: applies to --backend torch; for half precision in ONNX Runtime "

@@ -16,7 +16,6 @@ returns and never import each other.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,6 @@ from translate.errors import ConfigError
 from translate.loading.checkpoint import checkpoint_plugin, load_checkpoint
 from translate.loading.model import LoadedModel, LoadedOnnx, parse_options
 from translate.loading.onnx_file import load_onnx, read_metadata
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "LoadedModel",
@@ -40,7 +37,7 @@ __all__ = [
     "read_metadata",
 ]
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("torch", "onnx")
 
 
 #: Single-file weights: a reference generator or (with spandrel) a super-resolution model.
@@ -112,11 +109,9 @@ def load(
     if backend not in (None, *BACKENDS):
         raise ConfigError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     if is_onnx_file(path):
-        if backend not in (None, "auto", "onnx"):
+        if backend not in (None, "onnx"):
             raise ConfigError(f"{path}: an ONNX model runs on --backend onnx, not {backend}")
         return load_onnx(path, options=options)
-    if backend == "auto":
-        return _load_auto(path, options=options, device=device)
     if backend != "onnx":
         if fp16:
             raise ConfigError("fp16: selects a half-precision ONNX export; use --amp with torch")
@@ -139,35 +134,3 @@ def _as_onnx(loaded: LoadedModel, *, fp16: bool = False) -> LoadedOnnx:
     onnx = load_onnx(cached_onnx(loaded, fp16=fp16), options=chosen)
     onnx.meta = {**onnx.meta, **loaded.meta, "ema": loaded.ema, "source": str(loaded.source)}
     return onnx
-
-
-def onnx_runtime_pays(device: str) -> bool:
-    """``--backend auto``: whether a PyTorch model runs in ONNX Runtime here. On a CPU it does:
-    ONNX Runtime ran our default generators in 0.15-0.27x the time of eager PyTorch in fp32
-    (``benchmarks/inference.py``), far ahead of bf16 autocast. On a GPU PyTorch stays (bf16 or
-    fp16 autocast, no export step; ONNX Runtime's CUDA providers need ``device='cuda'``)."""
-    import importlib.util
-
-    from translate.engine.device import resolve_device
-
-    if importlib.util.find_spec("onnxruntime") is None:
-        return False
-    return device == "tensorrt" or resolve_device(device).type == "cpu"
-
-
-def _load_auto(
-    path: Path | str, *, options: Mapping[str, Any] | None, device: str
-) -> LoadedModel | LoadedOnnx:
-    """ONNX Runtime where it pays (``onnx_runtime_pays``), exported once to the cache; a model
-    the exporter refuses (an option no ONNX file reproduces, an operator ONNX lacks, a failed
-    parity check) runs on PyTorch."""
-    if not onnx_runtime_pays(device):
-        return load_module(path, options=options, device=device)
-    from translate.errors import ExportError
-
-    loaded = load_module(path, options=options, device="cpu")
-    try:
-        return _as_onnx(loaded)
-    except (ExportError, ConfigError) as exc:
-        log.info("%s; running it on PyTorch", exc)
-        return loaded
