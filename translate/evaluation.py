@@ -263,16 +263,21 @@ def evaluate(
             f"{checkpoint}: a {translator.plugin.name} model, not {plugin_name}; "
             f"use translate eval {translator.plugin.name}"
         )
-    results = [
-        score(
-            _as_eval_set(plugin.evaluate(models, folder, translator.plugin_cfg)),
-            folder,
-            weights,
-            metric_device,
-        )
-        for folder in folders
-    ]
+    results = _score_folders(plugin, models, folders, translator.plugin_cfg, weights, metric_device)
     return Evaluation(f"{translator.describe()} from {checkpoint}", dict(translator.meta), results)
+
+
+def _score_folders(
+    plugin: Any,
+    models: Any,
+    folders: list[Path],
+    plugin_cfg: Any,
+    weights: MetricWeights,
+    metric_device: str,
+) -> list[FolderResult]:
+    """The plugin's protocol on each folder, scored: one result per folder."""
+    evaluated = ((_as_eval_set(plugin.evaluate(models, f, plugin_cfg)), f) for f in folders)
+    return [score(evalset, folder, weights, metric_device) for evalset, folder in evaluated]
 
 
 def _evaluate_generation(
@@ -299,15 +304,7 @@ def _evaluate_generation(
             f"use translate eval {sampler.plugin.name}"
         )
     models = GenerationModels(sampler, samples=samples, classifier=classifier)
-    results = [
-        score(
-            _as_eval_set(plugin.evaluate(models, folder, sampler.plugin_cfg)),
-            folder,
-            weights,
-            metric_device,
-        )
-        for folder in folders
-    ]
+    results = _score_folders(plugin, models, folders, sampler.plugin_cfg, weights, metric_device)
     meta = dict(sampler.loaded.meta)
     step = meta.get("step")
     return Evaluation(f"{plugin.name} generator (step {step}) from {checkpoint}", meta, results)
