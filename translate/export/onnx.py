@@ -29,7 +29,7 @@ inputs of their own after the image or latent, each (batch, size) float32 and na
 (``label``, ``class``); metadata ``conditions`` (JSON) lists them with their option and entry
 names, so ``translate run model.onnx --to blond`` feeds the vector the option names, and the
 option is not one of the fixed ``inference_options``. The parity check runs a batch whose rows
-cycle through every entry's one-hot (up to ``MAX_PARITY_ROWS``), so each domain or class is
+cycle through every entry's one-hot (up to ``parity.MAX_PARITY_ROWS``), so each domain or class is
 compared with PyTorch.
 """
 
@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -58,13 +57,20 @@ import translate
 from translate.conditioning import split_options, to_metadata
 from translate.config import config_to_dict
 from translate.errors import ConfigError, ExportError, TranslateError
-from translate.loading.model import LoadedModel, padded_size, uses_instance_norm
+from translate.export.parity import (
+    check_parity,
+    latent_inputs,
+    parity_batch,
+    parity_cases,
+    parity_inputs,
+)
+from translate.loading.model import LoadedModel, uses_instance_norm
 from translate.loading.onnx_file import PRODUCER, REQUIRED_KEYS, read_metadata
 from translate.loading.onnx_file import first_line as _first_line
 from translate.plugin import ConditionInput, SizeRequirements
 
 __all__ = ["PRODUCER", "REQUIRED_KEYS", "ExportResult", "export_loaded", "export_onnx"]
-__all__ += ["check_parity", "read_metadata"]  # read_metadata lives in translate.loading
+__all__ += ["check_parity", "read_metadata"]  # from translate.export.parity / translate.loading
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +79,6 @@ FP32_TOLERANCE = 1e-4
 #: grey levels of 255); measured worst case on the default generators: see the README.
 FP16_TOLERANCE = 3e-2
 INPUT_NAME, OUTPUT_NAME = "input", "output"
-#: Largest batch of the parity check's first input: its rows cycle through the one-hots of a
-#: conditioning input, so up to this many domains or classes are each checked.
-MAX_PARITY_ROWS = 16
 EXPORTERS = ("dynamo", "torchscript")
 _TWO_GB = 2**31 - 2**24
 
@@ -160,42 +163,6 @@ class _Half(nn.Module):
 
     def forward(self, x: Tensor, *conditions: Tensor) -> Tensor:
         return self.module(x.half(), *(c.half() for c in conditions)).float()
-
-
-def parity_inputs(req: SizeRequirements, channels: int, batch: int = 2) -> list[Tensor]:
-    """Two random inputs in [-1, 1]: (batch, C, s, s) at the smallest convenient size and
-    (1, C, h, w), non-square and larger, to catch sizes baked into the graph."""
-    base = padded_size(max(req.minimum, req.multiple_of, 32), req)
-    m = req.multiple_of
-    gen = torch.Generator().manual_seed(0)
-    shapes = [(batch, channels, base, base), (1, channels, base + m, 2 * base + m)]
-    return [torch.rand(*s, generator=gen) * 2 - 1 for s in shapes]
-
-
-def latent_inputs(shape: Sequence[int], batch: int = 2) -> list[Tensor]:
-    """Two batches (``batch`` and 3) of N(0, 1) latents of ``shape``: a generating plugin's
-    inputs."""
-    gen = torch.Generator().manual_seed(0)
-    return [torch.randn(b, *shape, generator=gen) for b in (batch, 3)]
-
-
-def parity_batch(conditions: Sequence[ConditionInput]) -> int:
-    """The first parity input's batch: one row per entry of the largest condition (capped)."""
-    return min(max([2, *(c.size for c in conditions)]), MAX_PARITY_ROWS)
-
-
-def parity_cases(
-    inputs: Sequence[Tensor], conditions: Sequence[ConditionInput]
-) -> list[tuple[Tensor, ...]]:
-    """Each input with condition vectors whose rows cycle through the one-hots of every entry
-    (row i: entry i mod size; the second input continues where the first stopped)."""
-    cases, start = [], 0
-    for x in inputs:
-        b = x.shape[0]
-        index = torch.arange(start, start + b)
-        cases.append((x, *(torch.eye(c.size)[index % c.size] for c in conditions)))
-        start += b
-    return cases
 
 
 def _check_condition_names(conditions: Sequence[ConditionInput], plugin: str) -> None:
@@ -475,68 +442,3 @@ def export_loaded(
 
 def _generates(loaded: LoadedModel) -> bool:
     return bool(getattr(loaded.plugin, "generates", False))
-
-
-def check_parity(
-    path: Path,
-    inputs: Sequence[Tensor | tuple[Tensor, ...]],
-    refs: Sequence[Tensor],
-    *,
-    tolerance: float,
-    fp16: bool = False,
-    shown_as: Path | None = None,
-) -> tuple[list[tuple[tuple[int, ...], float]], str | None, str]:
-    """Run ``path`` in ONNX Runtime on ``inputs`` and compare with the PyTorch ``refs``. An
-    input is a tensor, or a tuple fed to the model's inputs in order (image, conditions).
-
-        The CPU provider runs the check (always present, reproducible). An fp16 model that the CPU
-        provider cannot run is checked on CUDA when a GPU exists, and otherwise left unchecked with
-        a note saying so. Raises ExportError when the largest difference exceeds ``tolerance``.
-    """
-    import onnxruntime as ort
-
-    from translate.loading.ort import CUDA, cuda_device_present, session_options
-
-    name = shown_as or path
-    cases = [case if isinstance(case, tuple) else (case,) for case in inputs]
-    attempts = ["CPUExecutionProvider"]
-    if fp16 and cuda_device_present() and CUDA in ort.get_available_providers():
-        attempts.append(CUDA)
-    outputs: list[np.ndarray] | None = None
-    provider: str | None = None
-    error: Exception | None = None
-    for provider in attempts:
-        try:
-            session = ort.InferenceSession(
-                str(path), sess_options=session_options(), providers=[provider]
-            )
-            feeds = [i.name for i in session.get_inputs()]
-            outputs = [
-                session.run(None, {n: t.numpy() for n, t in zip(feeds, case, strict=True)})[0]
-                for case in cases
-            ]
-            break
-        except Exception as exc:  # onnxruntime's own exception types
-            error = exc
-    if outputs is None:
-        if fp16:
-            note = f"no ONNX Runtime provider here runs this fp16 model ({_first_line(error)})"
-            log.warning("%s: %s", name, note)
-            return [], None, note
-        raise ExportError(f"{name}: ONNX Runtime cannot run the export ({_first_line(error)})")
-    checks: list[tuple[tuple[int, ...], float]] = []
-    for (x, *_), y, ref in zip(cases, outputs, refs, strict=True):
-        if y.shape != tuple(ref.shape):
-            raise ExportError(
-                f"{name}: ONNX Runtime output {y.shape} differs in shape from PyTorch's "
-                f"{tuple(ref.shape)} for input {tuple(x.shape)}"
-            )
-        diff = float(np.abs(y.astype(np.float64) - ref.double().numpy()).max())
-        checks.append((tuple(x.shape), diff if math.isfinite(diff) else math.inf))
-    worst_shape, worst = max(checks, key=lambda c: c[1])
-    if not worst <= tolerance:
-        raise ExportError(
-            f"{name}: ONNX Runtime disagrees with PyTorch: max |difference| {worst:.2e} > "
-            f"{tolerance:.0e} on a {'x'.join(map(str, worst_shape))} input; not written"
-        )
-    return checks, provider, ""
