@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from translate.registry import load_plugin
 from translate.testing import make_paired
@@ -64,3 +66,20 @@ TINY_PIX2PIX = [
     "--log-every",
     "1",
 ]
+
+
+def load_folder(folder: Path) -> torch.Tensor:
+    """Every image of ``folder`` (sorted by name), as one (N, 3, H, W) batch in [-1, 1]."""
+    images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.iterdir())]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+@pytest.fixture
+def one_thread():
+    """For the learning tests: 32x32 tensors gain nothing from a second thread, and on a shared
+    2-core CPU a spinning second thread makes them 2-4x slower; one thread also fixes the float
+    results."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,6 +15,7 @@ from PIL import Image
 from translate_cyclegan import CycleGANConfig, CycleGANInference
 from typer.testing import CliRunner
 
+from tests.conftest import load_folder
 from translate.cli.main import app
 from translate.config import GANConfig, TrainConfig, config_from_dict
 from translate.data.unpaired import UnpairedDataset, find_domains, sibling_split
@@ -307,21 +308,6 @@ LEARN_STEPS = 300
 MIN_JUDGED = 0.9
 COLOUR_MARGIN = 0.25  # mean target channel minus mean source channel inside the disc, in [0, 1]
 MAX_CYCLE_L1 = 0.1
-
-
-def load_folder(folder: Path) -> torch.Tensor:
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.iterdir())]
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-@pytest.fixture
-def one_thread():
-    """32x32 tensors gain nothing from a second thread, and on a shared 2-core CPU a spinning
-    second thread makes this test 2-4x slower; one thread also fixes the float results."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from translate_stargan import StarGANConfig
 from translate_stargan.nets import LabelConditionedGenerator, StarDiscriminator
 from typer.testing import CliRunner
 
+from tests.conftest import load_folder
 from translate.cli.main import app
 from translate.config import GANConfig, TrainConfig, config_from_dict
 from translate.engine.loop import Trainer
@@ -389,20 +390,6 @@ LEARN_STEPS = 500
 MIN_JUDGED = 0.9
 MIN_IOU = 0.8
 MAX_BACK_L1 = 0.1
-
-
-def load_folder(folder: Path) -> torch.Tensor:
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.iterdir())]
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-@pytest.fixture
-def one_thread():
-    """32x32 tensors gain nothing from a second thread on a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.slow
