@@ -51,7 +51,54 @@ def build_optimizer(
         return torch.optim.RMSprop(params, lr=lr, foreach=True)
     # fused: one kernel per parameter group instead of ~6 passes over every tensor
     # (a fifth of a pix2pix step on CPU with the unfused update)
-    return torch.optim.Adam(params, lr=lr, betas=(train.beta1, train.beta2), fused=True)
+    return DenseAdam(params, lr=lr, betas=(train.beta1, train.beta2), fused=True)
+
+
+class DenseAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` whose fused kernel gets each parameter's tensors in one layout,
+    channels-last ones as the dense arrays they are.
+
+    Speed: the CPU kernel wants contiguous tensors and otherwise copies each parameter, gradient
+    and moment to a contiguous clone and back; with channels-last models that was 40 ms of a
+    0.29 s pix2pix step (its U-Net holds 54M parameters, most in 4-D weights). Adam is
+    element-wise, so when a parameter, its gradient and its moments share one channels-last
+    layout, the same permuted view of each is contiguous and pairs the same elements: the
+    update is bit-identical.
+
+    Correctness: in PyTorch 2.14 that kernel pairs the wrong elements when a parameter's tensors
+    differ in layout (a channels-last weight with a contiguous gradient or moments: moments
+    restored from a run trained without channels-last, say), silently. A gradient or moment
+    whose strides differ from its parameter's is therefore first copied into the parameter's
+    layout (the moments stay so). State, ``state_dict`` and loading are Adam's own."""
+
+    def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps):
+        for p in group["params"]:
+            if p.grad is not None and p.dim() == 4:
+                p.grad = _strided_like(p.grad, p)
+                state = self.state[p]
+                for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+                    if key in state:
+                        state[key] = _strided_like(state[key], p)
+        has_complex = super()._init_group(
+            group, params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps
+        )
+        lists = [params, grads, exp_avgs, exp_avg_sqs] + ([max_sqs] if group["amsgrad"] else [])
+        for i, p in enumerate(params):
+            if (
+                p.dim() == 4
+                and not p.is_contiguous()
+                and p.is_contiguous(memory_format=torch.channels_last)
+            ):
+                for seq in lists:
+                    seq[i] = seq[i].permute(0, 2, 3, 1)
+        return has_complex
+
+
+def _strided_like(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``t``, or a copy of it with ``like``'s strides."""
+    if t.stride() == like.stride():
+        return t
+    return torch.empty_strided(like.shape, like.stride(), dtype=t.dtype, device=t.device).copy_(t)
 
 
 def plugin_version(name: str) -> str:

@@ -61,7 +61,8 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
-def _exporting() -> bool:
+def exporting() -> bool:
+    """Tracing, exporting to ONNX or torch.export: modules take their standard path."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
 
 
@@ -92,7 +93,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
             or x.dim() != 4
             or not x.is_contiguous(memory_format=torch.channels_last)
             or x.is_contiguous()  # (B, C, 1, 1) or C == 1: both layouts at once
-            or _exporting()
+            or exporting()
         ):
             return super().forward(x)
         if x.dtype == torch.float32:  # (bf16 data is coarser than the float statistics)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from translate.nn.few_pixels import Conv2d, ConvTranspose2d
 from translate.nn.norms import (
     check_norm_kind,
     check_positive,
@@ -95,7 +96,7 @@ class UnetGenerator(nn.Module):
         encoder: list[nn.Module] = []
         for i in range(depth):
             c_in = in_channels if i == 0 else ch[i - 1]
-            conv = nn.Conv2d(c_in, ch[i], kernel_size=4, stride=2, padding=1, bias=bias)
+            conv = Conv2d(c_in, ch[i], kernel_size=4, stride=2, padding=1, bias=bias)
             if i == 0:
                 encoder.append(nn.Sequential(conv))
             elif i == depth - 1:  # innermost: no norm on the bottleneck
@@ -106,11 +107,11 @@ class UnetGenerator(nn.Module):
         decoder: list[nn.Module] = []
         for i in reversed(range(depth)):
             if i == 0:  # outermost: to image space, bias always on (no norm follows)
-                up = nn.ConvTranspose2d(2 * ch[0], out_channels, 4, stride=2, padding=1)
+                up = ConvTranspose2d(2 * ch[0], out_channels, 4, stride=2, padding=1)
                 decoder.append(nn.Sequential(nn.ReLU(inplace=True), up, nn.Tanh()))
                 continue
             c_in = ch[i] if i == depth - 1 else 2 * ch[i]
-            up = nn.ConvTranspose2d(c_in, ch[i - 1], 4, stride=2, padding=1, bias=bias)
+            up = ConvTranspose2d(c_in, ch[i - 1], 4, stride=2, padding=1, bias=bias)
             layers: list[nn.Module] = [nn.ReLU(inplace=True), up, norm_layer(norm, ch[i - 1])]
             wide = ch[i] == widest and ch[i - 1] == widest
             if dropout > 0 and wide and i != depth - 1:

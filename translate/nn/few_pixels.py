@@ -1,0 +1,130 @@
+"""Convolutions over few pixels, computed on the CPU as the matrix products they are.
+
+A convolution whose output (or a transposed convolution whose input) has only a handful of
+pixels does almost no arithmetic per weight: the pix2pix U-Net's inner levels at 256x256 run
+512- and 1024-channel 4x4 kernels over 1x1 to 8x8 feature maps, 4-8 million weights each for
+1-64 positions. oneDNN's convolution reorders every weight into a blocked layout for the forward
+pass, again for each backward pass, and back for the weight gradient; at these sizes that
+traffic is the whole cost (a 1024 -> 512 transposed convolution at 4x4: 15 ms forward and
+backward in bf16, of which the arithmetic needs under 1 ms).
+
+Written as one matrix product over the weight as it lies in memory, the same sums need no
+reorder: a convolution is ``unfold(x) @ W`` (im2col), a transposed convolution is
+``fold(x @ W)`` (col2im), and autograd's backward of each is two more products over the same
+view. For a channels-last weight the matrix view is taken in (kh, kw, channel) order, so it is
+free; the few-pixel operand is permuted instead. Measured forward and backward, bf16, 2 threads
+(``benchmarks/profile_step.py`` finds these layers): 1024 -> 512 transposed at 1x1 to 8x8
+input 13-17 ms -> 5-10 ms, 512 -> 512 at 2x2 to 8x8 input 7 ms -> 2.5-3 ms; at 16 positions
+per image and more the two are even and then oneDNN wins, hence ``FEW_PIXELS``.
+
+``Conv2d`` and ``ConvTranspose2d`` subclass PyTorch's modules (same parameters, state dict and
+results to float rounding) and fall back to them on GPUs, for the shapes this does not cover
+(groups, dilation, other padding modes), for more than ``FEW_PIXELS`` rows, and while exporting
+or tracing, so an ONNX file holds the standard Conv and ConvTranspose operators.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from translate.nn.norms import exporting
+
+FEW_PIXELS = 64
+"""Most positions (batch x pixels on the convolution's small side) computed as one product."""
+
+
+def _pays(module: nn.Module, x: Tensor, rows: int) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dim() == 4
+        and rows <= FEW_PIXELS
+        and module.groups == 1
+        and module.dilation == (1, 1)
+        and module.padding_mode == "zeros"
+        and not isinstance(module.padding, str)
+        and not exporting()
+    )
+
+
+def _channels_last(t: Tensor) -> bool:
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _like(y: Tensor, x: Tensor, weight: Tensor) -> Tensor:
+    """``y`` channels-last if the input or the weight is, as PyTorch's convolution gives it."""
+    fmt = torch.channels_last if _channels_last(x) or _channels_last(weight) else None
+    return y.contiguous(memory_format=fmt or torch.contiguous_format)
+
+
+def _out_size(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride, padding) -> Tensor:
+    """``F.conv2d(x, weight, bias, stride, padding)`` as ``unfold(x) @ W``."""
+    n, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    oh, ow = _out_size(h, kh, stride[0], padding[0]), _out_size(w, kw, stride[1], padding[1])
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # (n, c_in * kh * kw, L)
+    if _channels_last(weight):  # W as (c_out, kh, kw, c_in) in memory: columns in that order
+        cols = cols.view(n, c_in, kh * kw, oh * ow).permute(0, 3, 2, 1)
+        matrix = weight.permute(0, 2, 3, 1).reshape(c_out, kh * kw * c_in)
+    else:
+        cols = cols.transpose(1, 2)
+        matrix = weight.reshape(c_out, c_in * kh * kw)
+    y = F.linear(cols.reshape(n, oh * ow, -1), matrix, bias)  # (n, L, c_out)
+    return _like(y.view(n, oh, ow, c_out).permute(0, 3, 1, 2), x, weight)
+
+
+def conv_transpose2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, output_padding
+) -> Tensor:
+    """``F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)`` as
+    ``fold(x @ W)``: each input pixel scatters ``x[:, :, i, j] @ W`` into its kernel window."""
+    n, c_in, h, w = x.shape
+    _, c_out, kh, kw = weight.shape
+    oh = (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0]
+    ow = (w - 1) * stride[1] - 2 * padding[1] + kw + output_padding[1]
+    pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c_in)
+    if _channels_last(weight):  # W as (c_in, kh, kw, c_out) in memory
+        cols = F.linear(pixels, weight.permute(0, 2, 3, 1).reshape(c_in, -1).t())
+        cols = cols.view(n, h * w, kh * kw, c_out).permute(0, 3, 2, 1)
+    else:
+        cols = F.linear(pixels, weight.reshape(c_in, -1).t()).transpose(1, 2)
+    cols = cols.reshape(n, c_out * kh * kw, h * w)
+    y = F.fold(cols, (oh, ow), (kh, kw), padding=padding, stride=stride)
+    if bias is not None:
+        y = y + bias.to(y.dtype).view(1, -1, 1, 1)
+    return _like(y, x, weight)
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` that computes few-pixel outputs on the CPU as one matrix product."""
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if input.dim() == 4:
+            kh, kw = self.kernel_size
+            oh = _out_size(input.shape[2], kh, self.stride[0], _pad(self.padding, 0))
+            ow = _out_size(input.shape[3], kw, self.stride[1], _pad(self.padding, 1))
+            if _pays(self, input, input.shape[0] * oh * ow):
+                return conv2d(input, weight, bias, self.stride, self.padding)
+        return super()._conv_forward(input, weight, bias)
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` that computes few-pixel inputs on the CPU as one matrix product."""
+
+    def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is None and input.dim() == 4:
+            rows = input.shape[0] * input.shape[2] * input.shape[3]
+            if _pays(self, input, rows):
+                return conv_transpose2d(
+                    input, self.weight, self.bias, self.stride, self.padding, self.output_padding
+                )
+        return super().forward(input, output_size)
+
+
+def _pad(padding, i: int) -> int:
+    return padding[i] if not isinstance(padding, str) else 0
