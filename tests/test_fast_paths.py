@@ -15,8 +15,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from translate.engine.setup import DenseAdam
 from translate.export.onnx import export_proto
-from translate.nn import few_pixels
-from translate.nn.few_pixels import FEW_PIXELS, Conv2d, ConvTranspose2d
+from translate.nn import cpu_layers as few_pixels
+from translate.nn.cpu_layers import FEW_PIXELS, Conv2d, ConvTranspose2d, ReflectionPad2d
 from translate.nn.unet import UnetGenerator
 from translate.plugin import SizeRequirements
 
@@ -81,6 +81,19 @@ def test_bf16_autocast_gives_bf16_like_the_convolution() -> None:
         y1, y2 = ours(x), theirs(x)
     assert y1.dtype == y2.dtype == torch.bfloat16
     torch.testing.assert_close(y1.float(), y2.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_reflection_padding_keeps_bf16_under_autocast() -> None:
+    """PyTorch's CPU autocast pads in float32 (a cast up, and one back down in the next
+    convolution, forward and backward); ours pads in the dtype it is given, exactly."""
+    x = torch.randn(1, 8, 5, 6).bfloat16().requires_grad_()
+    with torch.autocast("cpu", torch.bfloat16):
+        ours = ReflectionPad2d(2)(x)
+        theirs = nn.ReflectionPad2d(2)(x)
+    assert ours.dtype == torch.bfloat16
+    assert torch.equal(ours.float(), theirs.float())
+    ours.float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16
 
 
 def test_many_pixels_and_unsupported_shapes_take_pytorchs_path() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from translate.nn.cpu_layers import ReflectionPad2d
 from translate.nn.norms import (
     check_norm_kind,
     check_positive,
@@ -46,7 +47,7 @@ class ResnetBlock(nn.Module):
         check_probability("dropout", dropout)
         bias = uses_bias(norm)
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(1),
+            ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3, padding=0, bias=bias),
             norm_layer(norm, channels),
             nn.ReLU(inplace=True),
@@ -54,7 +55,7 @@ class ResnetBlock(nn.Module):
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         layers += [
-            nn.ReflectionPad2d(1),
+            ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3, padding=0, bias=bias),
             norm_layer(norm, channels),
         ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from translate.nn.blocks import ResnetBlock
+from translate.nn.cpu_layers import ReflectionPad2d
 from translate.nn.norms import (
     check_norm_kind,
     check_positive,
@@ -77,7 +78,7 @@ class ResnetGenerator(nn.Module):
         bias = uses_bias(norm)
 
         self.stem = nn.Sequential(
-            nn.ReflectionPad2d(3),
+            ReflectionPad2d(3),
             nn.Conv2d(in_channels, base_channels, kernel_size=7, padding=0, bias=bias),
             norm_layer(norm, base_channels),
             nn.ReLU(inplace=True),
@@ -111,7 +112,7 @@ class ResnetGenerator(nn.Module):
         self.up = nn.Sequential(*up)
 
         self.head = nn.Sequential(
-            nn.ReflectionPad2d(3),
+            ReflectionPad2d(3),
             nn.Conv2d(base_channels, out_channels, kernel_size=7, padding=0),
             nn.Tanh(),
         )

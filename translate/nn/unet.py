@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from translate.nn.few_pixels import Conv2d, ConvTranspose2d
+from translate.nn.cpu_layers import Conv2d, ConvTranspose2d
 from translate.nn.norms import (
     check_norm_kind,
     check_positive,

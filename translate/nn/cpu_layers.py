@@ -1,26 +1,30 @@
-"""Convolutions over few pixels, computed on the CPU as the matrix products they are.
+"""Drop-in subclasses of PyTorch layers that compute the same mathematics faster on the CPU.
 
-A convolution whose output (or a transposed convolution whose input) has only a handful of
-pixels does almost no arithmetic per weight: the pix2pix U-Net's inner levels at 256x256 run
-512- and 1024-channel 4x4 kernels over 1x1 to 8x8 feature maps, 4-8 million weights each for
-1-64 positions. oneDNN's convolution reorders every weight into a blocked layout for the forward
-pass, again for each backward pass, and back for the weight gradient; at these sizes that
-traffic is the whole cost (a 1024 -> 512 transposed convolution at 4x4: 15 ms forward and
-backward in bf16, of which the arithmetic needs under 1 ms).
+Each keeps its parent's parameters, state dict and results (to float rounding), takes PyTorch's
+own path on GPUs, for shapes it does not cover and while exporting or tracing (so an ONNX file
+holds the standard operators), and is measured in ``benchmarks/profile_step.py``.
 
-Written as one matrix product over the weight as it lies in memory, the same sums need no
-reorder: a convolution is ``unfold(x) @ W`` (im2col), a transposed convolution is
+**Few-pixel convolutions** (``Conv2d``, ``ConvTranspose2d``). A convolution whose output (or a
+transposed convolution whose input) has only a handful of pixels does almost no arithmetic per
+weight: the pix2pix U-Net's inner levels at 256x256 run 512- and 1024-channel 4x4 kernels over
+1x1 to 8x8 feature maps, 4-8 million weights each for 1-64 positions. oneDNN's convolution
+reorders every weight into a blocked layout for the forward pass, again for each backward pass,
+and back for the weight gradient; at these sizes that traffic is the whole cost (a 1024 -> 512
+transposed convolution at 4x4: 15 ms forward and backward in bf16, of which the arithmetic
+needs under 1 ms). Written as one matrix product over the weight as it lies in memory, the same
+sums need no reorder: a convolution is ``unfold(x) @ W`` (im2col), a transposed convolution is
 ``fold(x @ W)`` (col2im), and autograd's backward of each is two more products over the same
 view. For a channels-last weight the matrix view is taken in (kh, kw, channel) order, so it is
-free; the few-pixel operand is permuted instead. Measured forward and backward, bf16, 2 threads
-(``benchmarks/profile_step.py`` finds these layers): 1024 -> 512 transposed at 1x1 to 8x8
-input 13-17 ms -> 5-10 ms, 512 -> 512 at 2x2 to 8x8 input 7 ms -> 2.5-3 ms; at 16 positions
-per image and more the two are even and then oneDNN wins, hence ``FEW_PIXELS``.
+free; the few-pixel operand is permuted instead. Measured forward and backward, bf16, 2
+threads: 1024 -> 512 transposed at 1x1 to 8x8 input 13-17 ms -> 5-10 ms, 512 -> 512 at 2x2 to
+8x8 input 7 ms -> 2.5-3 ms; at 16 positions per image and more the two are even and then oneDNN
+wins, hence ``FEW_PIXELS``. The U-Net step: 0.26 s -> 0.22 s.
 
-``Conv2d`` and ``ConvTranspose2d`` subclass PyTorch's modules (same parameters, state dict and
-results to float rounding) and fall back to them on GPUs, for the shapes this does not cover
-(groups, dilation, other padding modes), for more than ``FEW_PIXELS`` rows, and while exporting
-or tracing, so an ONNX file holds the standard Conv and ConvTranspose operators.
+**Reflection padding in the input's precision** (``ReflectionPad2d``). CPU autocast runs
+``reflection_pad2d`` in float32, so in a bf16 ResNet block the padded activation was cast up
+for the pad and back down for the next convolution, forward and backward: five copies of each
+activation around every 3x3 convolution, 0.17 s of a 2.8 s CycleGAN step. Padding only moves
+values, so it is exact in bf16: it runs in the dtype it is given.
 """
 
 from __future__ import annotations
@@ -98,6 +102,17 @@ def conv_transpose2d(
     if bias is not None:
         y = y + bias.to(y.dtype).view(1, -1, 1, 1)
     return _like(y, x, weight)
+
+
+class ReflectionPad2d(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d`` that pads in the input's dtype under autocast (exact in any)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        device = input.device.type
+        if torch.is_autocast_enabled(device) and not exporting():
+            with torch.autocast(device, enabled=False):
+                return super().forward(input)
+        return super().forward(input)
 
 
 class Conv2d(nn.Conv2d):
