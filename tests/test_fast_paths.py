@@ -1,5 +1,6 @@
 """The CPU fast paths that compute the same mathematics another way: few-pixel convolutions as
-matrix products (``translate.nn.few_pixels``) and Adam over channels-last tensors without copies
+matrix products, narrow ones with kernel columns as channels, reflection padding in bf16
+(``translate.nn.cpu_layers``) and Adam over channels-last tensors without copies
 (``translate.engine.setup.DenseAdam``). Each must match PyTorch's own operator, gradients
 included, and must actually be taken where it is meant to be (and not where it is not)."""
 
@@ -15,19 +16,22 @@ from torch.profiler import ProfilerActivity, profile
 
 from translate.engine.setup import DenseAdam
 from translate.export.onnx import export_proto
-from translate.nn import cpu_layers as few_pixels
+from translate.nn import cpu_layers
 from translate.nn.cpu_layers import FEW_PIXELS, Conv2d, ConvTranspose2d, ReflectionPad2d
 from translate.nn.unet import UnetGenerator
 from translate.plugin import SizeRequirements
 
 CASES = [
-    # (transposed, c_in, c_out, kernel, stride, padding, output_padding, batch, size, bias)
-    (False, 6, 5, 4, 2, 1, 0, 1, 4, False),  # U-Net encoder level: 4x4 -> 2x2
-    (False, 6, 5, 4, 2, 1, 0, 2, 2, True),  # -> 1x1, two images
-    (False, 3, 4, 3, 1, 1, 0, 1, 5, True),  # 3x3 "same", odd size
-    (True, 6, 5, 4, 2, 1, 0, 1, 1, False),  # U-Net decoder level: 1x1 -> 2x2
-    (True, 6, 5, 4, 2, 1, 0, 2, 3, True),  # 3x3 -> 6x6, two images
-    (True, 4, 3, 3, 2, 1, 1, 1, 4, True),  # ResNet-style upsampling, output_padding 1
+    # (path, transposed, c_in, c_out, kernel, stride, padding, output_padding, batch, size, bias)
+    ("conv2d", False, 6, 5, 4, 2, 1, 0, 1, 4, False),  # U-Net encoder level: 4x4 -> 2x2
+    ("conv2d", False, 6, 5, 4, 2, 1, 0, 2, 2, True),  # -> 1x1, two images
+    ("conv2d", False, 3, 5, 3, 1, 1, 0, 1, 5, True),  # 3x3 "same", odd size
+    ("conv_transpose2d", True, 6, 5, 4, 2, 1, 0, 1, 1, False),  # U-Net decoder level: 1x1 -> 2x2
+    ("conv_transpose2d", True, 6, 5, 4, 2, 1, 0, 2, 3, True),  # 3x3 -> 6x6, two images
+    ("conv_transpose2d", True, 4, 3, 3, 2, 1, 1, 1, 4, True),  # ResNet upsampling, out-pad 1
+    ("narrow_conv2d", False, 6, 3, 7, 1, 0, 0, 1, 12, True),  # ResNet head: 7x7 to RGB
+    ("narrow_conv2d", False, 5, 1, 4, 1, 1, 0, 2, 9, False),  # PatchGAN's last layer
+    ("narrow_conv2d", False, 4, 2, 3, 1, 2, 0, 1, 10, True),  # padding wider than needed
 ]
 
 
@@ -45,20 +49,18 @@ def _pair(transposed, c_in, c_out, k, s, p, op, bias):
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("case", CASES)
-def test_few_pixel_convolutions_match_pytorch_with_gradients(case, channels_last) -> None:
-    transposed, c_in, c_out, k, s, p, op, batch, size, bias = case
+def test_cpu_convolutions_match_pytorch_with_gradients(case, channels_last) -> None:
+    path, transposed, c_in, c_out, k, s, p, op, batch, size, bias = case
     ours, theirs = _pair(transposed, c_in, c_out, k, s, p, op, bias)
     x = torch.randn(batch, c_in, size, size, dtype=torch.float64)
     ours, theirs = ours.double(), theirs.double()
     if channels_last:
         ours, theirs = (m.to(memory_format=torch.channels_last) for m in (ours, theirs))
         x = x.to(memory_format=torch.channels_last)
-    taken = few_pixels.conv_transpose2d if transposed else few_pixels.conv2d
-    name = taken.__name__
-    with mock.patch.object(few_pixels, name, wraps=taken) as spy:
+    with mock.patch.object(cpu_layers, path, wraps=getattr(cpu_layers, path)) as spy:
         x1 = x.clone().requires_grad_()
         y1 = ours(x1)
-    assert spy.call_count == 1, "the few-pixel path was not taken"
+    assert spy.call_count == 1, f"{path} was not taken"
     x2 = x.clone().requires_grad_()
     y2 = theirs(x2)
     assert y1.shape == y2.shape
@@ -99,19 +101,23 @@ def test_reflection_padding_keeps_bf16_under_autocast() -> None:
 def test_many_pixels_and_unsupported_shapes_take_pytorchs_path() -> None:
     side = int(FEW_PIXELS**0.5) + 1  # one image of more than FEW_PIXELS pixels
     cases = [
-        (Conv2d(3, 3, 3, 1, 1), torch.randn(1, 3, side, side)),
+        (Conv2d(3, 5, 3, 1, 1), torch.randn(1, 3, side, side)),
+        (Conv2d(3, 3, 3, 2, 1), torch.randn(1, 3, 2 * side, 2 * side)),  # narrow but strided
         (Conv2d(4, 4, 3, 1, 1, groups=2), torch.randn(1, 4, 2, 2)),
-        (Conv2d(3, 3, 3, 1, 2, dilation=2), torch.randn(1, 3, 2, 2)),
+        (Conv2d(3, 5, 3, 1, 2, dilation=2), torch.randn(1, 3, 2, 2)),
         (Conv2d(3, 3, 3, 1, 1, padding_mode="reflect"), torch.randn(1, 3, 2, 2)),
         (ConvTranspose2d(3, 3, 4, 2, 1), torch.randn(1, 3, side, side)),
     ]
-    with (
-        mock.patch.object(few_pixels, "conv2d") as conv,
-        mock.patch.object(few_pixels, "conv_transpose2d") as deconv,
-    ):
+    names = ("conv2d", "conv_transpose2d", "narrow_conv2d")
+    spies = [mock.patch.object(cpu_layers, name) for name in names]
+    mocks = [spy.start() for spy in spies]
+    try:
         for module, x in cases:
             module(x)
-    assert conv.call_count == 0 and deconv.call_count == 0
+    finally:
+        for spy in spies:
+            spy.stop()
+    assert [m.call_count for m in mocks] == [0, 0, 0]
 
 
 def test_an_onnx_export_holds_the_standard_operators() -> None:

@@ -98,9 +98,10 @@ class InstanceNorm2d(nn.InstanceNorm2d):
             return super().forward(x)
         if x.dtype == torch.float32:  # (bf16 data is coarser than the float statistics)
             x = x - x.detach().mean((2, 3), keepdim=True)  # (B, C, H, W), channels-last
+        images = x.split(1) if x.shape[0] > 1 else (x,)  # (split's backward is a cat: a copy)
         per_image = [
             F.batch_norm(image, None, None, self.weight, self.bias, True, 0.0, self.eps)
-            for image in x.split(1)
+            for image in images
         ]
         return per_image[0] if len(per_image) == 1 else torch.cat(per_image)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from translate.nn.blocks import ResnetBlock
-from translate.nn.cpu_layers import ReflectionPad2d
+from translate.nn.cpu_layers import Conv2d, ReflectionPad2d
 from translate.nn.norms import (
     check_norm_kind,
     check_positive,
@@ -113,7 +113,7 @@ class ResnetGenerator(nn.Module):
 
         self.head = nn.Sequential(
             ReflectionPad2d(3),
-            nn.Conv2d(base_channels, out_channels, kernel_size=7, padding=0),
+            Conv2d(base_channels, out_channels, kernel_size=7, padding=0),
             nn.Tanh(),
         )
 
