@@ -11,6 +11,7 @@ from unittest import mock
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
@@ -74,6 +75,37 @@ def test_cpu_convolutions_match_pytorch_with_gradients(case, channels_last) -> N
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10)
         assert a.grad.stride() == a.stride()  # the gradient keeps the parameter's layout
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_transposed_convolution_adds_its_bias_apart(channels_last) -> None:
+    """Many pixels: PyTorch's transposed convolution without its bias (oneDNN's bias gradient
+    is slow), the bias added after; same values and gradients."""
+    ours, theirs = _pair(True, 4, 6, 3, 2, 1, 1, True)
+    ours, theirs = ours.double(), theirs.double()
+    x = torch.randn(1, 4, 12, 12, dtype=torch.float64)
+    if channels_last:
+        ours, theirs = (m.to(memory_format=torch.channels_last) for m in (ours, theirs))
+        x = x.to(memory_format=torch.channels_last)
+    calls = []
+    original = F.conv_transpose2d
+
+    def spy(*args, **kwargs):
+        calls.append(args[2])  # the bias handed to PyTorch's operator
+        return original(*args, **kwargs)
+
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with mock.patch.object(cpu_layers.F, "conv_transpose2d", side_effect=spy):
+        y1 = ours(x1)
+    y2 = theirs(x2)
+    assert calls == [None]
+    torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-10)
+    grad = torch.randn_like(y2)
+    y1.backward(grad)
+    y2.backward(grad)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-10, atol=1e-10)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10)
 
 
 def test_bf16_autocast_gives_bf16_like_the_convolution() -> None:

@@ -20,6 +20,11 @@ threads: 1024 -> 512 transposed at 1x1 to 8x8 input 13-17 ms -> 5-10 ms, 512 -> 
 8x8 input 7 ms -> 2.5-3 ms; at 16 positions per image and more the two are even and then oneDNN
 wins, hence ``FEW_PIXELS``. The U-Net step: 0.26 s -> 0.22 s.
 
+**Transposed convolutions' bias apart** (``ConvTranspose2d``). oneDNN's backward of a
+transposed convolution takes 3-7 ms longer when it also returns the bias gradient (a sum over
+the output gradient, 0.1 ms in PyTorch): the ResNet generator's two upsampling layers at
+256x256, 10 and 14 ms instead of 6 and 7. The bias is added after the convolution instead.
+
 **Narrow convolutions** (``Conv2d`` with at most ``NARROW`` output channels, stride 1). oneDNN
 computes output channels 16 at a time, so the ResNet generator's last layer (64 -> 3, 7x7, at
 256x256) does 16/3 of its arithmetic: 7.4 ms forward for 1.2 GFLOP, 22 ms with its backward,
@@ -170,12 +175,17 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` that computes few-pixel inputs on the CPU as one matrix product."""
 
     def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
-        if output_size is None and input.dim() == 4:
+        if output_size is None and _plain(self, input):
             rows = input.shape[0] * input.shape[2] * input.shape[3]
-            if _pays(self, input, rows):
+            if rows <= FEW_PIXELS:
                 return conv_transpose2d(
                     input, self.weight, self.bias, self.stride, self.padding, self.output_padding
                 )
+            if self.bias is not None:  # the bias apart: its gradient is a sum, not oneDNN's pass
+                y = F.conv_transpose2d(
+                    input, self.weight, None, self.stride, self.padding, self.output_padding
+                )
+                return y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return super().forward(input, output_size)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from translate.nn.blocks import ResnetBlock
-from translate.nn.cpu_layers import Conv2d, ReflectionPad2d
+from translate.nn.cpu_layers import Conv2d, ConvTranspose2d, ReflectionPad2d
 from translate.nn.norms import (
     check_norm_kind,
     check_positive,
@@ -103,7 +103,7 @@ class ResnetGenerator(nn.Module):
         for i in reversed(range(n_downsampling)):
             c = base_channels * 2 ** (i + 1)
             up += [
-                nn.ConvTranspose2d(
+                ConvTranspose2d(
                     c, c // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
                 ),
                 norm_layer(norm, c // 2),
