@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
 
+from translate.nn.cpu_layers import Conv2d
 from translate.nn.norms import check_positive
 
 
@@ -49,7 +50,7 @@ class Upsampler(nn.Sequential):
             for f in factors:
                 layers += [nn.Conv2d(channels, channels * f * f, 3, padding=1), nn.PixelShuffle(f)]
                 layers += [nn.LeakyReLU(0.2, inplace=True)]
-            layers += [nn.Conv2d(channels, out_channels, 3, padding=1)]
+            layers += [Conv2d(channels, out_channels, 3, padding=1)]
         super().__init__(*layers)
 
 
