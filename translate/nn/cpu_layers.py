@@ -55,10 +55,6 @@ NARROW = 4
 """Most output channels of a convolution computed with its kernel columns as channels."""
 
 
-def _pays(module: nn.Module, x: Tensor, rows: int) -> bool:
-    return rows <= FEW_PIXELS and _plain(module, x)
-
-
 def _plain(module: nn.Module, x: Tensor) -> bool:
     """A CPU batch through an ungrouped, undilated, zero-padded layer, not being exported."""
     return (
@@ -159,20 +155,19 @@ class Conv2d(nn.Conv2d):
     output channels with the kernel's columns as channels."""
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        narrow = self.out_channels <= NARROW and self.kernel_size[1] > 1 and self.stride == (1, 1)
-        if narrow and _plain(self, input):
-            return narrow_conv2d(input, weight, bias, self.padding)
-        if input.dim() == 4:
-            kh, kw = self.kernel_size
-            oh = _out_size(input.shape[2], kh, self.stride[0], _pad(self.padding, 0))
-            ow = _out_size(input.shape[3], kw, self.stride[1], _pad(self.padding, 1))
-            if _pays(self, input, input.shape[0] * oh * ow):
+        if _plain(self, input):
+            if self.out_channels <= NARROW and self.kernel_size[1] > 1 and self.stride == (1, 1):
+                return narrow_conv2d(input, weight, bias, self.padding)
+            (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+            oh, ow = _out_size(input.shape[2], kh, sh, ph), _out_size(input.shape[3], kw, sw, pw)
+            if input.shape[0] * oh * ow <= FEW_PIXELS:
                 return conv2d(input, weight, bias, self.stride, self.padding)
         return super()._conv_forward(input, weight, bias)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` that computes few-pixel inputs on the CPU as one matrix product."""
+    """``nn.ConvTranspose2d`` that computes few-pixel inputs on the CPU as one matrix product,
+    and adds its bias after the convolution otherwise."""
 
     def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
         if output_size is None and _plain(self, input):
@@ -187,7 +182,3 @@ class ConvTranspose2d(nn.ConvTranspose2d):
                 )
                 return y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return super().forward(input, output_size)
-
-
-def _pad(padding, i: int) -> int:
-    return padding[i] if not isinstance(padding, str) else 0
