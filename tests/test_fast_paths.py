@@ -48,26 +48,22 @@ def _pair(transposed, c_in, c_out, k, s, p, op, bias):
     return ours, theirs
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("case", CASES)
-def test_cpu_convolutions_match_pytorch_with_gradients(case, channels_last) -> None:
-    path, transposed, c_in, c_out, k, s, p, op, batch, size, bias = case
-    ours, theirs = _pair(transposed, c_in, c_out, k, s, p, op, bias)
-    x = torch.randn(batch, c_in, size, size, dtype=torch.float64)
-    ours, theirs = ours.double(), theirs.double()
+def _in_float64(ours, theirs, x, channels_last):
+    """Both modules and the input in float64, channels-last or not."""
+    ours, theirs, x = ours.double(), theirs.double(), x.double()
     if channels_last:
         ours, theirs = (m.to(memory_format=torch.channels_last) for m in (ours, theirs))
         x = x.to(memory_format=torch.channels_last)
-    with mock.patch.object(cpu_layers, path, wraps=getattr(cpu_layers, path)) as spy:
-        x1 = x.clone().requires_grad_()
-        y1 = ours(x1)
-    assert spy.call_count == 1, f"{path} was not taken"
-    x2 = x.clone().requires_grad_()
-    y2 = theirs(x2)
+    return ours, theirs, x
+
+
+def _assert_same_with_gradients(ours, theirs, x, run_ours) -> torch.Tensor:
+    """``run_ours(x)`` (ours, under whatever spy it sets) against ``theirs(x)``: outputs, input
+    gradients and parameter gradients agree; returns our output."""
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = run_ours(x1), theirs(x2)
     assert y1.shape == y2.shape
     torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-10)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    assert y1.is_contiguous(memory_format=fmt)
     grad = torch.randn_like(y2)
     y1.backward(grad)
     y2.backward(grad)
@@ -75,6 +71,26 @@ def test_cpu_convolutions_match_pytorch_with_gradients(case, channels_last) -> N
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10)
         assert a.grad.stride() == a.stride()  # the gradient keeps the parameter's layout
+    return y1
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("case", CASES)
+def test_cpu_convolutions_match_pytorch_with_gradients(case, channels_last) -> None:
+    path, transposed, c_in, c_out, k, s, p, op, batch, size, bias = case
+    ours, theirs = _pair(transposed, c_in, c_out, k, s, p, op, bias)
+    x = torch.randn(batch, c_in, size, size)
+    ours, theirs, x = _in_float64(ours, theirs, x, channels_last)
+
+    def run_ours(x):
+        with mock.patch.object(cpu_layers, path, wraps=getattr(cpu_layers, path)) as spy:
+            y = ours(x)
+        assert spy.call_count == 1, f"{path} was not taken"
+        return y
+
+    y = _assert_same_with_gradients(ours, theirs, x, run_ours)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert y.is_contiguous(memory_format=fmt)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -82,11 +98,7 @@ def test_a_transposed_convolution_adds_its_bias_apart(channels_last) -> None:
     """Many pixels: PyTorch's transposed convolution without its bias (oneDNN's bias gradient
     is slow), the bias added after; same values and gradients."""
     ours, theirs = _pair(True, 4, 6, 3, 2, 1, 1, True)
-    ours, theirs = ours.double(), theirs.double()
-    x = torch.randn(1, 4, 12, 12, dtype=torch.float64)
-    if channels_last:
-        ours, theirs = (m.to(memory_format=torch.channels_last) for m in (ours, theirs))
-        x = x.to(memory_format=torch.channels_last)
+    ours, theirs, x = _in_float64(ours, theirs, torch.randn(1, 4, 12, 12), channels_last)
     calls = []
     original = F.conv_transpose2d
 
@@ -94,18 +106,12 @@ def test_a_transposed_convolution_adds_its_bias_apart(channels_last) -> None:
         calls.append(args[2])  # the bias handed to PyTorch's operator
         return original(*args, **kwargs)
 
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    with mock.patch.object(cpu_layers.F, "conv_transpose2d", side_effect=spy):
-        y1 = ours(x1)
-    y2 = theirs(x2)
+    def run_ours(x):
+        with mock.patch.object(cpu_layers.F, "conv_transpose2d", side_effect=spy):
+            return ours(x)
+
+    _assert_same_with_gradients(ours, theirs, x, run_ours)
     assert calls == [None]
-    torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-10)
-    grad = torch.randn_like(y2)
-    y1.backward(grad)
-    y2.backward(grad)
-    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-10, atol=1e-10)
-    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10)
 
 
 def test_bf16_autocast_gives_bf16_like_the_convolution() -> None:
