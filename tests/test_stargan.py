@@ -372,7 +372,8 @@ def test_service_requests_pick_the_domain(tiny_run: Path, tiny_onnx: Path) -> No
 # Measured on the 2-core CPU (one thread, seed 0 before the re-measure below, about 13 s of
 # CPU time): after 500 steps every held-out shape is recoloured into each target domain
 # (100%), the shape's mask IoU with the input is 0.92 on average (worst image 0.82), and
-# translating back gives L1 0.04 (in [-1, 1] units). After 150 steps the test fails (red -> red: mask IoU 0.35).
+# translating back gives L1 0.04 (in [-1, 1] units). After 150 steps the test fails (red ->
+# red: mask IoU 0.35).
 # NOT robust (issue #24, measured 2026-11-30, 500 steps, lr 1e-3): seed 1 in fp32, and seeds 0
 # and 1 with the defaults (bf16 autocast on this CPU, channels-last), learn a figure-ground
 # inversion instead: the background painted in the target colour and the shape black. It is a
