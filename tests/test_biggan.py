@@ -13,6 +13,7 @@ import torch
 from translate_cgan import CGANConfig, CGANPlugin
 from translate_cgan.nets import ConditionalDiscriminator
 
+from tests.test_cgan import assert_uses_the_class
 from translate.config import GANConfig
 from translate.engine.context import TrainContext
 from translate.errors import ConfigError
@@ -80,21 +81,12 @@ def test_hierarchical_latent_reaches_every_block() -> None:
 
 def test_residual_discriminator_conditionings() -> None:
     torch.manual_seed(0)
-    image = torch.rand(2, 3, 16, 16) * 2 - 1
-    maps = [torch.zeros(2, 3, 16, 16) for _ in range(2)]
-    maps[0][:, 0], maps[1][:, 2] = 1, 1
     for conditioning in ("concat", "projection", "acgan"):
         D = ConditionalDiscriminator(
             image_size=16, n_classes=3, conditioning=conditioning, base_channels=8,
             architecture="biggan", attention=8,
         ).eval()  # fmt: skip
-        a, b = (D(torch.cat([m, image], 1)) for m in maps)
-        assert a.shape == (2, 1, 1, 1)
-        if conditioning == "acgan":
-            assert torch.equal(a, b)
-            assert D.classify(torch.cat([maps[0], image], 1)).shape == (2, 3)
-        else:
-            assert not torch.allclose(a, b)
+        assert_uses_the_class(D, conditioning)
 
 
 def test_orthogonal_regularization_gradient_matches_its_formula() -> None:

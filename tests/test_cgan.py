@@ -32,14 +32,20 @@ def test_discriminator_uses_the_class(conditioning: str) -> None:
     D = ConditionalDiscriminator(
         image_size=16, n_classes=3, conditioning=conditioning, base_channels=4
     ).eval()
+    assert_uses_the_class(D, conditioning)
+
+
+def assert_uses_the_class(disc: ConditionalDiscriminator, conditioning: str) -> None:
+    """One 16x16 image under class 0 and class 2 (3 classes): the logits differ (concat,
+    projection) or, for acgan, are equal and the classifier head gives 3 logits."""
     image = torch.rand(2, 3, 16, 16) * 2 - 1
     maps = [torch.zeros(2, 3, 16, 16) for _ in range(2)]
     maps[0][:, 0], maps[1][:, 2] = 1, 1
-    a, b = (D(torch.cat([m, image], 1)) for m in maps)
+    a, b = (disc(torch.cat([m, image], 1)) for m in maps)
     assert a.shape == (2, 1, 1, 1)
     if conditioning == "acgan":
         assert torch.equal(a, b)
-        assert D.classify(torch.cat([maps[0], image], 1)).shape == (2, 3)
+        assert disc.classify(torch.cat([maps[0], image], 1)).shape == (2, 3)
     else:
         assert not torch.allclose(a, b)
 
