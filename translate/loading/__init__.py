@@ -9,9 +9,8 @@
 * any other single weights file whose architecture spandrel recognises (ESRGAN, Real-ESRGAN,
   SwinIR, ...) -> ``LoadedModel`` (``loading.spandrel_file``)
 
-and, with ``backend="onnx"``, a PyTorch model becomes its cached ONNX export
-(``loading.onnx_cache``). Inference (``Translator``) and export both build on what this
-returns and never import each other.
+Loading never imports export: running a PyTorch model on ``--backend onnx`` (its cached
+ONNX export) is ``translate.inference.load.load``, above both.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from translate.loading.onnx_file import load_onnx, read_metadata
 __all__ = [
     "LoadedModel",
     "LoadedOnnx",
-    "load",
     "load_checkpoint",
     "load_module",
     "load_onnx",
@@ -36,9 +34,6 @@ __all__ = [
     "plugin_name",
     "read_metadata",
 ]
-
-BACKENDS = ("torch", "onnx")
-
 
 #: Single-file weights: a reference generator or (with spandrel) a super-resolution model.
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
@@ -93,44 +88,3 @@ def load_module(
     if is_weights_file(path):
         return _load_weights_file(Path(path), options, device)
     return load_checkpoint(path, options=options, device=device)
-
-
-def load(
-    path: Path | str,
-    *,
-    options: Mapping[str, Any] | None = None,
-    device: str = "cpu",
-    backend: str | None = None,
-    fp16: bool = False,
-) -> LoadedModel | LoadedOnnx:
-    """Load ``path`` for inference on ``backend`` (None: what the file is; ``torch`` or
-    ``onnx``). ``device`` places a PyTorch module; ``fp16`` selects a half-precision ONNX
-    export when a PyTorch model is run on ``onnx``."""
-    if backend not in (None, *BACKENDS):
-        raise ConfigError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-    if is_onnx_file(path):
-        if backend not in (None, "onnx"):
-            raise ConfigError(f"{path}: an ONNX model runs on --backend onnx, not {backend}")
-        return load_onnx(path, options=options)
-    if backend != "onnx":
-        if fp16:
-            raise ConfigError("fp16: selects a half-precision ONNX export; use --amp with torch")
-        return load_module(path, options=options, device=device)
-    return _as_onnx(load_module(path, options=options, device="cpu"), fp16=fp16)
-
-
-def _as_onnx(loaded: LoadedModel, *, fp16: bool = False) -> LoadedOnnx:
-    """``loaded``'s cached ONNX export, loaded for ONNX Runtime, with the checkpoint's meta."""
-    import dataclasses
-
-    from translate.conditioning import split_options
-    from translate.config import config_to_dict
-    from translate.loading.onnx_cache import cached_onnx  # the exporter, only when needed
-
-    # the options that pick a conditioning input's value (stargan's ``to``) are inputs of the
-    # export: the ONNX model is fed them as the PyTorch one would be
-    options = config_to_dict(loaded.opts) if dataclasses.is_dataclass(loaded.opts) else {}
-    _, chosen = split_options(loaded.conditions, options)
-    onnx = load_onnx(cached_onnx(loaded, fp16=fp16), options=chosen)
-    onnx.meta = {**onnx.meta, **loaded.meta, "ema": loaded.ema, "source": str(loaded.source)}
-    return onnx
