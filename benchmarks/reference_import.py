@@ -53,8 +53,8 @@ def main() -> None:
     from models.networks import define_G  # the reference's own networks
     from reference_layout import reference_state_dict
 
-    from translate.inference.load import load
     from translate.inference.translator import Translator
+    from translate.loading import load
     from translate.loading.importing import import_reference
 
     torch.manual_seed(0)

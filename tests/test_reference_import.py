@@ -20,8 +20,8 @@ from tests.reference_layout import reference_state_dict
 from tests.test_cli import assert_user_error
 from translate.cli.main import app
 from translate.engine import checkpoint as ckpt
-from translate.inference.load import load
 from translate.inference.translator import Translator
+from translate.loading import load
 from translate.loading.importing import build_reference
 
 runner = CliRunner()

@@ -67,7 +67,7 @@ def _backend(loaded: Any, device: str) -> Any:
 
 
 class Sampler:
-    """Draw images from a loaded generating model (``translate.inference.load.load``: a PyTorch
+    """Draw images from a loaded generating model (``translate.loading.load``: a PyTorch
     ``LoadedModel`` or an exported ``LoadedOnnx``)."""
 
     def __init__(self, loaded: Any, *, device: str = "cpu") -> None:
@@ -104,7 +104,7 @@ class Sampler:
     ) -> Sampler:
         """A run or checkpoint folder of a generating plugin (EMA weights when present), or
         its ``.onnx`` export; ``backend="onnx"`` runs a checkpoint's cached export."""
-        from translate.inference.load import load
+        from translate.loading import load
 
         on_torch = backend != "onnx" and Path(path).suffix.lower() != ".onnx"
         loaded = load(path, options=options, device=device if on_torch else "cpu", backend=backend)

@@ -13,7 +13,7 @@ backend. Only the backend differs between
 
 What a model is and how it is loaded (checkpoint folders, ONNX files, the ONNX cache, EMA
 weights, eval-mode semantics) is ``translate.loading``'s concern; a ``Translator`` is built
-from what ``translate.inference.load.load`` returns.
+from what ``translate.loading.load`` returns.
 
 A ``Translator`` keeps no per-call state: a server can hold one and call it from several worker
 threads.
@@ -36,7 +36,6 @@ from translate.config import config_to_dict
 from translate.engine.device import resolve_device
 from translate.errors import ConfigError, DataError
 from translate.inference.backends import OnnxBackend, TorchBackend, TrtProfile
-from translate.inference.load import load
 from translate.inference.tiling import (
     AUTO_TILE_SIZE,
     pad_to,
@@ -45,7 +44,7 @@ from translate.inference.tiling import (
     run_tiled,
     should_tile,
 )
-from translate.loading import LoadedModel, LoadedOnnx, load_checkpoint
+from translate.loading import LoadedModel, LoadedOnnx, load, load_checkpoint
 from translate.loading.model import parse_options, probe_channels
 from translate.plugin import ConditionInput, SizeRequirements
 
@@ -126,7 +125,7 @@ class Translator:
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
     ) -> Translator:
-        """Any model ``translate.inference.load.load`` reads (a checkpoint or run folder, an
+        """Any model ``translate.loading.load`` reads (a checkpoint or run folder, an
         ``.onnx`` file) on ``backend`` ``torch`` (default) or ``onnx``.
 
         ``onnx`` exports a PyTorch model once to the user cache (parity-checked) and runs it

@@ -7,13 +7,12 @@ to the model: a checkpoint folder may be read-only, shipped inside the installed
 in a git clone. ``TRANSLATE_CACHE_DIR`` moves the cache (a service account without a home,
 tests); otherwise it is ``platformdirs.user_cache_path("translate")/onnx``.
 
-Export layer: it uses the exporter and is used by ``translate.inference.load`` (above
-it); loading never imports it.
+The exporter it runs (``loading.onnx_export``) lives in loading too, below ``translate.export``
+(the command's API over it), so loading never imports export.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -27,9 +26,8 @@ import translate
 from translate.conditioning import split_options
 from translate.config import config_to_dict
 from translate.errors import CheckpointError
-from translate.export.onnx import export_loaded
-from translate.loading.model import LoadedModel, LoadedOnnx
-from translate.loading.onnx_file import load_onnx
+from translate.loading.model import LoadedModel
+from translate.loading.onnx_export import export_loaded
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +79,3 @@ def cached_onnx(loaded: LoadedModel, *, fp16: bool = False, opset: int | None = 
             f"set {CACHE_ENV} to a writable folder"
         ) from None
     return path
-
-
-def as_onnx(loaded: LoadedModel, *, fp16: bool = False) -> LoadedOnnx:
-    """``loaded``'s cached ONNX export, loaded for ONNX Runtime, with the checkpoint's meta."""
-    # the options that pick a conditioning input's value (stargan's ``to``) are inputs of the
-    # export: the ONNX model is fed them as the PyTorch one would be
-    options = config_to_dict(loaded.opts) if dataclasses.is_dataclass(loaded.opts) else {}
-    _, chosen = split_options(loaded.conditions, options)
-    onnx = load_onnx(cached_onnx(loaded, fp16=fp16), options=chosen)
-    onnx.meta = {**onnx.meta, **loaded.meta, "ema": loaded.ema, "source": str(loaded.source)}
-    return onnx
