@@ -12,21 +12,12 @@ from typer.testing import CliRunner
 
 import translate.engine.checkpoint as ckpt
 import translate.loading.identify as identify_module
-from tests.conftest import TINY_PIX2PIX_OPTIONS
+from tests import test_run_files
 from translate.cli.main import app
-from translate.engine.loop import prepare
 from translate.loading import load_module
 from translate.loading.identify import ModelRef, identify
-from translate.testing import make_paired
 
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("p2p")
-    data = make_paired(root / "data", n_train=2, n_val=1)
-    opts = dict(TINY_PIX2PIX_OPTIONS, max_steps=1, progress=False, run_dir=root / "run")
-    prepare("pix2pix", data=data, **opts).run()
-    return root / "run"
+run_dir = test_run_files.run_dir  # the tiny pix2pix run (a module-scoped fixture)
 
 
 @pytest.fixture
