@@ -25,7 +25,9 @@ from translate.plugin import ConditionInput
 
 __all__ = [
     "ConditionInput",
+    "codes",
     "did_you_mean",
+    "draw_codes",
     "encode",
     "expand",
     "from_metadata",
@@ -55,10 +57,49 @@ def check_name(cond: ConditionInput, name: str) -> int:
     return cond.names.index(name)
 
 
+def encode_code(cond: ConditionInput, value: str | None) -> list[float]:
+    """A code's vector from comma-separated numbers (empty: zeros, the mean of N(0, I))."""
+    text = (value or "").strip()
+    if not text:
+        return [0.0] * cond.size
+    try:
+        numbers = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--{cond.option}: expected {cond.size} comma-separated numbers"
+        ) from None
+    if len(numbers) != cond.size or not all(abs(v) < 1e6 for v in numbers):
+        raise ConfigError(
+            f"--{cond.option}: expected {cond.size} finite comma-separated numbers, got "
+            f"{len(numbers)}"
+        )
+    return numbers
+
+
+def codes(conds: Sequence[ConditionInput]) -> tuple[ConditionInput, ...]:
+    """The conditions that are codes drawn from a distribution (``ConditionInput.is_code``)."""
+    return tuple(c for c in conds if c.is_code)
+
+
+def draw_codes(cond: ConditionInput, k: int, seed: int | None) -> Tensor:
+    """``k`` codes (k, dim) from the condition's distribution, N(0, I); the same ``seed``
+    gives the same codes (row s is the same for every k > s)."""
+    gen = torch.Generator()
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(seed)
+    # one row at a time: CPU randn draws a block of 16 or more numbers by another algorithm,
+    # so (k, dim) at once would change row s with k
+    return torch.cat([torch.randn((1, cond.size), generator=gen) for _ in range(k)])
+
+
 def encode(cond: ConditionInput, value: str | None) -> list[float]:
     """The vector for an option's value: comma-separated names, checked against the model's.
     A one-hot condition takes exactly one name (empty: its first); a multi-hot one (``multi``:
-    attributes) any number (empty: none on)."""
+    attributes) any number (empty: none on). A code (``is_code``) takes numbers."""
+    if cond.is_code:
+        return encode_code(cond, value)
     names = [n.strip() for n in (value or "").split(",") if n.strip()]
     for name in names:
         check_name(cond, name)
@@ -122,7 +163,8 @@ def from_metadata(text: str | None, *, source: Any = "model") -> tuple[Condition
     try:
         items = json.loads(text)
         return tuple(
-            ConditionInput(**{**item, "names": tuple(str(n) for n in item["names"])})
+            ConditionInput(**{**item, "names": tuple(str(n) for n in item["names"])})  # older
+            # files lack distribution and dim: their defaults are a named condition
             for item in items
         )
     except (ValueError, TypeError, KeyError) as exc:

@@ -66,10 +66,29 @@ class ConditionInput:
     names: tuple[str, ...]  # what each entry means: domains, attributes, classes
     multi: bool = False  # several entries at once (attributes: a multi-hot), else a one-hot
     noun: str = "value"  # what errors call an entry ("domain", "class")
+    #: A code drawn from a distribution instead of entries picked by name (the many answers
+    #: of a multimodal family: bicyclegan's z, munit's style): "normal" is N(0, I) with
+    #: ``dim`` entries, not limited to [0, 1]. ``translate run --samples K --seed S`` draws K
+    #: codes, ``--style-from`` takes the plugin's ``code_encoder`` output; the option, if
+    #: given, is comma-separated numbers. "" (default): a named one-hot or multi-hot.
+    distribution: str = ""
+    dim: int = 0
+
+    def __post_init__(self) -> None:
+        if self.distribution not in ("", "normal"):
+            raise ValueError(
+                f"ConditionInput.distribution: '' or 'normal', not {self.distribution!r}"
+            )
+        if self.distribution and (self.dim < 1 or self.names):
+            raise ValueError("ConditionInput: a code takes dim >= 1 and no names")
+
+    @property
+    def is_code(self) -> bool:
+        return bool(self.distribution)
 
     @property
     def size(self) -> int:
-        return len(self.names)
+        return self.dim if self.is_code else len(self.names)
 
 
 @dataclass(frozen=True)
@@ -219,6 +238,12 @@ class PluginBase(Generic[C]):
         them from the user's option (``ConditionInput.option``); the ONNX export takes each as
         an input of its own. Optional: the default declares none (a single-input module)."""
         return ()
+
+    def code_encoder(self, models: Mapping[str, nn.Module], cfg: C, opts: Any) -> nn.Module | None:
+        """For a plugin with a code input (``ConditionInput.distribution``): a module mapping
+        a reference image (B, C, H, W) in [-1, 1] to its code (B, dim), the mean for a VAE
+        encoder; ``translate run --style-from`` uses it. Optional: the default has none."""
+        return None
 
     def input_channels(self, cfg: C) -> int:
         """Channels of ``preprocess``'s output (of the latent for a generating plugin).

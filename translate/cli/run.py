@@ -230,6 +230,26 @@ def run_command(
             "label map in its palette's colours), as <name>.png."
         ),
     ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            help="Multimodal models (bicyclegan, munit): K translations of each input, with K "
+            "codes drawn from N(0, I), written as <name>_s0 ... <name>_s<K-1>. \\[default: one, "
+            "with the zero code]",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the --samples codes (same seed, same outputs)."),
+    ] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="With --samples: one image per input, samples in a row.")
+    ] = False,
+    style_from: Annotated[
+        Path | None,
+        typer.Option(help="Multimodal models: translate in the style of this reference image."),
+    ] = None,
 ) -> None:
     """Translate images with a trained model (the shipped default when none is given).
     Plugin options (e.g. --direction) follow. A file that cannot be read is reported at the
@@ -271,6 +291,9 @@ def run_command(
     )
     if outscale is not None and translator.requirements.scale == 1:
         raise ConfigError("--outscale: applies to super-resolution models; this model's scale is 1")
+    if samples is not None or seed is not None or grid or style_from is not None:
+        _run_multimodal(translator, files, plan, samples, seed, grid, style_from)
+        return
     if preview is not None:
         if not callable(getattr(translator.plugin, "preview", None)):
             raise ConfigError(f"--preview: plugin {translator.meta['plugin']} has no preview")
@@ -329,6 +352,54 @@ def run_command(
                     shown_at = preview / f"{plan[i].path.stem}.png"
                     save_output(shown, Output(files[i], shown_at, "PNG"))
             progress.advance(len(batch))
+    if failures:
+        raise DataError(_failure_line(failures, len(files)))
+
+
+def _run_multimodal(
+    translator: Any,
+    files: list[Path],
+    plan: list[Any],
+    samples: int | None,
+    seed: int | None,
+    grid: bool,
+    style_from: Path | None,
+) -> None:
+    """``--samples K [--seed S] [--grid]`` or ``--style-from REF``: K outputs per input
+    (``translate.inference.multimodal``), named <name>_s<i> or one row per input."""
+    from translate.inference import multimodal
+    from translate.inference.image_io import read_image
+    from translate.inference.outputs import Output, save_output
+
+    multimodal.code_input(translator, "--style-from" if style_from else "--samples")
+    code = None
+    if style_from is not None:
+        if samples is not None or seed is not None or grid:
+            raise ConfigError(
+                "--style-from: gives one output per input; drop --samples/--seed/--grid"
+            )
+        code = multimodal.style_code(translator, read_image(style_from))
+    k = multimodal.check_samples(samples if samples is not None else 1)
+    multimodal.check_seed(seed)
+    if grid and samples is None:
+        raise ConfigError("--grid: applies with --samples K")
+    failures: list[str] = []
+    for path, item in zip(files, plan, strict=True):
+        try:
+            outs = multimodal.translate_samples(
+                translator, [read_image(path)], k, seed=seed, code=code
+            )[0]
+        except DataError as exc:
+            failures.append(str(exc))
+            continue
+        if code is not None or grid:
+            targets = [(multimodal.grid(outs) if grid else outs[0], item.path)]
+        else:
+            stem, ext = item.path.stem, item.path.suffix
+            targets = [(o, item.path.with_name(f"{stem}_s{i}{ext}")) for i, o in enumerate(outs)]
+        for image, target in targets:
+            save_output(image, Output(path, target, item.format))
+            typer.echo(str(target))
     if failures:
         raise DataError(_failure_line(failures, len(files)))
 

@@ -88,6 +88,8 @@ class Translator:
         tile_overlap: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         conditions: Sequence[ConditionInput] = (),
+        codes: Mapping[str, Tensor] | None = None,
+        code_encoder: nn.Module | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: must be at least 1, got {batch_size}")
@@ -105,6 +107,14 @@ class Translator:
         self.conditions = tuple(conditions)
         # (1, size) per condition, from the options; a bad name fails here, not per image
         self.condition_values = values_from_options(self.conditions, opts)
+        # codes (``ConditionInput.is_code``) given for this Translator: (1 or B, dim) each
+        self.codes = dict(codes or {})
+        self.condition_values = tuple(
+            self.codes.get(c.name, v)
+            for c, v in zip(self.conditions, self.condition_values, strict=True)
+        )
+        #: image -> code (torch backend, plugins with ``code_encoder``): ``--style-from``
+        self.code_encoder = code_encoder
         self._warned_instance_norm = False
         if tile_size:  # a tile the model cannot take is refused now, not at the first image
             resolve_tiles(tile_size, tile_overlap, requirements, max_side=backend.max_side)
@@ -191,6 +201,7 @@ class Translator:
                 "it translates none (use translate sample)"
             )
         req = loaded.requirements
+        encoder: nn.Module | None = None
         if isinstance(loaded, LoadedOnnx):
             if amp not in ("none", "auto"):
                 raise ConfigError(
@@ -224,6 +235,10 @@ class Translator:
             loaded.module.to(dev)
             backend = TorchBackend(loaded.module, dev, amp=amp)
             meta = {**loaded.meta, "ema": loaded.ema}
+            hook = getattr(loaded.plugin, "code_encoder", None)
+            encoder = hook(loaded.models, loaded.plugin_cfg, loaded.opts) if hook else None
+            if encoder is not None:
+                encoder.to(dev).eval()
         return cls(
             backend,
             plugin=loaded.plugin,
@@ -237,6 +252,7 @@ class Translator:
             tile_overlap=tile_overlap,
             batch_size=batch_size,
             conditions=loaded.conditions,
+            code_encoder=encoder,
         )
 
     # -------------------------------------------------------------- properties
@@ -281,6 +297,21 @@ class Translator:
             )
         return self._sharing(opts=opts)
 
+    def with_codes(self, codes: Mapping[str, Tensor]) -> Translator:
+        """This model (sharing its backend) fed the given codes: name -> (1 or B, dim) for
+        each code input (``ConditionInput.is_code``: bicyclegan's z, munit's style)."""
+        known = {c.name: c for c in self.conditions if c.is_code}
+        for name, value in codes.items():
+            if name not in known:
+                raise ConfigError(
+                    f"code {name!r}: this model's codes: {', '.join(known) or 'none'}"
+                )
+            if value.dim() != 2 or value.shape[1] != known[name].size:
+                raise ConfigError(
+                    f"code {name!r}: expected (B, {known[name].size}), got {tuple(value.shape)}"
+                )
+        return self._sharing(codes={**self.codes, **{k: v.float().cpu() for k, v in codes.items()}})
+
     def _sharing(self, **changes: Any) -> Translator:
         settings = {
             "plugin": self.plugin,
@@ -294,6 +325,8 @@ class Translator:
             "tile_overlap": self.tile_overlap,
             "batch_size": self.batch_size,
             "conditions": self.conditions,
+            "codes": self.codes,
+            "code_encoder": self.code_encoder,
         }
         return Translator(self.backend, **{**settings, **changes})
 

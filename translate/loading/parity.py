@@ -49,7 +49,7 @@ def latent_inputs(shape: Sequence[int], batch: int = 2) -> list[Tensor]:
 
 def parity_batch(conditions: Sequence[ConditionInput]) -> int:
     """The first parity input's batch: one row per entry of the largest condition (capped)."""
-    return min(max([2, *(c.size for c in conditions)]), MAX_PARITY_ROWS)
+    return min(max([2, *(c.size for c in conditions if not c.is_code)]), MAX_PARITY_ROWS)
 
 
 def parity_cases(
@@ -61,7 +61,18 @@ def parity_cases(
     for x in inputs:
         b = x.shape[0]
         index = torch.arange(start, start + b)
-        cases.append((x, *(torch.eye(c.size)[index % c.size] for c in conditions)))
+        gen = torch.Generator().manual_seed(start)  # codes: N(0, I) rows, fixed per input
+        cases.append(
+            (
+                x,
+                *(
+                    torch.randn((b, c.size), generator=gen)
+                    if c.is_code
+                    else torch.eye(c.size)[index % c.size]
+                    for c in conditions
+                ),
+            )
+        )
         start += b
     return cases
 
