@@ -83,3 +83,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random LPIPS (AlexNet) state dict with non-negative heads: a working metric file
+    without downloads (test_evaluation, the multimodal diversity tests)."""
+    import lpips
+
+    torch.manual_seed(0)
+    net = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False)
+    for p in net.parameters():  # the linear heads are non-negative in the trained metric
+        p.data.abs_()
+    path = tmp_path_factory.mktemp("weights") / "lpips_alex.pth"
+    torch.save(net.state_dict(), path)
+    return path

@@ -39,19 +39,6 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import lpips
-
-    torch.manual_seed(0)
-    net = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False)
-    for p in net.parameters():  # the linear heads are non-negative in the trained metric
-        p.data.abs_()
-    path = tmp_path_factory.mktemp("weights") / "lpips_alex.pth"
-    torch.save(net.state_dict(), path)
-    return path
-
-
 def photos(n: int, seed: int, size: int = 48) -> list[Image.Image]:
     """Smooth random colour fields: one distribution of images."""
     rng = np.random.default_rng(seed)

@@ -131,3 +131,34 @@ def test_onnx_backend_gives_the_same_samples(run_dir: Path, image: Path, tmp_pat
     assert r.exit_code == 0, r.output
     for name in ("img_s0.png", "img_s1.png"):
         assert np.abs(pixels(tmp_path / "t" / name) - pixels(tmp_path / "x" / name)).max() <= 1
+
+
+def test_eval_reports_diversity_only_with_lpips_weights(
+    run_dir: Path, lpips_weights: Path, tmp_path: Path
+) -> None:
+    import json
+
+    data = run_dir.parent / "data"
+    plain = runner.invoke(app, ["eval", "bicyclegan", "-c", str(run_dir), "--data", str(data)])
+    assert plain.exit_code == 0, plain.output
+    assert "diversity (LPIPS between samples) skipped" in plain.output
+    report = tmp_path / "report"
+    args = ["eval", "bicyclegan", "-c", run_dir, "--data", data, "--report", report,
+            "--lpips-weights", lpips_weights]  # fmt: skip
+    r = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    (folder,) = json.loads((report / "metrics.json").read_text())["folders"]
+    assert {"L1", "LPIPS", "diversity"} <= set(folder["means"])
+    assert folder["means"]["diversity"] > 0
+
+
+def test_diversity_is_zero_for_equal_samples(lpips_weights: Path, tmp_path: Path) -> None:
+    from translate.evaluation import EvalItem, EvalSet, MetricWeights, score
+
+    rng = np.random.default_rng(0)
+    a, b = (Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(2))
+    same = EvalItem("same", {"s0": a, "s1": a.copy(), "s2": a.copy()}, samples=("s0", "s1", "s2"))
+    apart = EvalItem("apart", {"s0": a, "s1": b}, samples=("s0", "s1"))
+    result = score(EvalSet([same, apart]), tmp_path, MetricWeights(lpips=lpips_weights), "cpu")
+    assert result.rows[0]["diversity"] == pytest.approx(0.0, abs=1e-6)
+    assert result.rows[1]["diversity"] > 0

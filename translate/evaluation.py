@@ -21,6 +21,7 @@ averages the per-image figures, and returns one ``FolderResult`` per folder.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class EvalItem:
     images: dict[str, Image.Image] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     compare: tuple[str, str] | None = None  # (output, reference) columns that LPIPS compares
+    #: columns that are samples of one input (multimodal families): their mean pairwise LPIPS
+    #: is the item's ``diversity`` (Zhu et al. 2017, Sec. 5; Huang et al. 2018, Sec. 5.2)
+    samples: tuple[str, ...] = ()
 
 
 @dataclass
@@ -151,6 +155,23 @@ def paired_protocol(
     return EvalSet(items, distributions={"": (outputs_all, targets_all)})
 
 
+def add_samples(models: Any, evalset: EvalSet, k: int = 4, seed: int = 0) -> EvalSet:
+    """Each item's input translated with ``k`` codes drawn by ``seed`` (a model with a code
+    input, ``ConditionInput.is_code``), as columns ``sample 0`` ... for the diversity figure."""
+    from translate.conditioning import codes, draw_codes
+
+    translator = getattr(models, "default", models)
+    (cond,) = codes(translator.conditions)
+    rows = draw_codes(cond, k, seed)
+    for s in range(k):
+        run = translator.with_codes({cond.name: rows[s : s + 1]})
+        outputs = run([it.images["input"] for it in evalset.items])
+        for it, out in zip(evalset.items, outputs, strict=True):
+            it.images[f"sample {s}"] = out.convert("RGB")
+            it.samples = (*it.samples, f"sample {s}")
+    return evalset
+
+
 def _as_eval_set(result: Any) -> EvalSet:
     if isinstance(result, EvalSet):
         return result
@@ -176,6 +197,18 @@ def score(evalset: EvalSet, folder: Path, weights: MetricWeights, device: str) -
             it.metrics["LPIPS"] = metric(it.images[out], it.images[ref])
     elif compared:
         notes.append(f"LPIPS skipped: {LPIPS.missing_note()}")
+    sampled = [it for it in evalset.items if len(it.samples) >= 2]
+    if sampled and weights.lpips is not None:
+        from translate.metrics.perceptual import LPIPSMetric
+
+        metric = LPIPSMetric(weights.lpips, device=device)
+        for it in sampled:
+            pairs = list(itertools.combinations(it.samples, 2))
+            it.metrics["diversity"] = sum(
+                metric(it.images[a], it.images[b]) for a, b in pairs
+            ) / len(pairs)
+    elif sampled:
+        notes.append(f"diversity (LPIPS between samples) skipped: {LPIPS.missing_note()}")
     summary: dict[str, float] = {}
     if evalset.distributions and weights.inception is not None:
         from translate.metrics.fidelity import InceptionFeatures, fid, kid

@@ -208,6 +208,12 @@ class PluginBase(Generic[C]):
         """One optimiser per model by default; names starting with "D" get ``lr_d`` (TTUR)."""
         return {name: list(model.parameters()) for name, model in models.items()}
 
+    def lr_multiplier(self, step: int, cfg: C) -> float:
+        """A factor on every group's learning rate at ``step`` (0-based), times the core's
+        schedule (``lr_decay_start``); computed from the step alone, so resume is exact.
+        MUNIT's configs halve the rate every 100k steps. Optional: the default is 1."""
+        return 1.0
+
     # -- data
     def build_dataset(self, cfg: C, split: str) -> Dataset:
         """The default dataset of the plugin's ``dataset_kind`` (``translate.data``), built

@@ -278,6 +278,8 @@ class Trainer:
         """One optimisation step at ``self.step`` (LR from the schedule); advances the step."""
         cfg = self.train_cfg
         factor = lr_factor(self.step, max_steps=cfg.max_steps, decay_start=cfg.lr_decay_start)
+        hook = getattr(self.plugin, "lr_multiplier", None)  # a plugin's own schedule (munit)
+        factor *= hook(self.step, self.plugin_cfg) if callable(hook) else 1.0
         for group, optimizer in self.ctx.optimizers.items():
             for pg in optimizer.param_groups:
                 pg["lr"] = self.base_lr[group] * factor
