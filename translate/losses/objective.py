@@ -29,6 +29,7 @@ from torch import Tensor
 from translate.config import GANConfig
 from translate.losses.adversarial import AdversarialLoss, Logits, adversarial_loss, logit_scales
 from translate.losses.augment import AugmentParams, DiffAugment
+from translate.losses.lazy import lazy_scale
 from translate.losses.regularizers import Discriminator, gradient_penalty, r1_penalty, r2_penalty
 from translate.nn.gradnorm import gradient_normalized
 
@@ -128,8 +129,7 @@ class GANObjective:
         if cfg.instance_noise > 0:
             span = cfg.instance_noise_steps or max_steps
             self.noise_std = cfg.instance_noise * max(0.0, 1.0 - step / max(span, 1))
-        k = cfg.penalty_interval
-        self.penalty_scale = float(k) if step % k == 0 else 0.0
+        self.penalty_scale = lazy_scale(step, cfg.penalty_interval)
         self._step, self._draws = step, 0
 
     def _interpolation_weights(self, n: int) -> Tensor:
