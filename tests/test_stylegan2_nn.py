@@ -48,7 +48,7 @@ def test_equalized_conv_gain_and_lrelu() -> None:
     ref = F.conv2d(x, conv.weight.detach() / math.sqrt(72), padding=1) + 0.3
     ref = F.leaky_relu(ref, 0.2) * math.sqrt(2)
     assert torch.allclose(conv(x), ref, atol=1e-5)
-    assert LRELU_GAIN == pytest.approx(math.sqrt(2))
+    assert pytest.approx(math.sqrt(2)) == LRELU_GAIN
 
 
 def test_demodulation_gives_unit_variance_outputs_for_unit_variance_inputs() -> None:

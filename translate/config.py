@@ -139,6 +139,8 @@ GAN_LOSSES = (
 #: Families whose loss has a real target that one-sided label smoothing can soften.
 LABEL_SMOOTHING_LOSSES = ("minimax", "nonsaturating", "lsgan")
 DIFF_AUGMENT_POLICIES = ("color", "translation", "cutout")
+#: ADA pipelines (Karras et al. 2020, "Training GANs with Limited Data"; translate.losses.ada).
+ADA_PIPELINES = ("blit", "geom", "color", "bg", "bgc")
 
 SpectralNormTarget = Literal["none", "d", "both"]
 AttentionTarget = Literal["none", "d", "g", "both"]
@@ -248,6 +250,37 @@ class GANConfig:
         "Keep an exponential moving average of the generators' weights with this decay "
         "(e.g. 0.999; 0: off); used for samples, run and export.",
     )
+    ema_kimg: float = opt(
+        0.0,
+        "Generator EMA by its half-life in thousands of images instead of a fixed decay "
+        "(Karras et al. 2020: 10): decay 0.5 ** (global batch / (1000 * kimg)) per step; "
+        "0: off (see --ema-decay).",
+    )
+    ema_rampup: float = opt(
+        0.0,
+        "With --ema-kimg: the half-life is at most this fraction of the images seen so far "
+        "(StyleGAN2-ADA's ramp, 0.05; 0: no ramp).",
+    )
+    ada_target: float = opt(
+        0.0,
+        "Adaptive discriminator augmentation (Karras et al. 2020, ADA): the target of "
+        "r_t = E[sign(D(real))] that its probability p is steered towards (paper: 0.6); 0: off.",
+    )
+    ada_p: float | None = opt(
+        None,
+        "ADA probability p in [0, 1]: fixed (without --ada-target) or the starting value "
+        "(with it; default 0).",
+    )
+    ada_pipeline: str = opt(
+        "bgc",
+        "ADA transforms: blit (flips, quarter turns, integer shifts), geom (scale, rotation, "
+        "anisotropy, fractional shifts), color, bg or bgc (all, the paper's default).",
+        choices=ADA_PIPELINES,
+    )
+    ada_kimg: float = opt(
+        500.0, "ADA: p can go from 0 to 1 in this many thousand images (paper: 500)."
+    )
+    ada_interval: int = opt(4, "ADA: adjust p every N steps (paper: 4).")
 
     def __post_init__(self) -> None:
         check(
@@ -280,6 +313,33 @@ class GANConfig:
         check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")
         check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
         check(self.ortho_reg >= 0, "ortho_reg", "must be >= 0 (0: off)")
+        check(self.ema_kimg >= 0, "ema_kimg", "must be >= 0 (0: off)")
+        check(0 <= self.ema_rampup <= 1, "ema_rampup", "must be in [0, 1] (0: no ramp)")
+        check(
+            not (self.ema_kimg > 0 and self.ema_decay > 0),
+            "ema_kimg",
+            "give either --ema-kimg (a half-life) or --ema-decay (a fixed decay), not both",
+        )
+        check(
+            self.ema_rampup == 0 or self.ema_kimg > 0,
+            "ema_rampup",
+            "ramps the half-life of --ema-kimg; set it",
+        )
+        check(0 <= self.ada_target < 1, "ada_target", "must be in [0, 1) (0: off; paper 0.6)")
+        check(self.ada_p is None or 0 <= self.ada_p <= 1, "ada_p", "must be in [0, 1]")
+        check(
+            self.ada_pipeline in ADA_PIPELINES,
+            "ada_pipeline",
+            f"unknown pipeline {self.ada_pipeline!r}; choose one of {', '.join(ADA_PIPELINES)}",
+        )
+        check(self.ada_kimg > 0, "ada_kimg", "must be > 0")
+        check(self.ada_interval >= 1, "ada_interval", "must be at least 1")
+        check(
+            not (self.ada_enabled and self.diff_augment_policy),
+            "ada_target",
+            "ADA and DiffAugment both augment what D sees; pick one (--diff-augment '' or "
+            "--ada-target 0)",
+        )
         unknown = [p for p in self.diff_augment_policy if p not in DIFF_AUGMENT_POLICIES]
         check(
             not unknown,
@@ -418,6 +478,11 @@ class GANConfig:
             )
             if on
         ]
+
+    @property
+    def ada_enabled(self) -> bool:
+        """Whether ADA augments D's inputs (adaptive with a target, or a fixed p)."""
+        return self.ada_target > 0 or self.ada_p is not None
 
     @property
     def diff_augment_policy(self) -> tuple[str, ...]:

@@ -39,8 +39,8 @@ def lazy_adam(
     lr: float, betas: tuple[float, float], interval: int
 ) -> tuple[float, tuple[float, float]]:
     """Adam's ``lr`` and ``betas`` for a network regularised every ``interval`` steps
-    (StyleGAN2's official code): ``lr * r`` and ``(beta1 ** r, beta2 ** r)`` with ``r = k / (k + 1)``;
-    unchanged for ``interval`` 1."""
+    (StyleGAN2's official code): ``lr * r`` and ``(beta1 ** r, beta2 ** r)`` with
+    ``r = k / (k + 1)``; unchanged for ``interval`` 1."""
     _check_interval(interval)
     if interval == 1:
         return lr, betas

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["path_lengths", "path_length_penalty"]
+__all__ = ["path_length_penalty", "path_lengths"]
 
 
 def path_lengths(images: Tensor, ws: Tensor, noise: Tensor | None = None) -> Tensor:

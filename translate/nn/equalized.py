@@ -152,6 +152,9 @@ def upsample2d(x: Tensor) -> Tensor:
 
 
 def downsample2d(x: Tensor) -> Tensor:
-    """2x downsampling with the [1, 3, 3, 1] / 8 filter per axis (antialiased bilinear), the
-    filter StyleGAN2 applies before its strided convolutions."""
-    return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
+    """2x downsampling with the FIR filter [1, 3, 3, 1] / 8 per axis, zero padding of 1, stride
+    2: StyleGAN2's ``upfirdn2d`` before its strided convolutions (a depthwise convolution, so
+    it runs in any precision)."""
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0], device=x.device, dtype=x.dtype) / 8
+    kernel = torch.outer(taps, taps).expand(x.shape[1], 1, 4, 4)
+    return F.conv2d(x, kernel, stride=2, padding=1, groups=x.shape[1])

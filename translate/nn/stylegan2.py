@@ -23,6 +23,7 @@ inversion and dragging): ``mapping(z, psi)`` -> ws, ``synthesis(ws, noise_mode)`
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -33,7 +34,6 @@ from translate.nn.equalized import (
     EqualizedConv2d,
     EqualizedLinear,
     bias_act,
-    downsample2d,
     upsample2d,
 )
 from translate.nn.minibatch_std import MinibatchStdDev
@@ -70,16 +70,19 @@ def modulated_conv2d(
     """StyleGAN2's weight (de)modulation (Sec. 2.2): ``w'_ijk = s_i w_ijk`` (Eq. 1) and, with
     ``demodulate``, ``w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + eps)`` (Eq. 3), so that
     unit-variance inputs give unit-variance outputs. ``x`` (B, I, H, W), ``weight`` (O, I, k, k)
-    (already scaled), ``styles`` (B, I); one grouped convolution for the whole batch."""
-    b, i, h, w = x.shape
-    o, _, k, _ = weight.shape
-    wt = weight.unsqueeze(0) * styles.to(weight.dtype).view(b, 1, i, 1, 1)  # (B, O, I, k, k)
+    (already scaled), ``styles`` (B, I).
+
+    Computed as the official code's non-fused path: scaling the input channels by ``s`` and the
+    output channels by the demodulation coefficients around one shared convolution is the same
+    linear map as convolving with the per-sample weights, and exports to ONNX with any batch."""
+    k = weight.shape[-1]
+    styles = styles.to(x.dtype)
+    out = F.conv2d(x * styles[:, :, None, None], weight.to(x.dtype), padding=k // 2)
     if demodulate:
-        wt = wt * (wt.square().sum(dim=(2, 3, 4), keepdim=True) + eps).rsqrt()
-    out = F.conv2d(
-        x.reshape(1, b * i, h, w), wt.reshape(b * o, i, k, k).to(x.dtype), padding=k // 2, groups=b
-    )
-    return out.reshape(b, o, h, w)
+        w2 = weight.float().square().sum(dim=(2, 3))  # (O, I)
+        coef = (styles.float().square() @ w2.T + eps).rsqrt()  # (B, O)
+        out = out * coef.to(out.dtype)[:, :, None, None]
+    return out
 
 
 class ModulatedConv2d(nn.Module):
@@ -229,7 +232,7 @@ class MappingNetwork(nn.Module):
         self.layers = nn.Sequential(
             *(
                 EqualizedLinear(a, b, lr_mul=lr_mul, activation="lrelu")
-                for a, b in zip(dims[:-1], dims[1:], strict=True)
+                for a, b in itertools.pairwise(dims)
             )
         )
         self.register_buffer("w_avg", torch.zeros(w_dim))
