@@ -203,7 +203,7 @@ def test_sample_truncation_and_latent_walks(run: Path, tmp_path: Path) -> None:
     res = cli.invoke(
         app, ["sample", str(run), "--truncation", "1e-300", "-o", str(tmp_path / "x.png")]
     )
-    assert res.exit_code == 2 and "truncation_psi" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "truncation: psi" in res.output and "Traceback" not in res.output
     res = cli.invoke(app, ["sample", str(run), "--interpolate", "1", "-o", str(tmp_path / "y.png")])
     assert res.exit_code == 2 and "interpolate" in res.output
 

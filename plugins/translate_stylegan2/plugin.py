@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from translate.plugin import StepContext
 
 MIN_SIZE, MAX_SIZE = 8, 1024
+#: the magnitudes of psi accepted (psi past 1 extrapolates away from w_avg)
+PSI_MIN, PSI_MAX = 1e-3, 2.0
 #: the official code's heuristics for a dataset of side ``res`` on one GPU ("auto" config)
 R1_GAMMA_COEF = 0.0002  # gamma = 0.0002 * res^2 / batch
 
@@ -117,9 +119,9 @@ class StyleGAN2Inference:
 
     def __post_init__(self) -> None:
         check(
-            math.isfinite(self.truncation_psi) and 1e-3 <= abs(self.truncation_psi) <= 2,
+            math.isfinite(self.truncation_psi) and PSI_MIN <= abs(self.truncation_psi) <= PSI_MAX,
             "truncation_psi",
-            f"{self.truncation_psi} must be within 0.001 to 2 in magnitude",
+            f"{self.truncation_psi} must be within {PSI_MIN} to {PSI_MAX} in magnitude",
         )
         check(self.latent_space in ("z", "w"), "latent_space", "must be z or w")
 
@@ -250,7 +252,12 @@ class StyleGAN2Plugin(PluginBase[StyleGAN2Config]):
         not the core's resampling of z."""
         from translate_stylegan2.sampling import StyleSampler
 
-        StyleGAN2Inference(truncation_psi=truncation)  # the one-line error for a bad psi
+        from translate.errors import ConfigError
+
+        if not (math.isfinite(truncation) and PSI_MIN <= abs(truncation) <= PSI_MAX):
+            raise ConfigError(
+                f"truncation: psi {truncation} must be within {PSI_MIN} to {PSI_MAX} in magnitude"
+            )
         assert isinstance(module, StyleSampler)
         return StyleSampler(module.G, psi=truncation, space=module.space)
 
