@@ -52,11 +52,11 @@ def write_subset(root: Path, n: int, seed: int) -> Path:
 
 def train_one(data: Path, run: Path, seed: int, args: Any, ada: bool) -> dict[str, float]:
     import torch
+    from translate_stylegan2.sampling import StyleSampler
 
     from translate.engine.loop import prepare
     from translate.inference.sampling import Sampler
     from translate.testing_digits import digits_kid
-    from translate_stylegan2.sampling import StyleSampler
 
     trainer = prepare(
         "stylegan2",

@@ -250,9 +250,8 @@ class StyleGAN2Plugin(PluginBase[StyleGAN2Config]):
     def truncated(self, module: nn.Module, truncation: float, cfg: StyleGAN2Config) -> nn.Module:
         """``translate sample --truncation PSI``: the truncation trick in W (StyleGAN's psi),
         not the core's resampling of z."""
-        from translate_stylegan2.sampling import StyleSampler
-
         from translate.errors import ConfigError
+        from translate_stylegan2.sampling import StyleSampler
 
         if not (math.isfinite(truncation) and PSI_MIN <= abs(truncation) <= PSI_MAX):
             raise ConfigError(
