@@ -149,3 +149,10 @@ def test_ada_options_are_validated() -> None:
         GANConfig(ada_target=0.6, diff_augment="color")
     with pytest.raises(ConfigError, match="ema_kimg"):
         GANConfig(ema_kimg=10, ema_decay=0.999)
+
+
+def test_p_has_its_own_panel_in_the_curves() -> None:
+    from translate.engine.curves import family
+
+    assert family("ada_p") == family("ada_rt") == "augment"
+    assert family("D_adv") == "discriminator"  # the other families unchanged
