@@ -253,3 +253,25 @@ def test_one_service_request(run: Path) -> None:
 
         want = grid(Sampler.from_checkpoint(run)(4, seed=2, truncation=0.5))
         assert np.abs(np.asarray(image, np.int16) - np.asarray(want, np.int16)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--width", "2"], "width"),
+        (["--image-size", "12"], "image_size"),
+        (["--ada-p", "1.5"], "ada_p"),
+        (["--ada-target", "0.6", "--diff-augment", "color"], "pick one"),
+        (["--pl-interval", "0"], "pl_interval"),
+        (["--ema-decay", "0.999"], "ema_kimg"),  # the plugin's half-life is on: one of the two
+    ],
+)
+def test_bad_training_options_are_one_line_errors(
+    args: list[str], needle: str, data: Path, tmp_path: Path
+) -> None:
+    res = CliRunner().invoke(
+        app, ["train", "stylegan2", "--data", str(data), "--run-dir", str(tmp_path / "r"), *args]
+    )
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
+    assert len([line for line in res.output.splitlines() if line.strip()]) == 1, res.output

@@ -318,7 +318,8 @@ class GANConfig:
         check(
             not (self.ema_kimg > 0 and self.ema_decay > 0),
             "ema_kimg",
-            "give either --ema-kimg (a half-life) or --ema-decay (a fixed decay), not both",
+            "a half-life (--ema-kimg) and a fixed --ema-decay both set the EMA; pass "
+            "--ema-kimg 0 for a fixed decay",
         )
         check(
             self.ema_rampup == 0 or self.ema_kimg > 0,
