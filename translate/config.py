@@ -12,7 +12,6 @@ This module must stay light: no torch import.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 # re-exported: the (de)serialisation of these configs lives in translate.config_io
@@ -21,110 +20,17 @@ from translate.config_io import config_from_dict as config_from_dict
 from translate.config_io import config_to_dict as config_to_dict
 from translate.config_io import field_types as field_types
 from translate.config_io import load_config_file as load_config_file
+
+# re-exported: the core loop's settings live in translate.config_train
+from translate.config_train import AmpMode as AmpMode
+from translate.config_train import DeviceName as DeviceName
+from translate.config_train import TrainConfig as TrainConfig
 from translate.data.configs import Direction as Direction
 from translate.data.configs import PairedDataConfig as PairedDataConfig
 from translate.data.configs import SingleDataConfig as SingleDataConfig
 from translate.data.configs import UnpairedDataConfig as UnpairedDataConfig
 from translate.fields import check
 from translate.fields import opt as opt
-
-AmpMode = Literal["auto", "none", "bf16", "fp16"]
-DeviceName = Literal["auto", "cpu", "cuda"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Core training-loop settings shared by every plugin."""
-
-    max_steps: int = opt(10_000, "Number of optimisation steps (one batch each).")
-    batch_size: int = opt(
-        1, "Images per batch and process: the global batch is this x the number of processes."
-    )
-    lr: float = opt(2e-4, "Learning rate of the generator (and of every group without its own).")
-    lr_d: float | None = opt(None, "Discriminator learning rate (TTUR); default: same as --lr.")
-    beta1: float = opt(0.5, "Adam beta1.")
-    beta2: float = opt(0.999, "Adam beta2.")
-    lr_decay_start: float = opt(
-        0.5, "Fraction of --max-steps after which the LR decays linearly to zero (1 = constant)."
-    )
-    seed: int = opt(0, "Random seed (data order, augmentation, initialisation).")
-    device: DeviceName = opt("auto", "Device: auto (CUDA when available), cpu or cuda.")
-    amp: AmpMode = opt(
-        "auto",
-        "Mixed precision: auto (bf16 where the hardware has it: CPUs with AVX-512 BF16 or AMX, "
-        "CUDA compute capability >= 8; fp16 with a gradient scaler on older CUDA GPUs; else "
-        "fp32), none (fp32), bf16 (CPU or CUDA) or fp16 (CUDA). The choice is printed at start.",
-    )
-    channels_last: bool = opt(
-        True, "Channels-last (NHWC) memory format for models and batches (faster convolutions)."
-    )
-    threads: int = opt(
-        0,
-        "Intra-op CPU threads; 0: $OMP_NUM_THREADS when set, else one per physical core "
-        "(hyper-threads slow convolutions down).",
-    )
-    compile: bool = opt(
-        False,
-        "Compile the models with torch.compile (inductor): a one-off compile time for faster "
-        "steps; benchmarks/train_speed.py --variants default compile measures both.",
-    )
-    workers: int = opt(0, "Data-loading worker processes (0: load in the training process).")
-    log_every: int = opt(10, "Append metrics to metrics.jsonl every N steps.")
-    sample_every: int = opt(500, "Write a PNG sample grid every N steps.")
-    checkpoint_every: int = opt(1000, "Write a checkpoint every N steps (and always at the end).")
-    keep_checkpoints: int = opt(2, "How many recent checkpoints to keep on disk.")
-    n_samples: int = opt(4, "Rows in each sample grid.")
-    run_dir: Path | None = opt(None, "Run folder; default runs/<plugin>-<timestamp>.")
-    progress: bool = opt(True, "Show a progress bar.")
-    eval_every: int = opt(
-        0,
-        "Every N steps, save a checkpoint and run the plugin's evaluation protocol on the "
-        "validation data; figures go to metrics.jsonl as eval_<metric> (0: never). FID/KID and "
-        "LPIPS need $TRANSLATE_INCEPTION_WEIGHTS / $TRANSLATE_LPIPS_WEIGHTS. Distributed runs: "
-        "rank 0 evaluates while the other processes wait, at most --dist-timeout seconds.",
-    )
-    keep_best: str | None = opt(
-        None,
-        "With --eval-every: keep the checkpoint with the best value of this metric (e.g. L1, "
-        "FID, PSNR) as checkpoints/best; lower is better except PSNR/SSIM.",
-    )
-    tensorboard: bool | None = opt(
-        None,
-        "Write TensorBoard event files to <run>/tensorboard (scalars, samples, configs); "
-        "default: on when the tensorboard package is installed.",
-    )
-    sync_bn: bool = opt(
-        False,
-        "Distributed runs on GPUs: batch norm uses the statistics of the global batch "
-        "(SyncBatchNorm). Matters when the per-process batch is small, e.g. pix2pix's batch "
-        "norm at batch 1 per GPU; no effect in a single process.",
-    )
-    dist_timeout: float = opt(
-        600.0,
-        "Distributed runs: seconds a process waits for the others (a collective, a checkpoint "
-        "being written, rank 0's --eval-every evaluation) before the run fails instead of "
-        "hanging.",
-    )
-
-    def __post_init__(self) -> None:
-        check(self.dist_timeout > 0, "dist_timeout", "must be positive")
-        for name in ("max_steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
-        check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
-        check(self.workers >= 0, "workers", "must be 0 or more")
-        check(self.n_samples >= 1, "n_samples", "must be at least 1")
-        check(self.eval_every >= 0, "eval_every", "must be 0 (never) or more")
-        check(self.keep_best is None or self.eval_every > 0, "keep_best", "needs --eval-every N")
-        check(self.lr > 0, "lr", "must be positive")
-        check(self.lr_d is None or self.lr_d > 0, "lr_d", "must be positive")
-        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)")
-        check(0 <= self.lr_decay_start <= 1, "lr_decay_start", "must be in [0, 1]")
-        check(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
-        check(
-            self.amp in ("auto", "none", "bf16", "fp16"), "amp", "must be auto, none, bf16 or fp16"
-        )
-        check(self.threads >= 0, "threads", "must be 0 (physical cores) or more")
-
 
 GAN_LOSSES = (
     "minimax",
@@ -159,14 +65,16 @@ WGAN_GP_BETAS = (0.0, 0.9)
 WGAN_GP_N_CRITIC = 5
 
 
-@dataclass(frozen=True)
-class GANConfig:
-    """The adversarial objective and its regularisers and stabilisers; applies to every plugin.
+# ---------------------------------------------------------------------------- GANConfig groups
+# GANConfig composes one small frozen dataclass per concern by inheritance: same fields,
+# options, gan_defaults keys and meta.json. Adding a group: docs/architecture.md. They live
+# here, not in translate/losses or translate/engine (which import torch; this module must not).
 
-    Options left at ``None`` take the chosen family's default (``effective_*`` properties), so an
-    explicit value always wins. Nonsensical combinations raise a one-line ``ConfigError``; the
-    README's "GAN objectives" section lists what combines.
-    """
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The adversarial objective (read by ``translate.losses.objective``) and the optimiser
+    and step ratio its family prescribes (read by ``translate.engine``)."""
 
     gan_loss: str = opt(
         "nonsaturating",
@@ -175,18 +83,6 @@ class GANConfig:
         "--n-critic 5; wgan-gp to Adam --lr 1e-4, --beta1 0, --beta2 0.9, --n-critic 5 and "
         "--gp-weight 10 (both: --lr-d as --lr), unless given.",
         choices=GAN_LOSSES,
-    )
-    gp_weight: float | None = opt(
-        None,
-        "One-centred gradient penalty on real/fake interpolates (Gulrajani et al. 2017); "
-        "default 10 for wgan-gp, else 0.",
-    )
-    r1_gamma: float = opt(0.0, "R1 zero-centred gradient penalty on real data (gamma).")
-    r2_gamma: float = opt(0.0, "R2 zero-centred gradient penalty on generated data (gamma).")
-    penalty_interval: int = opt(
-        1,
-        "Lazy regularisation: apply the gradient penalties every N steps, weighted by N "
-        "(Karras et al. 2020; StyleGAN2 uses 16 for R1).",
     )
     label_smoothing: float = opt(
         0.0, "One-sided label smoothing: real target 1 - s (minimax/nonsaturating/lsgan)."
@@ -204,6 +100,82 @@ class GANConfig:
     optimizer: OptimizerName = opt(
         "auto", "Optimiser of every group: auto (RMSprop for wgan, else Adam), adam or rmsprop."
     )
+
+    def __post_init__(self) -> None:
+        check(
+            self.gan_loss in GAN_LOSSES,
+            "gan_loss",
+            f"unknown objective {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}",
+        )
+        check(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        check(self.clip_value is None or self.clip_value >= 0, "clip_value", "must be >= 0")
+        check(self.n_critic is None or self.n_critic >= 1, "n_critic", "must be at least 1")
+        check(
+            self.optimizer in ("auto", "adam", "rmsprop"),
+            "optimizer",
+            "must be auto, adam or rmsprop",
+        )
+
+    # -- effective values (family defaults for options left unset)
+    @property
+    def effective_clip_value(self) -> float:
+        if self.clip_value is not None:
+            return self.clip_value
+        return WGAN_CLIP if self.gan_loss == "wgan" else 0.0
+
+    @property
+    def effective_n_critic(self) -> int:
+        if self.n_critic is not None:
+            return self.n_critic
+        if self.gan_loss == "wgan":
+            return WGAN_N_CRITIC
+        return WGAN_GP_N_CRITIC if self.gan_loss == "wgan-gp" else 1
+
+    @property
+    def effective_optimizer(self) -> str:
+        if self.optimizer != "auto":
+            return self.optimizer
+        return "rmsprop" if self.gan_loss == "wgan" else "adam"
+
+    @property
+    def family_train_defaults(self) -> dict[str, Any]:
+        """TrainConfig values the family's paper prescribes, applied where the user gave none
+        (both WGAN papers use one learning rate for G and D: ``lr_d`` unset)."""
+        if self.gan_loss == "wgan":
+            return {"lr": WGAN_LR, "lr_d": None}
+        if self.gan_loss == "wgan-gp":
+            beta1, beta2 = WGAN_GP_BETAS
+            return {"lr": WGAN_GP_LR, "lr_d": None, "beta1": beta1, "beta2": beta2}
+        return {}
+
+
+@dataclass(frozen=True)
+class PenaltyConfig:
+    """Gradient penalties on D (read by ``translate.losses.regularizers`` via the objective)."""
+
+    gp_weight: float | None = opt(
+        None,
+        "One-centred gradient penalty on real/fake interpolates (Gulrajani et al. 2017); "
+        "default 10 for wgan-gp, else 0.",
+    )
+    r1_gamma: float = opt(0.0, "R1 zero-centred gradient penalty on real data (gamma).")
+    r2_gamma: float = opt(0.0, "R2 zero-centred gradient penalty on generated data (gamma).")
+    penalty_interval: int = opt(
+        1,
+        "Lazy regularisation: apply the gradient penalties every N steps, weighted by N "
+        "(Karras et al. 2020; StyleGAN2 uses 16 for R1).",
+    )
+
+    def __post_init__(self) -> None:
+        check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
+        check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
+        check(self.penalty_interval >= 1, "penalty_interval", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """Architectural transforms of the networks (read by ``translate.engine.transforms``)."""
+
     spectral_norm: SpectralNormTarget = opt(
         "none",
         "Spectral normalisation of every conv/linear layer (Miyato et al. 2018): "
@@ -222,6 +194,23 @@ class GANConfig:
         "Minibatch standard-deviation layer before D's last layer, over groups of N samples "
         "(Karras et al. 2018 use 4; 0: off; needs --batch-size >= 2).",
     )
+
+    def __post_init__(self) -> None:
+        check(
+            self.spectral_norm in ("none", "d", "both"), "spectral_norm", "must be none, d or both"
+        )
+        check(
+            self.self_attention in ("none", "d", "g", "both"),
+            "self_attention",
+            "must be none, d, g or both",
+        )
+        check(self.minibatch_std >= 0, "minibatch_std", "must be >= 0 (0: off)")
+
+
+@dataclass(frozen=True)
+class StabiliserConfig:
+    """Extra terms and noise that steady training (read by ``translate.losses.objective``)."""
+
     feature_matching: float = opt(
         0.0,
         "Weight of the feature-matching loss on D's features (pix2pixHD, Wang et al. 2018; "
@@ -235,32 +224,50 @@ class GANConfig:
     instance_noise_steps: int = opt(
         0, "Steps over which --instance-noise anneals to 0 (0: the whole run)."
     )
-    diff_augment: str = opt(
-        "",
-        "DiffAugment policy for D's real and fake inputs alike (Zhao et al. 2020): "
-        "comma-separated subset of " + ", ".join(DIFF_AUGMENT_POLICIES) + ".",
-    )
     ortho_reg: float = opt(
         0.0,
         "Orthogonal regularisation of the generators' weights with this weight (BigGAN's "
         "off-diagonal form, Brock et al. 2019, Eq. 3; they use 1e-4; 0: off).",
     )
-    ema_decay: float = opt(
-        0.0,
-        "Keep an exponential moving average of the generators' weights with this decay "
-        "(e.g. 0.999; 0: off); used for samples, run and export.",
+
+    def __post_init__(self) -> None:
+        check(self.feature_matching >= 0, "feature_matching", "must be >= 0")
+        check(self.instance_noise >= 0, "instance_noise", "must be >= 0")
+        check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")
+        check(self.ortho_reg >= 0, "ortho_reg", "must be >= 0 (0: off)")
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """Augmentation of D's inputs (read by ``translate.losses.augment``)."""
+
+    diff_augment: str = opt(
+        "",
+        "DiffAugment policy for D's real and fake inputs alike (Zhao et al. 2020): "
+        "comma-separated subset of " + ", ".join(DIFF_AUGMENT_POLICIES) + ".",
     )
-    ema_kimg: float = opt(
-        0.0,
-        "Generator EMA by its half-life in thousands of images instead of a fixed decay "
-        "(Karras et al. 2020: 10): decay 0.5 ** (global batch / (1000 * kimg)) per step; "
-        "0: off (see --ema-decay).",
-    )
-    ema_rampup: float = opt(
-        0.0,
-        "With --ema-kimg: the half-life is at most this fraction of the images seen so far "
-        "(StyleGAN2-ADA's ramp, 0.05; 0: no ramp).",
-    )
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.diff_augment_policy if p not in DIFF_AUGMENT_POLICIES]
+        check(
+            not unknown,
+            "diff_augment",
+            f"unknown policy {unknown[0] if unknown else ''!r}; "
+            f"use a comma-separated subset of {', '.join(DIFF_AUGMENT_POLICIES)}",
+        )
+
+    @property
+    def diff_augment_policy(self) -> tuple[str, ...]:
+        """The DiffAugment operations, in application order (colour, translation, cutout)."""
+        given = [p.strip() for p in self.diff_augment.split(",") if p.strip()]
+        return tuple(given)
+
+
+@dataclass(frozen=True)
+class AdaConfig:
+    """Adaptive discriminator augmentation (read by ``translate.losses.ada`` and the engine,
+    which adjusts p and checkpoints it). Images only, never a condition map."""
+
     ada_target: float = opt(
         0.0,
         "Adaptive discriminator augmentation (Karras et al. 2020, ADA): the target of "
@@ -283,36 +290,45 @@ class GANConfig:
     ada_interval: int = opt(4, "ADA: adjust p every N steps (paper: 4).")
 
     def __post_init__(self) -> None:
+        check(0 <= self.ada_target < 1, "ada_target", "must be in [0, 1) (0: off; paper 0.6)")
+        check(self.ada_p is None or 0 <= self.ada_p <= 1, "ada_p", "must be in [0, 1]")
         check(
-            self.gan_loss in GAN_LOSSES,
-            "gan_loss",
-            f"unknown objective {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}",
+            self.ada_pipeline in ADA_PIPELINES,
+            "ada_pipeline",
+            f"unknown pipeline {self.ada_pipeline!r}; choose one of {', '.join(ADA_PIPELINES)}",
         )
-        check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
-        check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
-        check(self.penalty_interval >= 1, "penalty_interval", "must be at least 1")
-        check(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
-        check(self.clip_value is None or self.clip_value >= 0, "clip_value", "must be >= 0")
-        check(self.n_critic is None or self.n_critic >= 1, "n_critic", "must be at least 1")
-        check(
-            self.optimizer in ("auto", "adam", "rmsprop"),
-            "optimizer",
-            "must be auto, adam or rmsprop",
-        )
-        check(
-            self.spectral_norm in ("none", "d", "both"), "spectral_norm", "must be none, d or both"
-        )
-        check(
-            self.self_attention in ("none", "d", "g", "both"),
-            "self_attention",
-            "must be none, d, g or both",
-        )
-        check(self.minibatch_std >= 0, "minibatch_std", "must be >= 0 (0: off)")
-        check(self.feature_matching >= 0, "feature_matching", "must be >= 0")
-        check(self.instance_noise >= 0, "instance_noise", "must be >= 0")
-        check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")
+        check(self.ada_kimg > 0, "ada_kimg", "must be > 0")
+        check(self.ada_interval >= 1, "ada_interval", "must be at least 1")
+
+    @property
+    def ada_enabled(self) -> bool:
+        """Whether ADA augments D's inputs (adaptive with a target, or a fixed p)."""
+        return self.ada_target > 0 or self.ada_p is not None
+
+
+@dataclass(frozen=True)
+class AveragingConfig:
+    """Weight averaging of the generators (read by ``translate.engine.ema``)."""
+
+    ema_decay: float = opt(
+        0.0,
+        "Keep an exponential moving average of the generators' weights with this decay "
+        "(e.g. 0.999; 0: off); used for samples, run and export.",
+    )
+    ema_kimg: float = opt(
+        0.0,
+        "Generator EMA by its half-life in thousands of images instead of a fixed decay "
+        "(Karras et al. 2020: 10): decay 0.5 ** (global batch / (1000 * kimg)) per step; "
+        "0: off (see --ema-decay).",
+    )
+    ema_rampup: float = opt(
+        0.0,
+        "With --ema-kimg: the half-life is at most this fraction of the images seen so far "
+        "(StyleGAN2-ADA's ramp, 0.05; 0: no ramp).",
+    )
+
+    def __post_init__(self) -> None:
         check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
-        check(self.ortho_reg >= 0, "ortho_reg", "must be >= 0 (0: off)")
         check(self.ema_kimg >= 0, "ema_kimg", "must be >= 0 (0: off)")
         check(0 <= self.ema_rampup <= 1, "ema_rampup", "must be in [0, 1] (0: no ramp)")
         check(
@@ -326,28 +342,40 @@ class GANConfig:
             "ema_rampup",
             "ramps the half-life of --ema-kimg; set it",
         )
-        check(0 <= self.ada_target < 1, "ada_target", "must be in [0, 1) (0: off; paper 0.6)")
-        check(self.ada_p is None or 0 <= self.ada_p <= 1, "ada_p", "must be in [0, 1]")
-        check(
-            self.ada_pipeline in ADA_PIPELINES,
-            "ada_pipeline",
-            f"unknown pipeline {self.ada_pipeline!r}; choose one of {', '.join(ADA_PIPELINES)}",
-        )
-        check(self.ada_kimg > 0, "ada_kimg", "must be > 0")
-        check(self.ada_interval >= 1, "ada_interval", "must be at least 1")
-        check(
-            not (self.ada_enabled and self.diff_augment_policy),
-            "ada_target",
-            "ADA and DiffAugment both augment what D sees; pick one (--diff-augment '' or "
-            "--ada-target 0)",
-        )
-        unknown = [p for p in self.diff_augment_policy if p not in DIFF_AUGMENT_POLICIES]
-        check(
-            not unknown,
-            "diff_augment",
-            f"unknown policy {unknown[0] if unknown else ''!r}; "
-            f"use a comma-separated subset of {', '.join(DIFF_AUGMENT_POLICIES)}",
-        )
+
+
+#: In command-line order (GANConfig's bases are these, reversed).
+GAN_GROUPS = (
+    ObjectiveConfig,
+    PenaltyConfig,
+    ArchitectureConfig,
+    StabiliserConfig,
+    AugmentationConfig,
+    AdaConfig,
+    AveragingConfig,
+)
+
+
+@dataclass(frozen=True)
+class GANConfig(
+    AveragingConfig,
+    AdaConfig,
+    AugmentationConfig,
+    StabiliserConfig,
+    ArchitectureConfig,
+    PenaltyConfig,
+    ObjectiveConfig,
+):
+    """The adversarial objective and its regularisers and stabilisers; applies to every plugin.
+
+    Options left at ``None`` take the chosen family's default (``effective_*`` properties), so an
+    explicit value always wins. Nonsensical combinations raise a one-line ``ConfigError``; the
+    README's "GAN objectives" section lists what combines. Fields: the ``GAN_GROUPS``.
+    """
+
+    def __post_init__(self) -> None:
+        for group in GAN_GROUPS:
+            group.__post_init__(self)
         self._check_combinations()
 
     def _check_combinations(self) -> None:
@@ -415,6 +443,12 @@ class GANConfig:
                 if penalties
                 else "",
             )
+        check(
+            not (self.ada_enabled and self.diff_augment_policy),
+            "ada_target",
+            "ADA and DiffAugment both augment what D sees; pick one (--diff-augment '' or "
+            "--ada-target 0)",
+        )
         if self.penalty_interval > 1:
             check(
                 bool(penalties),
@@ -429,43 +463,11 @@ class GANConfig:
                 "set --instance-noise (the initial std) to anneal it",
             )
 
-    # -- effective values (family defaults for options left unset)
     @property
     def effective_gp_weight(self) -> float:
         if self.gp_weight is not None:
             return self.gp_weight
         return WGAN_GP_WEIGHT if self.gan_loss == "wgan-gp" else 0.0
-
-    @property
-    def effective_clip_value(self) -> float:
-        if self.clip_value is not None:
-            return self.clip_value
-        return WGAN_CLIP if self.gan_loss == "wgan" else 0.0
-
-    @property
-    def effective_n_critic(self) -> int:
-        if self.n_critic is not None:
-            return self.n_critic
-        if self.gan_loss == "wgan":
-            return WGAN_N_CRITIC
-        return WGAN_GP_N_CRITIC if self.gan_loss == "wgan-gp" else 1
-
-    @property
-    def effective_optimizer(self) -> str:
-        if self.optimizer != "auto":
-            return self.optimizer
-        return "rmsprop" if self.gan_loss == "wgan" else "adam"
-
-    @property
-    def family_train_defaults(self) -> dict[str, Any]:
-        """TrainConfig values the family's paper prescribes, applied where the user gave none
-        (both WGAN papers use one learning rate for G and D: ``lr_d`` unset)."""
-        if self.gan_loss == "wgan":
-            return {"lr": WGAN_LR, "lr_d": None}
-        if self.gan_loss == "wgan-gp":
-            beta1, beta2 = WGAN_GP_BETAS
-            return {"lr": WGAN_GP_LR, "lr_d": None, "beta1": beta1, "beta2": beta2}
-        return {}
 
     @property
     def active_penalties(self) -> list[str]:
@@ -479,14 +481,3 @@ class GANConfig:
             )
             if on
         ]
-
-    @property
-    def ada_enabled(self) -> bool:
-        """Whether ADA augments D's inputs (adaptive with a target, or a fixed p)."""
-        return self.ada_target > 0 or self.ada_p is not None
-
-    @property
-    def diff_augment_policy(self) -> tuple[str, ...]:
-        """The DiffAugment operations, in application order (colour, translation, cutout)."""
-        given = [p.strip() for p in self.diff_augment.split(",") if p.strip()]
-        return tuple(given)
