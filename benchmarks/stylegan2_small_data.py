@@ -26,15 +26,6 @@ from typing import Any
 
 import numpy as np
 
-MODEL = {
-    "image_size": 16,
-    "latent_dim": 32,
-    "channel_base": 512,
-    "channel_max": 32,
-    "mapping_layers": 2,
-    "flip": False,
-}
-
 
 def write_subset(root: Path, n: int, seed: int) -> Path:
     """``n`` of the 1797 digits (a permutation by ``seed``) as RGB PNGs in ``root``."""
@@ -56,7 +47,7 @@ def train_one(data: Path, run: Path, seed: int, args: Any, ada: bool) -> dict[st
 
     from translate.engine.loop import prepare
     from translate.inference.sampling import Sampler
-    from translate.testing_digits import digits_kid
+    from translate.testing_digits import STYLEGAN2_DIGITS_MODEL, digits_kid
 
     trainer = prepare(
         "stylegan2",
@@ -73,7 +64,7 @@ def train_one(data: Path, run: Path, seed: int, args: Any, ada: bool) -> dict[st
         checkpoint_every=10**9,
         ada_target=0.6 if ada else 0.0,
         ada_kimg=args.ada_kimg,
-        **MODEL,
+        **STYLEGAN2_DIGITS_MODEL,
     )
     with torch.no_grad():
         g0 = StyleSampler(trainer.models["G"]).eval()

@@ -18,7 +18,13 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from translate.testing_digits import DigitJudge, digits_kid, evaluate, train_digits
+from translate.testing_digits import (
+    STYLEGAN2_DIGITS_MODEL,
+    DigitJudge,
+    digits_kid,
+    evaluate,
+    train_digits,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +55,10 @@ def test_conditional_samples_are_of_the_asked_class(
     assert result.means["class_accuracy"] >= 0.8, result.means
 
 
-#: A CPU-sized StyleGAN2 at 16x16 (z and w 32, 32 channels at most, 2 mapping layers) with the
+#: The CPU-sized StyleGAN2 of ``STYLEGAN2_DIGITS_MODEL`` trained with the
 #: paper's optimiser (Adam (0, 0.99), lr 0.0025 x k/(k+1) per lazily regularised network, no
 #: decay), R1 gamma by resolution (0.0002 * 16^2 / 32), ADA towards 0.6 and the EMA half-life
 #: with its ramp: the plugin's defaults, 300 steps of 32.
-STYLEGAN2_MODEL = {
-    "image_size": 16,
-    "latent_dim": 32,
-    "channel_base": 512,
-    "channel_max": 32,
-    "mapping_layers": 2,
-    "flip": False,
-}
 STYLEGAN2_TRAIN = {
     "max_steps": 300,
     "batch_size": 32,
@@ -93,7 +91,7 @@ def test_stylegan2_kid_falls_well_below_its_start(tmp_path: Path) -> None:
     run = train_digits(
         "stylegan2",
         tmp_path,
-        base=STYLEGAN2_MODEL,
+        base=STYLEGAN2_DIGITS_MODEL,
         train=STYLEGAN2_TRAIN,
         gan={"ema_decay": 0.0, "r1_gamma": 0.0002 * 16 * 16 / 32},
         trainer_hook=score_untrained,

@@ -28,6 +28,16 @@ DIGITS_MODEL: dict[str, Any] = {
 }
 DIGITS_TRAIN: dict[str, Any] = {"max_steps": 1200, "batch_size": 64, "lr": 4e-4}
 DIGITS_GAN: dict[str, Any] = {"ema_decay": 0.99}
+#: A CPU-sized StyleGAN2 at 16x16 (z and w 32, at most 32 channels, 2 mapping layers): the
+#: stylegan2 learning test and ``benchmarks/stylegan2_small_data.py``.
+STYLEGAN2_DIGITS_MODEL: dict[str, Any] = {
+    "image_size": 16,
+    "latent_dim": 32,
+    "channel_base": 512,
+    "channel_max": 32,
+    "mapping_layers": 2,
+    "flip": False,
+}
 
 
 def make_digits(root: Path, *, by_class: bool = False, names: Sequence[str] = ()) -> Path:
