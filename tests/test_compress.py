@@ -81,6 +81,33 @@ def test_unet_keeps_the_most_important_channels_across_skips() -> None:
         torch.testing.assert_close(small(x), dense(x), atol=1e-5, rtol=1e-5)
 
 
+def test_unet_decoder_reads_the_skip_half_then_the_up_half() -> None:
+    """A decoder level reads ``cat([skip, h])``: its pruned input channels are the encoder
+    level's survivors in the first half, then the level below's in the second. Here the encoder
+    keeps its even channels and the decoder its odd ones, so the two halves keep different
+    sets: swapping them (or their order) copies the wrong weights and changes the output."""
+    torch.manual_seed(0)
+    dense = _randomise_norms(_unet(8, "batch"))
+    encoder_norms = {id(m) for level in dense.encoder for m in level.modules()}
+    for m in dense.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            dead = slice(1, None, 2) if id(m) in encoder_norms else slice(0, None, 2)
+            m.weight.data[dead] = 0.0
+            m.bias.data[dead] = 0.0
+    dense.encoder[0][0].weight.data[1::2] = 0.0  # no norm after these two: odd filters zero
+    dense.encoder[-1][1].weight.data[1::2] = 0.0
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        small = prune_into(dense, _unet(4, "batch")).eval()
+        torch.testing.assert_close(small(x), dense(x), atol=1e-5, rtol=1e-5)
+    # the second decoder level (level d - 2) reads cat([encoder level d - 2, decoder level d - 1])
+    conv = dense.decoder[1][1]  # ConvTranspose2d: weight (in, out, k, k)
+    half = conv.in_channels // 2
+    expected_in = torch.cat([torch.arange(0, half, 2), half + torch.arange(1, half, 2)])
+    expected = conv.weight[expected_in][:, 1::2]
+    torch.testing.assert_close(small.decoder[1][1].weight, expected)
+
+
 def test_resnet_residual_stream_is_ranked_by_its_producer_and_every_block() -> None:
     """The residual stream keeps one channel set, ranked by the summed importance of the layer
     that starts it and of every block that adds to it. Here the last downsampling layer scores
