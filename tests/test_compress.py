@@ -337,6 +337,36 @@ def test_compressed_cyclegan_prunes_both_generators_and_learns_their_outputs(
     assert all(row["distill_A"] > 0 and row["distill_B"] > 0 for row in logged)
 
 
+def test_cyclegan_students_distil_from_their_own_teachers(tmp_path: Path) -> None:
+    """Each pruned generator learns its own dense parent's outputs: the logged distillation
+    terms of one step equal, by hand, L1(student G_A(a), parent G_A(a)) and L1(student G_B(b),
+    parent G_B(b)), not a pairing of G_B with G_A's teacher (Yu & Pool 2020, per generator)."""
+    import dataclasses
+
+    from tests.test_objectives_by_hand import frozen_trainer
+    from translate.registry import load_plugin
+    from translate.testing import make_unpaired
+
+    root = make_unpaired(tmp_path / "d", n=2, size=32)
+    plugin = load_plugin("cyclegan")
+    tiny = dataclasses.replace(plugin.tiny_config(root), base_channels=8)
+    parent = frozen_trainer("cyclegan", tiny, tmp_path / "dense").save()
+    small = dataclasses.replace(tiny, base_channels=4, distill_from=parent, lambda_distill=10.0)
+    trainer = frozen_trainer("cyclegan", small, tmp_path / "small")
+    batch = torch.utils.data.default_collate([trainer.dataset[(i, i)] for i in range(2)])
+    trainer.ctx.begin_step(0, max_steps=1)
+    logs = trainer.plugin.train_step(trainer.ctx, batch, trainer.plugin_cfg)
+    teachers = load_checkpoint(parent).models
+    with torch.no_grad():
+        for name, x in (("G_A", batch["A"]), ("G_B", batch["B"])):
+            student, teacher = trainer.models[name], teachers[name].eval()
+            expected = (student(x) - teacher(x)).abs().mean().item()
+            other = teachers["G_B" if name == "G_A" else "G_A"].eval()
+            wrong = (student(x) - other(x)).abs().mean().item()
+            assert logs[f"distill_{name[-1]}"] == pytest.approx(expected, rel=1e-5), name
+            assert abs(wrong - expected) > 1e-3 * expected  # the pairing is visible
+
+
 def test_interrupted_compression_resumes_bit_identical(
     dense: tuple[Path, Path], tmp_path: Path
 ) -> None:
