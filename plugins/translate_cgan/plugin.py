@@ -156,7 +156,12 @@ class CGANPlugin(PluginBase[CGANConfig]):
     dataset_kind = "unpaired"  # a folder of unrelated images per class
     generates = True
     gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "hinge"}
-    train_defaults: ClassVar[Mapping[str, Any]] = {"batch_size": 64, "max_steps": 20_000}
+    # Adam 2e-4, beta1 0.5, constant, as DCGAN (Sec. 4); a decay only with --lr-decay-start
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "batch_size": 64,
+        "max_steps": 20_000,
+        "lr_decay_start": 1.0,
+    }
 
     # ------------------------------------------------------------------ config and data
     def finalize_config(self, cfg: CGANConfig) -> CGANConfig:
