@@ -250,6 +250,18 @@ def test_compressed_pix2pix_approaches_its_parent_and_exports(
         compress(parent, keep=1.5, steps=1, run_dir=tmp_path / "bad")
 
 
+def test_compression_trains_for_the_parents_steps_unless_told(
+    dense: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Without ``steps`` a compression run gets its parent's budget (30 steps here), not the
+    plugin's default ``max_steps`` (pix2pix: 80,000); ``steps`` overrides it."""
+    parent, _ = dense
+    default = prepare_compress(parent, keep=0.5, run_dir=tmp_path / "default", **QUIET)
+    assert default.train_cfg.max_steps == 30
+    told = prepare_compress(parent, keep=0.5, steps=7, run_dir=tmp_path / "told", **QUIET)
+    assert told.train_cfg.max_steps == 7
+
+
 def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
