@@ -11,6 +11,8 @@ binary attributes per image):
   ``FILE`` is a CSV (header ``image,<attr>,<attr>...``, values 1 / 0 or 1 / -1) or CelebA's
   ``list_attr_celeba.txt`` (an image count, a line of attribute names, then
   ``<file> <v> <v> ...`` rows). Image names are relative to ``DIR``. Training split only.
+  Each image is first centre-cropped to a 178x178 square (``--center-crop``, the paper's CelebA
+  preprocessing: the aligned 178x218 faces keep their aspect), then resized to ``--load-size``.
 
 Items: ``{"image": (3, S, S) in [-1, 1], "label": (n,) float in {0, 1}, "path": str}``. Every
 file's header is read up front; a bad file, a missing column or an unknown domain is one
@@ -121,10 +123,17 @@ class DomainDataset(SingleDataset):
         crop_size: int,
         flip: bool,
         train: bool,
+        center_crop: int = 0,
     ) -> None:
         folder = files[0].parent if files else Path(".")
         super().__init__(
-            folder, load_size=load_size, crop_size=crop_size, flip=flip, train=train, files=files
+            folder,
+            load_size=load_size,
+            crop_size=crop_size,
+            flip=flip,
+            train=train,
+            files=files,
+            center_crop=center_crop,
         )
         self.labels = torch.from_numpy(labels.astype(np.float32))  # (N, n_domains)
 
@@ -164,4 +173,5 @@ def build_domain_dataset(cfg: Any, domains: list[str], split: str) -> DomainData
         crop_size=cfg.crop_size,
         flip=cfg.flip,
         train=split == "train",
+        center_crop=cfg.effective_center_crop,
     )

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Sample-grid columns: at most this many target domains (attributes) are drawn.
 MAX_SAMPLE_DOMAINS = 8
+#: The paper's CelebA crop (Sec. 4.1 and the authors' code): 178x178 of the 178x218 faces.
+CELEBA_CROP = 178
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,13 @@ class StarGANConfig(SingleDataConfig):
         "",
         "Domains (folders) or attributes (columns) to train on, comma-separated; default: all. "
         "The checkpoint stores the list, which `translate run --to` checks names against.",
+    )
+    center_crop: int = opt(
+        -1,
+        "Centre-crop a square of this side before resizing (the paper's CelebA preprocessing: "
+        "178 of the aligned 178x218 faces, then 128, so faces keep their aspect); smaller images "
+        "give the square of their shorter side. -1: 178 with --attributes (CelebA style), "
+        "none for a folder per domain; 0: none (squash to --load-size).",
     )
     load_size: int = opt(128, "Resize images to this square size before cropping.")
     crop_size: int = opt(128, "Random crop size for training (evaluation resizes to it).")
@@ -85,10 +94,18 @@ class StarGANConfig(SingleDataConfig):
         )
         check(self.lambda_cls >= 0, "lambda_cls", "must be >= 0")
         check(self.lambda_rec >= 0, "lambda_rec", "must be >= 0")
+        check(self.center_crop >= -1, "center_crop", "must be -1 (auto), 0 (none) or a side")
 
     @property
     def domain_names(self) -> list[str]:
         return [n.strip() for n in self.domains.split(",") if n.strip()]
+
+    @property
+    def effective_center_crop(self) -> int:
+        """``center_crop`` with -1 resolved: 178 for attribute (CelebA) data, else none."""
+        if self.center_crop >= 0:
+            return self.center_crop
+        return CELEBA_CROP if self.multi_label else 0
 
     @property
     def multi_label(self) -> bool:

@@ -27,6 +27,18 @@ def geometry_steps(*, load_size: int, crop_size: int, flip: bool, train: bool) -
     return steps
 
 
+def center_square(array: np.ndarray, side: int) -> np.ndarray:
+    """The centred ``side`` x ``side`` square of an (H, W, C) image (StarGAN's CelebA
+    preprocessing: 178 of the aligned 178x218 faces, before the resize); an image smaller than
+    that gives the centred square of its shorter side. ``side`` 0: the image unchanged."""
+    if side <= 0:
+        return array
+    h, w = array.shape[:2]
+    side = min(side, h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return array[top : top + side, left : left + side]
+
+
 def paired_pipeline(
     *, load_size: int, crop_size: int, flip: bool, train: bool, extra_images: int = 1
 ) -> A.Compose:
