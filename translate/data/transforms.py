@@ -57,7 +57,9 @@ def apply(pipeline: A.Compose, seed: int, *images: np.ndarray) -> list[np.ndarra
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
+    """(H, W, 3) uint8 -> (3, H, W) in [-1, 1], of torch's default dtype (float32; float64
+    in the tests that compare two computation orders exactly)."""
     if not array.flags.writeable:  # PIL-backed arrays are read-only; torch wants to own memory
         array = array.copy()
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5).sub(1)
+    x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    return x.to(torch.get_default_dtype()).div(127.5).sub(1)
