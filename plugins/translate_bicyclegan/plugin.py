@@ -79,7 +79,7 @@ class BicycleGANPlugin(PluginBase[BicycleGANConfig]):
         )  # fmt: skip
         e = ResnetEncoder(
             channels=3, nz=cfg.nz, base=cfg.encoder_channels, blocks=cfg.encoder_blocks,
-            norm=cfg.norm,
+            norm=cfg.norm if cfg.encoder_norm == "same" else cfg.encoder_norm,
         )  # fmt: skip
         models = {
             "G": init_weights(g, scheme=cfg.init, gain=0.02),
