@@ -133,6 +133,7 @@ def test_onnx_backend_gives_the_same_samples(run_dir: Path, image: Path, tmp_pat
         assert np.abs(pixels(tmp_path / "t" / name) - pixels(tmp_path / "x" / name)).max() <= 1
 
 
+@pytest.mark.slow
 def test_eval_reports_diversity_only_with_lpips_weights(
     run_dir: Path, lpips_weights: Path, tmp_path: Path
 ) -> None:
