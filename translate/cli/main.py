@@ -58,6 +58,19 @@ def build_train_command(name: str) -> Any:
             ],
         ),
         inspect.Parameter(
+            "overwrite",
+            kw,
+            default=False,
+            annotation=Annotated[
+                bool,
+                typer.Option(
+                    "--overwrite",
+                    help="Replace the run already in --run-dir (its checkpoints, metrics, "
+                    "samples); without it such a folder is refused.",
+                ),
+            ],
+        ),
+        inspect.Parameter(
             "config",
             kw,
             default=None,
@@ -87,6 +100,7 @@ def build_train_command(name: str) -> Any:
     def command(
         ctx: typer.Context,
         resume: Path | None = None,
+        overwrite: bool = False,
         config: Path | None = None,
         nproc_per_node: int | None = None,
         **values: Any,
@@ -103,7 +117,10 @@ def build_train_command(name: str) -> Any:
                 [o for p in ctx.command.params for o in getattr(p, "opts", [])],
                 owner=f"translate train {name}",
             )
-        train_command(name, resume, config, given(values), nproc_per_node)
+        options = given(values)
+        if overwrite:
+            options["overwrite"] = True
+        train_command(name, resume, config, options, nproc_per_node)
 
     ctx_param = inspect.Parameter(
         "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context

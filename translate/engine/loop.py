@@ -7,6 +7,7 @@ plugin writes the GAN step (``train_step``); everything around it lives here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -44,8 +45,8 @@ from translate.engine.run_state import (
 from translate.engine.schedule import lr_factor
 from translate.engine.setup import (
     build_optimizer,
+    claim_run_dir,
     default_configs,
-    new_run_dir,
     split_options,
 )
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
@@ -74,20 +75,36 @@ class Trainer:
         train_cfg: TrainConfig,
         gan_cfg: GANConfig,
         *,
-        run_dir: Path,
+        run_dir: Path | None,
         resume_from: Path | None = None,
+        overwrite: bool = False,
     ):
+        """``run_dir`` None: a new ``runs/<plugin>-<timestamp>``. A new run claims its folder
+        here (``claim_run_dir``: refused when it holds a run, unless ``overwrite``)."""
         self.plugin, self.plugin_cfg = plugin, plugin_cfg
         self.train_cfg, self.gan_cfg = train_cfg, gan_cfg
         # a torchrun worker joins the process group here; a single process is a world of one
         self.dist = Distributed.from_env(train_cfg.device, timeout_s=train_cfg.dist_timeout)
-        self.run_dir = Path(self.dist.gather(str(run_dir))[0])  # rank 0's default name wins
+        error: TranslateError | None = None
+        claimed = None
+        if resume_from is not None:
+            claimed = Path(run_dir) if run_dir is not None else resume_from.parent.parent
+        elif self.dist.is_main:  # rank 0 creates the folder; the others take its name
+            fresh = run_dir is None or not Path(run_dir).exists()
+            try:
+                claimed = claim_run_dir(run_dir, plugin.name, overwrite=overwrite)
+            except TranslateError as exc:
+                error = exc
+        self.run_dir = Path(self.dist.gather(str(claimed))[0])
         self.device = self.dist.device
-        try:
-            self._setup(resume_from)
-            error = None
-        except TranslateError as exc:
-            error = exc
+        if error is None:
+            try:
+                self._setup(resume_from)
+            except TranslateError as exc:
+                error = exc
+            if error is not None and resume_from is None and self.dist.is_main and fresh:
+                with contextlib.suppress(OSError):  # created for nothing: leave no trace
+                    self.run_dir.rmdir()
         # a user error on any rank stops every rank, with one message (rank 0 reports it)
         self.dist.agree(error)
 
@@ -416,9 +433,12 @@ def prepare(
     *,
     resume: Path | None = None,
     config_file: Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Trainer:
-    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume."""
+    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume.
+    A new run's ``run_dir`` must not hold a run already, unless ``overwrite`` (which replaces
+    it); a resumed run's ``max_steps`` must not be below the step it resumes from."""
     plugin = load_plugin(plugin_name)
     options = {k: v for k, v in options.items() if v is not None}
     if config_file is not None:
@@ -442,6 +462,13 @@ def prepare(
             gan_cfg = config_from_dict(GANConfig, meta["gan_config"])
         except KeyError as exc:
             raise CheckpointError(f"{folder / ckpt.META}: missing {exc}") from exc
+        step = int(meta.get("step", 0))
+        if train_cfg.max_steps < step:  # training on would rewrite the later state
+            raise ConfigError(
+                f"--max-steps {train_cfg.max_steps}: {folder} is already at step {step}; "
+                f"give --max-steps {step} or more (its state past step "
+                f"{train_cfg.max_steps} would be lost)"
+            )
         run_dir = folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
         return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=run_dir, resume_from=folder)
     train_base, gan_base = default_configs(plugin)
@@ -454,8 +481,9 @@ def prepare(
     family.update(gan_cfg.family_train_defaults)
     family = {k: v for k, v in family.items() if k not in train_opts}
     train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
-    run_dir = train_cfg.run_dir or new_run_dir(plugin.name)
-    return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=Path(run_dir))
+    return Trainer(
+        plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=train_cfg.run_dir, overwrite=overwrite
+    )
 
 
 def train(
@@ -463,8 +491,11 @@ def train(
     *,
     resume: Path | None = None,
     config_file: Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Path:
     """Train ``plugin_name`` and return the final checkpoint folder (see ``prepare``)."""
-    trainer = prepare(plugin_name, resume=resume, config_file=config_file, **options)
+    trainer = prepare(
+        plugin_name, resume=resume, config_file=config_file, overwrite=overwrite, **options
+    )
     return trainer.run()

@@ -67,8 +67,13 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (a flushed interval, or evaluation figures) as a JSON line."""
         if self.writes:
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            from translate.atomic import write_error
+
+            try:
+                with open(self.path, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            except OSError as exc:  # a full disk: one line (a torn line is skipped on reading)
+                raise write_error(self.path, exc) from exc
         self.last_record = record
 
 
@@ -110,8 +115,17 @@ def save_grid(columns: list[Tensor], path: Path) -> None:
                     cell[None], size=tuple(size), mode="bicubic"
                 )[0]
             cells.append(cell[:3])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image((torch.stack(cells) + 1) / 2, path, nrow=len(columns), padding=2, pad_value=1.0)
+    from translate.atomic import atomic_path
+
+    with atomic_path(path, fsync=False) as tmp:  # a full disk: one line, no half-written PNG
+        save_image(
+            (torch.stack(cells) + 1) / 2,
+            tmp,
+            nrow=len(columns),
+            padding=2,
+            pad_value=1.0,
+            format="png",
+        )
 
 
 class Progress:
