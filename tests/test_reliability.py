@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +158,76 @@ def test_row07_disk_full_during_checkpoint_save(trained: tuple[Path, Path], tmp_
         assert snapshot(run_dir / "checkpoints") == before
         assert (run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_0000002"
         assert temporaries(run_dir) == []
+
+
+def wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def metrics_steps(run_dir: Path) -> list[int]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line)["step"] for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def cli_process(*args: str, cwd: Path) -> subprocess.Popen:
+    """A real ``translate`` process (one thread)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "translate", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("signame", "code"), [("SIGTERM", 143), ("SIGHUP", 129)], ids=["sigterm", "sighup"]
+)
+def test_row06_sigterm_and_sighup_save_then_exit_128_plus_signal(
+    tmp_path: Path, signame: str, code: int
+) -> None:
+    """A real signal to a real training process: it finishes the step, saves, exits
+    128 + the signal; ``--resume`` then ends bit-identical to a run never stopped."""
+    from tests.test_resume import assert_same_final_state
+    from translate.engine.loop import prepare
+
+    data = make_paired(tmp_path / "data", n_train=2, n_val=1)
+    run_dir = tmp_path / "run"
+    loop = ["--threads", "1", "--device", "cpu", "--amp", "none", "--sample-every", "1000"]
+    loop += ["--lr-decay-start", "1"]  # a constant LR: the same in a run of any length
+    proc = cli_process(
+        "train", "pix2pix", "--data", str(data), "--run-dir", str(run_dir), *TINY_PIX2PIX,
+        *loop, "--max-steps", "100000", "--checkpoint-every", "100000", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(metrics_steps(run_dir)) >= 2, 120, "two logged steps")
+        proc.send_signal(getattr(signal, signame))
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert errors[0].startswith(f"error: {signame} at step "), errors[0]
+    stop = int(errors[0].split(" at step ")[1].split(";")[0])
+    root = run_dir / "checkpoints"
+    assert (root / "LATEST").read_text().strip() == f"step_{stop:07d}"  # saved at that step
+    assert metrics_steps(run_dir) == list(range(1, stop + 1))
+    # resume one more step; a run never stopped ends in the same state
+    options = dict(
+        TINY_PIX2PIX_OPTIONS, data=data, threads=1, device="cpu", amp="none",
+        sample_every=1000, checkpoint_every=100000, progress=False, log_every=1,
+        lr_decay_start=1.0,
+    )  # fmt: skip
+    prepare("pix2pix", resume=run_dir, max_steps=stop + 1).run()
+    prepare("pix2pix", run_dir=tmp_path / "straight", max_steps=stop + 1, **options).run()
+    assert_same_final_state(tmp_path / "straight", run_dir, stop + 1, stop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import configure_device, resolve_amp
 from translate.engine.distributed import Distributed, GradientSync, convert_sync_batchnorm
 from translate.engine.ema import ModelEMA
-from translate.engine.interrupt import Interrupts, TrainingInterrupted
+from translate.engine.interrupt import Interrupts, TrainingInterrupted, signal_name
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.run_state import (
     RANK_SEED,
@@ -407,9 +408,12 @@ class Trainer:
                     stop = interrupts.should_stop(self.dist)  # every rank stops at this step
                 if stop:
                     folder = self.save()
+                    signum = interrupts.signum  # (another rank's signal: reported as Ctrl-C)
+                    what = "interrupted" if signum == signal.SIGINT else signal_name(signum)
                     raise TrainingInterrupted(
-                        f"interrupted at step {self.step}; state saved to {folder}; continue with: "
-                        f"translate train {self.plugin.name} --resume {self.run_dir}"
+                        f"{what} at step {self.step}; state saved to {folder}; continue with: "
+                        f"translate train {self.plugin.name} --resume {self.run_dir}",
+                        signum=signum,
                     )
             except BaseException:  # Ctrl-C, divergence, errors: the curves show how it ended
                 if main:
