@@ -172,7 +172,8 @@ def metrics_steps(run_dir: Path) -> list[int]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line)["step"] for line in path.read_text().splitlines() if line.endswith("}")]
+    lines = path.read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines if line.endswith("}")]
 
 
 def cli_process(*args: str, cwd: Path) -> subprocess.Popen:
