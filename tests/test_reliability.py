@@ -138,6 +138,29 @@ def test_row04_resume_with_max_steps_below_the_current_step_refused(
     assert snapshot(run_dir) == before
 
 
+def test_row12_damaged_metrics_jsonl_is_skipped_with_one_warning(
+    trained: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Invalid UTF-8 in a line and a last line cut short by a crash: ``translate runs`` (a run
+    and a folder of runs) and ``--resume`` skip them with one warning each, no traceback."""
+    _, run_dir = trained
+    metrics = run_dir / "metrics.jsonl"
+    good = metrics.read_bytes()
+    metrics.write_bytes(good + b'{"step": 3, "G_L1": "\xff\xfe"}\n{"step": 4, "G_')
+    for target in (run_dir, run_dir.parent):
+        caplog.clear()
+        shown = runner.invoke(app, ["runs", str(target)])
+        assert shown.exit_code == 0 and "Traceback" not in shown.output, shown.output
+        warned = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+        assert len(warned) == 1 and "skipped 2 unreadable lines" in warned[0], warned
+    assert "step 2" in runner.invoke(app, ["runs", str(run_dir)]).output
+    caplog.clear()
+    resumed = runner.invoke(app, ["train", "pix2pix", "--resume", str(run_dir), "--max-steps", "3"])
+    assert resumed.exit_code == 0, resumed.output
+    assert metrics_steps(run_dir) == [1, 2, 3]  # the bad lines went with the cut
+    assert metrics.read_bytes().startswith(good)
+
+
 # ---------------------------------------------------------------------------- resources
 def test_row07_disk_full_during_checkpoint_save(trained: tuple[Path, Path], tmp_path: Path) -> None:
     """A real full disk: the run's folder on a tmpfs with room for about a third of a
