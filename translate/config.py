@@ -25,7 +25,7 @@ from translate.data.configs import Direction as Direction
 from translate.data.configs import PairedDataConfig as PairedDataConfig
 from translate.data.configs import SingleDataConfig as SingleDataConfig
 from translate.data.configs import UnpairedDataConfig as UnpairedDataConfig
-from translate.fields import check
+from translate.fields import SEED_MAX, check, check_int_range
 from translate.fields import opt as opt
 
 AmpMode = Literal["auto", "none", "bf16", "fp16"]
@@ -124,6 +124,7 @@ class TrainConfig:
             self.amp in ("auto", "none", "bf16", "fp16"), "amp", "must be auto, none, bf16 or fp16"
         )
         check(self.threads >= 0, "threads", "must be 0 (physical cores) or more")
+        check_int_range(self.seed, "seed", 0, SEED_MAX)
 
 
 GAN_LOSSES = (

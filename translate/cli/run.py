@@ -19,6 +19,7 @@ from PIL import Image
 
 from translate.cli.errors import report_errors
 from translate.errors import ConfigError, DataError
+from translate.fields import INT_MAX
 
 #: How many failed files the final error line names (the count covers all of them).
 LISTED_FAILURES = 10
@@ -193,13 +194,21 @@ def run_command(
             help="Tile side in input pixels for large images (0: never tile). "
             "\\[default: 1024-pixel tiles for images above 1 megapixel]",
             show_default=False,
+            min=0,
+            max=INT_MAX,
         ),
     ] = None,
     tile_overlap: Annotated[
         int | None,
-        typer.Option(help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]"),
+        typer.Option(
+            help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]",
+            min=0,
+            max=INT_MAX,
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
+    batch_size: Annotated[
+        int, typer.Option(help="Same-size images translated together.", min=1, max=INT_MAX)
+    ] = 4,
     amp: Annotated[
         str,
         typer.Option(

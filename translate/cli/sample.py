@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from translate.cli.errors import report_errors
+from translate.fields import INT_MAX, SEED_MAX
 
 
 @report_errors
@@ -27,9 +28,12 @@ def sample_command(
             "--out", "-o", help="A grid image (name ending in .png/.jpg) or a folder of PNGs."
         ),
     ],
-    n: Annotated[int, typer.Option("-n", "--n", help="How many images.")] = 64,
+    n: Annotated[
+        int, typer.Option("-n", "--n", help="How many images.", min=1, max=INT_MAX)
+    ] = 64,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the latents (same seed, same images).")
+        int | None,
+        typer.Option(help="Seed of the latents (same seed, same images).", min=0, max=SEED_MAX),
     ] = None,
     truncation: Annotated[
         float | None,

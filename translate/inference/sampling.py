@@ -26,6 +26,7 @@ from torch import Tensor
 
 from translate.conditioning import check_name, did_you_mean, one_hots
 from translate.errors import ConfigError, OutputError
+from translate.fields import SEED_MAX, check_int_range
 
 __all__ = ["Sampler", "did_you_mean", "grid", "sample", "save_samples", "truncated_normal"]
 
@@ -138,6 +139,8 @@ class Sampler:
         the noise only."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
+        if seed is not None:
+            check_int_range(seed, "seed", 0, SEED_MAX)
         index = self.class_index(class_name) if class_name is not None else None
         gen = torch.Generator()
         if seed is None:
