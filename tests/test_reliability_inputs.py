@@ -5,17 +5,57 @@ one test per row, on real files made here. Rows 1-4, 6, 7, 12 are in ``test_reli
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
+import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
+from tests.test_reliability import cli_process, temporaries, wait_for
 from tests.test_reliability import trained as trained
 from tests.test_run_files import error_line
 from translate.cli.main import app
+from translate.testing import make_single
 
 runner = CliRunner()
 
 TOO_BIG = str(2**64)
+
+
+@pytest.fixture(scope="module")
+def dcgan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dcgan run of one step on tiny 16x16 images."""
+    from translate.engine.loop import prepare
+
+    root = tmp_path_factory.mktemp("dcgan")
+    data = make_single(root / "data", n=4, size=16)
+    opts = dict(image_size=16, latent_dim=8, base_channels=8, batch_size=2, max_steps=1)
+    prepare("dcgan", data=data, run_dir=root / "run", progress=False, device="cpu", **opts).run()
+    return root / "run"
+
+
+# ---------------------------------------------------------------------------- outputs
+def test_row05_output_with_a_trailing_slash_is_a_folder(
+    trained: tuple[Path, Path], dcgan_run: Path, tmp_path: Path
+) -> None:
+    """``-o out/multi.tif/`` means a folder, whatever its suffix: ``run`` writes the output
+    inside it, ``sample`` writes a folder of PNGs instead of a grid file."""
+    _, run_dir = trained
+    image = tmp_path / "in.png"
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(image)
+    folder = tmp_path / "out" / "multi.tif"
+    result = runner.invoke(app, ["run", str(image), "-c", str(run_dir), "-o", f"{folder}/"])
+    assert result.exit_code == 0, result.output
+    assert folder.is_dir() and sorted(p.name for p in folder.iterdir()) == ["in.png"]
+    without = tmp_path / "single.tif"  # no slash: still the one-file form
+    result = runner.invoke(app, ["run", str(image), "-c", str(run_dir), "-o", str(without)])
+    assert result.exit_code == 0 and without.is_file(), result.output
+    grid = tmp_path / "grid.png"
+    result = runner.invoke(app, ["sample", str(dcgan_run), "-n", "3", "-o", f"{grid}/"])
+    assert result.exit_code == 0, result.output
+    assert grid.is_dir() and len(list(grid.glob("sample_*.png"))) == 3
 
 
 def only_line(result: object, *needles: str, code: int = 2) -> str:
@@ -97,3 +137,32 @@ def test_row14_option_errors_are_one_line_and_eval_takes_plugin_options(
     assert plain.exit_code == 0 and dropout.exit_code == 0, dropout.output
     means = [line for r in (plain, dropout) for line in r.output.splitlines() if "mean" in line]
     assert len(means) == 2 and means[0] != means[1], means  # the option reached the model
+
+
+@pytest.mark.slow
+def test_row08_sample_a_million_streams_and_stops_cleanly_on_ctrl_c(
+    dcgan_run: Path, tmp_path: Path
+) -> None:
+    """``-n 1000000`` into a folder: files appear a chunk at a time (before, nothing was
+    written until all million were held in memory: 12.4 GB), and Ctrl-C stops with exit 130,
+    one line saying how many were written, every written file complete, no temporaries."""
+    out = tmp_path / "many"
+    proc = cli_process("sample", str(dcgan_run), "-n", "1000000", "-o", str(out), cwd=tmp_path)
+    try:
+        wait_for(lambda: out.is_dir() and len(os.listdir(out)) > 300, 60, "the first chunks")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    written = int(errors[0].split("wrote ")[1].split(" of ")[0])
+    files = sorted(out.glob("sample_*.png"))
+    assert len(files) == written > 300
+    assert (
+        files[0].name == "sample_000000.png" and files[-1].name == f"sample_{written - 1:06d}.png"
+    )
+    assert temporaries(out) == []
+    for path in files[-3:]:
+        assert Image.open(path).size == (16, 16)  # complete files

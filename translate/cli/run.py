@@ -146,11 +146,12 @@ def run_command(
         ),
     ] = None,
     out: Annotated[
-        Path | None,
+        str | None,  # a string: its trailing "/" (a folder is meant) must survive
         typer.Option(
             "--out",
             "-o",
-            help="Output folder (or file, for one input). Outputs are named "
+            help="Output folder (or file, for one input; a name ending in / is always a "
+            "folder). Outputs are named "
             "<stem>[_<suffix>].<ext>; two inputs that would share a name (a.png, a.jpg with "
             "--ext png) keep their extension in it (a_png.png, a_jpg.png); an input is never "
             "overwritten. \\[default: translated/]",
@@ -243,7 +244,13 @@ def run_command(
         read_input_alpha,
         read_size,
     )
-    from translate.inference.outputs import Output, plan_outputs, prepare_folder, save_output
+    from translate.inference.outputs import (
+        Output,
+        names_folder,
+        plan_outputs,
+        prepare_folder,
+        save_output,
+    )
     from translate.inference.translator import Translator
 
     if checkpoint is not None and model is not None:
@@ -257,7 +264,8 @@ def run_command(
     paths, extra = split_plugin_tokens(inputs, ctx.args)
     files = collect_inputs(paths)
     options = plugin_options(checkpoint, extra, core=core_options(ctx))
-    plan = plan_outputs(files, out, suffix=suffix, ext=ext)
+    target = None if out is None else Path(out)
+    plan = plan_outputs(files, target, suffix=suffix, ext=ext, out_is_folder=names_folder(out))
     for folder in dict.fromkeys(item.path.parent for item in plan):
         prepare_folder(folder)
     translator = Translator.from_checkpoint(
