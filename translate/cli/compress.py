@@ -54,9 +54,7 @@ def compress_command(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(
-            help="Random seed of the run. \\[default: the parent's]", min=0, max=SEED_MAX
-        ),
+        typer.Option(help="Random seed of the run. \\[default: the parent's]", min=0, max=SEED_MAX),
     ] = None,
     report: Annotated[
         bool,
@@ -66,9 +64,7 @@ def compress_command(
             "GFLOPs per image, ONNX size, latency in PyTorch and ONNX Runtime (CPU).",
         ),
     ] = False,
-    size: Annotated[
-        int, typer.Option(help="Image side for --report.", min=1, max=MAX_SIDE)
-    ] = 256,
+    size: Annotated[int, typer.Option(help="Image side for --report.", min=1, max=MAX_SIDE)] = 256,
     eval_data: Annotated[
         Path | None,
         typer.Option(help="With --report: also run the plugin's evaluation on this folder."),

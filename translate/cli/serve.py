@@ -56,14 +56,10 @@ def serve_command(
         int | None,
         typer.Option(help="Intra-op threads (torch and ONNX Runtime).", min=0, max=INT_MAX),
     ] = None,
-    workers: Annotated[
-        int, typer.Option(help="Inference worker threads.", min=1, max=INT_MAX)
-    ] = 1,
+    workers: Annotated[int, typer.Option(help="Inference worker threads.", min=1, max=INT_MAX)] = 1,
     queue_size: Annotated[
         int,
-        typer.Option(
-            help="Requests that may wait for a worker; more get 503.", min=0, max=INT_MAX
-        ),
+        typer.Option(help="Requests that may wait for a worker; more get 503.", min=0, max=INT_MAX),
     ] = 16,
     max_batch: Annotated[
         int,
@@ -94,9 +90,7 @@ def serve_command(
     ] = 120.0,
     max_connections: Annotated[
         int,
-        typer.Option(
-            help="Concurrent connections and requests; more get 503.", min=1, max=INT_MAX
-        ),
+        typer.Option(help="Concurrent connections and requests; more get 503.", min=1, max=INT_MAX),
     ] = 256,
     api_key: Annotated[
         str | None,
