@@ -166,3 +166,52 @@ def test_row08_sample_a_million_streams_and_stops_cleanly_on_ctrl_c(
     assert temporaries(out) == []
     for path in files[-3:]:
         assert Image.open(path).size == (16, 16)  # complete files
+
+
+def tiny_onnx(path: Path, *, shape: list, **metadata: str) -> Path:
+    """An ONNX file with translate's metadata: an Identity graph (what goes in comes out)."""
+    import onnx
+    from onnx import helper
+
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["output"])],
+        "g",
+        [vi("input", onnx.TensorProto.FLOAT, shape)],
+        [vi("output", onnx.TensorProto.FLOAT, shape)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    md = dict(
+        producer="translate", plugin="not-installed", multiple_of="4", minimum="4", scale="1",
+        input_channels="3", plugin_config="{}",
+    )  # fmt: skip
+    md.update(metadata)
+    helper.set_model_props(model, md)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("shape", "metadata", "needles"),
+    [
+        (["n", 3, "h", "w"], {"multiple_of": "0"}, ["'multiple_of'", "at least 1, got 0"]),
+        (["n", 3, "h", "w"], {"scale": "-4"}, ["'scale'", "at least 1, got -4"]),
+        (["n", 3, "h", "w"], {"minimum": "four"}, ["'minimum'", "an integer, got 'four'"]),
+        (["n", 3, "h"], {}, ["graph input 'input' has shape (?, 3, ?)", "(N, 3, H, W)"]),
+        (["n", 4, "h", "w"], {}, ["shape (?, 4, ?, ?)", "'input_channels'"]),
+    ],
+    ids=["multiple_of=0", "scale=-4", "minimum=four", "rank-3", "4-channels"],
+)
+def test_row10_onnx_metadata_and_graph_input_are_validated(
+    tmp_path: Path, shape: list, metadata: dict, needles: list[str]
+) -> None:
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(image)
+    good = tiny_onnx(tmp_path / "good.onnx", shape=["n", 3, "h", "w"])
+    ran = runner.invoke(app, ["run", str(image), "-c", str(good), "-o", str(tmp_path / "ok")])
+    assert ran.exit_code == 0, ran.output  # the file is fine otherwise
+    bad = tiny_onnx(tmp_path / "bad.onnx", shape=shape, **metadata)
+    out = tmp_path / "out"
+    only_line(runner.invoke(app, ["run", str(image), "-c", str(bad), "-o", str(out)]), *needles)
+    assert not out.exists()
