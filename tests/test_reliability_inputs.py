@@ -215,3 +215,63 @@ def test_row10_onnx_metadata_and_graph_input_are_validated(
     out = tmp_path / "out"
     only_line(runner.invoke(app, ["run", str(image), "-c", str(bad), "-o", str(out)]), *needles)
     assert not out.exists()
+
+
+def test_row11_nan_weights_are_refused_at_import_and_load(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A reference checkpoint with a NaN weight: ``import reference``, ``run`` on the file and
+    ``run`` on one of our checkpoints given such weights all refuse it in one line (before, it
+    was imported and ran to a black image)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from tests.reference_layout import reference_state_dict
+
+    state = reference_state_dict("resnet_6blocks", "batch", ngf=2)
+    state["model.10.conv_block.1.weight"][0, 0, 0, 0] = float("nan")
+    file = tmp_path / "facades" / "latest_net_G_A.pth"
+    file.parent.mkdir()
+    torch.save(state, file)
+    out = tmp_path / "imported"
+    imported = runner.invoke(app, ["import", "reference", str(file), "-o", str(out)])
+    only_line(imported, "latest_net_G_A.pth", "model.10.conv_block.1.weight", "NaN or infinite")
+    assert not out.exists()
+    image = tmp_path / "in.png"
+    Image.new("RGB", (32, 32), (90, 90, 200)).save(image)
+    ran = runner.invoke(app, ["run", str(image), "-c", str(file), "-o", str(tmp_path / "o")])
+    error_line(ran, "NaN or infinite")
+    # one of our checkpoints whose weights were damaged the same way
+    _, run_dir = trained
+    weights = run_dir / "checkpoints" / "step_0000002" / "model.safetensors"
+    tensors = load_file(str(weights))
+    key = next(k for k in tensors if k.startswith("G.") and tensors[k].is_floating_point())
+    tensors[key] = torch.full_like(tensors[key], float("inf"))
+    save_file(tensors, str(weights))
+    ran = runner.invoke(app, ["run", str(image), "-c", str(run_dir), "-o", str(tmp_path / "o")])
+    error_line(ran, "model.safetensors", key, "NaN or infinite")
+    assert not (tmp_path / "o").exists()
+
+
+def test_row15_protocol_4_pickle_is_our_one_line_without_torch_warning(tmp_path: Path) -> None:
+    """A .pth pickled with protocol 4 printed PyTorch's multi-line UserWarning before our
+    (wrong) 'objects other than tensors' line; now one line of ours saying what it is. A
+    legacy (pre-zip) file PyTorch reads safely imports silently."""
+    import warnings
+
+    import torch
+
+    from tests.reference_layout import reference_state_dict
+
+    state = reference_state_dict("resnet_6blocks", "batch", ngf=2)
+    p4 = tmp_path / "p4_net_G_A.pth"
+    torch.save(state, p4, pickle_protocol=4)
+    legacy = tmp_path / "legacy_net_G_A.pth"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        refused = runner.invoke(app, ["import", "reference", str(p4), "-o", str(tmp_path / "a")])
+        done = runner.invoke(app, ["import", "reference", str(legacy), "-o", str(tmp_path / "b")])
+    assert [str(w.message)[:60] for w in caught if w.category is UserWarning] == []
+    only_line(refused, "p4_net_G_A.pth", "protocol 4 or newer", "re-save it")
+    assert done.exit_code == 0 and "Warning" not in done.output, done.output

@@ -168,9 +168,28 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
     try:
-        return load_file(str(path))
+        weights = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: truncated or corrupt ({exc})") from exc
+    check_finite(weights, path)
+    return weights
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: Path) -> None:
+    """Refuse weights holding NaN or infinity, in one line naming the first such tensor: a
+    model built from them runs without an error and produces black images (a diverged
+    foreign checkpoint; one of ours is never saved so, see ``run_state.diverged``)."""
+    bad = [
+        name
+        for name, t in state.items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"{source}: tensor {bad[0]!r}{more} holds NaN or infinite values (a diverged "
+            "training?); refusing to load weights that produce blank images"
+        )
 
 
 def load_models(
