@@ -275,3 +275,28 @@ def test_row15_protocol_4_pickle_is_our_one_line_without_torch_warning(tmp_path:
     assert [str(w.message)[:60] for w in caught if w.category is UserWarning] == []
     only_line(refused, "p4_net_G_A.pth", "protocol 4 or newer", "re-save it")
     assert done.exit_code == 0 and "Warning" not in done.output, done.output
+
+
+def test_row13_label_colour_outside_the_palette_is_found_when_scanning(tmp_path: Path) -> None:
+    """A label map (the last of 6) with a region in a colour the --palette lacks: one line
+    naming the file and the colour before any step is trained, and no run folder made."""
+    import numpy as np
+    from translate_label2image.palette import to_hex
+
+    from tests.test_label2image import TINY_FLAGS
+    from translate.testing import LABEL_COLOURS, make_labels
+
+    data = make_labels(tmp_path / "data")
+    last = data / "train" / "005.png"
+    pair = np.asarray(Image.open(last).convert("RGB")).copy()
+    pair[4:20, 4:20] = (255, 0, 255)  # the label half: a colour of no class
+    Image.fromarray(pair).save(last)
+    palette = [arg for c in LABEL_COLOURS for arg in ("--palette", to_hex(c))]
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["train", "label2image", "--data", str(data), *palette, "--max-steps", "1",
+         "--run-dir", str(run_dir), *TINY_FLAGS],
+    )  # fmt: skip
+    only_line(result, "005.png", "(255, 0, 255)", "far from every palette colour")
+    assert not run_dir.exists()

@@ -66,6 +66,26 @@ def label_sources(
         yield (b_path if (b_path is not None and direction == "b2a") else a_path), label
 
 
+def check_label_maps(cfg: Any) -> None:
+    """Parse every label map of the training and validation splits with ``cfg``'s final
+    palette, before training: a colour outside it (or an id beyond the classes) is one
+    ``DataError`` naming the file and the colour when the dataset is scanned, not a failure
+    mid-training (palette estimation reads at most 400 maps; a --palette reads none)."""
+    from translate.data.paired import split_folder
+
+    palette = palette_array(cfg.palette)
+    for split in ("train", "val"):
+        folder = split_folder(cfg.data, split)
+        if folder is None:
+            continue
+        for path, label in label_sources(folder, cfg.direction):
+            label_ids(
+                label, palette=palette, num_classes=cfg.num_classes,
+                tolerance=cfg.colour_tolerance, max_unknown=cfg.max_unknown,
+                dont_care=cfg.dont_care, instances=cfg.instance_edges, source=str(path),
+            )  # fmt: skip
+
+
 def label_pipeline(*, load_size: int, crop_size: int, flip: bool, train: bool) -> A.Compose:
     """Resize (bilinear photo, nearest ids), random crop, flip; one geometry for all."""
     steps = transforms.geometry_steps(

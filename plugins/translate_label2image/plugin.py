@@ -180,7 +180,7 @@ class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
         the training label maps (once, before training; a resumed run keeps its own)."""
         from translate.data.paired import split_folder
         from translate_label2image import palette as pal
-        from translate_label2image.data import label_sources
+        from translate_label2image.data import check_label_maps, label_sources
 
         if cfg.vgg_weights is not None and not Path(cfg.vgg_weights).is_file():
             # checked here, not in the config: `run` must load a checkpoint without the file
@@ -214,9 +214,11 @@ class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
             colours = colours + pal.default_palette(n)[len(colours) :]
         if cfg.dont_care >= n and fmt == "colour":
             raise ConfigError(f"dont_care: {cfg.dont_care} is not one of the {n} palette classes")
-        return dataclasses.replace(
+        final = dataclasses.replace(
             cfg, labels=fmt, palette=tuple(pal.to_hex(c) for c in colours[:n]), num_classes=n
         )
+        check_label_maps(final)  # every map, now: not a colour found mid-training
+        return final
 
     @staticmethod
     def _detect_format(cfg: Label2ImageConfig) -> str:
