@@ -255,3 +255,30 @@ def test_row06_sigterm_and_sighup_save_then_exit_128_plus_signal(
     prepare("pix2pix", resume=run_dir, max_steps=stop + 1).run()
     prepare("pix2pix", run_dir=tmp_path / "straight", max_steps=stop + 1, **options).run()
     assert_same_final_state(tmp_path / "straight", run_dir, stop + 1, stop)
+
+
+@pytest.mark.slow
+def test_row07_siblings_export_and_eval_report_on_a_full_disk(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The other writers on a real full disk: ``export`` (the ONNX file) and ``eval --report``
+    (the page) also end with one line and exit 74, leaving no partial or temporary file."""
+    data, run_dir = trained
+    with small_disk(tmp_path / "disk", 64) as disk:
+        out = disk / "model.onnx"
+        result = runner.invoke(
+            app, ["export", str(run_dir), "-o", str(out), "--exporter", "torchscript"]
+        )
+        error_line(result, "model.onnx", "No space left on device", code=74)
+        with contextlib.suppress(OSError), open(disk / "filler", "wb") as fh:
+            while True:  # the disk's last bytes: the report's first image cannot be written
+                fh.write(b"\0" * 4096)
+                fh.flush()
+        report = disk / "report"
+        result = runner.invoke(
+            app,
+            ["eval", "pix2pix", "-c", str(run_dir), "-d", str(data), "--report", str(report)],
+        )
+        error_line(result, "No space left on device", code=74)
+        assert not out.exists() and temporaries(disk) == []
+        assert not (report / "index.html").exists()

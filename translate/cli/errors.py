@@ -8,8 +8,10 @@ instead of click's boxed usage panel. Both exit with code 2.
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -24,6 +26,10 @@ from translate.errors import TranslateError, unknown_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: OS errors that come from the machine, not from a bug: a full disk or quota, a read-only
+#: file system, a permission. Reported as one line (exit 74 for no space, else 2).
+ENVIRONMENT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
 
 def report_errors(func: F) -> F:
     """Turn user errors into one line on stderr and the error's exit code."""
@@ -35,6 +41,14 @@ def report_errors(func: F) -> F:
         except TranslateError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a write the code did not wrap: still one line, no traceback
+            if exc.errno not in ENVIRONMENT_ERRORS:
+                raise  # anything else is a bug: the traceback helps
+            from translate.atomic import write_error
+
+            error = write_error(Path(exc.filename or "output"), exc)
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
