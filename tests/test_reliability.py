@@ -23,17 +23,11 @@ from typer.testing import CliRunner
 
 from tests.conftest import TINY_PIX2PIX, TINY_PIX2PIX_OPTIONS
 from tests.test_run_files import error_line, snapshot
+from tests.test_train_files import train
 from translate.cli.main import app
 from translate.testing import make_paired
 
 runner = CliRunner()
-
-
-def train(data: Path, run_dir: Path, *extra: str) -> object:
-    return runner.invoke(
-        app,
-        ["train", "pix2pix", "--data", str(data), "--run-dir", str(run_dir), *TINY_PIX2PIX, *extra],
-    )
 
 
 def temporaries(folder: Path) -> list[Path]:
