@@ -280,9 +280,9 @@ def test_row13_label_colour_outside_the_palette_is_found_when_scanning(tmp_path:
     """A label map (the last of 6) with a region in a colour the --palette lacks: one line
     naming the file and the colour before any step is trained, and no run folder made."""
     import numpy as np
-    from translate_label2image.palette import to_hex
 
     from tests.test_label2image import TINY_FLAGS
+    from translate.data.palette import to_hex
     from translate.testing import LABEL_COLOURS, make_labels
 
     data = make_labels(tmp_path / "data")
