@@ -120,9 +120,8 @@ class TrainConfig:
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)")
         check(0 <= self.lr_decay_start <= 1, "lr_decay_start", "must be in [0, 1]")
         check(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
-        check(
-            self.amp in ("auto", "none", "bf16", "fp16"), "amp", "must be auto, none, bf16 or fp16"
-        )
+        amps = ("auto", "none", "bf16", "fp16")
+        check(self.amp in amps, "amp", "must be auto, none, bf16 or fp16")
         check(self.threads >= 0, "threads", "must be 0 (physical cores) or more")
         check_int_range(self.seed, "seed", 0, SEED_MAX)
 

@@ -48,6 +48,11 @@ def signal_name(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
+def stopped_by(signum: int) -> str:
+    """How the stop message starts: ``interrupted`` (Ctrl-C), ``SIGTERM``, ``SIGHUP``."""
+    return "interrupted" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
 class Interrupts:
     """Installs the handler of ``STOP_SIGNALS`` for the duration of a ``with`` block;
     ``signum`` is the first signal received."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import configure_device, resolve_amp
 from translate.engine.distributed import Distributed, GradientSync, convert_sync_batchnorm
 from translate.engine.ema import ModelEMA
-from translate.engine.interrupt import Interrupts, TrainingInterrupted, signal_name
+from translate.engine.interrupt import Interrupts, TrainingInterrupted, stopped_by
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.run_state import (
     RANK_SEED,
@@ -80,30 +79,27 @@ class Trainer:
         resume_from: Path | None = None,
         overwrite: bool = False,
     ):
-        """``run_dir`` None: a new ``runs/<plugin>-<timestamp>``. A new run claims its folder
-        here (``claim_run_dir``: refused when it holds a run, unless ``overwrite``)."""
         self.plugin, self.plugin_cfg = plugin, plugin_cfg
         self.train_cfg, self.gan_cfg = train_cfg, gan_cfg
         # a torchrun worker joins the process group here; a single process is a world of one
         self.dist = Distributed.from_env(train_cfg.device, timeout_s=train_cfg.dist_timeout)
+        new_here = resume_from is None and self.dist.is_main  # rank 0 claims a new run's folder
+        fresh = new_here and not (run_dir is not None and Path(run_dir).exists())
         error: TranslateError | None = None
-        claimed = None
-        if resume_from is not None:
-            claimed = Path(run_dir) if run_dir is not None else resume_from.parent.parent
-        elif self.dist.is_main:  # rank 0 creates the folder; the others take its name
-            fresh = run_dir is None or not Path(run_dir).exists()
+        claimed = Path(run_dir or resume_from.parent.parent) if resume_from is not None else None
+        if new_here:  # run_dir None: runs/<plugin>-<time>; one holding a run: refused
             try:
                 claimed = claim_run_dir(run_dir, plugin.name, overwrite=overwrite)
             except TranslateError as exc:
                 error = exc
-        self.run_dir = Path(self.dist.gather(str(claimed))[0])
+        self.run_dir = Path(self.dist.gather(str(claimed))[0])  # the other ranks take rank 0's
         self.device = self.dist.device
-        if error is None:
-            try:
+        try:
+            if error is None:
                 self._setup(resume_from)
-            except TranslateError as exc:
-                error = exc
-            if error is not None and resume_from is None and self.dist.is_main and fresh:
+        except TranslateError as exc:
+            error = exc
+            if fresh:
                 with contextlib.suppress(OSError):  # created for nothing: leave no trace
                     self.run_dir.rmdir()
         # a user error on any rank stops every rank, with one message (rank 0 reports it)
@@ -408,12 +404,11 @@ class Trainer:
                     stop = interrupts.should_stop(self.dist)  # every rank stops at this step
                 if stop:
                     folder = self.save()
-                    signum = interrupts.signum  # (another rank's signal: reported as Ctrl-C)
-                    what = "interrupted" if signum == signal.SIGINT else signal_name(signum)
-                    raise TrainingInterrupted(
-                        f"{what} at step {self.step}; state saved to {folder}; continue with: "
-                        f"translate train {self.plugin.name} --resume {self.run_dir}",
-                        signum=signum,
+                    raise TrainingInterrupted(  # (another rank's signal: reported as Ctrl-C)
+                        f"{stopped_by(interrupts.signum)} at step {self.step}; state saved to "
+                        f"{folder}; continue with: translate train {self.plugin.name} --resume "
+                        f"{self.run_dir}",
+                        signum=interrupts.signum,
                     )
             except BaseException:  # Ctrl-C, divergence, errors: the curves show how it ended
                 if main:
