@@ -37,7 +37,7 @@ def build_train_command(name: str) -> Any:
 
     from translate.cli.options import given, options_for
     from translate.config import GANConfig, TrainConfig
-    from translate.engine.loop import default_configs
+    from translate.engine.setup import default_configs
     from translate.registry import load_plugin
 
     plugin = load_plugin(name)
