@@ -1,5 +1,5 @@
 """Losses of the GAN objective: adversarial families, gradient penalties, DiffAugment, feature
-matching, reconstruction terms.
+matching, reconstruction terms, PatchNCE (CUT).
 
 ``GANObjective`` assembles them from a ``GANConfig``; the pieces are public for plugins that
 build their own objective.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from translate.losses.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, adversarial_loss
 from translate.losses.augment import DiffAugment
 from translate.losses.objective import GANObjective, feature_matching_loss
+from translate.losses.patchnce import PatchNCEHeads, multilayer_patchnce, patchnce_loss
 from translate.losses.reconstruction import charbonnier_loss, l1_loss
 from translate.losses.regularizers import gradient_penalty, r1_penalty, r2_penalty
 
@@ -18,11 +19,14 @@ __all__ = [
     "AdversarialLoss",
     "DiffAugment",
     "GANObjective",
+    "PatchNCEHeads",
     "adversarial_loss",
     "charbonnier_loss",
     "feature_matching_loss",
     "gradient_penalty",
     "l1_loss",
+    "multilayer_patchnce",
+    "patchnce_loss",
     "r1_penalty",
     "r2_penalty",
 ]
