@@ -11,7 +11,7 @@ where L_PatchNCE(G, H, X) compares the encoder's features of G(x) (queries) with
 is the identity loss of CUT. CUT: lambda_X = lambda_Y = 1 (the official code averages the two
 NCE terms, each weighted lambda_NCE = 1); FastCUT: lambda_X = 10, lambda_Y = 0, plus
 flip-equivariance (G's input is flipped at random and its output's features flipped back).
-LSGAN objective, no history pool, D's loss halved. Network names follow the official code.
+LSGAN objective, no history pool. Network names follow the official code.
 """
 
 from __future__ import annotations
@@ -111,11 +111,12 @@ class CUTPlugin(PluginBase[CUTConfig]):
             fake = G(real)
         fake_b = fake[:n]
 
-        # D: LSGAN on real B vs G(x), halved (the official code's 0.5 (D_real + D_fake))
+        # D: real B vs G(x); the core's LSGAN loss 0.5 E(D(y) - 1)^2 + 0.5 E D(G(x))^2 is the
+        # official code's (D_real + D_fake) * 0.5 already
         with ctx.autocast():
             loss_d, logs_d = ctx.gan.discriminator_loss(D, real_b, fake_b)
-        ctx.optimize("D", 0.5 * loss_d)
-        logs = {"D": 0.5 * logs_d["D_loss"]}
+        ctx.optimize("D", loss_d)
+        logs = {"D": logs_d["D_loss"]}
         if not ctx.update_generator:  # a critic-only step of --n-critic
             return logs
 
