@@ -246,7 +246,8 @@ def test_critic_only_step_leaves_g_and_the_heads_alone(unpaired: Path, tmp_path:
     logs = trainer.plugin.train_step(trainer.ctx, batch, trainer.plugin_cfg)
     assert set(logs) == {"D"}
     for name, params in before.items():
-        same = all(torch.equal(a, b) for a, b in zip(params, trainer.models[name].parameters()))
+        after = trainer.models[name].parameters()
+        same = all(torch.equal(a, b) for a, b in zip(params, after, strict=True))
         assert same == (name != "D"), name
 
 
