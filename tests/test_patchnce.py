@@ -230,5 +230,5 @@ def test_encode_follows_the_reference_layer_numbering() -> None:
 def test_encode_features_are_not_overwritten_by_inplace_relu() -> None:
     # no norm: the ReLU follows the convolution directly; the feature keeps its negatives
     g = ResnetGenerator(in_channels=3, out_channels=3, base_channels=4, n_blocks=1, norm="none")
-    (feat,) = g.encode(torch.randn(1, 3, 8, 8), [1])  # the stem's convolution
+    feat, _ = g.encode(torch.randn(1, 3, 8, 8), [1, 4])  # the stem's conv, then past its ReLU
     assert feat.min() < 0
