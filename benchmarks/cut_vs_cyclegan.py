@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_speed import peak_rss_mb, write_data
+from train_speed import bench_trainer, peak_rss_mb, write_data
 
 MODELS = {"cyclegan": ("cyclegan", {}), "cut": ("cut", {}), "fastcut": ("cut", {"mode": "fastcut"})}
 
@@ -40,27 +40,12 @@ def rss_mb() -> float:
 def child(args: argparse.Namespace) -> None:
     import torch
 
-    from translate.engine.loop import prepare
-
     plugin, options = MODELS[args.model]
     if args.threads:
         options = {**options, "threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         data = write_data("cyclegan", Path(tmp) / "data", args.size)  # trainA/B-like folders
-        trainer = prepare(
-            plugin,
-            **data,
-            **options,
-            load_size=args.size,
-            crop_size=args.size,
-            max_steps=args.warmup + args.steps,
-            progress=False,
-            run_dir=Path(tmp) / "run",
-            sample_every=10**9,
-            checkpoint_every=10**9,
-            log_every=10**9,
-            device=args.device,
-        )
+        trainer = bench_trainer(plugin, data, options, args, Path(tmp) / "run")
         cuda = trainer.device.type == "cuda"
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         batches = iter(trainer.loader())
