@@ -160,10 +160,13 @@ def cut_objective(models: dict[str, nn.Module], a: Tensor, b: Tensor, cfg: CUTCo
             losses.append(F.cross_entropy(sim.flatten(0, 1), torch.arange(s).repeat(len(sim))))
         return torch.stack(losses).mean()
 
-    fake_b = G(flip(a))
+    if cfg.nce_identity and cfg.norm == "batch":  # one call on [x; y]: joint batch statistics
+        fake_b, same_b = G(flip(torch.cat([a, b]))).split(len(a))
+    else:
+        fake_b, same_b = G(flip(a)), G(flip(b))
     adv = (D(fake_b) - 1).square().mean()
     nce_x = patchnce(a, fake_b)
-    nce_y = patchnce(b, G(flip(b))) if cfg.nce_identity else None
+    nce_y = patchnce(b, same_b) if cfg.nce_identity else None
     nce = nce_x if nce_y is None else 0.5 * (nce_x + nce_y)
     return cfg.lambda_gan * adv + cfg.lambda_nce * nce, {"G_adv": adv, "NCE": nce_x, "y": nce_y}
 
@@ -177,6 +180,7 @@ def seed_with_flip(flipped: bool) -> int:
     [
         ("cut", False, {}),
         ("cut", False, {"lambda_nce": 2.0, "lambda_gan": 0.5}),
+        ("cut", False, {"norm": "batch"}),
         ("fastcut", True, {}),
         ("fastcut", False, {}),
     ],

@@ -101,14 +101,18 @@ class CUTPlugin(PluginBase[CUTConfig]):
         G, D = ctx.models["G"], ctx.models["D"]
         real_a, real_b = batch["A"], batch["B"]  # (B, 3, H, W) in [-1, 1]
         n = real_a.shape[0]
-        # the identity term needs G(y): one generator call on [x; y]
-        real = torch.cat([real_a, real_b]) if cfg.nce_identity else real_a
         # FastCUT's flip-equivariance: half of the steps translate the mirrored images
         flipped = bool(cfg.flip_equivariance) and bool(torch.rand(()) < 0.5)
-        if flipped:
-            real = real.flip(3)
+
+        def flip(t: Tensor) -> Tensor:
+            return t.flip(3) if flipped else t
+
+        # CUT's identity term translates y too. The official code runs G once on [x; y]; with
+        # per-image norms G(y) can wait until G(x)'s graph is freed (the same values, a lower
+        # peak); batch norm mixes the two, so it keeps the joint call.
+        joint = bool(cfg.nce_identity) and cfg.norm == "batch"
         with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
-            fake = G(real)
+            fake = G(flip(torch.cat([real_a, real_b]) if joint else real_a))
         fake_b = fake[:n]
 
         # D: real B vs G(x); the core's LSGAN loss 0.5 E(D(y) - 1)^2 + 0.5 E D(G(x))^2 is the
@@ -120,16 +124,24 @@ class CUTPlugin(PluginBase[CUTConfig]):
         if not ctx.update_generator:  # a critic-only step of --n-critic
             return logs
 
-        # G and the heads: L_GAN + PatchNCE(x, G(x)) [+ PatchNCE(y, G(y))], D frozen
-        with ctx.frozen("D"), ctx.autocast():
-            adv, logs_g = ctx.gan.generator_loss(D, fake_b, real_b)
-            nce_x = self.patchnce(ctx, real_a, fake_b, flipped, cfg)
-            nce = nce_x
+        # G and the heads, D frozen: L_GAN + lambda_NCE * PatchNCE(x, G(x)), and for CUT the
+        # mean of that PatchNCE and PatchNCE(y, G(y)) (the official code's loss_NCE_both)
+        weight = cfg.lambda_nce * (0.5 if cfg.nce_identity else 1.0)
+        with ctx.frozen("D"), ctx.accumulate("G") as backward:
+            with ctx.autocast():
+                adv, logs_g = ctx.gan.generator_loss(D, fake_b, real_b)
+                nce_x = self.patchnce(ctx, real_a, fake_b, flipped, cfg)
+            loss = cfg.lambda_gan * adv + weight * nce_x
             if cfg.nce_identity:
-                nce_y = self.patchnce(ctx, real_b, fake[n:], flipped, cfg)
-                nce = 0.5 * (nce_x + nce_y)  # the official code's mean of the two terms
+                if not joint:
+                    backward(loss)
+                    loss = torch.zeros((), device=loss.device)
+                with ctx.autocast():
+                    same_b = fake[n:] if joint else G(flip(real_b))
+                    nce_y = self.patchnce(ctx, real_b, same_b, flipped, cfg)
+                loss = loss + weight * nce_y
                 logs["NCE_Y"] = nce_y.item()
-        ctx.optimize("G", cfg.lambda_gan * adv + cfg.lambda_nce * nce)
+            backward(loss)
         return {**logs, "G_adv": logs_g["G_adv"], "NCE": nce_x.item()}
 
     @staticmethod
@@ -139,13 +151,16 @@ class CUTPlugin(PluginBase[CUTConfig]):
         """L_PatchNCE between G's encoder features of ``output`` (queries) and of ``source``
         (keys, detached in the loss); a flipped step flips the output's features back, so
         that they line up with the unflipped source's (flip-equivariance)."""
+        import torch
+
         from translate.losses.patchnce import multilayer_patchnce
 
         G = ctx.models["G"]
         queries = G.encode(output, cfg.layers)
         if flipped:
             queries = [q.flip(3) for q in queries]
-        keys = G.encode(source, cfg.layers)
+        with torch.no_grad():  # the keys are detached in the loss: no graph to keep
+            keys = G.encode(source, cfg.layers)
         return multilayer_patchnce(
             ctx.models["F"],
             queries,
