@@ -86,7 +86,12 @@ class DCGANPlugin(PluginBase[DCGANConfig]):
     dataset_kind = "single"
     generates = True
     gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "nonsaturating"}
-    train_defaults: ClassVar[Mapping[str, Any]] = {"batch_size": 128, "max_steps": 20_000}
+    # the paper: Adam at 2e-4, beta1 0.5, batch 128, constant (Sec. 4): --lr-decay-start 1
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "batch_size": 128,
+        "max_steps": 20_000,
+        "lr_decay_start": 1.0,
+    }
 
     def build_dataset(self, cfg: DCGANConfig, split: str) -> Dataset | None:
         return image_dataset(cfg, split)

@@ -12,8 +12,9 @@ stabiliser that acts on what D sees or on the losses lives here, so it applies t
 
 A conditional discriminator sees ``cat([condition, image])``: callers pass
 ``condition_channels`` (the condition's channel count), and then penalties and gradient
-normalisation take the gradient with respect to the image channels only, DiffAugment's colour
-operations and instance noise act on the image channels only, and geometry moves both.
+normalisation take the gradient with respect to the image channels only, and DiffAugment and
+instance noise act on the image channels only (the condition keeps its values and only follows
+the image's translation, ``translate.losses.augment``).
 
 The engine calls ``begin_step(step, max_steps)`` before each training step (noise schedule, lazy
 penalties); the objective holds no device or optimiser state.
@@ -145,11 +146,11 @@ class GANObjective:
 
     # ------------------------------------------------------------------ what D sees
     def _view(self, x: Tensor, params: AugmentParams | None = None, cond: int = 0) -> Tensor:
-        """D's input: DiffAugment (a fresh draw unless ``params``) then instance noise; colour
-        and noise on the image channels (after the first ``cond``) only."""
+        """D's input: DiffAugment (a fresh draw unless ``params``) then instance noise, on the
+        image channels (after the first ``cond``); the condition only follows the geometry."""
         if self.augment is not None:
             draw = params if params is not None else self.augment.sample(x)
-            x = self.augment.apply(x, draw, colour_from=cond)
+            x = self.augment.apply(x, draw, condition_channels=cond)
         if self.noise_std > 0:
             noise = self.noise_std * torch.randn_like(x[:, cond:])
             x = x + noise if not cond else torch.cat([x[:, :cond], x[:, cond:] + noise], 1)
