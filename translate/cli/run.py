@@ -18,6 +18,7 @@ import typer
 from PIL import Image
 
 from translate.cli.errors import report_errors
+from translate.engine.device import AMP_HELP, DEFAULT_AMP
 from translate.errors import ConfigError, DataError
 
 #: How many failed files the final error line names (the count covers all of them).
@@ -200,13 +201,7 @@ def run_command(
         typer.Option(help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]"),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
-    amp: Annotated[
-        str,
-        typer.Option(
-            help="torch backend: auto (bf16 where the CPU or GPU has it natively, else fp32), "
-            "none (fp32), bf16 (CPU or CUDA) or fp16 (CUDA)."
-        ),
-    ] = "auto",
+    amp: Annotated[str, typer.Option(help=AMP_HELP)] = DEFAULT_AMP,
     model: Annotated[
         str | None,
         typer.Option(

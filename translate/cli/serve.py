@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from translate.cli.errors import report_errors
+from translate.engine.device import AMP_HELP, DEFAULT_AMP
 
 
 @report_errors
@@ -35,6 +36,7 @@ def serve_command(
         str | None, typer.Option(help="torch or onnx, as for translate run. \\[default: torch]")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
+    amp: Annotated[str, typer.Option(help=AMP_HELP)] = DEFAULT_AMP,
     tile_size: Annotated[
         int | None,
         typer.Option(
@@ -117,6 +119,7 @@ def serve_command(
         settings=LoadSettings(
             backend=backend,
             device=device,
+            amp=amp,
             tile_size=tile_size,
             tile_overlap=tile_overlap,
             batch_size=max_batch,
