@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 import translate
 from translate.cli.compress import compress_command
+from translate.cli.datasets import datasets_app
 from translate.cli.errors import report_errors
 from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
@@ -152,6 +153,7 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 app.add_typer(import_app, name="import")
+app.add_typer(datasets_app, name="datasets")
 
 
 def _version(value: bool) -> None:
