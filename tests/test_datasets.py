@@ -52,7 +52,7 @@ class Server:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 if self.path != "/toy.tar.gz":
                     self.send_error(404)
                     return
@@ -118,7 +118,7 @@ def test_an_interrupted_download_resumes_where_it_stopped(server: Server, tmp_pa
     dest = tmp_path / "toy.tar.gz"
     half = len(server.payload) // 2
     server.cut_after = half
-    with pytest.raises(DataError, match="interrupted after .* run the same command again"):
+    with pytest.raises(DataError, match=r"interrupted after .* run the same command again"):
         download(server.url, dest, progress=False)
     part = tmp_path / "toy.tar.gz.part"
     assert part.stat().st_size == half and not dest.exists()
@@ -128,9 +128,7 @@ def test_an_interrupted_download_resumes_where_it_stopped(server: Server, tmp_pa
     assert not part.exists()
 
 
-def test_a_server_that_ignores_range_is_read_from_the_start(
-    server: Server, tmp_path: Path
-) -> None:
+def test_a_server_that_ignores_range_is_read_from_the_start(server: Server, tmp_path: Path) -> None:
     server.honour_range = False
     part = tmp_path / "toy.tar.gz.part"
     part.write_bytes(b"stale bytes of an older file")
@@ -185,7 +183,7 @@ def test_unknown_names_and_unreachable_servers_are_one_line(tmp_path: Path) -> N
     result = runner.invoke(app, ["datasets", "fetch", "horse2zebr", "--dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "did you mean 'horse2zebra'?" in result.output and "Traceback" not in result.output
-    with pytest.raises(DataError, match="cannot connect .* translate datasets demo"):
+    with pytest.raises(DataError, match=r"cannot connect .* translate datasets demo"):
         download("http://127.0.0.1:9/none.zip", tmp_path / "none.zip", progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -203,6 +201,9 @@ def test_the_demo_set_is_paired_in_the_facades_layout(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     train = sorted((tmp_path / "demo" / "train").iterdir())
     assert len(train) == 40 and len(list((tmp_path / "demo" / "val").iterdir())) == 8
+    val = np.asarray(Image.open(tmp_path / "demo" / "val" / "003.png"))
+    alone = np.asarray(Image.open(tmp_path / "demo" / "inputs" / "003.png"))
+    assert np.array_equal(alone, val[:, 32:])  # the inputs are the validation label maps
     pair = np.asarray(Image.open(train[0]))
     assert pair.shape == (32, 64, 3)
     photo, labels = pair[:, :32].astype(int), pair[:, 32:]

@@ -11,6 +11,7 @@ import typer
 from translate.cli.errors import report_errors
 
 datasets_app = typer.Typer(
+    rich_markup_mode=None,
     help="Data to train on: list and fetch the standard datasets, or write a synthetic demo set.",
     no_args_is_help=True,
 )
@@ -38,14 +39,14 @@ def fetch_command(
         Path | None,
         typer.Option(
             "--dir",
-            help="Folder to fetch into. \\[default: the user cache's datasets folder]",
+            help="Folder to fetch into. [default: the user cache's datasets folder]",
             show_default=False,
         ),
     ] = None,
     sha256: Annotated[
         str | None,
         typer.Option(
-            help="Expected SHA-256 of the archive. \\[default: the one recorded on first download]",
+            help="Expected SHA-256 of the archive. [default: the one recorded on first download]",
             show_default=False,
         ),
     ] = None,
@@ -75,10 +76,12 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="Random seed of the shapes.")] = 0,
 ) -> None:
     """Write a small synthetic paired set offline (label map -> photo of shapes, in the facades
-    A|B layout with train/ and val/): train on it with --direction b2a."""
+    A|B layout with train/ and val/; inputs/ holds the validation label maps alone): train on
+    it with --direction b2a."""
     from translate.datasets import write_demo
 
     folder = write_demo(dir, n_train=train, n_val=val, size=size, seed=seed)
     typer.echo(f"wrote {train} + {val} pairs to {folder}/train and {folder}/val", err=True)
     typer.echo(f"train: translate train pix2pix --data {folder} --direction b2a", err=True)
+    typer.echo(f"then: translate run {folder}/inputs/000.png -c runs/<run>", err=True)
     typer.echo(str(folder))

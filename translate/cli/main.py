@@ -111,7 +111,7 @@ def build_train_command(name: str) -> Any:
     )
     command.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
     command.__doc__ = (plugin.description or name) + "."
-    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     sub.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         command
     )
@@ -140,6 +140,7 @@ class TrainGroup(TyperGroup):
 
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="translate",
     help="Image-to-image translation with GANs: train, run, evaluate, export and serve models.",
     no_args_is_help=True,
@@ -147,6 +148,7 @@ app = typer.Typer(
     add_completion=False,
 )
 train_app = typer.Typer(
+    rich_markup_mode=None,
     cls=TrainGroup,
     help="Train a model; translate train PLUGIN --help lists its options.",
     no_args_is_help=True,
@@ -218,7 +220,7 @@ def plugins_command(
         fields = dataclasses.fields(cls)
         console.print(f"\n{title}:" + ("" if fields else " none"))
         for f in fields:
-            default = "" if f.default is dataclasses.MISSING else f" \\[default: {f.default}]"
+            default = "" if f.default is dataclasses.MISSING else f" [default: {f.default}]"
             flag = "--" + f.name.replace("_", "-")
             console.print(f"  {flag:24} {f.metadata.get('help', '')}{default}", highlight=False)
     console.print(f"\nCore training options: translate train {name} --help")
@@ -253,7 +255,7 @@ def export_command(
         bool, typer.Option("--fp16", help="Half-precision weights and arithmetic (fp32 I/O).")
     ] = False,
     opset: Annotated[
-        int | None, typer.Option(help="ONNX opset. \\[default: the exporter's]", show_default=False)
+        int | None, typer.Option(help="ONNX opset. [default: the exporter's]", show_default=False)
     ] = None,
     exporter: Annotated[
         str, typer.Option(help="dynamo (torch.export) or torchscript (legacy tracer).")

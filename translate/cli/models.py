@@ -35,7 +35,8 @@ def models_command() -> None:
 def eval_command(
     plugin: Annotated[str, typer.Argument(help="Plugin whose evaluation protocol to run.")],
     data: Annotated[
-        list[Path], typer.Option("--data", "-d", help="Folder of test images (repeatable).")
+        list[Path],
+        typer.Option("--data", "-d", metavar="<path>", help="Folder of test images (repeatable)."),
     ],
     checkpoint: Annotated[
         Path | None,
@@ -47,7 +48,7 @@ def eval_command(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="A shipped model by name. \\[default: the plugin's]"),
+        typer.Option("--model", "-m", help="A shipped model by name. [default: the plugin's]"),
     ] = None,
     backend: Annotated[str | None, typer.Option(help="torch or onnx.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -73,7 +74,7 @@ def eval_command(
     samples: Annotated[
         int | None,
         typer.Option(
-            help="dcgan/cgan: samples to draw (seed 0). \\[default: as many as real images]"
+            help="dcgan/cgan: samples to draw (seed 0). [default: as many as real images]"
         ),
     ] = None,
     classifier: Annotated[

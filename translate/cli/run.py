@@ -153,13 +153,13 @@ def run_command(
             help="Output folder (or file, for one input). Outputs are named "
             "<stem>[_<suffix>].<ext>; two inputs that would share a name (a.png, a.jpg with "
             "--ext png) keep their extension in it (a_png.png, a_jpg.png); an input is never "
-            "overwritten. \\[default: translated/]",
+            "overwritten. [default: translated/]",
         ),
     ] = None,
     suffix: Annotated[
         str | None,
         typer.Option(
-            help="Added to output names as _<suffix>. \\[default: none; 'out' when the output "
+            help="Added to output names as _<suffix>. [default: none; 'out' when the output "
             "folder holds the inputs]",
             show_default=False,
         ),
@@ -167,7 +167,7 @@ def run_command(
     ext: Annotated[
         str | None,
         typer.Option(
-            help="Output format: png, jpg, webp, or auto (the input's format). \\[default: png; "
+            help="Output format: png, jpg, webp, or auto (the input's format). [default: png; "
             "for --out FILE its suffix]",
             show_default=False,
         ),
@@ -176,7 +176,7 @@ def run_command(
         float | None,
         typer.Option(
             help="Super-resolution models: resize the output to this factor of the input "
-            "(Lanczos), e.g. 2 with a x4 model. \\[default: the model's scale]",
+            "(Lanczos), e.g. 2 with a x4 model. [default: the model's scale]",
             show_default=False,
         ),
     ] = None,
@@ -184,7 +184,7 @@ def run_command(
         str | None,
         typer.Option(
             help="torch or onnx (ONNX Runtime; a checkpoint is exported once to the user "
-            "cache). \\[default: torch; onnx for an .onnx file]"
+            "cache). [default: torch; onnx for an .onnx file]"
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
@@ -192,13 +192,13 @@ def run_command(
         int | None,
         typer.Option(
             help="Tile side in input pixels for large images (0: never tile). "
-            "\\[default: 1024-pixel tiles for images above 1 megapixel]",
+            "[default: 1024-pixel tiles for images above 1 megapixel]",
             show_default=False,
         ),
     ] = None,
     tile_overlap: Annotated[
         int | None,
-        typer.Option(help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]"),
+        typer.Option(help="Overlap of neighbouring tiles. [default: a quarter of the tile]"),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
     amp: Annotated[str, typer.Option(help=AMP_HELP)] = DEFAULT_AMP,
@@ -207,7 +207,7 @@ def run_command(
         typer.Option(
             "--model",
             "-m",
-            help="A shipped model by name (translate models). \\[default: the shipped default "
+            help="A shipped model by name (translate models). [default: the shipped default "
             "when no --checkpoint is given]",
             show_default=False,
         ),

@@ -1,6 +1,7 @@
 """``translate datasets demo``: a small synthetic paired dataset, written offline in about a
 second, in the layout of the pix2pix facades release (``train/`` and ``val/`` of side-by-side
-``A|B`` images: A, the left half, is the "photo"; B, the right half, its label map).
+``A|B`` images: A, the left half, is the "photo"; B, the right half, its label map), plus
+``inputs/``: the validation label maps alone, what ``translate run`` takes once trained.
 
 Each image holds a few rectangles and discs of four classes on a background. The label map
 paints each class in one flat colour (as facades' label maps do); the photo renders the same
@@ -49,8 +50,8 @@ def write_demo(
     dest: Path, *, n_train: int = 40, n_val: int = 8, size: int = 256, seed: int = 0
 ) -> Path:
     """Write the demo set to ``dest`` (``train/`` and ``val/``, ``NNN.png`` of ``size`` x
-    ``2 size``). ``dest`` must not exist or be empty: nothing is ever written over. The set
-    appears under its name only once complete."""
+    ``2 size``; ``inputs/NNN.png``, the validation label maps). ``dest`` must not exist or be
+    empty: nothing is ever written over. The set appears under its name only once complete."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise DataError(f"{dest}: already exists and is not empty; give another folder")
@@ -65,7 +66,10 @@ def write_demo(
             for i in range(n):
                 photo, labels = demo_pair(rng, size)
                 pair = np.concatenate([photo, labels], axis=1)
-                Image.fromarray(pair).save(tmp / split / f"{i:03d}.png")
+                Image.fromarray(pair).save(tmp / split / f"{i:03d}.png", compress_level=1)
+                if split == "val":
+                    (tmp / "inputs").mkdir(exist_ok=True)
+                    Image.fromarray(labels).save(tmp / "inputs" / f"{i:03d}.png", compress_level=1)
         if dest.exists():
             dest.rmdir()
         os.replace(tmp, dest)
