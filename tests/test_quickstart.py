@@ -165,7 +165,6 @@ def test_serve_without_its_extra_names_it_in_one_line(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now fails
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 2
-    assert result.output.splitlines() == [
-        "error: translate serve needs the serve extra (fastapi missing): "
-        'pip install "translate[serve]" (from a clone: pip install -e ".[serve]")'
-    ]
+    (line,) = result.output.splitlines()
+    assert line.startswith("error: translate serve needs the serve extra (fastapi")
+    assert line.endswith('pip install "translate[serve]" (from a clone: pip install -e ".[serve]")')
