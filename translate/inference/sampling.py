@@ -16,7 +16,8 @@ trades diversity for fidelity (T -> 0 collapses towards the sample of z = 0).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,27 @@ from PIL import Image
 from torch import Tensor
 
 from translate.conditioning import check_name, did_you_mean, one_hots
-from translate.errors import ConfigError, OutputError
+from translate.errors import ConfigError, OutputError, TranslateError
+from translate.fields import SEED_MAX, check_int_range
+from translate.plugin import PluginBase
 
-__all__ = ["Sampler", "did_you_mean", "grid", "sample", "save_samples", "truncated_normal"]
+__all__ = [
+    "Sampler",
+    "SamplingInterrupted",
+    "did_you_mean",
+    "grid",
+    "sample",
+    "save_samples",
+    "slerp",
+    "truncated_normal",
+    "write_sample_folder",
+]
 
 #: Latents drawn per forward pass (bounds memory for large ``n``).
 CHUNK = 256
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+#: Where ``Sampler.walk`` interpolates: slerp in z, lerp in a style generator's w.
+WALK_SPACES = ("z", "w")
 #: The option of a generating plugin's class input (``translate sample --class``).
 CLASS_OPTION = "class"
 
@@ -89,6 +104,9 @@ class Sampler:
         )
         self.conditions = tuple(loaded.conditions)
         self.backend = _backend(loaded, device)
+        #: the plugin has its own truncation trick (``Plugin.truncated``: StyleGAN's psi in W)
+        hook = getattr(type(plugin), "truncated", None)
+        self.own_truncation = hook is not None and hook is not PluginBase.truncated
         named = [c for c in self.conditions if c.option == CLASS_OPTION]
         self.class_input = named[0] if named else None
         self.classes: list[str] = list(self.class_input.names) if self.class_input else []
@@ -136,28 +154,71 @@ class Sampler:
         class drawn uniformly per image (an attribute-like ``multi`` input: each entry on
         with probability 1/2). The same ``seed`` gives the same inputs. Truncation applies to
         the noise only."""
+        chunks = list(self._input_chunks(n, seed, truncation, class_name))
+        return tuple(torch.cat(parts) for parts in zip(*chunks, strict=True))
+
+    def _input_chunks(
+        self, n: int, seed: int | None, truncation: float | None, class_name: str | None
+    ) -> Iterator[tuple[Tensor, ...]]:
+        """The inputs of ``n`` images, ``CHUNK`` at a time, drawn in turn from one seeded
+        generator: a chunk's latents, then its condition vectors (for n <= CHUNK the draws of
+        drawing all at once)."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
+        if seed is not None:
+            check_int_range(seed, "seed", 0, SEED_MAX)
         index = self.class_index(class_name) if class_name is not None else None
         gen = torch.Generator()
         if seed is None:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        z = truncated_normal((n, *self.latent_shape), truncation, gen)
-        vectors = []
-        for cond in self.conditions:
-            if cond is self.class_input and index is not None:
-                vectors.append(one_hots(cond, torch.full((n,), index)))
-            elif cond.multi:
-                vectors.append((torch.rand(n, cond.size, generator=gen) < 0.5).float())
-            else:
-                vectors.append(one_hots(cond, torch.randint(0, cond.size, (n,), generator=gen)))
-        return (z, *vectors)
+        own = self.own_truncation
+        for start in range(0, n, CHUNK):
+            m = min(CHUNK, n - start)
+            z = truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
+            vectors = []
+            for cond in self.conditions:
+                if cond is self.class_input and index is not None:
+                    vectors.append(one_hots(cond, torch.full((m,), index)))
+                elif cond.multi:
+                    vectors.append((torch.rand(m, cond.size, generator=gen) < 0.5).float())
+                else:
+                    vectors.append(one_hots(cond, torch.randint(0, cond.size, (m,), generator=gen)))
+            yield (z, *vectors)
 
-    def generate(self, z: Tensor, *conditions: Tensor) -> Tensor:
+    def batches(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        class_name: str | None = None,
+    ) -> Iterator[list[Image.Image]]:
+        """The ``n`` images of ``__call__``, ``CHUNK`` at a time: memory bounded by one chunk
+        whatever ``n`` (``translate sample -n 1000000`` held 12.4 GB when drawn at once)."""
+        for inputs in self._input_chunks(n, seed, truncation, class_name):
+            images = self.generate(*inputs, truncation=truncation)
+            yield self.plugin.postprocess(images, self.plugin_cfg)
+
+    def _truncating_backend(self, truncation: float | None) -> Any:
+        """The backend that applies a plugin's own truncation (``Plugin.truncated``)."""
+        if truncation is None or not self.own_truncation:
+            return self.backend
+        if self.module is None:
+            raise ConfigError(
+                f"truncation: {self.loaded.source} is an ONNX export of {self.plugin.name}, whose "
+                "truncation is fixed when exporting (its inference options); export it again"
+            )
+        from translate.inference.backends import TorchBackend
+
+        module = self.plugin.truncated(self.module, truncation, self.plugin_cfg).eval()
+        return TorchBackend(module, self.backend.device)
+
+    def generate(self, z: Tensor, *conditions: Tensor, truncation: float | None = None) -> Tensor:
         """Latents (n, *latent_shape) and condition vectors (n, size) -> images (n, C, H, W) in
-        [-1, 1], float32 on the CPU."""
+        [-1, 1], float32 on the CPU; ``truncation`` only for a plugin with its own truncation
+        trick (applied in the model, e.g. StyleGAN's psi in W)."""
         if tuple(z.shape[1:]) != self.latent_shape:
             raise ConfigError(
                 f"latent: expected shape (n, {', '.join(map(str, self.latent_shape))}), "
@@ -175,8 +236,9 @@ class Sampler:
                     f"{cond.name}: expected shape ({len(z)}, {cond.size}), got "
                     f"{tuple(vector.shape)}"
                 )
+        backend = self._truncating_backend(truncation)
         chunks = range(0, len(z), CHUNK)
-        outs = [self.backend(*(t[i : i + CHUNK] for t in (z, *conditions))) for i in chunks]
+        outs = [backend(*(t[i : i + CHUNK] for t in (z, *conditions))) for i in chunks]
         return torch.cat(outs)
 
     def sample_tensor(
@@ -188,7 +250,46 @@ class Sampler:
         class_name: str | None = None,
     ) -> Tensor:
         inputs = self.inputs(n, seed=seed, truncation=truncation, class_name=class_name)
-        return self.generate(*inputs)
+        return self.generate(*inputs, truncation=truncation)
+
+    def walk(
+        self,
+        rows: int,
+        frames: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        space: str = "z",
+    ) -> Tensor:
+        """``rows`` latent walks of ``frames`` images each, row by row: between two latents
+        drawn from ``seed``, spherical interpolation in z (``space="z"``, any generator), or
+        linear interpolation between their mapped w (``space="w"``: a style generator whose
+        inference module has ``map(z) -> w`` and ``synthesize(w) -> image``), the two
+        interpolations of StyleGAN's perceptual path length (Karras et al. 2019, Sec. 4.2).
+        Conditioned models keep one condition per row."""
+        if frames < 2:
+            raise ConfigError(f"interpolate: needs at least 2 frames, got {frames}")
+        if space not in WALK_SPACES:
+            raise ConfigError(f"walk: {space!r} is not one of {', '.join(WALK_SPACES)}")
+        ends = self.inputs(2 * rows, seed=seed, truncation=truncation)
+        t = torch.linspace(0, 1, frames).repeat(rows).view(-1, *([1] * len(self.latent_shape)))
+        a, b = (e.repeat_interleave(frames, 0) for e in (ends[0][:rows], ends[0][rows:]))
+        conditions = [c[:rows].repeat_interleave(frames, 0) for c in ends[1:]]
+        if space == "z":
+            return self.generate(slerp(a, b, t), *conditions, truncation=truncation)
+        module = self.module
+        if module is None or not callable(getattr(module, "map", None)):
+            raise ConfigError(
+                f"walk: w needs a style-based generator run in PyTorch (map and synthesize); "
+                f"{self.loaded.source} is not one"
+            )
+        if truncation is not None and self.own_truncation:
+            module = self.plugin.truncated(module, truncation, self.plugin_cfg)
+        with torch.inference_mode():
+            device = next(module.parameters()).device
+            wa, wb = module.map(a.to(device)), module.map(b.to(device))
+            w = torch.lerp(wa, wb, t.view(-1, 1).to(device))
+            return torch.cat([module.synthesize(c).float().cpu() for c in w.split(CHUNK)])
 
     def __call__(
         self,
@@ -199,8 +300,20 @@ class Sampler:
         class_name: str | None = None,
     ) -> list[Image.Image]:
         """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` when given."""
-        x = self.sample_tensor(n, seed=seed, truncation=truncation, class_name=class_name)
-        return self.plugin.postprocess(x, self.plugin_cfg)
+        batches = self.batches(n, seed=seed, truncation=truncation, class_name=class_name)
+        return [image for batch in batches for image in batch]
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
+    """Spherical interpolation between latents ``a`` and ``b`` (per row, over all but the
+    batch dimension) at fractions ``t`` (broadcast): ``sin((1-t) O) / sin O * a + sin(t O) /
+    sin O * b``, O the angle between them; linear when they are (anti)parallel."""
+    fa, fb = a.flatten(1), b.flatten(1)
+    cos = (fa * fb).sum(1) / (fa.norm(dim=1) * fb.norm(dim=1)).clamp_min(eps)
+    omega = torch.arccos(cos.clamp(-1 + eps, 1 - eps)).view(-1, *([1] * (a.ndim - 1)))
+    so = torch.sin(omega)
+    out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so
+    return torch.where(so.abs() < 1e-4, torch.lerp(a, b, t), out)
 
 
 def sample(
@@ -229,10 +342,74 @@ def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
     return sheet
 
 
-def save_samples(images: list[Image.Image], out: Path, *, overwrite: bool = False) -> list[Path]:
-    """A grid file when ``out`` ends in an image suffix, else a folder ``out`` of
-    ``sample_0000.png`` ...; written atomically, never over an existing file unless
-    ``overwrite``. Returns the paths written."""
+class SamplingInterrupted(TranslateError):
+    """Ctrl-C while writing samples: the files written so far are complete and kept."""
+
+    exit_code = 130
+
+
+#: The most images ``translate sample`` puts in one grid (a grid is built in memory).
+GRID_MAX = 4096
+
+
+def sample_name(i: int, n: int) -> str:
+    """``sample_0000.png``...; wider numbers when ``n`` needs them (names sort in order)."""
+    return f"sample_{i:0{max(4, len(str(n - 1)))}d}.png"
+
+
+def write_sample_folder(
+    sampler: Sampler,
+    n: int,
+    out: Path,
+    *,
+    seed: int | None = None,
+    truncation: float | None = None,
+    class_name: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Draw ``n`` images into folder ``out`` one chunk at a time (bounded memory), each file
+    written atomically; ``progress(written)`` after each chunk. Ctrl-C stops after the file
+    being written: ``SamplingInterrupted`` says how many were written (they are kept).
+    Refuses, before drawing, a folder that holds any of the names unless ``overwrite``."""
+    from translate.atomic import atomic_path
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
+    if out.is_dir() and not overwrite:
+        first, last = sample_name(0, n), sample_name(n - 1, n)
+        taken = sorted(
+            e.name
+            for e in os.scandir(out)
+            if e.name.startswith("sample_") and len(e.name) == len(last) and first <= e.name <= last
+        )
+        if taken:
+            raise OutputError(f"{out / taken[0]}: exists; pass --overwrite to replace it")
+    written = 0
+    try:
+        for batch in sampler.batches(n, seed=seed, truncation=truncation, class_name=class_name):
+            for image in batch:
+                with atomic_path(out / sample_name(written, n)) as tmp:
+                    image.save(tmp, format="PNG")
+                written += 1
+            if progress is not None:
+                progress(written)
+    except KeyboardInterrupt:
+        if written < n and (out / sample_name(written, n)).is_file():
+            written += 1  # the signal came between a file's rename and its count
+        raise SamplingInterrupted(
+            f"interrupted: wrote {written} of {n} samples to {out} (each file complete)"
+        ) from None
+    return written
+
+
+def save_samples(
+    images: list[Image.Image], out: Path, *, overwrite: bool = False, columns: int | None = None
+) -> list[Path]:
+    """A grid file (``columns`` wide, default about square) when ``out`` ends in an image
+    suffix, else a folder ``out`` of ``sample_0000.png`` ...; written atomically, never over an
+    existing file unless ``overwrite``. Returns the paths written."""
     from translate.atomic import atomic_path
 
     out = Path(out)
@@ -240,11 +417,13 @@ def save_samples(images: list[Image.Image], out: Path, *, overwrite: bool = Fals
         if out.exists() and not overwrite:
             raise OutputError(f"{out}: exists; pass --overwrite to replace it")
         with atomic_path(out) as tmp:
-            grid(images).save(tmp, format=Image.registered_extensions()[out.suffix.lower()])
+            grid(images, columns).save(
+                tmp, format=Image.registered_extensions()[out.suffix.lower()]
+            )
         return [out]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
-    paths = [out / f"sample_{i:04d}.png" for i in range(len(images))]
+    paths = [out / sample_name(i, len(images)) for i in range(len(images))]
     taken = [p for p in paths if p.exists()]
     if taken and not overwrite:
         raise OutputError(f"{taken[0]}: exists; pass --overwrite to replace it")
