@@ -162,22 +162,6 @@ class BicycleGANPlugin(PluginBase[BicycleGANConfig]):
 
         return split_folder(Path(cfg.data), "val")
 
-    def evaluate(self, models: Any, folder: Path, cfg: BicycleGANConfig) -> Any:
-        """The paired protocol with the zero code (L1, PSNR, SSIM, LPIPS to the targets;
-        FID/KID) and the diversity of 4 samples per input (mean pairwise LPIPS)."""
-        from PIL import Image
-
-        from translate.data.paired import PairedDataset
-        from translate.evaluation import add_samples, eval_folder, paired_protocol
-
-        pairs = PairedDataset(eval_folder(folder), direction=cfg.direction, train=False)
-
-        def load(i: int) -> tuple[str, Image.Image, Image.Image]:
-            source, target = pairs.load_pair(i)
-            return pairs.pairs[i][0].name, Image.fromarray(source), Image.fromarray(target)
-
-        return add_samples(models, paired_protocol(models, (load(i) for i in range(len(pairs)))))
-
     def size_requirements(self, cfg: BicycleGANConfig) -> SizeRequirements:
         side = 2**cfg.unet_depth
         return SizeRequirements(multiple_of=side, minimum=max(side, 2 ** (cfg.encoder_blocks + 1)))
