@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 import translate
 from translate.cli.compress import compress_command
+from translate.cli.editing import drag_command, invert_command
 from translate.cli.errors import report_errors
 from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
@@ -279,6 +280,8 @@ app.command("serve")(serve_command)
 app.command("runs")(runs_command)
 app.command("sample")(sample_command)
 app.command("compress")(compress_command)
+app.command("invert")(invert_command)
+app.command("drag")(drag_command)
 
 
 def main() -> None:
