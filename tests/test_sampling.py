@@ -87,10 +87,12 @@ def test_same_seed_same_latents() -> None:
     )
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), MIN_TRUNCATION / 2, 1e-300])
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), MIN_TRUNCATION / 2, 1e-300])
 def test_truncation_below_the_bound_is_one_line(bad: float) -> None:
     """What ``Sampler`` (translate sample, the service) refuses before drawing."""
-    with pytest.raises(ConfigError, match=r"^truncation: must be at least 1\.17549e-38") as err:
+    with pytest.raises(
+        ConfigError, match=r"^truncation: must be a finite number of at least 1\.17549e-38"
+    ) as err:
         check_truncation(bad)
     assert "\n" not in str(err.value)
     check_truncation(MIN_TRUNCATION)  # the bound itself is taken

@@ -60,10 +60,11 @@ SEED_RANGE = (-(2**63), 2**64 - 1)
 def check_truncation(truncation: float | None) -> None:
     """``truncation`` is None or at least ``MIN_TRUNCATION``; a ``ConfigError`` (one line,
     naming ``truncation``) otherwise."""
-    if truncation is not None and not truncation >= MIN_TRUNCATION:
+    if truncation is not None and not MIN_TRUNCATION <= truncation < math.inf:
         raise ConfigError(
-            f"truncation: must be at least {MIN_TRUNCATION:.6g} (float32's smallest normal "
-            f"number; smaller values give the same latents, all 0), got {truncation:g}"
+            f"truncation: must be a finite number of at least {MIN_TRUNCATION:.6g} (float32's "
+            f"smallest normal number; smaller values give the same latents, all 0), got "
+            f"{truncation:g}"
         )
 
 

@@ -85,9 +85,10 @@ async def until_disconnected(request: Request) -> None:
         pass
 
 
-async def await_result(request: Request, future: Any, deadline: float) -> Any:
+async def await_result(request: Request, future: Any, deadline: float, pool: Any) -> Any:
     """The job's result; ``ClientGone`` if the client leaves first, ``DeadlinePassed`` if the
-    deadline does. Either way a job still queued is dropped."""
+    deadline does. Either way the ``pool`` is told (``InferencePool.give_up``): a job still
+    queued leaves the queue, a running batch nobody waits for any more is cancelled."""
     result = asyncio.wrap_future(future)
     gone = asyncio.ensure_future(until_disconnected(request))
     try:
@@ -100,11 +101,14 @@ async def await_result(request: Request, future: Any, deadline: float) -> Any:
         gone.cancel()
     if result in done:
         return result.result()
-    running = not future.cancel()  # a running batch cannot be stopped; its result is dropped
+    where = pool.give_up(future)
     result.cancel()
+    if where == "done" and future.done() and not future.cancelled():
+        return future.result()  # it finished just now
+    phase = "while " + ("being processed" if where == "running" else "queued")
     if gone in done:
-        raise ClientGone("while " + ("being translated" if running else "queued"))
-    raise DeadlinePassed("while " + ("being translated" if running else "queued"))
+        raise ClientGone(phase)
+    raise DeadlinePassed(phase)
 
 
 async def split_upload(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
