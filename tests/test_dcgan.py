@@ -93,6 +93,7 @@ def test_same_seed_same_images(run_dir: Path) -> None:
     ("args", "message"),
     [
         (["--truncation", "0"], "truncation: must be a finite number of at least"),
+        (["--truncation", "1e-300"], "truncation: must be a finite number of at least"),
         (["-n", "0"], "n: must be at least 1"),
     ],
 )

@@ -20,6 +20,7 @@ import torch
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
+from tests.test_serve_sampling import tiny_dcgan_run  # noqa: E402
 from translate.serve.admission import DeadlinePassed, await_result  # noqa: E402
 from translate.serve.cancel import torch_cancel_points  # noqa: E402
 from translate.serve.pool import InferencePool, QueueFull  # noqa: E402
@@ -174,29 +175,11 @@ main()
 """
 
 
-def tiny_dcgan(root: Path) -> Path:
-    """A dcgan run of two steps on 16x16 images (seconds)."""
-    from translate.engine.loop import prepare
-    from translate.testing import make_single
-
-    return prepare(
-        "dcgan",
-        data=make_single(root / "data", n=4, size=16),
-        image_size=16,
-        latent_dim=8,
-        base_channels=8,
-        max_steps=2,
-        batch_size=2,
-        progress=False,
-        run_dir=root / "run",
-    ).run()
-
-
 @pytest.mark.slow
 def test_a_runaway_generator_does_not_take_the_server_down(tmp_path: Path) -> None:
     script = tmp_path / "slow_serve.py"
     script.write_text(LAUNCHER)
-    args = ["-c", f"gen={tiny_dcgan(tmp_path)}", "--workers", "1", "--threads", "1"]
+    args = ["-c", f"gen={tiny_dcgan_run(tmp_path)}", "--workers", "1", "--threads", "1"]
     args += ["--request-timeout", "2", "--cancel-grace", "1", "--no-access-log"]
     server = ServerProcess(args, launcher=[sys.executable, str(script)]).start()
     url = f"{server.url}/v1/models/gen/sample"

@@ -85,6 +85,10 @@ def test_bad_requests_are_one_line_errors(generator: ServedGenerator) -> None:
             "truncation: must be a finite number of at least",
         )
         assert_error(c.get(url, params={"format": "gif"}), 422, "format: 'gif'")
+        # the GET that hung the server (about 1/T resampling rounds): a 422 now, and a tiny
+        # T above the bound is drawn in constant time
+        assert_error(c.get(url, params={"truncation": 1e-300}), 422, "1.17549e-38")
+        png(c.get(url, params={"n": 8, "truncation": 1e-30}))
         assert_error(c.get("/v1/models/nope/sample"), 404, "unknown model 'nope'")
         res = c.post("/v1/models/shapes/translate", content=b"x")
         assert_error(res, 404, "generates images from noise")
