@@ -105,7 +105,7 @@ async def await_result(request: Request, future: Any, deadline: float, pool: Any
     result.cancel()
     if where == "done" and future.done() and not future.cancelled():
         return future.result()  # it finished just now
-    phase = "while " + ("being processed" if where == "running" else "queued")
+    phase = "while " + ("queued" if where == "queued" else "being processed")
     if gone in done:
         raise ClientGone(phase)
     raise DeadlinePassed(phase)
