@@ -26,6 +26,7 @@ from tests.conftest import TINY_CYCLEGAN_OPTIONS, TINY_PIX2PIX_OPTIONS  # noqa: 
 from tests.test_cgan import tiny_run  # noqa: E402
 from tests.test_serve_sampling import tiny_dcgan_run  # noqa: E402
 from translate.engine.loop import prepare  # noqa: E402
+from translate.export.onnx import export_onnx  # noqa: E402
 from translate.inference.sampling import MIN_TRUNCATION, SEED_RANGE  # noqa: E402
 from translate.serve.app import create_app  # noqa: E402
 from translate.serve.config import ServeConfig  # noqa: E402
@@ -42,7 +43,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("fuzz")
     unpaired = make_unpaired(root / "unpaired")
     common = dict(max_steps=1, progress=False)
-    return {
+    runs = {
         "pix2pix": prepare("pix2pix", data=make_paired(root / "paired"), **TINY_PIX2PIX_OPTIONS,
                            run_dir=root / "pix2pix", **common).run(),
         "cyclegan": prepare("cyclegan", domain_a=unpaired / "A", domain_b=unpaired / "B",
@@ -50,10 +51,25 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "faces": tiny_dcgan_run(root / "dcgan"),
         "shapes": tiny_run(root / "cgan", make_unpaired(root / "shapes", n=4, size=16)),
     }  # fmt: skip
+    # an ONNX export: its options are fixed (test_time_dropout takes only its exported value)
+    runs["fast"] = export_onnx(runs["pix2pix"], root / "pix2pix.onnx").path
+    return runs
+
+
+def sources(runs: dict[str, Path]) -> list[str]:
+    """``serve`` arguments for ``runs``."""
+    return [
+        arg
+        for name, path in runs.items()
+        for arg in ("--onnx" if path.suffix == ".onnx" else "-c", f"{name}={path}")
+    ]
 
 
 def schema_of(runs: dict[str, Path]) -> dict[str, Any]:
-    served = load_models(checkpoints=[f"{name}={path}" for name, path in runs.items()])
+    served = load_models(
+        checkpoints=[f"{n}={p}" for n, p in runs.items() if p.suffix != ".onnx"],
+        onnx=[f"{n}={p}" for n, p in runs.items() if p.suffix == ".onnx"],
+    )
     translators = [m for m in served if hasattr(m, "translator")]
     generators = [m for m in served if not hasattr(m, "translator")]
     for model in translators:
@@ -69,7 +85,15 @@ def test_the_schema_declares_names_options_limits_and_responses(runs: dict[str, 
     paths = schema["paths"]
     generic = paths["/v1/models/{name}/translate"]["post"]
     (name,) = [p for p in generic["parameters"] if p["name"] == "name"]
-    assert name["schema"]["enum"] == ["pix2pix", "cyclegan"]
+    assert name["schema"]["enum"] == ["pix2pix", "cyclegan", "fast"]
+    fast = {
+        p["name"]: p["schema"] for p in paths["/v1/models/fast/translate"]["post"]["parameters"]
+    }
+    assert fast["test_time_dropout"] == {"type": "boolean", "enum": [False], "default": False}
+    own = {
+        p["name"]: p["schema"] for p in paths["/v1/models/pix2pix/translate"]["post"]["parameters"]
+    }
+    assert own["test_time_dropout"]["type"] == "boolean" and "enum" not in own["test_time_dropout"]
     sample = paths["/v1/models/{name}/sample"]["get"]
     assert next(p for p in sample["parameters"] if p["name"] == "name")["schema"]["enum"] == [
         "faces",
@@ -127,7 +151,7 @@ def fuzz(url: str, where: Path, *extra: str) -> subprocess.CompletedProcess[str]
 def test_schemathesis_finds_no_issue_against_a_live_server(
     runs: dict[str, Path], tmp_path: Path
 ) -> None:
-    args = [arg for name, path in runs.items() for arg in ("-c", f"{name}={path}")]
+    args = sources(runs)
     args += ["--threads", "1", "--max-samples", str(MAX_SAMPLES), "--no-access-log"]
     with ServerProcess(args) as server:
         result = fuzz(server.url, tmp_path)

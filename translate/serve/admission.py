@@ -8,15 +8,48 @@ inference workers, after the header has been checked and the request priced.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
+from pydantic import BeforeValidator
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from translate.errors import ConfigError
 from translate.serve.images import ApiError
+
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def _written_as(pattern: re.Pattern[str], kind: str) -> BeforeValidator:
+    """Only plain decimal text (what the schema's integer or number means): pydantic alone
+    would also take ``0.0``, `` 1``, ``1_000`` for an integer and ``inf``, ``nan`` for a number."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            raise ValueError(f"must be {kind} in decimal digits, got {value[:40]!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+#: Query parameter types: an integer, a (finite) number, written plainly.
+QueryInt = Annotated[int, _written_as(_INTEGER, "an integer")]
+QueryNumber = Annotated[float, _written_as(_NUMBER, "a finite number")]
+
+
+def single_values(request: Request) -> None:
+    """Refuse (422) a query parameter given more than once (the schema allows one value; a
+    server that took the last would act on what the client may not have meant)."""
+    params = request.query_params
+    for key in dict.fromkeys(params.keys()):
+        count = len(params.getlist(key))
+        if count > 1:
+            raise ConfigError(f"query parameter {key!r}: given {count} times; give it once")
 
 
 class ClientGone(Exception):

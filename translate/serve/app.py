@@ -36,10 +36,12 @@ from translate.errors import ConfigError, DataError, TranslateError
 from translate.serve.admission import (
     ClientGone,
     DeadlinePassed,
+    QueryInt,
     Uploads,
     await_result,
     declared_size,
     read_body,
+    single_values,
     split_upload,
 )
 from translate.serve.budget import split_budget
@@ -349,11 +351,11 @@ def create_app(
             str | None, Query(description="png (default), jpeg or webp; or send Accept")
         ] = None,
         tile_size: Annotated[
-            int | None,
+            QueryInt | None,
             Query(ge=0, description="tile side for large images (0: never tile); model default"),
         ] = None,
         tile_overlap: Annotated[
-            int | None, Query(ge=0, description="overlap of tiles; a quarter of the tile")
+            QueryInt | None, Query(ge=0, description="overlap of tiles; a quarter of the tile")
         ] = None,
     ) -> Response:
         """Any other query parameter (or multipart field) is one of the model's options, e.g.
@@ -361,6 +363,7 @@ def create_app(
         started = time.perf_counter()
         deadline = started + config.request_timeout
         model = lookup(name)
+        single_values(request)
         fmt = output_format(format, request.headers.get("accept", ""))
         options = {
             k.replace("-", "_"): v

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
 from translate.errors import ConfigError
-from translate.serve.admission import await_result
+from translate.serve.admission import QueryInt, QueryNumber, await_result, single_values
 from translate.serve.budget import (
     ACTIVATION_SLACK,
     FALLBACK_ACTIVATION_BYTES_PER_PIXEL,
@@ -241,17 +241,17 @@ def add_sample_route(
         request: Request,
         name: str,
         n: Annotated[
-            int | None,
+            QueryInt | None,
             Query(description="how many images, 1 to the server's max_samples (default 16)"),
         ] = None,
-        seed: Annotated[int | None, Query(description="same seed, same images")] = None,
+        seed: Annotated[QueryInt | None, Query(description="same seed, same images")] = None,
         class_name: Annotated[
             str | None,
             Query(alias="class", description="class to draw (cgan); default: random per image"),
         ] = None,
         truncation: Annotated[
-            float | None,
-            Query(description="truncation trick: latent entries with |z| > T resampled"),
+            QueryNumber | None,
+            Query(description="truncation trick: latents from N(0, 1) truncated to [-T, T]"),
         ] = None,
         format: Annotated[
             str | None, Query(description="png (default), jpeg or webp; or send Accept")
@@ -265,6 +265,7 @@ def add_sample_route(
                 raise ApiError(404, f"model {name!r} translates images; it does not generate them")
             raise ApiError(404, f"unknown model {name!r}", {"models": known})
         generator.check_parameters(request.query_params.keys())
+        single_values(request)
         fmt = output_format(format, request.headers.get("accept", ""))
         n = min(DEFAULT_SAMPLES, config.max_samples) if n is None else n
         sample = generator.check(

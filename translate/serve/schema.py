@@ -71,6 +71,8 @@ def _option_schema(option: dict[str, Any]) -> dict[str, Any]:
     choices, default = option["choices"], option["default"]
     if choices is not None and all(isinstance(c, bool) for c in choices):
         schema: dict[str, Any] = {"type": "boolean"}
+        if len(choices) == 1:  # fixed (an ONNX export's)
+            schema["enum"] = list(choices)
     elif choices is not None:
         schema = {"type": "string", "enum": [str(c) for c in choices]}
     else:
@@ -141,7 +143,9 @@ def _translate_op(model: Any, config: ServeConfig, generic: dict[str, Any]) -> d
     t = model.translator
     req = t.requirements
     need = max(req.minimum, req.multiple_of)
-    options = [o for o in _options(model) if o["name"] not in ("format", "tile_size")]
+    options = _fixed(
+        model, [o for o in _options(model) if o["name"] not in ("format", "tile_size")]
+    )
     op = copy.deepcopy(generic)
     op["operationId"] = f"translate_{model.name}"
     op["summary"] = f"Translate one image with {model.name} ({model.plugin_name})"
@@ -164,6 +168,23 @@ def _translate_op(model: Any, config: ServeConfig, generic: dict[str, Any]) -> d
     fields = {o["name"]: _option_schema(o) for o in options}
     op["requestBody"] = _request_body(config, fields)
     return op
+
+
+def _fixed(model: Any, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An ONNX export's options are baked in, but for those that pick a conditioning input's
+    value: each of the others takes only the value it was exported with."""
+    if model.source.kind != "onnx" or model.translator.opts is None:
+        return options
+    from translate.config import config_to_dict
+
+    own = config_to_dict(model.translator.opts)
+    free = model.condition_options
+    return [
+        o
+        if o["name"] in free or o["name"] not in own
+        else {**o, "choices": [own[o["name"]]], "default": own[o["name"]]}
+        for o in options
+    ]
 
 
 def _options(model: Any) -> list[dict[str, Any]]:
