@@ -164,3 +164,23 @@ def test_schemathesis_finds_no_issue_against_a_live_server(
     for name in runs:
         assert re.search(rf'translate_requests_total{{model="{name}",status="200"}} [1-9]', metrics)
     assert "Traceback" not in server.log(), server.log()[-4000:]
+
+
+def test_option_values_are_written_as_the_schema_says() -> None:
+    """A boolean option is ``true`` or ``false`` and a number plain decimal text: ``yes``,
+    ``1`` or ``0.0`` for an integer would be requests the schema calls invalid yet answered
+    200 (config parsing alone takes them)."""
+    from translate.errors import ConfigError
+    from translate.serve.models import check_option_text
+
+    fields = [
+        {"name": "dropout", "type": "choice", "choices": [False, True]},
+        {"name": "steps", "type": "int", "choices": None},
+        {"name": "gain", "type": "float", "choices": None},
+        {"name": "to", "type": "str", "choices": None},
+    ]
+    check_option_text(fields, {"dropout": "true", "steps": "-3", "gain": "1e-3", "to": "1_0"})
+    for bad in ({"dropout": "yes"}, {"dropout": "1"}, {"dropout": "True"}, {"steps": "0.0"},
+                {"steps": "1_000"}, {"gain": "inf"}, {"gain": "nan"}):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"^{next(iter(bad))}: must be"):
+            check_option_text(fields, bad)

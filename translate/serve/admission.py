@@ -19,10 +19,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from translate.errors import ConfigError
+from translate.serve.config import INTEGER_TEXT, NUMBER_TEXT
 from translate.serve.images import ApiError
-
-_INTEGER = re.compile(r"-?[0-9]+")
-_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _written_as(pattern: re.Pattern[str], kind: str) -> BeforeValidator:
@@ -38,8 +36,8 @@ def _written_as(pattern: re.Pattern[str], kind: str) -> BeforeValidator:
 
 
 #: Query parameter types: an integer, a (finite) number, written plainly.
-QueryInt = Annotated[int, _written_as(_INTEGER, "an integer")]
-QueryNumber = Annotated[float, _written_as(_NUMBER, "a finite number")]
+QueryInt = Annotated[int, _written_as(INTEGER_TEXT, "an integer")]
+QueryNumber = Annotated[float, _written_as(NUMBER_TEXT, "a finite number")]
 
 
 def single_values(request: Request) -> None:

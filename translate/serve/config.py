@@ -27,6 +27,10 @@ OUTPUT_FORMATS = {
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: What the OpenAPI schema's integer and number mean in a query string or a form field: plain
+#: decimal text (no ``0.0`` or ``1_000`` for an integer, no ``inf`` or ``nan`` for a number).
+INTEGER_TEXT = re.compile(r"-?[0-9]+")
+NUMBER_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
