@@ -312,7 +312,6 @@ def create_app(
             ),
         )
     }
-    binary = {"schema": {"type": "string", "format": "binary"}}
 
     @app.post(
         "/v1/models/{name}/translate",
@@ -324,24 +323,6 @@ def create_app(
                 "description": "the translated image; headers X-Model, X-Processing-Time-Ms",
             },
             **error_responses,
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "description": "the image, as the raw body or a multipart field 'image' "
-                "(other multipart fields are model options)",
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"image": {"type": "string", "format": "binary"}},
-                            "required": ["image"],
-                        }
-                    },
-                    "image/*": binary,
-                    "application/octet-stream": binary,
-                },
-            }
         },
     )
     async def translate_image(
