@@ -162,7 +162,8 @@ def test_schemathesis_finds_no_issue_against_a_live_server(
     assert cases and int(cases.group(1)) > 300, out[-2000:]
     # real images reached every model (the hooks): each answered 200 to some request
     for name in runs:
-        assert re.search(rf'translate_requests_total{{model="{name}",status="200"}} [1-9]', metrics)
+        ok = rf'translate_requests_total{{model="{name}",status="200"}} [1-9]'
+        assert re.search(ok, metrics), (name, [m for m in metrics.splitlines() if name in m])
     assert "Traceback" not in server.log(), server.log()[-4000:]
 
 
