@@ -158,7 +158,7 @@ def test_schemathesis_finds_no_issue_against_a_live_server(
         metrics = httpx.get(f"{server.url}/metrics").text
     out = result.stdout + result.stderr
     assert result.returncode == 0 and "No issues found" in out, out[-6000:]
-    cases = re.search(r"(\d+) generated, (\d+) passed", out)
+    cases = re.search(r"(\d+) generated", out)  # "N generated, N passed[, K skipped]"
     assert cases and int(cases.group(1)) > 300, out[-2000:]
     # real images reached every model (the hooks): each answered 200 to some request
     for name in runs:
