@@ -150,11 +150,11 @@ import translate.inference.sampling as sampling
 generate = sampling.Sampler.generate
 
 
-def slow_generate(self, z, *conditions):
+def slow_generate(self, z, *conditions, **options):
     if len(z) == 3:
         for _ in range(10**6):
             self.backend(z, *conditions)
-    return generate(self, z, *conditions)
+    return generate(self, z, *conditions, **options)
 
 
 def resampling_loop(shape, truncation, generator):

@@ -114,7 +114,8 @@ class ServedGenerator:
         if not 1 <= n <= max_samples:
             raise ConfigError(f"n: must be from 1 to {max_samples} (this server's limit), got {n}")
         check_seed(seed)
-        check_truncation(truncation)
+        if not getattr(self.sampler, "own_truncation", False):  # else the plugin checks it
+            check_truncation(truncation)
         if class_name is not None:
             if not self.sampler.classes:
                 raise ConfigError(

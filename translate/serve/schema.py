@@ -214,8 +214,11 @@ def _sample_params(generator: Any, config: ServeConfig, *, with_class: bool) -> 
         ),
         _param(
             "truncation",
-            {"type": "number", "minimum": MIN_TRUNCATION},
-            "truncation trick: latents from N(0, 1) truncated to [-T, T]; default: none",
+            {"type": "number", "minimum": MIN_TRUNCATION}
+            if not getattr(getattr(generator, "sampler", None), "own_truncation", False)
+            else {"type": "number"},
+            "truncation trick: latents from N(0, 1) truncated to [-T, T], or the plugin's "
+            "own (StyleGAN's psi in W, whose range the plugin checks); default: none",
         ),
         _format_param(),
     ]  # fmt: skip
