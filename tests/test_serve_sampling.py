@@ -154,16 +154,16 @@ def unconditional(tmp_path_factory: pytest.TempPathFactory) -> ServedGenerator:
     return served
 
 
-@pytest.mark.parametrize("seed", [str(2**64), str(-(2**63) - 1), "9" * 400])
-def test_seeds_outside_64_bits_are_a_422_naming_the_range(
+@pytest.mark.parametrize("seed", [str(2**64), str(2**63), "-1", "9" * 400])
+def test_seeds_outside_their_range_are_a_422_naming_it(
     generator: ServedGenerator, seed: str
 ) -> None:
     """Before: 500 (``Overflow when unpacking long long`` in the worker, two tracebacks)."""
     with client(generator) as c:
         res = c.get("/v1/models/shapes/sample", params={"seed": seed})
-        assert_error(res, 422, "seed: must be a 64-bit integer")
-        assert str(2**64 - 1) in res.json()["error"] and str(-(2**63)) in res.json()["error"]
-        for edge in (2**64 - 1, -(2**63)):
+        assert_error(res, 422, "is out of range (0 to 2^63-1)")
+        assert res.json()["error"].startswith("seed: ")
+        for edge in (0, 2**63 - 1):
             png(c.get("/v1/models/shapes/sample", params={"seed": edge, "n": 1}))
 
 

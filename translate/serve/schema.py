@@ -6,7 +6,7 @@ FastAPI's schema of the routes is refined with what only the loaded models know:
   names, and each model also has its own concrete path (``/v1/models/pix2pix/translate``)
   declaring its options as typed query parameters (and multipart fields) with their defaults
   and choices, its real ``tile_size`` minimum, and for a generator ``n`` up to
-  ``--max-samples``, ``seed`` in 64 bits, ``truncation`` from float32's smallest normal
+  ``--max-samples``, ``seed`` 0 to 2^63-1, ``truncation`` from float32's smallest normal
   number, ``class`` an enum of its classes;
 - request bodies are the accepted image types (``--formats``), non-empty, at most
   ``--max-upload-mb``;
@@ -210,7 +210,7 @@ def _sample_params(generator: Any, config: ServeConfig, *, with_class: bool) -> 
         _param(
             "seed",
             {"type": "integer", "minimum": SEED_RANGE[0], "maximum": SEED_RANGE[1]},
-            "same seed, same images (64 bits, signed or unsigned); default: random",
+            "same seed, same images (0 to 2^63-1); default: random",
         ),
         _param(
             "truncation",
