@@ -295,7 +295,7 @@ def test_bad_limit_options_are_one_line(tmp_path: Path) -> None:
     for args, needle in (
         (["--max-memory", "lots"], "--max-memory"),
         (["--read-timeout", "0"], "read_timeout"),
-        (["--max-connections", "0"], "max_connections"),
+        (["--max-connections", "0"], "--max-connections"),  # the option's own range (CLI)
     ):
         assert_user_error(runner.invoke(app, ["serve", *args, "-c", str(tmp_path)]), needle)
 
