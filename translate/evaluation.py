@@ -15,43 +15,45 @@ A generating plugin (``plugin.generates``: dcgan, cgan) gets a ``GenerationModel
 ``Sampler`` and the protocol's settings) instead, and compares samples with the folder's real
 images (``translate.evaluation_generation``).
 
-This module adds LPIPS, FID and KID when their weights files are given (nothing is downloaded),
+The protocols themselves (``EvalItem``, ``EvalSet``, ``paired_protocol`` and the generic
+protocol of a plugin that defines none) are in ``translate.evaluation_protocol``. This module
+adds LPIPS, FID and KID when their weights files are given (nothing is downloaded),
 averages the per-image figures, and returns one ``FolderResult`` per folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
-from translate.errors import ConfigError, PluginError
+from translate.errors import ConfigError
+from translate.evaluation_protocol import (
+    EvalItem,
+    EvalSet,
+    eval_folder,
+    generic_protocol,
+    paired_protocol,
+)
 
-
-@dataclass
-class EvalItem:
-    """One evaluated image: what the report shows and its per-image figures."""
-
-    name: str
-    images: dict[str, Image.Image] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    compare: tuple[str, str] | None = None  # (output, reference) columns that LPIPS compares
-
-
-@dataclass
-class EvalSet:
-    """A plugin's protocol applied to one folder."""
-
-    items: list[EvalItem]
-    distributions: dict[str, tuple[list[Image.Image], list[Image.Image]]] = field(
-        default_factory=dict
-    )  # name -> (generated, real), scored with FID/KID
-    notes: list[str] = field(default_factory=list)
+# what plugins import from here: a protocol's types and helpers live in evaluation_protocol
+__all__ = [
+    "EvalItem",
+    "EvalModels",
+    "EvalSet",
+    "Evaluation",
+    "FolderResult",
+    "GenerationModels",
+    "MetricWeights",
+    "eval_folder",
+    "evaluate",
+    "paired_protocol",
+    "score",
+]
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,17 @@ class EvalModels:
     """The checkpoint's translators: callable as the default one; ``open(**options)`` for
     others (each opened once)."""
 
-    def __init__(self, checkpoint: Path, **translator_args: Any):
+    def __init__(
+        self, checkpoint: Path, *, options: Mapping[str, Any] | None = None, **translator_args: Any
+    ):
         from translate.inference.translator import Translator
 
         self.checkpoint = checkpoint
         self.args = translator_args
-        self.default = Translator.from_checkpoint(checkpoint, **translator_args)
+        self.options = dict(options or {})  # the user's (--direction b2a): under every open()
+        self.default = Translator.from_checkpoint(
+            checkpoint, options=self.options, **translator_args
+        )
         self.opened: dict[str, Any] = {}
 
     def __call__(self, images: list[Image.Image]) -> list[Image.Image]:
@@ -101,54 +108,13 @@ class EvalModels:
     def open(self, **options: Any) -> Any:
         from translate.inference.translator import Translator
 
+        options = {**self.options, **options}
         key = repr(sorted(options.items()))
         if key not in self.opened:
             self.opened[key] = Translator.from_checkpoint(
                 self.checkpoint, options=options, **self.args
             )
         return self.opened[key]
-
-
-def eval_folder(folder: Path) -> Path:
-    """The split to evaluate: ``folder/test`` or ``folder/val`` when ``folder`` is a dataset root
-    with such a split, else ``folder`` itself."""
-    for split in ("test", "val"):
-        if (folder / split).is_dir():
-            return folder / split
-    return folder
-
-
-def paired_protocol(
-    models: Any, pairs: Iterable[tuple[str, Image.Image, Image.Image]], *, batch_size: int = 8
-) -> EvalSet:
-    """The paired protocol (pix2pix, label2image): translate each input, compare the output
-    with its target: L1 (on [0, 1]), PSNR (RGB, 8-bit), SSIM (Y); LPIPS between output and
-    target; FID/KID of the outputs against the targets."""
-    from translate.metrics import l1, psnr, rgb_to_y, ssim
-
-    items: list[EvalItem] = []
-    pending = list(pairs)
-    for start in range(0, len(pending), batch_size):
-        chunk = pending[start : start + batch_size]
-        outputs = models([inp for _, inp, _ in chunk])
-        for (name, inp, target), output in zip(chunk, outputs, strict=True):
-            output = output.convert("RGB")
-            if output.size != target.size:
-                output = output.resize(target.size, Image.Resampling.BICUBIC)
-            a, b = np.asarray(output), np.asarray(target.convert("RGB"))
-            metrics = {"L1": l1(a, b), "PSNR": psnr(a, b), "SSIM": ssim(rgb_to_y(a), rgb_to_y(b))}
-            shown = inp.convert("RGB") if inp.mode not in ("RGB", "L") else inp
-            items.append(
-                EvalItem(
-                    name,
-                    {"input": shown, "output": output, "target": target.convert("RGB")},
-                    metrics,
-                    compare=("output", "target"),
-                )
-            )
-    outputs_all = [it.images["output"] for it in items]
-    targets_all = [it.images["target"] for it in items]
-    return EvalSet(items, distributions={"": (outputs_all, targets_all)})
 
 
 def _as_eval_set(result: Any) -> EvalSet:
@@ -225,15 +191,15 @@ def evaluate(
     weights: MetricWeights | None = None,
     samples: int | None = None,
     classifier: Path | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint (or shipped model) of ``plugin_name`` on each folder: one result
-    per folder, with the model's description and metadata."""
+    per folder, with the model's description and metadata. ``options``: the plugin's
+    inference options (``translate run``'s, e.g. ``direction="b2a"``)."""
     from translate.registry import load_plugin
     from translate.shipped import list_models, resolve_model
 
     plugin = load_plugin(plugin_name)
-    if not hasattr(plugin, "evaluate"):
-        raise PluginError(f"plugin {plugin_name} has no evaluation protocol")
     if checkpoint is not None and model is not None:
         raise ConfigError("give --checkpoint or --model, not both")
     if checkpoint is None:
@@ -249,12 +215,15 @@ def evaluate(
         return _evaluate_generation(
             plugin, folders, checkpoint, backend=backend, device=device, weights=weights,
             metric_device=metric_device, samples=samples, classifier=classifier,
+            options=options,
         )  # fmt: skip
     if samples is not None or classifier is not None:
         raise ConfigError(
             f"--samples/--classifier: only for generating plugins (dcgan, cgan), not {plugin_name}"
         )
-    models = EvalModels(checkpoint, device=device, backend=backend, tile_size=tile_size)
+    models = EvalModels(
+        checkpoint, options=options, device=device, backend=backend, tile_size=tile_size
+    )
     translator = models.default
     # a model from elsewhere may follow a plugin's protocol (a spandrel SR file: superres)
     fits = getattr(translator.plugin_cfg, "evaluate_as", None) == plugin_name
@@ -275,8 +244,16 @@ def _score_folders(
     weights: MetricWeights,
     metric_device: str,
 ) -> list[FolderResult]:
-    """The plugin's protocol on each folder, scored: one result per folder."""
-    evaluated = ((_as_eval_set(plugin.evaluate(models, f, plugin_cfg)), f) for f in folders)
+    """The plugin's protocol on each folder (the generic one of its data kind when it defines
+    none: ``translate.evaluation_generic``), scored: one result per folder."""
+    if callable(getattr(plugin, "evaluate", None)):
+        protocol = plugin.evaluate
+    else:
+
+        def protocol(models: Any, folder: Path, cfg: Any) -> EvalSet:
+            return generic_protocol(plugin, models, folder, cfg)
+
+    evaluated = ((_as_eval_set(protocol(models, f, plugin_cfg)), f) for f in folders)
     return [score(evalset, folder, weights, metric_device) for evalset, folder in evaluated]
 
 
@@ -291,13 +268,14 @@ def _evaluate_generation(
     metric_device: str,
     samples: int | None,
     classifier: Path | None,
+    options: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """A generating plugin's protocol: samples of the checkpoint against each folder."""
     from translate.inference.sampling import Sampler
 
     if backend not in (None, "auto", "torch"):
         raise ConfigError(f"--backend {backend}: evaluating a generating model runs on torch")
-    sampler = Sampler.from_checkpoint(checkpoint, device=device)
+    sampler = Sampler.from_checkpoint(checkpoint, device=device, options=options)
     if sampler.plugin.name != plugin.name:
         raise ConfigError(
             f"{checkpoint}: a {sampler.plugin.name} model, not {plugin.name}; "

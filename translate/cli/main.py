@@ -19,8 +19,9 @@ from typer.core import TyperGroup
 
 import translate
 from translate.cli.compress import compress_command
+from translate.cli.datasets import datasets_app
 from translate.cli.editing import drag_command, invert_command
-from translate.cli.errors import report_errors
+from translate.cli.errors import OneLineErrors, report_errors
 from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
 from translate.cli.run import core_options, plugin_options, run
@@ -28,6 +29,7 @@ from translate.cli.runs import runs_command
 from translate.cli.sample import sample_command
 from translate.cli.serve import serve_command
 from translate.errors import TranslateError
+from translate.fields import INT_MAX
 
 
 # ---------------------------------------------------------------------------- train
@@ -37,7 +39,7 @@ def build_train_command(name: str) -> Any:
 
     from translate.cli.options import given, options_for
     from translate.config import GANConfig, TrainConfig
-    from translate.engine.loop import default_configs
+    from translate.engine.setup import default_configs
     from translate.registry import load_plugin
 
     plugin = load_plugin(name)
@@ -55,6 +57,19 @@ def build_train_command(name: str) -> Any:
                 Path | None,
                 typer.Option(
                     help="Continue a run (its folder or a checkpoint): full trainer state."
+                ),
+            ],
+        ),
+        inspect.Parameter(
+            "overwrite",
+            kw,
+            default=False,
+            annotation=Annotated[
+                bool,
+                typer.Option(
+                    "--overwrite",
+                    help="Replace the run already in --run-dir (its checkpoints, metrics, "
+                    "samples); without it such a folder is refused.",
                 ),
             ],
         ),
@@ -88,6 +103,7 @@ def build_train_command(name: str) -> Any:
     def command(
         ctx: typer.Context,
         resume: Path | None = None,
+        overwrite: bool = False,
         config: Path | None = None,
         nproc_per_node: int | None = None,
         **values: Any,
@@ -104,14 +120,17 @@ def build_train_command(name: str) -> Any:
                 [o for p in ctx.command.params for o in getattr(p, "opts", [])],
                 owner=f"translate train {name}",
             )
-        train_command(name, resume, config, given(values), nproc_per_node)
+        options = given(values)
+        if overwrite:
+            options["overwrite"] = True
+        train_command(name, resume, config, options, nproc_per_node)
 
     ctx_param = inspect.Parameter(
         "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
     )
     command.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
     command.__doc__ = (plugin.description or name) + "."
-    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     sub.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         command
     )
@@ -140,6 +159,8 @@ class TrainGroup(TyperGroup):
 
 
 app = typer.Typer(
+    rich_markup_mode=None,
+    cls=OneLineErrors,
     name="translate",
     help="Image-to-image translation with GANs: train, run, evaluate, export and serve models.",
     no_args_is_help=True,
@@ -147,12 +168,14 @@ app = typer.Typer(
     add_completion=False,
 )
 train_app = typer.Typer(
+    rich_markup_mode=None,
     cls=TrainGroup,
     help="Train a model; translate train PLUGIN --help lists its options.",
     no_args_is_help=True,
 )
 app.add_typer(train_app, name="train")
 app.add_typer(import_app, name="import")
+app.add_typer(datasets_app, name="datasets")
 
 
 def _version(value: bool) -> None:
@@ -217,7 +240,7 @@ def plugins_command(
         fields = dataclasses.fields(cls)
         console.print(f"\n{title}:" + ("" if fields else " none"))
         for f in fields:
-            default = "" if f.default is dataclasses.MISSING else f" \\[default: {f.default}]"
+            default = "" if f.default is dataclasses.MISSING else f" [default: {f.default}]"
             flag = "--" + f.name.replace("_", "-")
             console.print(f"  {flag:24} {f.metadata.get('help', '')}{default}", highlight=False)
     console.print(f"\nCore training options: translate train {name} --help")
@@ -252,7 +275,10 @@ def export_command(
         bool, typer.Option("--fp16", help="Half-precision weights and arithmetic (fp32 I/O).")
     ] = False,
     opset: Annotated[
-        int | None, typer.Option(help="ONNX opset. \\[default: the exporter's]", show_default=False)
+        int | None,
+        typer.Option(
+            help="ONNX opset. [default: the exporter's]", show_default=False, min=1, max=INT_MAX
+        ),
     ] = None,
     exporter: Annotated[
         str, typer.Option(help="dynamo (torch.export) or torchscript (legacy tracer).")
@@ -275,7 +301,10 @@ def export_command(
 
 
 app.command("models")(models_command)
-app.command("eval")(eval_command)
+app.command(
+    "eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(eval_command)
 app.command("serve")(serve_command)
 app.command("runs")(runs_command)
 app.command("sample")(sample_command)

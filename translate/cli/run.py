@@ -18,7 +18,9 @@ import typer
 from PIL import Image
 
 from translate.cli.errors import report_errors
+from translate.engine.device import AMP_HELP, DEFAULT_AMP
 from translate.errors import ConfigError, DataError
+from translate.fields import INT_MAX
 
 if TYPE_CHECKING:
     from translate.loading.identify import ModelRef
@@ -151,20 +153,21 @@ def run_command(
         ),
     ] = None,
     out: Annotated[
-        Path | None,
+        str | None,  # a string: its trailing "/" (a folder is meant) must survive
         typer.Option(
             "--out",
             "-o",
-            help="Output folder (or file, for one input). Outputs are named "
+            help="Output folder (or file, for one input; a name ending in / is always a "
+            "folder). Outputs are named "
             "<stem>[_<suffix>].<ext>; two inputs that would share a name (a.png, a.jpg with "
             "--ext png) keep their extension in it (a_png.png, a_jpg.png); an input is never "
-            "overwritten. \\[default: translated/]",
+            "overwritten. [default: translated/]",
         ),
     ] = None,
     suffix: Annotated[
         str | None,
         typer.Option(
-            help="Added to output names as _<suffix>. \\[default: none; 'out' when the output "
+            help="Added to output names as _<suffix>. [default: none; 'out' when the output "
             "folder holds the inputs]",
             show_default=False,
         ),
@@ -172,7 +175,7 @@ def run_command(
     ext: Annotated[
         str | None,
         typer.Option(
-            help="Output format: png, jpg, webp, or auto (the input's format). \\[default: png; "
+            help="Output format: png, jpg, webp, or auto (the input's format). [default: png; "
             "for --out FILE its suffix]",
             show_default=False,
         ),
@@ -181,7 +184,7 @@ def run_command(
         float | None,
         typer.Option(
             help="Super-resolution models: resize the output to this factor of the input "
-            "(Lanczos), e.g. 2 with a x4 model. \\[default: the model's scale]",
+            "(Lanczos), e.g. 2 with a x4 model. [default: the model's scale]",
             show_default=False,
         ),
     ] = None,
@@ -189,7 +192,7 @@ def run_command(
         str | None,
         typer.Option(
             help="torch or onnx (ONNX Runtime; a checkpoint is exported once to the user "
-            "cache). \\[default: torch; onnx for an .onnx file]"
+            "cache). [default: torch; onnx for an .onnx file]"
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
@@ -197,28 +200,30 @@ def run_command(
         int | None,
         typer.Option(
             help="Tile side in input pixels for large images (0: never tile). "
-            "\\[default: 1024-pixel tiles for images above 1 megapixel]",
+            "[default: 1024-pixel tiles for images above 1 megapixel]",
             show_default=False,
+            min=0,
+            max=INT_MAX,
         ),
     ] = None,
     tile_overlap: Annotated[
         int | None,
-        typer.Option(help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]"),
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
-    amp: Annotated[
-        str,
         typer.Option(
-            help="torch backend: auto (bf16 where the CPU or GPU has it natively, else fp32), "
-            "none (fp32), bf16 (CPU or CUDA) or fp16 (CUDA)."
+            help="Overlap of neighbouring tiles. [default: a quarter of the tile]",
+            min=0,
+            max=INT_MAX,
         ),
-    ] = "auto",
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Same-size images translated together.", min=1, max=INT_MAX)
+    ] = 4,
+    amp: Annotated[str, typer.Option(help=AMP_HELP)] = DEFAULT_AMP,
     model: Annotated[
         str | None,
         typer.Option(
             "--model",
             "-m",
-            help="A shipped model by name (translate models). \\[default: the shipped default "
+            help="A shipped model by name (translate models). [default: the shipped default "
             "when no --checkpoint is given]",
             show_default=False,
         ),
@@ -240,7 +245,13 @@ def run_command(
         read_input_alpha,
         read_size,
     )
-    from translate.inference.outputs import Output, plan_outputs, prepare_folder, save_output
+    from translate.inference.outputs import (
+        Output,
+        names_folder,
+        plan_outputs,
+        prepare_folder,
+        save_output,
+    )
     from translate.inference.translator import Translator
     from translate.loading.identify import identify
 
@@ -256,7 +267,8 @@ def run_command(
     files = collect_inputs(paths)
     ref = identify(checkpoint)  # once: the option parser and the loader share it
     options = plugin_options(ref, extra, core=core_options(ctx))
-    plan = plan_outputs(files, out, suffix=suffix, ext=ext)
+    target = None if out is None else Path(out)
+    plan = plan_outputs(files, target, suffix=suffix, ext=ext, out_is_folder=names_folder(out))
     for folder in dict.fromkeys(item.path.parent for item in plan):
         prepare_folder(folder)
     translator = Translator.from_checkpoint(

@@ -7,6 +7,7 @@ plugin writes the GAN step (``train_step``); everything around it lives here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -20,8 +21,6 @@ from torch.utils.data import DataLoader
 from translate.config import (
     GANConfig,
     TrainConfig,
-    config_from_dict,
-    load_config_file,
 )
 from translate.data.sampler import ResumableSampler
 from translate.data.skipping import SkipUnreadable
@@ -30,7 +29,7 @@ from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import configure_device, resolve_amp
 from translate.engine.distributed import Distributed, GradientSync, convert_sync_batchnorm
 from translate.engine.ema import ModelEMA, half_life_decay
-from translate.engine.interrupt import Interrupts, TrainingInterrupted
+from translate.engine.interrupt import Interrupts, TrainingInterrupted, stopped_by
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.run_state import (
     RANK_SEED,
@@ -42,18 +41,11 @@ from translate.engine.run_state import (
     save_run,
 )
 from translate.engine.schedule import lr_factor
-from translate.engine.setup import (
-    build_optimizer,
-    default_configs,
-    gan_defaults_for,
-    new_run_dir,
-    split_options,
-)
+from translate.engine.setup import build_optimizer, claim_run_dir, run_configs
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
 from translate.engine.validation import PeriodicEval
 from translate.engine.watch import RunWatch, resolve_tensorboard
 from translate.errors import (
-    CheckpointError,
     ConfigError,
     DataError,
     TrainingDiverged,
@@ -75,20 +67,33 @@ class Trainer:
         train_cfg: TrainConfig,
         gan_cfg: GANConfig,
         *,
-        run_dir: Path,
+        run_dir: Path | None,
         resume_from: Path | None = None,
+        overwrite: bool = False,
     ):
         self.plugin, self.plugin_cfg = plugin, plugin_cfg
         self.train_cfg, self.gan_cfg = train_cfg, gan_cfg
         # a torchrun worker joins the process group here; a single process is a world of one
         self.dist = Distributed.from_env(train_cfg.device, timeout_s=train_cfg.dist_timeout)
-        self.run_dir = Path(self.dist.gather(str(run_dir))[0])  # rank 0's default name wins
+        new_here = resume_from is None and self.dist.is_main  # rank 0 claims a new run's folder
+        fresh = new_here and not (run_dir is not None and Path(run_dir).exists())
+        error: TranslateError | None = None
+        claimed = Path(run_dir or resume_from.parent.parent) if resume_from is not None else None
+        if new_here:  # run_dir None: runs/<plugin>-<time>; one holding a run: refused
+            try:
+                claimed = claim_run_dir(run_dir, plugin.name, overwrite=overwrite)
+            except TranslateError as exc:
+                error = exc
+        self.run_dir = Path(self.dist.gather(str(claimed))[0])  # the other ranks take rank 0's
         self.device = self.dist.device
         try:
-            self._setup(resume_from)
-            error = None
+            if error is None:
+                self._setup(resume_from)
         except TranslateError as exc:
             error = exc
+            if fresh:
+                with contextlib.suppress(OSError):  # created for nothing: leave no trace
+                    self.run_dir.rmdir()
         # a user error on any rank stops every rank, with one message (rank 0 reports it)
         self.dist.agree(error)
 
@@ -415,9 +420,11 @@ class Trainer:
                     stop = interrupts.should_stop(self.dist)  # every rank stops at this step
                 if stop:
                     folder = self.save()
-                    raise TrainingInterrupted(
-                        f"interrupted at step {self.step}; state saved to {folder}; continue with: "
-                        f"translate train {self.plugin.name} --resume {self.run_dir}"
+                    raise TrainingInterrupted(  # (another rank's signal: reported as Ctrl-C)
+                        f"{stopped_by(interrupts.signum)} at step {self.step}; state saved to "
+                        f"{folder}; continue with: translate train {self.plugin.name} --resume "
+                        f"{self.run_dir}",
+                        signum=interrupts.signum,
                     )
             except BaseException:  # Ctrl-C, divergence, errors: the curves show how it ended
                 if main:
@@ -441,49 +448,22 @@ def prepare(
     *,
     resume: Path | None = None,
     config_file: Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Trainer:
-    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume."""
+    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume.
+    A new run's ``run_dir`` must not hold a run already, unless ``overwrite`` (which replaces
+    it); a resumed run's ``max_steps`` must not be below the step it resumes from."""
     plugin = load_plugin(plugin_name)
-    options = {k: v for k, v in options.items() if v is not None}
-    if config_file is not None:
-        options = {**load_config_file(Path(config_file)), **options}
-    plugin_opts, train_opts, gan_opts = split_options(plugin, options)
-    if resume is not None:
-        folder = ckpt.resolve_checkpoint(Path(resume))
-        meta = ckpt.read_meta(folder)
-        if meta["plugin"] != plugin.name:
-            raise CheckpointError(
-                f"{folder}: checkpoint is from plugin {meta['plugin']!r}, not {plugin.name!r}"
-            )
-        if plugin_opts or gan_opts:
-            changed = ", ".join(f"--{k.replace('_', '-')}" for k in {**plugin_opts, **gan_opts})
-            raise ConfigError(
-                f"cannot change {changed} when resuming; the model is fixed by {folder}"
-            )
-        try:
-            plugin_cfg = config_from_dict(plugin.config_cls, meta["plugin_config"])
-            train_cfg = config_from_dict(TrainConfig, {**meta["train_config"], **train_opts})
-            gan_cfg = config_from_dict(GANConfig, meta["gan_config"])
-        except KeyError as exc:
-            raise CheckpointError(f"{folder / ckpt.META}: missing {exc}") from exc
+    plugin_cfg, train_cfg, gan_cfg, folder = run_configs(
+        plugin, options, resume=resume, config_file=config_file
+    )
+    if folder is not None:
         run_dir = folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
         return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=run_dir, resume_from=folder)
-    train_base, gan_base = default_configs(plugin)
-    plugin_cfg = config_from_dict(plugin.config_cls, plugin_opts)
-    # defaults that depend on the plugin's config (stylegan2: R1's gamma by resolution)
-    gan_cfg = config_from_dict(
-        GANConfig, gan_defaults_for(plugin, plugin_cfg, gan_opts), base=gan_base
+    return Trainer(
+        plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=train_cfg.run_dir, overwrite=overwrite
     )
-    # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
-    # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
-    by_config = getattr(plugin, "config_train_defaults", None)
-    family = dict(by_config(plugin_cfg)) if callable(by_config) else {}
-    family.update(gan_cfg.family_train_defaults)
-    family = {k: v for k, v in family.items() if k not in train_opts}
-    train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
-    run_dir = train_cfg.run_dir or new_run_dir(plugin.name)
-    return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=Path(run_dir))
 
 
 def train(
@@ -491,8 +471,11 @@ def train(
     *,
     resume: Path | None = None,
     config_file: Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Path:
     """Train ``plugin_name`` and return the final checkpoint folder (see ``prepare``)."""
-    trainer = prepare(plugin_name, resume=resume, config_file=config_file, **options)
+    trainer = prepare(
+        plugin_name, resume=resume, config_file=config_file, overwrite=overwrite, **options
+    )
     return trainer.run()

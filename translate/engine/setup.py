@@ -1,9 +1,10 @@
 """From flat options to a run's parts: options routed to configs, plugin defaults, optimisers,
-the run folder's default name. ``translate.engine.loop`` builds the Trainer from these."""
+the run folder (claimed atomically). ``translate.engine.loop`` builds the Trainer from these."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,9 @@ import torch
 from torch import nn
 
 from translate.config import GANConfig, TrainConfig, config_from_dict
-from translate.errors import unknown_option
+from translate.config_io import load_config_file
+from translate.engine import checkpoint as ckpt
+from translate.errors import CheckpointError, ConfigError, OutputError, unknown_option
 from translate.registry import discover
 
 
@@ -114,11 +117,109 @@ def plugin_version(name: str) -> str:
     return info.version if info else "?"
 
 
-def new_run_dir(plugin_name: str, root: Path = Path("runs")) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = root / f"{plugin_name}-{stamp}"
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = root / f"{plugin_name}-{stamp}-{n}"
+#: What a training run writes in its folder; a folder holding any of them holds a run.
+RUN_ENTRIES = ("checkpoints", "metrics.jsonl", "samples", "curves.png", "tensorboard")
+
+
+def claim_run_dir(
+    run_dir: Path | None, plugin_name: str, *, overwrite: bool = False, root: Path = Path("runs")
+) -> Path:
+    """Create the folder of a new run, atomically (``mkdir`` fails if it exists), and return
+    it. No ``run_dir``: ``runs/<plugin>-<timestamp>``, or ``...-2``, ``-3`` when another run
+    took that name first (two runs started in the same second never share a folder). A given
+    ``run_dir`` that already holds a run (``RUN_ENTRIES``) is refused in one line unless
+    ``overwrite``, which removes that run's files (and nothing else in the folder); an
+    existing folder without a run is used as it is. Used by ``translate train`` and
+    ``translate compress`` alike (the Trainer calls it for every new run)."""
+    from translate.atomic import write_error
+
+    if run_dir is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        name, n = f"{plugin_name}-{stamp}", 1
+        while True:
+            candidate = root / (name if n == 1 else f"{name}-{n}")
+            try:
+                candidate.mkdir(parents=True)
+                return candidate
+            except FileExistsError:
+                n += 1
+            except OSError as exc:
+                raise write_error(candidate, exc) from exc
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True)
+        return run_dir
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise write_error(run_dir, exc) from exc
+    if not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: exists and is not a folder; give another --run-dir")
+    held = [run_dir / entry for entry in RUN_ENTRIES if (run_dir / entry).exists()]
+    if held and not overwrite:
+        raise ConfigError(
+            f"{run_dir}: already holds a run; continue it with --resume {run_dir}, give "
+            "another --run-dir, or pass --overwrite to replace it"
+        )
+    for entry in held:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     return run_dir
+
+
+def run_configs(
+    plugin: Any,
+    options: Mapping[str, Any],
+    *,
+    resume: Path | None = None,
+    config_file: Path | None = None,
+) -> tuple[Any, TrainConfig, GANConfig, Path | None]:
+    """The three configs of a run from flat options (CLI or notebook), a config file, or a
+    checkpoint to resume (then its folder is returned too, else None). On resume only loop
+    settings may change, and ``max_steps`` must not be below the checkpoint's step."""
+    options = {k: v for k, v in options.items() if v is not None}
+    if config_file is not None:
+        options = {**load_config_file(Path(config_file)), **options}
+    plugin_opts, train_opts, gan_opts = split_options(plugin, options)
+    if resume is not None:
+        folder = ckpt.resolve_checkpoint(Path(resume))
+        meta = ckpt.read_meta(folder)
+        if meta["plugin"] != plugin.name:
+            raise CheckpointError(
+                f"{folder}: checkpoint is from plugin {meta['plugin']!r}, not {plugin.name!r}"
+            )
+        if plugin_opts or gan_opts:
+            changed = ", ".join(f"--{k.replace('_', '-')}" for k in {**plugin_opts, **gan_opts})
+            raise ConfigError(
+                f"cannot change {changed} when resuming; the model is fixed by {folder}"
+            )
+        try:
+            plugin_cfg = config_from_dict(plugin.config_cls, meta["plugin_config"])
+            train_cfg = config_from_dict(TrainConfig, {**meta["train_config"], **train_opts})
+            gan_cfg = config_from_dict(GANConfig, meta["gan_config"])
+        except KeyError as exc:
+            raise CheckpointError(f"{folder / ckpt.META}: missing {exc}") from exc
+        step = int(meta.get("step", 0))
+        if train_cfg.max_steps < step:  # training on would rewrite the later state
+            raise ConfigError(
+                f"--max-steps {train_cfg.max_steps}: {folder} is already at step {step}; "
+                f"give --max-steps {step} or more (its state past step "
+                f"{train_cfg.max_steps} would be lost)"
+            )
+        return plugin_cfg, train_cfg, gan_cfg, folder
+    train_base, gan_base = default_configs(plugin)
+    plugin_cfg = config_from_dict(plugin.config_cls, plugin_opts)
+    # defaults that depend on the plugin's config (stylegan2: R1's gamma by resolution)
+    gan_cfg = config_from_dict(
+        GANConfig, gan_defaults_for(plugin, plugin_cfg, gan_opts), base=gan_base
+    )
+    # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
+    # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
+    by_config = getattr(plugin, "config_train_defaults", None)
+    family = dict(by_config(plugin_cfg)) if callable(by_config) else {}
+    family.update(gan_cfg.family_train_defaults)
+    family = {k: v for k, v in family.items() if k not in train_opts}
+    train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
+    return plugin_cfg, train_cfg, gan_cfg, None

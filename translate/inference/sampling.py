@@ -9,14 +9,17 @@ What ``translate sample`` does. The generator runs on PyTorch or, for an ``.onnx
 the condition vectors: the same seed gives the same latents on both.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
-Image Synthesis", Sec. 3.1): every latent entry with |z| > T is resampled until none is, which
-trades diversity for fidelity (T -> 0 collapses towards the sample of z = 0).
+Image Synthesis", Sec. 3.1): latent entries are drawn from N(0, 1) truncated to [-T, T] (the
+paper resamples every entry with |z| > T until none is), which trades diversity for fidelity
+(T -> 0 collapses towards the sample of z = 0). We draw the same distribution by its inverse
+CDF, in constant time whatever T (resampling takes about 1/T rounds: 1e-300 never ends).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +28,24 @@ from PIL import Image
 from torch import Tensor
 
 from translate.conditioning import check_name, did_you_mean, one_hots
-from translate.errors import ConfigError, OutputError
+from translate.errors import ConfigError, OutputError, TranslateError
+from translate.fields import SEED_MAX, check_int_range
 from translate.plugin import PluginBase
 
 __all__ = [
+    "MIN_TRUNCATION",
+    "SEED_RANGE",
     "Sampler",
+    "SamplingInterrupted",
+    "check_seed",
+    "check_truncation",
     "did_you_mean",
     "grid",
     "sample",
     "save_samples",
     "slerp",
     "truncated_normal",
+    "write_sample_folder",
 ]
 
 #: Latents drawn per forward pass (bounds memory for large ``n``).
@@ -47,22 +57,50 @@ WALK_SPACES = ("z", "w")
 CLASS_OPTION = "class"
 
 
+#: Smallest truncation: float32's smallest normal number, 2**-126. Latents are float32; a
+#: smaller T only gives subnormal or zero latents (the images of T = 2**-126, through the
+#: CPU's slow subnormal arithmetic), so it is refused rather than silently meaningless.
+MIN_TRUNCATION = float(torch.finfo(torch.float32).tiny)
+#: Seeds taken (``translate.fields.NAMED_RANGES``): 0 to 2^63-1, within what torch takes.
+SEED_RANGE = (0, SEED_MAX)
+
+
+def check_truncation(truncation: float | None) -> None:
+    """``truncation`` is None or at least ``MIN_TRUNCATION``; a ``ConfigError`` (one line,
+    naming ``truncation``) otherwise."""
+    if truncation is not None and not MIN_TRUNCATION <= truncation < math.inf:
+        raise ConfigError(
+            f"truncation: must be a finite number of at least {MIN_TRUNCATION:.6g} (float32's "
+            f"smallest normal number; smaller values give the same latents, all 0), got "
+            f"{truncation:g}"
+        )
+
+
+def check_seed(seed: int | None) -> None:
+    """``seed`` is None or within ``SEED_RANGE`` (``translate.fields.check_int_range``, the
+    house's one range check: a seed outside 64 bits used to reach torch as an overflow)."""
+    if seed is not None:
+        check_int_range(seed, "seed", *SEED_RANGE)
+
+
 def truncated_normal(
     shape: tuple[int, ...], truncation: float | None, generator: torch.Generator
 ) -> Tensor:
-    """N(0, 1) samples of ``shape``; with ``truncation`` T, entries with |z| > T resampled
-    until every entry lies in [-T, T] (a truncated normal)."""
-    z = torch.randn(shape, generator=generator)
+    """N(0, 1) samples of ``shape`` (float32); with ``truncation`` T, N(0, 1) truncated to
+    [-T, T], drawn by its inverse CDF in constant time: with v ~ U(-1, 1),
+    z = sqrt(2) erfinv(v erf(T / sqrt(2))), i.e. Phi^-1 of a uniform on [Phi(-T), Phi(T)],
+    written with erf so that it stays exact near 0 (1 - 2 Phi(-T) would round to 0 for a
+    small T) and computed in float64."""
     if truncation is None:
-        return z
+        return torch.randn(shape, generator=generator)
     if not truncation > 0:
-        raise ConfigError(f"truncation: must be > 0, got {truncation}")
-    while True:
-        outside = z.abs() > truncation
-        count = int(outside.sum())
-        if count == 0:
-            return z
-        z[outside] = torch.randn(count, generator=generator)
+        raise ConfigError(f"truncation: must be > 0, got {truncation:g}")
+    u = torch.rand(shape, generator=generator, dtype=torch.float64)  # [0, 1)
+    t = torch.tensor(float(truncation), dtype=torch.float64)
+    half = torch.special.erf(t / math.sqrt(2.0))  # P(|z| <= T), in (0, 1]
+    z = math.sqrt(2.0) * torch.special.erfinv((2.0 * u - 1.0) * half)
+    # rounding (and erfinv(-1) = -inf when u = 0) must not leave [-T, T]
+    return z.clamp(-t, t).to(torch.float32)
 
 
 def _backend(loaded: Any, device: str) -> Any:
@@ -132,8 +170,7 @@ class Sampler:
         """The index of class ``name``; an unknown name raises one line with a suggestion."""
         if self.class_input is None:
             raise ConfigError(
-                f"--class: {self.loaded.source} is unconditional ({self.plugin.name}); it has no "
-                "classes"
+                f"class: this model is unconditional ({self.plugin.name}); it has no classes"
             )
         return check_name(self.class_input, name)
 
@@ -150,8 +187,20 @@ class Sampler:
         class drawn uniformly per image (an attribute-like ``multi`` input: each entry on
         with probability 1/2). The same ``seed`` gives the same inputs. Truncation applies to
         the noise only."""
+        chunks = list(self._input_chunks(n, seed, truncation, class_name))
+        return tuple(torch.cat(parts) for parts in zip(*chunks, strict=True))
+
+    def _input_chunks(
+        self, n: int, seed: int | None, truncation: float | None, class_name: str | None
+    ) -> Iterator[tuple[Tensor, ...]]:
+        """The inputs of ``n`` images, ``CHUNK`` at a time, drawn in turn from one seeded
+        generator: a chunk's latents, then its condition vectors (for n <= CHUNK the draws of
+        drawing all at once)."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
+        check_seed(seed)
+        if not self.own_truncation:  # a plugin's own truncation (psi) checks its own range
+            check_truncation(truncation)
         index = self.class_index(class_name) if class_name is not None else None
         gen = torch.Generator()
         if seed is None:
@@ -159,16 +208,32 @@ class Sampler:
         else:
             gen.manual_seed(seed)
         own = self.own_truncation
-        z = truncated_normal((n, *self.latent_shape), None if own else truncation, gen)
-        vectors = []
-        for cond in self.conditions:
-            if cond is self.class_input and index is not None:
-                vectors.append(one_hots(cond, torch.full((n,), index)))
-            elif cond.multi:
-                vectors.append((torch.rand(n, cond.size, generator=gen) < 0.5).float())
-            else:
-                vectors.append(one_hots(cond, torch.randint(0, cond.size, (n,), generator=gen)))
-        return (z, *vectors)
+        for start in range(0, n, CHUNK):
+            m = min(CHUNK, n - start)
+            z = truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
+            vectors = []
+            for cond in self.conditions:
+                if cond is self.class_input and index is not None:
+                    vectors.append(one_hots(cond, torch.full((m,), index)))
+                elif cond.multi:
+                    vectors.append((torch.rand(m, cond.size, generator=gen) < 0.5).float())
+                else:
+                    vectors.append(one_hots(cond, torch.randint(0, cond.size, (m,), generator=gen)))
+            yield (z, *vectors)
+
+    def batches(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        class_name: str | None = None,
+    ) -> Iterator[list[Image.Image]]:
+        """The ``n`` images of ``__call__``, ``CHUNK`` at a time: memory bounded by one chunk
+        whatever ``n`` (``translate sample -n 1000000`` held 12.4 GB when drawn at once)."""
+        for inputs in self._input_chunks(n, seed, truncation, class_name):
+            images = self.generate(*inputs, truncation=truncation)
+            yield self.plugin.postprocess(images, self.plugin_cfg)
 
     def _truncating_backend(self, truncation: float | None) -> Any:
         """The backend that applies a plugin's own truncation (``Plugin.truncated``)."""
@@ -269,8 +334,8 @@ class Sampler:
         class_name: str | None = None,
     ) -> list[Image.Image]:
         """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` when given."""
-        x = self.sample_tensor(n, seed=seed, truncation=truncation, class_name=class_name)
-        return self.plugin.postprocess(x, self.plugin_cfg)
+        batches = self.batches(n, seed=seed, truncation=truncation, class_name=class_name)
+        return [image for batch in batches for image in batch]
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
@@ -311,6 +376,68 @@ def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
     return sheet
 
 
+class SamplingInterrupted(TranslateError):
+    """Ctrl-C while writing samples: the files written so far are complete and kept."""
+
+    exit_code = 130
+
+
+#: The most images ``translate sample`` puts in one grid (a grid is built in memory).
+GRID_MAX = 4096
+
+
+def sample_name(i: int, n: int) -> str:
+    """``sample_0000.png``...; wider numbers when ``n`` needs them (names sort in order)."""
+    return f"sample_{i:0{max(4, len(str(n - 1)))}d}.png"
+
+
+def write_sample_folder(
+    sampler: Sampler,
+    n: int,
+    out: Path,
+    *,
+    seed: int | None = None,
+    truncation: float | None = None,
+    class_name: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Draw ``n`` images into folder ``out`` one chunk at a time (bounded memory), each file
+    written atomically; ``progress(written)`` after each chunk. Ctrl-C stops after the file
+    being written: ``SamplingInterrupted`` says how many were written (they are kept).
+    Refuses, before drawing, a folder that holds any of the names unless ``overwrite``."""
+    from translate.atomic import atomic_path
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
+    if out.is_dir() and not overwrite:
+        first, last = sample_name(0, n), sample_name(n - 1, n)
+        taken = sorted(
+            e.name
+            for e in os.scandir(out)
+            if e.name.startswith("sample_") and len(e.name) == len(last) and first <= e.name <= last
+        )
+        if taken:
+            raise OutputError(f"{out / taken[0]}: exists; pass --overwrite to replace it")
+    written = 0
+    try:
+        for batch in sampler.batches(n, seed=seed, truncation=truncation, class_name=class_name):
+            for image in batch:
+                with atomic_path(out / sample_name(written, n)) as tmp:
+                    image.save(tmp, format="PNG")
+                written += 1
+            if progress is not None:
+                progress(written)
+    except KeyboardInterrupt:
+        if written < n and (out / sample_name(written, n)).is_file():
+            written += 1  # the signal came between a file's rename and its count
+        raise SamplingInterrupted(
+            f"interrupted: wrote {written} of {n} samples to {out} (each file complete)"
+        ) from None
+    return written
+
+
 def save_samples(
     images: list[Image.Image], out: Path, *, overwrite: bool = False, columns: int | None = None
 ) -> list[Path]:
@@ -330,7 +457,7 @@ def save_samples(
         return [out]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
-    paths = [out / f"sample_{i:04d}.png" for i in range(len(images))]
+    paths = [out / sample_name(i, len(images)) for i in range(len(images))]
     taken = [p for p in paths if p.exists()]
     if taken and not overwrite:
         raise OutputError(f"{taken[0]}: exists; pass --overwrite to replace it")
