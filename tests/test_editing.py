@@ -23,6 +23,7 @@ from translate.cli.main import app
 from translate.engine.loop import prepare
 from translate.inference.dragging import (
     disk_offsets,
+    drag,
     drag_radii,
     feature_block,
     motion_supervision,
@@ -37,6 +38,7 @@ from translate.inference.inversion import (
 )
 from translate.loading import load
 from translate.metrics.quality import psnr
+from translate.nn.stylegan2 import Generator
 from translate.testing import make_single
 
 SG = dict(
@@ -108,6 +110,21 @@ def test_radii_disk_and_block_scale_with_resolution() -> None:
     assert len(disk_offsets(1)) == 5 and len(disk_offsets(3)) == 29
     assert feature_block([4, 8, 16, 32, 64, 128, 256]) == 5  # the 6th block: 128 px
     assert feature_block([4, 8, 16]) == 2
+
+
+def test_drag_optimises_only_the_first_6_layers_and_stops_on_arrival() -> None:
+    """On a random 32 px generator (8 layers of w+): layers 7 and 8 stay as they were; a
+    handle already at its target takes no step and leaves the latent alone."""
+    torch.manual_seed(0)
+    G = Generator(8, 8, 32, mapping_layers=1, channel_base=64, channel_max=8)
+    gen = StyleEditable(G)
+    ws = gen.map(gen.draw(0))
+    result = drag(gen, ws, torch.tensor([[10.0, 10.0]]), torch.tensor([[20.0, 10.0]]), steps=3)
+    assert result.steps == 3 and result.points.shape == (1, 2)
+    assert torch.equal(result.latent[:, 6:], ws[:, 6:])
+    assert not torch.equal(result.latent[:, :6], ws[:, :6])
+    still = drag(gen, ws, torch.tensor([[10.0, 10.0]]), torch.tensor([[10.0, 10.0]]), steps=3)
+    assert still.steps == 0 and still.arrived and torch.equal(still.latent, ws)
 
 
 # ---- the projector by hand -------------------------------------------------------------
