@@ -172,6 +172,12 @@ class PluginBase(Generic[C]):
         Optional: the default keeps ``build_models``' initialisation."""
 
     # -- configuration
+    def config_gan_defaults(self, cfg: C) -> Mapping[str, Any]:
+        """``GANConfig`` defaults that depend on the plugin's config (stylegan2: R1's gamma by
+        resolution), applied over ``gan_defaults`` where the user gave none. Optional: the
+        default adds none."""
+        return {}
+
     def config_train_defaults(self, cfg: C) -> Mapping[str, Any]:
         """``TrainConfig`` defaults that depend on the plugin's config (superres: its GAN
         phase's learning rate), applied over ``train_defaults`` where the user gave none.
@@ -211,6 +217,12 @@ class PluginBase(Generic[C]):
     def latent_shape(self, cfg: C) -> tuple[int, ...]:
         """Shape of one latent of a generating plugin (``generates``), e.g. (Z, 1, 1)."""
         raise NotImplementedError(f"plugin {self.name} does not generate from a latent")
+
+    def truncated(self, module: nn.Module, truncation: float, cfg: C) -> nn.Module | None:
+        """A generating plugin's own truncation trick: ``module`` (its inference module)
+        sampling at ``truncation`` (stylegan2: psi in W). Optional: the default, None, leaves
+        truncation to the core (latent entries with |z| > T resampled)."""
+        return None
 
     def condition_inputs(self, cfg: C) -> tuple[ConditionInput, ...]:
         """Conditioning vectors the inference module takes after its image or latent, in

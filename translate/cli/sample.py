@@ -38,6 +38,17 @@ def sample_command(
             "more typical images; e.g. 0.5)."
         ),
     ] = None,
+    interpolate: Annotated[
+        int | None,
+        typer.Option(
+            help="Write latent walks instead: N rows of K frames each between two random "
+            "latents (slerp in z, or lerp in w with --walk w).",
+            metavar="K",
+        ),
+    ] = None,
+    walk: Annotated[
+        str, typer.Option(help="Space of --interpolate: z (slerp) or w (lerp; StyleGAN2).")
+    ] = "z",
     class_name: Annotated[
         str | None,
         typer.Option(
@@ -56,10 +67,18 @@ def sample_command(
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ) -> None:
     """Draw N new images from a generating model and save them as a grid or a folder."""
+    from translate.errors import ConfigError
     from translate.inference.sampling import Sampler, save_samples
 
+    if interpolate is not None and class_name is not None:
+        raise ConfigError("interpolate: walks draw their classes; drop --class")
     sampler = Sampler.from_checkpoint(run, device=device, backend=backend)
-    images = sampler(n, seed=seed, truncation=truncation, class_name=class_name)
-    paths = save_samples(images, out, overwrite=overwrite)
+    if interpolate is None:
+        images = sampler(n, seed=seed, truncation=truncation, class_name=class_name)
+        paths = save_samples(images, out, overwrite=overwrite)
+    else:
+        frames = sampler.walk(n, interpolate, seed=seed, truncation=truncation, space=walk)
+        images = sampler.plugin.postprocess(frames, sampler.plugin_cfg)
+        paths = save_samples(images, out, overwrite=overwrite, columns=interpolate)
     where = paths[0] if len(paths) == 1 else out
     typer.echo(f"wrote {len(images)} samples to {where}")

@@ -72,3 +72,15 @@ def build_single(cfg: Any, split: str) -> SingleDataset | None:
         flip=cfg.flip,
         train=split == "train",
     )
+
+
+def build_generation(cfg: Any, split: str) -> SingleDataset | None:
+    """A generating plugin's images of ``split`` (dcgan, stylegan2): ``cfg.data`` resized to
+    ``cfg.image_size`` squares, flipped when ``cfg.flip``; None when there is no such split."""
+    folder = split_folder(Path(cfg.data), split)
+    if folder is None:
+        return None
+    size = cfg.image_size
+    return SingleDataset(
+        folder, load_size=size, crop_size=size, flip=cfg.flip, train=split == "train"
+    )

@@ -30,6 +30,7 @@ FAMILIES: tuple[tuple[str, str], ...] = (
     ("adversarial", "generator: adversarial"),
     ("reconstruction", "generator: reconstruction / cycle / perceptual"),
     ("penalty", "penalties"),
+    ("augment", "augmentation (ADA's p, r_t)"),
     ("eval", "evaluation"),
     ("other", "other"),
     ("lr", "learning rate"),
@@ -50,6 +51,8 @@ def family(key: str) -> str:
         return "speed"
     if key.startswith(("eval", "val_")):
         return "eval"
+    if key.startswith("ada_"):
+        return "augment"
     if _PENALTY.search(key):
         return "penalty"
     if key.startswith("D"):

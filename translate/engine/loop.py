@@ -29,7 +29,7 @@ from translate.engine import checkpoint as ckpt
 from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import configure_device, resolve_amp
 from translate.engine.distributed import Distributed, GradientSync, convert_sync_batchnorm
-from translate.engine.ema import ModelEMA
+from translate.engine.ema import ModelEMA, half_life_decay
 from translate.engine.interrupt import Interrupts, TrainingInterrupted
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.run_state import (
@@ -45,6 +45,7 @@ from translate.engine.schedule import lr_factor
 from translate.engine.setup import (
     build_optimizer,
     default_configs,
+    gan_defaults_for,
     new_run_dir,
     split_options,
 )
@@ -169,10 +170,11 @@ class Trainer:
         self.ctx.gan.seed = train_cfg.seed
         generators = {k: m for k, m in self.models.items() if is_generator(k)}
         self.ema: ModelEMA | None = None
-        if gan_cfg.ema_decay > 0:
+        if gan_cfg.ema_decay > 0 or gan_cfg.ema_kimg > 0:
             if not generators:
+                option = "ema_decay" if gan_cfg.ema_decay > 0 else "ema_kimg"
                 raise ConfigError(
-                    "ema_decay: this plugin builds no generator (no model named G...)"
+                    f"{option}: this plugin builds no generator (no model named G...)"
                 )
             self.ema = ModelEMA(generators, gan_cfg.ema_decay)
         self.step = 0
@@ -289,10 +291,33 @@ class Trainer:
         if self.ctx.generator_stepped and self.ctx.last_ortho is not None:
             losses = {**losses, "G_ortho": self.ctx.last_ortho}  # --ortho-reg's weighted term
         if self.ema is not None and self.ctx.generator_stepped:
-            self.ema.update(self.models)  # identical on every rank: so are the weights
+            decay = None  # identical on every rank: so are the weights
+            if self.gan_cfg.ema_kimg > 0:
+                decay = half_life_decay(
+                    self.global_batch_size,
+                    self.gan_cfg.ema_kimg,
+                    self.samples_seen,
+                    self.gan_cfg.ema_rampup,
+                )
+            self.ema.update(self.models, decay)
+        ada = self.ctx.gan.ada
+        if ada is not None:
+            losses = {**losses, **self._adjust_ada(ada)}
         self.step += 1
         self.samples_seen += self.global_batch_size
         return {**losses, "lr": cfg.lr * factor}
+
+    def _adjust_ada(self, ada: Any) -> dict[str, float]:
+        """ADA's p for the logs and, every ``ada_interval`` steps, its adjustment from the
+        sign statistics of every process (so p stays the same on all ranks)."""
+        logs = {"ada_p": ada.p}
+        if ada.adaptive and (self.step + 1) % ada.interval == 0:
+            sign_sum, count = ada.pending()
+            sums, counts = self.dist.average_logs({"rt": sign_sum}, {"rt": count})
+            rt = ada.adjust(sums["rt"], counts["rt"])
+            if rt is not None:
+                logs["ada_rt"] = rt
+        return logs
 
     def _sample_batch(self) -> Any:
         source = self.val_dataset if self.val_dataset is not None else self.dataset
@@ -446,7 +471,10 @@ def prepare(
         return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=run_dir, resume_from=folder)
     train_base, gan_base = default_configs(plugin)
     plugin_cfg = config_from_dict(plugin.config_cls, plugin_opts)
-    gan_cfg = config_from_dict(GANConfig, gan_opts, base=gan_base)
+    # defaults that depend on the plugin's config (stylegan2: R1's gamma by resolution)
+    gan_cfg = config_from_dict(
+        GANConfig, gan_defaults_for(plugin, plugin_cfg, gan_opts), base=gan_base
+    )
     # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
     # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
     by_config = getattr(plugin, "config_train_defaults", None)

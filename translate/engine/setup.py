@@ -43,6 +43,14 @@ def default_configs(plugin: Any) -> tuple[TrainConfig, GANConfig]:
     )
 
 
+def gan_defaults_for(plugin: Any, plugin_cfg: Any, gan_opts: Mapping[str, Any]) -> dict[str, Any]:
+    """``gan_opts`` over the plugin's ``config_gan_defaults(plugin_cfg)`` (GANConfig defaults
+    that depend on its config, e.g. stylegan2's R1 gamma by resolution), if it has the hook."""
+    hook = getattr(plugin, "config_gan_defaults", None)
+    by_config = dict(hook(plugin_cfg)) if callable(hook) else {}
+    return {**by_config, **gan_opts}
+
+
 def build_optimizer(
     params: list[nn.Parameter], *, lr: float, train: TrainConfig, gan: GANConfig
 ) -> torch.optim.Optimizer:

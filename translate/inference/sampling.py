@@ -26,12 +26,23 @@ from torch import Tensor
 
 from translate.conditioning import check_name, did_you_mean, one_hots
 from translate.errors import ConfigError, OutputError
+from translate.plugin import PluginBase
 
-__all__ = ["Sampler", "did_you_mean", "grid", "sample", "save_samples", "truncated_normal"]
+__all__ = [
+    "Sampler",
+    "did_you_mean",
+    "grid",
+    "sample",
+    "save_samples",
+    "slerp",
+    "truncated_normal",
+]
 
 #: Latents drawn per forward pass (bounds memory for large ``n``).
 CHUNK = 256
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+#: Where ``Sampler.walk`` interpolates: slerp in z, lerp in a style generator's w.
+WALK_SPACES = ("z", "w")
 #: The option of a generating plugin's class input (``translate sample --class``).
 CLASS_OPTION = "class"
 
@@ -89,6 +100,9 @@ class Sampler:
         )
         self.conditions = tuple(loaded.conditions)
         self.backend = _backend(loaded, device)
+        #: the plugin has its own truncation trick (``Plugin.truncated``: StyleGAN's psi in W)
+        hook = getattr(type(plugin), "truncated", None)
+        self.own_truncation = hook is not None and hook is not PluginBase.truncated
         named = [c for c in self.conditions if c.option == CLASS_OPTION]
         self.class_input = named[0] if named else None
         self.classes: list[str] = list(self.class_input.names) if self.class_input else []
@@ -144,7 +158,8 @@ class Sampler:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        z = truncated_normal((n, *self.latent_shape), truncation, gen)
+        own = self.own_truncation
+        z = truncated_normal((n, *self.latent_shape), None if own else truncation, gen)
         vectors = []
         for cond in self.conditions:
             if cond is self.class_input and index is not None:
@@ -155,9 +170,24 @@ class Sampler:
                 vectors.append(one_hots(cond, torch.randint(0, cond.size, (n,), generator=gen)))
         return (z, *vectors)
 
-    def generate(self, z: Tensor, *conditions: Tensor) -> Tensor:
+    def _truncating_backend(self, truncation: float | None) -> Any:
+        """The backend that applies a plugin's own truncation (``Plugin.truncated``)."""
+        if truncation is None or not self.own_truncation:
+            return self.backend
+        if self.module is None:
+            raise ConfigError(
+                f"truncation: {self.loaded.source} is an ONNX export of {self.plugin.name}, whose "
+                "truncation is fixed when exporting (its inference options); export it again"
+            )
+        from translate.inference.backends import TorchBackend
+
+        module = self.plugin.truncated(self.module, truncation, self.plugin_cfg).eval()
+        return TorchBackend(module, self.backend.device)
+
+    def generate(self, z: Tensor, *conditions: Tensor, truncation: float | None = None) -> Tensor:
         """Latents (n, *latent_shape) and condition vectors (n, size) -> images (n, C, H, W) in
-        [-1, 1], float32 on the CPU."""
+        [-1, 1], float32 on the CPU; ``truncation`` only for a plugin with its own truncation
+        trick (applied in the model, e.g. StyleGAN's psi in W)."""
         if tuple(z.shape[1:]) != self.latent_shape:
             raise ConfigError(
                 f"latent: expected shape (n, {', '.join(map(str, self.latent_shape))}), "
@@ -175,8 +205,9 @@ class Sampler:
                     f"{cond.name}: expected shape ({len(z)}, {cond.size}), got "
                     f"{tuple(vector.shape)}"
                 )
+        backend = self._truncating_backend(truncation)
         chunks = range(0, len(z), CHUNK)
-        outs = [self.backend(*(t[i : i + CHUNK] for t in (z, *conditions))) for i in chunks]
+        outs = [backend(*(t[i : i + CHUNK] for t in (z, *conditions))) for i in chunks]
         return torch.cat(outs)
 
     def sample_tensor(
@@ -188,7 +219,46 @@ class Sampler:
         class_name: str | None = None,
     ) -> Tensor:
         inputs = self.inputs(n, seed=seed, truncation=truncation, class_name=class_name)
-        return self.generate(*inputs)
+        return self.generate(*inputs, truncation=truncation)
+
+    def walk(
+        self,
+        rows: int,
+        frames: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        space: str = "z",
+    ) -> Tensor:
+        """``rows`` latent walks of ``frames`` images each, row by row: between two latents
+        drawn from ``seed``, spherical interpolation in z (``space="z"``, any generator), or
+        linear interpolation between their mapped w (``space="w"``: a style generator whose
+        inference module has ``map(z) -> w`` and ``synthesize(w) -> image``), the two
+        interpolations of StyleGAN's perceptual path length (Karras et al. 2019, Sec. 4.2).
+        Conditioned models keep one condition per row."""
+        if frames < 2:
+            raise ConfigError(f"interpolate: needs at least 2 frames, got {frames}")
+        if space not in WALK_SPACES:
+            raise ConfigError(f"walk: {space!r} is not one of {', '.join(WALK_SPACES)}")
+        ends = self.inputs(2 * rows, seed=seed, truncation=truncation)
+        t = torch.linspace(0, 1, frames).repeat(rows).view(-1, *([1] * len(self.latent_shape)))
+        a, b = (e.repeat_interleave(frames, 0) for e in (ends[0][:rows], ends[0][rows:]))
+        conditions = [c[:rows].repeat_interleave(frames, 0) for c in ends[1:]]
+        if space == "z":
+            return self.generate(slerp(a, b, t), *conditions, truncation=truncation)
+        module = self.module
+        if module is None or not callable(getattr(module, "map", None)):
+            raise ConfigError(
+                f"walk: w needs a style-based generator run in PyTorch (map and synthesize); "
+                f"{self.loaded.source} is not one"
+            )
+        if truncation is not None and self.own_truncation:
+            module = self.plugin.truncated(module, truncation, self.plugin_cfg)
+        with torch.inference_mode():
+            device = next(module.parameters()).device
+            wa, wb = module.map(a.to(device)), module.map(b.to(device))
+            w = torch.lerp(wa, wb, t.view(-1, 1).to(device))
+            return torch.cat([module.synthesize(c).float().cpu() for c in w.split(CHUNK)])
 
     def __call__(
         self,
@@ -201,6 +271,18 @@ class Sampler:
         """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` when given."""
         x = self.sample_tensor(n, seed=seed, truncation=truncation, class_name=class_name)
         return self.plugin.postprocess(x, self.plugin_cfg)
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
+    """Spherical interpolation between latents ``a`` and ``b`` (per row, over all but the
+    batch dimension) at fractions ``t`` (broadcast): ``sin((1-t) O) / sin O * a + sin(t O) /
+    sin O * b``, O the angle between them; linear when they are (anti)parallel."""
+    fa, fb = a.flatten(1), b.flatten(1)
+    cos = (fa * fb).sum(1) / (fa.norm(dim=1) * fb.norm(dim=1)).clamp_min(eps)
+    omega = torch.arccos(cos.clamp(-1 + eps, 1 - eps)).view(-1, *([1] * (a.ndim - 1)))
+    so = torch.sin(omega)
+    out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so
+    return torch.where(so.abs() < 1e-4, torch.lerp(a, b, t), out)
 
 
 def sample(
@@ -229,10 +311,12 @@ def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
     return sheet
 
 
-def save_samples(images: list[Image.Image], out: Path, *, overwrite: bool = False) -> list[Path]:
-    """A grid file when ``out`` ends in an image suffix, else a folder ``out`` of
-    ``sample_0000.png`` ...; written atomically, never over an existing file unless
-    ``overwrite``. Returns the paths written."""
+def save_samples(
+    images: list[Image.Image], out: Path, *, overwrite: bool = False, columns: int | None = None
+) -> list[Path]:
+    """A grid file (``columns`` wide, default about square) when ``out`` ends in an image
+    suffix, else a folder ``out`` of ``sample_0000.png`` ...; written atomically, never over an
+    existing file unless ``overwrite``. Returns the paths written."""
     from translate.atomic import atomic_path
 
     out = Path(out)
@@ -240,7 +324,9 @@ def save_samples(images: list[Image.Image], out: Path, *, overwrite: bool = Fals
         if out.exists() and not overwrite:
             raise OutputError(f"{out}: exists; pass --overwrite to replace it")
         with atomic_path(out) as tmp:
-            grid(images).save(tmp, format=Image.registered_extensions()[out.suffix.lower()])
+            grid(images, columns).save(
+                tmp, format=Image.registered_extensions()[out.suffix.lower()]
+            )
         return [out]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
