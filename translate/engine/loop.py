@@ -338,12 +338,14 @@ class Trainer:
         # a plugin's samples may draw random numbers; training must not see them (a resumed
         # run writes its samples at other steps than the run it continues)
         devices = [self.device] if self.device.type == "cuda" else []
+        caption = getattr(self.plugin, "sample_caption", None)  # e.g. progan's resolution
         with torch.random.fork_rng(devices), torch.inference_mode(), self.ctx.autocast():
             columns = self.plugin.sample_columns(models, batch, self.plugin_cfg)
+            text = caption(models, self.plugin_cfg) if callable(caption) else None
         for m in models.values():
             m.train()
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        save_grid(columns, path)
+        save_grid(columns, path, caption=text)
         return path
 
     def run(self) -> Path:
@@ -479,7 +481,13 @@ def prepare(
     # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
     by_config = getattr(plugin, "config_train_defaults", None)
     family = dict(by_config(plugin_cfg)) if callable(by_config) else {}
-    family.update(gan_cfg.family_train_defaults)
+    paper = gan_cfg.family_train_defaults
+    if gan_cfg.gan_loss == plugin.gan_defaults.get("gan_loss"):
+        # the plugin's own objective: its paper's settings win over the family's generic
+        # ones (progan: WGAN-GP at lr 1e-3, betas (0, 0.99), not Gulrajani's 1e-4, (0, 0.9))
+        own = {**plugin.train_defaults, **family}
+        paper = {k: v for k, v in paper.items() if k not in own}
+    family.update(paper)
     family = {k: v for k, v in family.items() if k not in train_opts}
     train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
     run_dir = train_cfg.run_dir or new_run_dir(plugin.name)
