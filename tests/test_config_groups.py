@@ -23,6 +23,7 @@ FLAT_FIELDS = {
     "diff_augment", "ortho_reg", "ema_decay",
     # added after the split: ADA's group and the EMA half-life (old meta.json: their defaults)
     "ada_target", "ada_p", "ada_pipeline", "ada_kimg", "ada_interval", "ema_kimg", "ema_rampup",
+    "epsilon_drift",  # ProGAN's drift term (PenaltyConfig)
 }  # fmt: skip
 
 

@@ -48,8 +48,8 @@ def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _nets() -> tuple[Generator, Discriminator]:
     torch.manual_seed(0)
-    G = Generator(8, 16, fmap_base=64, fmap_max=8)  # noqa: N806
-    D = Discriminator(16, fmap_base=64, fmap_max=8)  # noqa: N806
+    G = Generator(8, 16, fmap_base=64, fmap_max=8)
+    D = Discriminator(16, fmap_base=64, fmap_max=8)
     for net in (G, D):  # random biases too, so a skipped bias would show
         for p in net.parameters():
             p.data.normal_()
@@ -58,11 +58,13 @@ def _nets() -> tuple[Generator, Discriminator]:
 
 @pytest.mark.parametrize("resolution", [8, 16])
 def test_fade_in_alpha_0_is_the_previous_resolution_and_1_the_new_block(resolution: int) -> None:
-    G, D = _nets()  # noqa: N806
+    G, D = _nets()
     z = torch.randn(3, 8)
     previous = G(z, resolution // 2, 1.0)
     # alpha 0: exactly the previous resolution's image, nearest-upscaled
-    assert torch.allclose(G(z, resolution, 0.0), previous.repeat_interleave(2, 2).repeat_interleave(2, 3))
+    assert torch.allclose(
+        G(z, resolution, 0.0), previous.repeat_interleave(2, 2).repeat_interleave(2, 3)
+    )
     # alpha 1: the new block's toRGB alone; in between, the linear blend of the two
     new = G(z, resolution, 1.0)
     assert not torch.allclose(new, G(z, resolution, 0.0), atol=1e-3)
@@ -70,7 +72,9 @@ def test_fade_in_alpha_0_is_the_previous_resolution_and_1_the_new_block(resoluti
     assert torch.allclose(G(z, resolution, 0.25), 0.75 * up + 0.25 * new, atol=1e-5)
     # D: at alpha 0 the new block is skipped (the image is box-filtered to the old resolution)
     x = torch.randn(4, 3, resolution, resolution)
-    assert torch.allclose(D(x, resolution, 0.0), D(F.avg_pool2d(x, 2), resolution // 2, 1.0), atol=1e-5)
+    assert torch.allclose(
+        D(x, resolution, 0.0), D(F.avg_pool2d(x, 2), resolution // 2, 1.0), atol=1e-5
+    )
     assert not torch.allclose(D(x, resolution, 1.0), D(x, resolution, 0.0), atol=1e-3)
     # the real images D sees: at alpha 0 the half-resolution copy upscaled, at 1 untouched
     real = torch.randn(2, 3, 16, 16)
@@ -81,7 +85,7 @@ def test_fade_in_alpha_0_is_the_previous_resolution_and_1_the_new_block(resoluti
 
 
 def test_the_growth_state_is_a_buffer_that_sets_the_output_size() -> None:
-    G, _ = _nets()  # noqa: N806
+    G, _ = _nets()
     G.grow(8, 0.5)
     assert G(torch.randn(2, 8)).shape == (2, 3, 8, 8)
     state = G.state_dict()
@@ -102,7 +106,7 @@ def test_drift_term_by_hand() -> None:
     """WGAN-GP with the drift: D_loss = mean D(fake) - mean D(real) + 10 * GP + 0.001 *
     mean D(real)^2; only D's scores of the reals enter the drift. A linear D(x) = 2x has
     gradient 2 everywhere, so GP = (2 - 1)^2 = 1."""
-    D = torch.nn.Linear(1, 1, bias=False)  # noqa: N806
+    D = torch.nn.Linear(1, 1, bias=False)
     D.weight.data.fill_(2.0)
     real, fake = torch.tensor([[1.0], [3.0]]), torch.tensor([[-1.0], [5.0]])
     objective = GANObjective(GANConfig(gan_loss="wgan-gp", epsilon_drift=0.001))
@@ -119,10 +123,14 @@ def test_drift_term_by_hand() -> None:
 
 
 def test_growth_schedule_by_images() -> None:
-    cfg = ProGANConfig(data=Path("x"), image_size=16, fade_kimg=0.1, stable_kimg=0.1, batch_sizes="16:5")
+    cfg = ProGANConfig(
+        data=Path("x"), image_size=16, fade_kimg=0.1, stable_kimg=0.1, batch_sizes="16:5"
+    )
     g = [growth_at(s, cfg, 10) for s in (0, 9, 10, 15, 19, 20, 29, 30, 40, 49, 50, 10**6)]
     assert [x.resolution for x in g] == [4, 4, 8, 8, 8, 8, 8, 16, 16, 16, 16, 16]
-    assert [x.phase for x in g] == ["stable"] * 2 + ["fade"] * 3 + ["stable"] * 2 + ["fade"] * 3 + ["stable"] * 2
+    assert [x.phase for x in g] == ["stable"] * 2 + ["fade"] * 3 + ["stable"] * 2 + ["fade"] * 3 + [
+        "stable"
+    ] * 2
     assert [x.alpha for x in g] == [1, 1, 0.0, 0.5, 0.9, 1, 1, 0.0, 0.5, 0.95, 1, 1]
     assert [x.images for x in g][2:5] == [0, 50, 90]
     assert [x.batch for x in g] == [10] * 7 + [5] * 5  # 16x16 at its own minibatch, 20 steps
@@ -170,7 +178,9 @@ def test_ctrl_c_mid_fade_resumes_bit_identically(data: Path, tmp_path: Path) -> 
     prepare("progan", run_dir=tmp_path / "straight", **options).run()
     interrupt_then_resume(prepare("progan", run_dir=tmp_path / "split", **options), 3)
     assert_same_final_state(tmp_path / "straight", tmp_path / "split", 9, 3)
-    records = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["resolution"] for r in records] == [4, 4, 8, 8, 8, 8, 8, 16, 16]
     assert [round(r["alpha"], 3) for r in records][2:5] == [0.0, 0.333, 0.667]
 

@@ -65,7 +65,8 @@ def real_images(x: Tensor, level: int, alpha: float) -> Tensor:
 
 class Layer(nn.Module):
     """An equalised-LR convolution (or dense layer) with He's gain sqrt(2), a bias, and leaky
-    ReLU 0.2: ``lrelu(sqrt(2) * conv(x) / sqrt(fan_in) + b)`` (official ``act(apply_bias(...))``)."""
+    ReLU 0.2: ``lrelu(sqrt(2) * conv(x) / sqrt(fan_in) + b)`` (the official
+    ``act(apply_bias(conv2d(...)))``)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, *, dense: bool = False) -> None:
         super().__init__()
@@ -143,7 +144,9 @@ class Generator(Growing):
     def _pn(self, x: Tensor) -> Tensor:
         return pixel_norm(x) if self.use_pixel_norm else x
 
-    def forward(self, z: Tensor, resolution: int | None = None, alpha: float | None = None) -> Tensor:
+    def forward(
+        self, z: Tensor, resolution: int | None = None, alpha: float | None = None
+    ) -> Tensor:
         level, alpha = self.state(resolution, alpha)
         x = pixel_norm(z) if self.normalize_latents else z
         # the official gain sqrt(2) / 4 of the first dense layer; one bias per channel
@@ -170,9 +173,7 @@ class Discriminator(Growing):
     ) -> None:
         super().__init__(resolution)
         nf = [widths(i, fmap_base, fmap_max) for i in range(self.max_level + 1)]
-        self.from_rgb = nn.ModuleList(
-            Layer(3, nf[r - 1], 1) for r in range(2, self.max_level + 1)
-        )
+        self.from_rgb = nn.ModuleList(Layer(3, nf[r - 1], 1) for r in range(2, self.max_level + 1))
         self.blocks = nn.ModuleList(
             nn.Sequential(Layer(nf[r - 1], nf[r - 1]), Layer(nf[r - 1], nf[r - 2]))
             for r in range(3, self.max_level + 1)
@@ -183,7 +184,9 @@ class Discriminator(Growing):
         self.dense0 = Layer(nf[1] * 16, nf[0], dense=True)
         self.dense1 = EqualizedLinear(nf[0], 1)  # gain 1, linear
 
-    def forward(self, img: Tensor, resolution: int | None = None, alpha: float | None = None) -> Tensor:
+    def forward(
+        self, img: Tensor, resolution: int | None = None, alpha: float | None = None
+    ) -> Tensor:
         level, alpha = self.state(resolution, alpha)
         x = self.from_rgb[level - 2](img)
         for r in range(level, 2, -1):

@@ -48,6 +48,7 @@ from translate.engine.setup import (
     gan_defaults_for,
     new_run_dir,
     split_options,
+    train_defaults_for,
 )
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
 from translate.engine.validation import PeriodicEval
@@ -479,15 +480,7 @@ def prepare(
     )
     # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
     # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
-    by_config = getattr(plugin, "config_train_defaults", None)
-    family = dict(by_config(plugin_cfg)) if callable(by_config) else {}
-    paper = gan_cfg.family_train_defaults
-    if gan_cfg.gan_loss == plugin.gan_defaults.get("gan_loss"):
-        # the plugin's own objective: its paper's settings win over the family's generic
-        # ones (progan: WGAN-GP at lr 1e-3, betas (0, 0.99), not Gulrajani's 1e-4, (0, 0.9))
-        own = {**plugin.train_defaults, **family}
-        paper = {k: v for k, v in paper.items() if k not in own}
-    family.update(paper)
+    family = train_defaults_for(plugin, plugin_cfg, gan_cfg)
     family = {k: v for k, v in family.items() if k not in train_opts}
     train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
     run_dir = train_cfg.run_dir or new_run_dir(plugin.name)

@@ -122,7 +122,7 @@ def save_grid(columns: list[Tensor], path: Path, caption: str | None = None) -> 
         from PIL import ImageDraw
 
         draw = ImageDraw.Draw(image)
-        left, top, right, bottom = draw.textbbox((0, 0), caption)
+        _, _, right, bottom = draw.textbbox((0, 0), caption)
         framed = Image.new("RGB", (max(image.width, right + 4), image.height + bottom + 4), "white")
         ImageDraw.Draw(framed).text((2, 2), caption, fill="black")
         framed.paste(image, (0, bottom + 4))

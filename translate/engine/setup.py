@@ -51,6 +51,20 @@ def gan_defaults_for(plugin: Any, plugin_cfg: Any, gan_opts: Mapping[str, Any]) 
     return {**by_config, **gan_opts}
 
 
+def train_defaults_for(plugin: Any, plugin_cfg: Any, gan_cfg: GANConfig) -> dict[str, Any]:
+    """``TrainConfig`` defaults over the plugin's static ones: its ``config_train_defaults``
+    (superres --phase gan: lr 1e-4), then the chosen family's paper settings (wgan: lr 5e-5),
+    except, when the family is the plugin's own objective, those the plugin sets itself (its
+    paper's settings for it: progan's WGAN-GP at lr 1e-3, betas (0, 0.99), not Gulrajani's)."""
+    hook = getattr(plugin, "config_train_defaults", None)
+    family = dict(hook(plugin_cfg)) if callable(hook) else {}
+    paper = gan_cfg.family_train_defaults
+    if gan_cfg.gan_loss == plugin.gan_defaults.get("gan_loss"):
+        own = {**plugin.train_defaults, **family}
+        paper = {k: v for k, v in paper.items() if k not in own}
+    return {**family, **paper}
+
+
 def build_optimizer(
     params: list[nn.Parameter], *, lr: float, train: TrainConfig, gan: GANConfig
 ) -> torch.optim.Optimizer:
