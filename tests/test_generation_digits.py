@@ -105,10 +105,11 @@ def test_stylegan2_kid_falls_well_below_its_start(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_progan_grows_through_three_resolutions_and_kid_falls(tmp_path: Path) -> None:
     """``PROGAN_DIGITS_MODEL`` with the paper's optimiser (WGAN-GP + drift, Adam 1e-3, betas
-    (0, 0.99), one D step per G step) and a faster EMA (0.99) for 300 steps of 32: 4x4, the
-    8x8 fade and stabilisation, the 16x16 fade and stabilisation. KID of 500 samples of the
-    final 16x16 model against the real digits falls from the untrained G's (at 16x16) to a
-    small fraction of it."""
+    (0, 0.99), one D step per G step) and a faster EMA (0.99) for 400 steps of 32: 4x4, the
+    8x8 fade and stabilisation, the 16x16 fade, then 16x16 to the end. KID of 500 samples of
+    the final 16x16 model against the real digits falls from the untrained G's (at 16x16,
+    0.83) to a small fraction of it (0.041 measured at 400 steps; 0.19 at 300, 0.036 at 600
+    with 100-step phases)."""
     import json
 
     import torch
@@ -127,7 +128,7 @@ def test_progan_grows_through_three_resolutions_and_kid_falls(tmp_path: Path) ->
         "progan",
         tmp_path,
         base=PROGAN_DIGITS_MODEL,
-        train={"max_steps": 300, "batch_size": 32, "lr": 1e-3, "beta1": 0.0, "beta2": 0.99,
+        train={"max_steps": 400, "batch_size": 32, "lr": 1e-3, "beta1": 0.0, "beta2": 0.99,
                "lr_decay_start": 1.0, "log_every": 10},
         trainer_hook=score_untrained,
     )  # fmt: skip
