@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from translate.fields import check, opt
+from translate.fields import SEED_MAX, check, check_int_range, opt
 
 AmpMode = Literal["auto", "none", "bf16", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -108,3 +108,4 @@ class TrainConfig:
             self.amp in ("auto", "none", "bf16", "fp16"), "amp", "must be auto, none, bf16 or fp16"
         )
         check(self.threads >= 0, "threads", "must be 0 (physical cores) or more")
+        check_int_range(self.seed, "seed", 0, SEED_MAX)

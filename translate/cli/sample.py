@@ -5,11 +5,12 @@ A thin wrapper over ``translate.inference.sampling`` (``Sampler``, ``save_sample
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from translate.cli.errors import report_errors
+from translate.fields import INT_MAX, SEED_MAX
 
 
 @report_errors
@@ -22,14 +23,19 @@ def sample_command(
         ),
     ],
     out: Annotated[
-        Path,
+        str,  # a string: a trailing "/" (a folder is meant) must survive
         typer.Option(
-            "--out", "-o", help="A grid image (name ending in .png/.jpg) or a folder of PNGs."
+            "--out",
+            "-o",
+            help="A grid image (name ending in .png/.jpg) or a folder of PNGs (any other name, "
+            "or one ending in /), written a chunk at a time with progress; Ctrl-C keeps what "
+            "was written.",
         ),
     ],
-    n: Annotated[int, typer.Option("-n", "--n", help="How many images.")] = 64,
+    n: Annotated[int, typer.Option("-n", "--n", help="How many images.", max=INT_MAX)] = 64,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the latents (same seed, same images).")
+        int | None,
+        typer.Option(help="Seed of the latents (same seed, same images).", min=0, max=SEED_MAX),
     ] = None,
     truncation: Annotated[
         float | None,
@@ -68,17 +74,72 @@ def sample_command(
 ) -> None:
     """Draw N new images from a generating model and save them as a grid or a folder."""
     from translate.errors import ConfigError
-    from translate.inference.sampling import Sampler, save_samples
+    from translate.inference.outputs import names_folder
+    from translate.inference.sampling import (
+        GRID_MAX,
+        GRID_SUFFIXES,
+        Sampler,
+        save_samples,
+        write_sample_folder,
+    )
 
     if interpolate is not None and class_name is not None:
         raise ConfigError("interpolate: walks draw their classes; drop --class")
+    target = Path(out)
+    as_grid = target.suffix.lower() in GRID_SUFFIXES and not names_folder(out)
+    if as_grid and n > GRID_MAX:
+        raise ConfigError(
+            f"-n {n}: a grid holds at most {GRID_MAX} images (it is built in memory); "
+            f"give a folder (-o {target.with_suffix('')}/) for more"
+        )
     sampler = Sampler.from_checkpoint(run, device=device, backend=backend)
-    if interpolate is None:
-        images = sampler(n, seed=seed, truncation=truncation, class_name=class_name)
-        paths = save_samples(images, out, overwrite=overwrite)
-    else:
+    if interpolate is not None:  # n rows of K frames: one grid, or a folder of frames
         frames = sampler.walk(n, interpolate, seed=seed, truncation=truncation, space=walk)
         images = sampler.plugin.postprocess(frames, sampler.plugin_cfg)
-        paths = save_samples(images, out, overwrite=overwrite, columns=interpolate)
-    where = paths[0] if len(paths) == 1 else out
-    typer.echo(f"wrote {len(images)} samples to {where}")
+        paths = save_samples(images, target, overwrite=overwrite, columns=interpolate)
+        typer.echo(f"wrote {len(images)} samples to {paths[0] if len(paths) == 1 else target}")
+        return
+    if as_grid:
+        images = sampler(n, seed=seed, truncation=truncation, class_name=class_name)
+        save_samples(images, target, overwrite=overwrite)
+        typer.echo(f"wrote {n} samples to {target}")
+        return
+    with SampleProgress(n) as progress:
+        written = write_sample_folder(
+            sampler, n, target, seed=seed, truncation=truncation, class_name=class_name,
+            overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+    typer.echo(f"wrote {written} samples to {target}")
+
+
+class SampleProgress:
+    """A bar on a terminal (stderr); a line every 10 s otherwise, for long runs in logs."""
+
+    def __init__(self, total: int) -> None:
+        import sys
+        import time
+
+        self.total, self.clock = total, time.monotonic
+        self.last = self.clock()
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.task = self.bar.add_task("sample", total=total)
+
+    def __enter__(self) -> SampleProgress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __call__(self, written: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=written)
+        elif self.clock() - self.last > 10:
+            self.last = self.clock()
+            typer.echo(f"sample: {written}/{self.total}", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

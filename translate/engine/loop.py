@@ -7,6 +7,7 @@ plugin writes the GAN step (``train_step``); everything around it lives here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -30,7 +31,7 @@ from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import configure_device, resolve_amp
 from translate.engine.distributed import Distributed, GradientSync, convert_sync_batchnorm
 from translate.engine.ema import ModelEMA, half_life_decay
-from translate.engine.interrupt import Interrupts, TrainingInterrupted
+from translate.engine.interrupt import Interrupts, TrainingInterrupted, stopped_by
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.run_state import (
     RANK_SEED,
@@ -44,9 +45,9 @@ from translate.engine.run_state import (
 from translate.engine.schedule import lr_factor
 from translate.engine.setup import (
     build_optimizer,
+    claim_run_dir,
     default_configs,
     gan_defaults_for,
-    new_run_dir,
     split_options,
     train_defaults_for,
 )
@@ -76,20 +77,33 @@ class Trainer:
         train_cfg: TrainConfig,
         gan_cfg: GANConfig,
         *,
-        run_dir: Path,
+        run_dir: Path | None,
         resume_from: Path | None = None,
+        overwrite: bool = False,
     ):
         self.plugin, self.plugin_cfg = plugin, plugin_cfg
         self.train_cfg, self.gan_cfg = train_cfg, gan_cfg
         # a torchrun worker joins the process group here; a single process is a world of one
         self.dist = Distributed.from_env(train_cfg.device, timeout_s=train_cfg.dist_timeout)
-        self.run_dir = Path(self.dist.gather(str(run_dir))[0])  # rank 0's default name wins
+        new_here = resume_from is None and self.dist.is_main  # rank 0 claims a new run's folder
+        fresh = new_here and not (run_dir is not None and Path(run_dir).exists())
+        error: TranslateError | None = None
+        claimed = Path(run_dir or resume_from.parent.parent) if resume_from is not None else None
+        if new_here:  # run_dir None: runs/<plugin>-<time>; one holding a run: refused
+            try:
+                claimed = claim_run_dir(run_dir, plugin.name, overwrite=overwrite)
+            except TranslateError as exc:
+                error = exc
+        self.run_dir = Path(self.dist.gather(str(claimed))[0])  # the other ranks take rank 0's
         self.device = self.dist.device
         try:
-            self._setup(resume_from)
-            error = None
+            if error is None:
+                self._setup(resume_from)
         except TranslateError as exc:
             error = exc
+            if fresh:
+                with contextlib.suppress(OSError):  # created for nothing: leave no trace
+                    self.run_dir.rmdir()
         # a user error on any rank stops every rank, with one message (rank 0 reports it)
         self.dist.agree(error)
 
@@ -418,9 +432,11 @@ class Trainer:
                     stop = interrupts.should_stop(self.dist)  # every rank stops at this step
                 if stop:
                     folder = self.save()
-                    raise TrainingInterrupted(
-                        f"interrupted at step {self.step}; state saved to {folder}; continue with: "
-                        f"translate train {self.plugin.name} --resume {self.run_dir}"
+                    raise TrainingInterrupted(  # (another rank's signal: reported as Ctrl-C)
+                        f"{stopped_by(interrupts.signum)} at step {self.step}; state saved to "
+                        f"{folder}; continue with: translate train {self.plugin.name} --resume "
+                        f"{self.run_dir}",
+                        signum=interrupts.signum,
                     )
             except BaseException:  # Ctrl-C, divergence, errors: the curves show how it ended
                 if main:
@@ -444,9 +460,12 @@ def prepare(
     *,
     resume: Path | None = None,
     config_file: Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Trainer:
-    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume."""
+    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume.
+    A new run's ``run_dir`` must not hold a run already, unless ``overwrite`` (which replaces
+    it); a resumed run's ``max_steps`` must not be below the step it resumes from."""
     plugin = load_plugin(plugin_name)
     options = {k: v for k, v in options.items() if v is not None}
     if config_file is not None:
@@ -470,6 +489,13 @@ def prepare(
             gan_cfg = config_from_dict(GANConfig, meta["gan_config"])
         except KeyError as exc:
             raise CheckpointError(f"{folder / ckpt.META}: missing {exc}") from exc
+        step = int(meta.get("step", 0))
+        if train_cfg.max_steps < step:  # training on would rewrite the later state
+            raise ConfigError(
+                f"--max-steps {train_cfg.max_steps}: {folder} is already at step {step}; "
+                f"give --max-steps {step} or more (its state past step "
+                f"{train_cfg.max_steps} would be lost)"
+            )
         run_dir = folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
         return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=run_dir, resume_from=folder)
     train_base, gan_base = default_configs(plugin)
@@ -483,8 +509,9 @@ def prepare(
     family = train_defaults_for(plugin, plugin_cfg, gan_cfg)
     family = {k: v for k, v in family.items() if k not in train_opts}
     train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
-    run_dir = train_cfg.run_dir or new_run_dir(plugin.name)
-    return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=Path(run_dir))
+    return Trainer(
+        plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=train_cfg.run_dir, overwrite=overwrite
+    )
 
 
 def train(
@@ -492,8 +519,11 @@ def train(
     *,
     resume: Path | None = None,
     config_file: Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Path:
     """Train ``plugin_name`` and return the final checkpoint folder (see ``prepare``)."""
-    trainer = prepare(plugin_name, resume=resume, config_file=config_file, **options)
+    trainer = prepare(
+        plugin_name, resume=resume, config_file=config_file, overwrite=overwrite, **options
+    )
     return trainer.run()

@@ -16,7 +16,8 @@ trades diversity for fidelity (T -> 0 collapses towards the sample of z = 0).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,20 @@ from PIL import Image
 from torch import Tensor
 
 from translate.conditioning import check_name, did_you_mean, one_hots
-from translate.errors import ConfigError, OutputError
+from translate.errors import ConfigError, OutputError, TranslateError
+from translate.fields import SEED_MAX, check_int_range
 from translate.plugin import PluginBase
 
 __all__ = [
     "Sampler",
+    "SamplingInterrupted",
     "did_you_mean",
     "grid",
     "sample",
     "save_samples",
     "slerp",
     "truncated_normal",
+    "write_sample_folder",
 ]
 
 #: Latents drawn per forward pass (bounds memory for large ``n``).
@@ -150,8 +154,19 @@ class Sampler:
         class drawn uniformly per image (an attribute-like ``multi`` input: each entry on
         with probability 1/2). The same ``seed`` gives the same inputs. Truncation applies to
         the noise only."""
+        chunks = list(self._input_chunks(n, seed, truncation, class_name))
+        return tuple(torch.cat(parts) for parts in zip(*chunks, strict=True))
+
+    def _input_chunks(
+        self, n: int, seed: int | None, truncation: float | None, class_name: str | None
+    ) -> Iterator[tuple[Tensor, ...]]:
+        """The inputs of ``n`` images, ``CHUNK`` at a time, drawn in turn from one seeded
+        generator: a chunk's latents, then its condition vectors (for n <= CHUNK the draws of
+        drawing all at once)."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
+        if seed is not None:
+            check_int_range(seed, "seed", 0, SEED_MAX)
         index = self.class_index(class_name) if class_name is not None else None
         gen = torch.Generator()
         if seed is None:
@@ -159,16 +174,32 @@ class Sampler:
         else:
             gen.manual_seed(seed)
         own = self.own_truncation
-        z = truncated_normal((n, *self.latent_shape), None if own else truncation, gen)
-        vectors = []
-        for cond in self.conditions:
-            if cond is self.class_input and index is not None:
-                vectors.append(one_hots(cond, torch.full((n,), index)))
-            elif cond.multi:
-                vectors.append((torch.rand(n, cond.size, generator=gen) < 0.5).float())
-            else:
-                vectors.append(one_hots(cond, torch.randint(0, cond.size, (n,), generator=gen)))
-        return (z, *vectors)
+        for start in range(0, n, CHUNK):
+            m = min(CHUNK, n - start)
+            z = truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
+            vectors = []
+            for cond in self.conditions:
+                if cond is self.class_input and index is not None:
+                    vectors.append(one_hots(cond, torch.full((m,), index)))
+                elif cond.multi:
+                    vectors.append((torch.rand(m, cond.size, generator=gen) < 0.5).float())
+                else:
+                    vectors.append(one_hots(cond, torch.randint(0, cond.size, (m,), generator=gen)))
+            yield (z, *vectors)
+
+    def batches(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        class_name: str | None = None,
+    ) -> Iterator[list[Image.Image]]:
+        """The ``n`` images of ``__call__``, ``CHUNK`` at a time: memory bounded by one chunk
+        whatever ``n`` (``translate sample -n 1000000`` held 12.4 GB when drawn at once)."""
+        for inputs in self._input_chunks(n, seed, truncation, class_name):
+            images = self.generate(*inputs, truncation=truncation)
+            yield self.plugin.postprocess(images, self.plugin_cfg)
 
     def _truncating_backend(self, truncation: float | None) -> Any:
         """The backend that applies a plugin's own truncation (``Plugin.truncated``)."""
@@ -269,8 +300,8 @@ class Sampler:
         class_name: str | None = None,
     ) -> list[Image.Image]:
         """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` when given."""
-        x = self.sample_tensor(n, seed=seed, truncation=truncation, class_name=class_name)
-        return self.plugin.postprocess(x, self.plugin_cfg)
+        batches = self.batches(n, seed=seed, truncation=truncation, class_name=class_name)
+        return [image for batch in batches for image in batch]
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
@@ -311,6 +342,68 @@ def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
     return sheet
 
 
+class SamplingInterrupted(TranslateError):
+    """Ctrl-C while writing samples: the files written so far are complete and kept."""
+
+    exit_code = 130
+
+
+#: The most images ``translate sample`` puts in one grid (a grid is built in memory).
+GRID_MAX = 4096
+
+
+def sample_name(i: int, n: int) -> str:
+    """``sample_0000.png``...; wider numbers when ``n`` needs them (names sort in order)."""
+    return f"sample_{i:0{max(4, len(str(n - 1)))}d}.png"
+
+
+def write_sample_folder(
+    sampler: Sampler,
+    n: int,
+    out: Path,
+    *,
+    seed: int | None = None,
+    truncation: float | None = None,
+    class_name: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Draw ``n`` images into folder ``out`` one chunk at a time (bounded memory), each file
+    written atomically; ``progress(written)`` after each chunk. Ctrl-C stops after the file
+    being written: ``SamplingInterrupted`` says how many were written (they are kept).
+    Refuses, before drawing, a folder that holds any of the names unless ``overwrite``."""
+    from translate.atomic import atomic_path
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
+    if out.is_dir() and not overwrite:
+        first, last = sample_name(0, n), sample_name(n - 1, n)
+        taken = sorted(
+            e.name
+            for e in os.scandir(out)
+            if e.name.startswith("sample_") and len(e.name) == len(last) and first <= e.name <= last
+        )
+        if taken:
+            raise OutputError(f"{out / taken[0]}: exists; pass --overwrite to replace it")
+    written = 0
+    try:
+        for batch in sampler.batches(n, seed=seed, truncation=truncation, class_name=class_name):
+            for image in batch:
+                with atomic_path(out / sample_name(written, n)) as tmp:
+                    image.save(tmp, format="PNG")
+                written += 1
+            if progress is not None:
+                progress(written)
+    except KeyboardInterrupt:
+        if written < n and (out / sample_name(written, n)).is_file():
+            written += 1  # the signal came between a file's rename and its count
+        raise SamplingInterrupted(
+            f"interrupted: wrote {written} of {n} samples to {out} (each file complete)"
+        ) from None
+    return written
+
+
 def save_samples(
     images: list[Image.Image], out: Path, *, overwrite: bool = False, columns: int | None = None
 ) -> list[Path]:
@@ -330,7 +423,7 @@ def save_samples(
         return [out]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
-    paths = [out / f"sample_{i:04d}.png" for i in range(len(images))]
+    paths = [out / sample_name(i, len(images)) for i in range(len(images))]
     taken = [p for p in paths if p.exists()]
     if taken and not overwrite:
         raise OutputError(f"{taken[0]}: exists; pass --overwrite to replace it")
