@@ -356,7 +356,7 @@ class Trainer:
         caption = getattr(self.plugin, "sample_caption", None)  # e.g. progan's resolution
         with torch.random.fork_rng(devices), torch.inference_mode(), self.ctx.autocast():
             columns = self.plugin.sample_columns(models, batch, self.plugin_cfg)
-            text = caption(models, self.plugin_cfg) if callable(caption) else None
+            text = caption(models, self.plugin_cfg) if caption else None
         for m in models.values():
             m.train()
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
@@ -504,8 +504,7 @@ def prepare(
     gan_cfg = config_from_dict(
         GANConfig, gan_defaults_for(plugin, plugin_cfg, gan_opts), base=gan_base
     )
-    # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
-    # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
+    # the plugin's by its config, then the family's paper settings, unless the user set them
     family = train_defaults_for(plugin, plugin_cfg, gan_cfg)
     family = {k: v for k, v in family.items() if k not in train_opts}
     train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
