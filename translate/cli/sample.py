@@ -40,8 +40,8 @@ def sample_command(
     truncation: Annotated[
         float | None,
         typer.Option(
-            help="Truncation trick: resample latent entries with |z| > T (less diversity, "
-            "more typical images; e.g. 0.5)."
+            help="Truncation trick: latents from N(0, 1) truncated to [-T, T] (less "
+            "diversity, more typical images; e.g. 0.5; at least 1.2e-38)."
         ),
     ] = None,
     interpolate: Annotated[
@@ -66,7 +66,7 @@ def sample_command(
         str | None,
         typer.Option(
             help="torch or onnx (a checkpoint's cached, parity-checked export in ONNX "
-            "Runtime). \\[default: what the model is]",
+            "Runtime). [default: what the model is]",
             show_default=False,
         ),
     ] = None,

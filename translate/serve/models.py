@@ -27,7 +27,7 @@ from typing import Any
 from translate.conditioning import option_names, values_from_options
 from translate.config import config_to_dict, field_types
 from translate.errors import ConfigError
-from translate.serve.config import ModelSource, SourceKind
+from translate.serve.config import INTEGER_TEXT, NUMBER_TEXT, ModelSource, SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LoadSettings:
     tile_overlap: int | None = None
     batch_size: int = 4
     threads: int | None = None
-    amp: str = "none"
+    amp: str | None = None  # translate.inference.precision: None is the shared default, fp32
 
 
 def load_translator(kind: SourceKind, location: str, settings: LoadSettings) -> Any:
@@ -106,6 +106,19 @@ def option_fields(plugin: Any, cfg: Any = None) -> list[dict[str, Any]]:
     return out
 
 
+def check_option_text(fields: list[dict[str, Any]], options: Mapping[str, str]) -> None:
+    """Option values as the schema declares them (``translate.serve.schema``): a bool is
+    ``true`` or ``false``, an int or float plain decimal text; a ``ConfigError`` otherwise."""
+    kinds = {f["name"]: ("bool" if f["choices"] == [False, True] else f["type"]) for f in fields}
+    for name, value in options.items():
+        kind = kinds.get(name)
+        if kind == "bool" and value not in ("true", "false"):
+            raise ConfigError(f"{name}: must be a bool, true or false; got {value[:40]!r}")
+        pattern = {"int": INTEGER_TEXT, "float": NUMBER_TEXT}.get(kind or "")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise ConfigError(f"{name}: must be {kind} in decimal digits; got {value[:40]!r}")
+
+
 @dataclass
 class ServedModel:
     """One model under its URL name. ``translator`` uses the load-time options; ``variant``
@@ -150,6 +163,7 @@ class ServedModel:
             )
         from translate.loading import parse_options
 
+        check_option_text(option_fields(self.translator.plugin), options)
         return parse_options(self.translator.plugin, dict(options))
 
     @property
