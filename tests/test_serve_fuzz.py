@@ -148,6 +148,7 @@ def fuzz(url: str, where: Path, *extra: str) -> subprocess.CompletedProcess[str]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=where)
 
 
+@pytest.mark.slow  # about 2 minutes: CI runs it in its slow phase (.ci/run)
 def test_schemathesis_finds_no_issue_against_a_live_server(
     runs: dict[str, Path], tmp_path: Path
 ) -> None:

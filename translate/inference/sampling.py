@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -31,6 +31,9 @@ from translate.conditioning import check_name, did_you_mean, one_hots
 from translate.errors import ConfigError, OutputError, TranslateError
 from translate.fields import SEED_MAX, check_int_range
 from translate.plugin import PluginBase
+
+if TYPE_CHECKING:  # pragma: no cover
+    from translate.loading.identify import ModelRef
 
 __all__ = [
     "MIN_TRUNCATION",
@@ -148,7 +151,7 @@ class Sampler:
     @classmethod
     def from_checkpoint(
         cls,
-        path: Path | str,
+        path: Path | str | ModelRef,
         *,
         device: str = "cpu",
         options: Mapping[str, Any] | None = None,
@@ -157,9 +160,11 @@ class Sampler:
         """A run or checkpoint folder of a generating plugin (EMA weights when present), or
         its ``.onnx`` export; ``backend="onnx"`` runs a checkpoint's cached export."""
         from translate.loading import load
+        from translate.loading.identify import as_ref
 
-        on_torch = backend != "onnx" and Path(path).suffix.lower() != ".onnx"
-        loaded = load(path, options=options, device=device if on_torch else "cpu", backend=backend)
+        ref = as_ref(path)  # identified once, here or by the caller
+        on_torch = backend != "onnx" and ref.kind != "onnx"
+        loaded = load(ref, options=options, device=device if on_torch else "cpu", backend=backend)
         return cls(loaded, device=device)
 
     @property

@@ -174,26 +174,17 @@ class ServedGenerator:
         }
 
 
-def generates(kind: str, location: str) -> bool:
-    """Whether the source is a checkpoint of a generating plugin, or the ONNX export of one
-    (its metadata has a ``latent_shape``), read from its metadata."""
-    if kind == "onnx":
-        from translate.loading import read_metadata
-
-        try:
-            return "latent_shape" in read_metadata(location)
-        except Exception:
-            return False
-    from translate.loading.checkpoint import checkpoint_plugin
+def generates(ref: Any) -> bool:
+    """Whether an identified model (``ModelRef``) is a checkpoint of a generating plugin, or
+    the ONNX export of one (its metadata has a ``latent_shape``)."""
+    if ref.kind == "onnx":
+        return "latent_shape" in ref.meta
+    from translate.errors import PluginError
     from translate.registry import load_plugin
 
     try:
-        if kind == "model":
-            from translate.shipped import resolve_model
-
-            location = str(resolve_model(location))
-        plugin = load_plugin(checkpoint_plugin(location))
-    except Exception:
+        plugin = load_plugin(ref.plugin)
+    except PluginError:
         return False
     return bool(getattr(plugin, "generates", False))
 
