@@ -53,19 +53,30 @@ class SizeRequirements:
 @dataclass(frozen=True)
 class ConditionInput:
     """A conditioning vector that a plugin's inference module takes after its image (or
-    latent): one (B, len(names)) float32 input, in [0, 1], per declared condition.
+    latent): one (B, len(names)) float32 input per declared condition.
 
     The user picks it by name through an option (``--to blond`` for stargan's target domain,
-    ``--class 7`` for cgan's class), so one module, one ONNX file and one served model cover
-    every value; ``translate.conditioning`` encodes names into vectors and the ONNX metadata
-    stores these fields (``conditions``), so an exported model is fed the same way.
+    ``--class 7`` for cgan's class, ``--code c=3 --code c1=0.5`` for InfoGAN's codes), so one
+    module, one ONNX file and one served model cover every value; ``translate.conditioning``
+    encodes names into vectors and the ONNX metadata stores these fields (``conditions``), so
+    an exported model is fed the same way.
+
+    Three kinds: a one-hot over ``names`` (a class, a domain, a categorical code), a multi-hot
+    (``multi``: attributes), or real values (``continuous``: one per entry of ``names``, drawn
+    from U(low, high) when not given; a user may give values up to one prior width beyond that
+    range, as the InfoGAN paper's traversals do, Fig. 2: -2 to 2 for codes drawn in -1 to 1).
     """
 
     name: str  # the module's argument and the ONNX input's name, e.g. "label"
-    option: str  # the option that names the value: an inference option ("to") or sample's "class"
-    names: tuple[str, ...]  # what each entry means: domains, attributes, classes
+    #: the option that names the value: an inference option ("to"), sample's "class", or
+    #: "code" (``--code NAME=VALUE``, the input picked by its ``name``)
+    option: str
+    names: tuple[str, ...]  # what each entry means: domains, attributes, classes, code entries
     multi: bool = False  # several entries at once (attributes: a multi-hot), else a one-hot
     noun: str = "value"  # what errors call an entry ("domain", "class")
+    continuous: bool = False  # real values, one per entry (InfoGAN's continuous codes)
+    low: float = 0.0  # a continuous input's prior: U(low, high) per entry
+    high: float = 1.0
 
     @property
     def size(self) -> int:

@@ -103,21 +103,26 @@ def train_digits(
     """Train ``plugin_name`` (dcgan: one folder; cgan: a folder per class) on the digits under
     ``root`` with the ``DIGITS_*`` settings (overridden by ``model``, ``train``, ``gan``) and
     the engine's defaults otherwise; returns the run folder."""
+    import dataclasses
+
     import torch
 
     from translate.config import GANConfig, TrainConfig, config_from_dict
     from translate.engine.loop import Trainer
-    from translate.plugin import PluginBase
     from translate.registry import load_plugin
 
     plugin = load_plugin(plugin_name)
-    # a class-conditional plugin (it declares conditioning inputs) trains on a folder per class
-    by_class = type(plugin).condition_inputs is not PluginBase.condition_inputs
+    # a class-conditional plugin (cgan: "unpaired", a folder per class) trains on a folder per
+    # class; an unconditional one ("single": dcgan, infogan, whose codes are unsupervised) on one
+    by_class = plugin.dataset_kind != "single"
     data = root / "digits"
     if not data.exists():
         make_digits(data, by_class=by_class)
     torch.manual_seed(seed)
-    cfg = config_from_dict(plugin.config_cls, {"data": data, **DIGITS_MODEL, **(model or {})})
+    # the shared small model's settings that this plugin's config has (infogan has no widths)
+    known = {f.name for f in dataclasses.fields(plugin.config_cls)}
+    shared = {k: v for k, v in DIGITS_MODEL.items() if k in known}
+    cfg = config_from_dict(plugin.config_cls, {"data": data, **shared, **(model or {})})
     run_dir = root / "run"
     options = {
         **DIGITS_TRAIN,

@@ -27,7 +27,15 @@ def sample_command(
             "--out", "-o", help="A grid image (name ending in .png/.jpg) or a folder of PNGs."
         ),
     ],
-    n: Annotated[int, typer.Option("-n", "--n", help="How many images.")] = 64,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "-n",
+            "--n",
+            help="How many images (with --vary: rows). \\[default: 64]",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the latents (same seed, same images).")
     ] = None,
@@ -42,6 +50,22 @@ def sample_command(
         str | None,
         typer.Option(
             "--class", help="Class to draw (a class-conditional model, cgan); default: random."
+        ),
+    ] = None,
+    code: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--code",
+            help="Fix a code or other input by name, NAME=VALUE, repeatable (InfoGAN: --code "
+            "c=3 --code c1=0.5); default: drawn per image.",
+        ),
+    ] = None,
+    vary: Annotated[
+        str | None,
+        typer.Option(
+            help="Write a traversal grid: this code along the columns, NAME=START:STOP:STEPS "
+            "(c1=-2:2:9) or a categorical NAME; rows: each category of a free categorical "
+            "code, else -n rows (default 8) of other noise.",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -59,7 +83,19 @@ def sample_command(
     from translate.inference.sampling import Sampler, save_samples
 
     sampler = Sampler.from_checkpoint(run, device=device, backend=backend)
-    images = sampler(n, seed=seed, truncation=truncation, class_name=class_name)
-    paths = save_samples(images, out, overwrite=overwrite)
+    columns = None
+    if vary is not None:
+        images, columns = sampler.traversal(
+            vary, rows=n, seed=seed, truncation=truncation, class_name=class_name, codes=code
+        )
+    else:
+        images = sampler(
+            64 if n is None else n,
+            seed=seed,
+            truncation=truncation,
+            class_name=class_name,
+            codes=code,
+        )
+    paths = save_samples(images, out, overwrite=overwrite, columns=columns)
     where = paths[0] if len(paths) == 1 else out
     typer.echo(f"wrote {len(images)} samples to {where}")

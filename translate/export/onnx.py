@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import inspect
 import io
 import json
 import logging
@@ -165,6 +166,16 @@ class _Half(nn.Module):
         return self.module(x.half(), *(c.half() for c in conditions)).float()
 
 
+def _group_varargs(module: nn.Module, shapes: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``shapes`` (one per input) as torch.export takes them for ``module.forward``: the inputs
+    that fill a ``*args`` parameter (``_Half``'s conditions, InfoGAN's codes) as one tuple."""
+    params = list(inspect.signature(module.forward).parameters.values())
+    for i, param in enumerate(params):
+        if param.kind is inspect.Parameter.VAR_POSITIONAL and len(shapes) > i:
+            return (*shapes[:i], tuple(shapes[i:]))
+    return shapes
+
+
 def _check_condition_names(conditions: Sequence[ConditionInput], plugin: str) -> None:
     names = [INPUT_NAME, OUTPUT_NAME, *(c.name for c in conditions)]
     clash = next((n for n in names if names.count(n) > 1 or not n.isidentifier()), None)
@@ -241,7 +252,7 @@ def export_proto(
                     wrapped,
                     args,
                     dynamo=True,
-                    dynamic_shapes=shapes,
+                    dynamic_shapes=_group_varargs(wrapped, shapes),
                     optimize=True,
                     verbose=False,
                     **kwargs,

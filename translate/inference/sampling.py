@@ -2,11 +2,13 @@
 
 ``Sampler.from_checkpoint(run)(64, seed=0, truncation=0.5)`` draws latents z ~ N(0, I) of the
 plugin's ``latent_shape`` and, for a model with conditioning inputs (``Plugin.condition_inputs``:
-cgan's class one-hot), their vectors (``class_name=`` or drawn per image), runs the generator
-on them and returns PIL images; ``save_samples`` writes them as one grid PNG or a folder of PNGs.
-What ``translate sample`` does. The generator runs on PyTorch or, for an ``.onnx`` file from
-``translate export`` (or ``backend="onnx"``), in ONNX Runtime, whose inputs are the latent and
-the condition vectors: the same seed gives the same latents on both.
+cgan's class one-hot, InfoGAN's codes), their vectors (``class_name=``, ``codes={"c": "3"}`` or
+drawn per image from each input's prior), runs the generator on them and returns PIL images;
+``traversal`` varies one code along a grid's columns (InfoGAN, Chen et al. 2016, Fig. 2);
+``save_samples`` writes them as one grid PNG or a folder of PNGs. What ``translate sample``
+does. The generator runs on PyTorch or, for an ``.onnx`` file from ``translate export`` (or
+``backend="onnx"``), in ONNX Runtime, whose inputs are the latent and the condition vectors:
+the same seed gives the same latents on both.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
 Image Synthesis", Sec. 3.1): every latent entry with |z| > T is resampled until none is, which
@@ -24,7 +26,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from translate.conditioning import check_name, did_you_mean, one_hots
+from translate.conditioning import (
+    check_name,
+    code_values,
+    did_you_mean,
+    draw,
+    one_hots,
+    parse_vary,
+)
 from translate.errors import ConfigError, OutputError
 
 __all__ = ["Sampler", "did_you_mean", "grid", "sample", "save_samples", "truncated_normal"]
@@ -34,6 +43,8 @@ CHUNK = 256
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 #: The option of a generating plugin's class input (``translate sample --class``).
 CLASS_OPTION = "class"
+#: Rows of a traversal grid without a free categorical code to give one row per category.
+TRAVERSAL_ROWS = 8
 
 
 def truncated_normal(
@@ -130,15 +141,20 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Mapping[str, str] | list[str] | None = None,
     ) -> tuple[Tensor, ...]:
         """The generator's inputs for ``n`` images, on the CPU: latents (n, *latent_shape),
-        then each conditioning vector (n, size): the class ``class_name`` when given, else a
-        class drawn uniformly per image (an attribute-like ``multi`` input: each entry on
-        with probability 1/2). The same ``seed`` gives the same inputs. Truncation applies to
-        the noise only."""
+        then each conditioning vector (n, size): the class ``class_name`` and the inputs that
+        ``codes`` names (``{"c": "3", "c1": "0.5"}`` or ``["c=3"]``) as given, every other
+        drawn per image from its prior (``translate.conditioning.draw``: a uniform class, each
+        attribute on with probability 1/2, U(low, high) for a continuous code). The same
+        ``seed`` gives the same inputs. Truncation applies to the noise only."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
         index = self.class_index(class_name) if class_name is not None else None
+        fixed = code_values(self.conditions, codes)
+        if index is not None and self.class_input is not None and self.class_input.name in fixed:
+            raise ConfigError(f"--code {self.class_input.name}: the class is given by --class too")
         gen = torch.Generator()
         if seed is None:
             gen.seed()
@@ -147,13 +163,56 @@ class Sampler:
         z = truncated_normal((n, *self.latent_shape), truncation, gen)
         vectors = []
         for cond in self.conditions:
-            if cond is self.class_input and index is not None:
+            if cond.name in fixed:
+                vectors.append(fixed[cond.name].expand(n, -1).clone())
+            elif cond is self.class_input and index is not None:
                 vectors.append(one_hots(cond, torch.full((n,), index)))
-            elif cond.multi:
-                vectors.append((torch.rand(n, cond.size, generator=gen) < 0.5).float())
             else:
-                vectors.append(one_hots(cond, torch.randint(0, cond.size, (n,), generator=gen)))
+                vectors.append(draw(cond, n, gen))
         return (z, *vectors)
+
+    def traversal(
+        self,
+        vary: str,
+        *,
+        rows: int | None = None,
+        seed: int | None = None,
+        truncation: float | None = None,
+        class_name: str | None = None,
+        codes: Mapping[str, str] | list[str] | None = None,
+    ) -> tuple[list[Image.Image], int]:
+        """A latent traversal (Chen et al. 2016, Fig. 2): the code ``vary`` names (``c1=-2:2:9``:
+        9 values from -2 to 2; ``c``: each category) along the columns, everything else fixed
+        along a row. Rows: one per category of the first categorical code that neither ``vary``
+        nor ``codes`` fixes (the same noise and codes in every row), or ``rows`` (default 8)
+        draws of the noise and free codes. Returns the images row by row and the columns."""
+        varied, values = parse_vary(self.conditions, vary)
+        fixed = code_values(self.conditions, codes)
+        if varied.name in fixed or (varied is self.class_input and class_name is not None):
+            raise ConfigError(f"--vary {varied.name}: also fixed by --code/--class")
+        taken = {varied.name, *fixed, *([self.class_input.name] if class_name else [])}
+        free = [c for c in self.conditions if not (c.continuous or c.multi or c.name in taken)]
+        by_category = free[0] if free and rows is None else None
+        count = by_category.size if by_category else rows or TRAVERSAL_ROWS
+        if count < 1:
+            raise ConfigError(f"n: must be at least 1, got {count}")
+        base = self.inputs(
+            1 if by_category else count,
+            seed=seed,
+            truncation=truncation,
+            class_name=class_name,
+            codes=codes,
+        )
+        base = tuple(t.expand(count, *t.shape[1:]).clone() for t in base)
+        columns = len(values)
+        inputs = [t.repeat_interleave(columns, 0) for t in base]
+        for i, cond in enumerate(self.conditions):
+            if cond is by_category:
+                inputs[1 + i] = torch.eye(count).repeat_interleave(columns, 0)
+            if cond is varied:
+                inputs[1 + i] = values.repeat(count, 1)
+        images = self.plugin.postprocess(self.generate(*inputs), self.plugin_cfg)
+        return images, columns
 
     def generate(self, z: Tensor, *conditions: Tensor) -> Tensor:
         """Latents (n, *latent_shape) and condition vectors (n, size) -> images (n, C, H, W) in
@@ -186,8 +245,11 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Mapping[str, str] | list[str] | None = None,
     ) -> Tensor:
-        inputs = self.inputs(n, seed=seed, truncation=truncation, class_name=class_name)
+        inputs = self.inputs(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
         return self.generate(*inputs)
 
     def __call__(
@@ -197,9 +259,13 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Mapping[str, str] | list[str] | None = None,
     ) -> list[Image.Image]:
-        """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` when given."""
-        x = self.sample_tensor(n, seed=seed, truncation=truncation, class_name=class_name)
+        """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` and with the
+        ``codes`` given, when given."""
+        x = self.sample_tensor(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
         return self.plugin.postprocess(x, self.plugin_cfg)
 
 
@@ -210,12 +276,13 @@ def sample(
     seed: int | None = None,
     truncation: float | None = None,
     class_name: str | None = None,
+    codes: Mapping[str, str] | list[str] | None = None,
     device: str = "cpu",
     backend: str | None = None,
 ) -> list[Image.Image]:
     """``n`` images from a generating model's checkpoint or ONNX export (``Sampler``)."""
     sampler = Sampler.from_checkpoint(checkpoint, device=device, backend=backend)
-    return sampler(n, seed=seed, truncation=truncation, class_name=class_name)
+    return sampler(n, seed=seed, truncation=truncation, class_name=class_name, codes=codes)
 
 
 def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
@@ -229,10 +296,16 @@ def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
     return sheet
 
 
-def save_samples(images: list[Image.Image], out: Path, *, overwrite: bool = False) -> list[Path]:
-    """A grid file when ``out`` ends in an image suffix, else a folder ``out`` of
-    ``sample_0000.png`` ...; written atomically, never over an existing file unless
-    ``overwrite``. Returns the paths written."""
+def save_samples(
+    images: list[Image.Image],
+    out: Path,
+    *,
+    overwrite: bool = False,
+    columns: int | None = None,
+) -> list[Path]:
+    """A grid file (``columns`` wide; default about square) when ``out`` ends in an image
+    suffix, else a folder ``out`` of ``sample_0000.png`` ...; written atomically, never over an
+    existing file unless ``overwrite``. Returns the paths written."""
     from translate.atomic import atomic_path
 
     out = Path(out)
@@ -240,7 +313,9 @@ def save_samples(images: list[Image.Image], out: Path, *, overwrite: bool = Fals
         if out.exists() and not overwrite:
             raise OutputError(f"{out}: exists; pass --overwrite to replace it")
         with atomic_path(out) as tmp:
-            grid(images).save(tmp, format=Image.registered_extensions()[out.suffix.lower()])
+            grid(images, columns).save(
+                tmp, format=Image.registered_extensions()[out.suffix.lower()]
+            )
         return [out]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")

@@ -3,11 +3,13 @@ new images.
 
 A checkpoint of a generating plugin is loaded as a ``Sampler`` (``translate sample``'s) instead
 of a ``Translator``. A request names ``n`` (at most ``--max-samples``), and optionally ``seed``,
-``class`` and ``truncation``; it runs in the inference pool like a translation, priced by its
-work: ``n`` times the bytes one sample needs, measured at start (the generator's live module
-outputs for one latent, as ``translate.serve.budget`` measures translators, times its slack,
-plus the sample's float and PIL copies and its share of the grid), so the pool's memory budget
-bounds sampling exactly as it bounds translation.
+``class``, ``truncation`` and ``code`` (repeated ``NAME=VALUE``: InfoGAN's codes, as ``translate
+sample --code``; the model's list under ``codes`` in ``GET /v1/models``); it runs in the
+inference pool like a translation, priced by its work: ``n`` times the bytes one sample needs,
+measured at start (the generator's live module outputs for one latent, as
+``translate.serve.budget`` measures translators, times its slack, plus the sample's float and
+PIL copies and its share of the grid), so the pool's memory budget bounds sampling exactly as
+it bounds translation.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
+from translate.conditioning import code_values, to_json
 from translate.errors import ConfigError
 from translate.serve.admission import await_result
 from translate.serve.budget import (
@@ -62,6 +65,7 @@ class SampleRequest:
     class_name: str | None
     truncation: float | None
     format: str
+    codes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -105,6 +109,7 @@ class ServedGenerator:
         truncation: float | None,
         format: str,
         max_samples: int,
+        codes: tuple[str, ...] = (),
     ) -> SampleRequest:
         """The request's parameters, or a ``ConfigError`` (422) naming the bad one."""
         if not 1 <= n <= max_samples:
@@ -113,7 +118,8 @@ class ServedGenerator:
             raise ConfigError(f"truncation: must be > 0, got {truncation}")
         if class_name is not None:
             self.sampler.class_index(class_name)  # unknown class: one line, did-you-mean
-        return SampleRequest(n, seed, class_name, truncation, format)
+        code_values(self.sampler.conditions, list(codes))  # unknown code, value out of range
+        return SampleRequest(n, seed, class_name, truncation, format, tuple(codes))
 
     def render(self, request: SampleRequest) -> tuple[bytes, tuple[int, int]]:
         """The samples as one grid image, encoded; and the grid's size."""
@@ -124,6 +130,7 @@ class ServedGenerator:
             seed=request.seed,
             truncation=request.truncation,
             class_name=request.class_name,
+            codes=list(request.codes),
         )
         sheet = grid(images)
         return encode(sheet, request.format), sheet.size
@@ -139,6 +146,7 @@ class ServedGenerator:
             "device": str(self.sampler.device),
             "latent_shape": list(self.sampler.latent_shape),
             "classes": list(self.sampler.classes),
+            "codes": [to_json(c) for c in self.sampler.conditions],
             "limits": {"max_samples": max_samples},
         }
 
@@ -226,6 +234,13 @@ def add_sample_route(
         format: Annotated[
             str | None, Query(description="png (default), jpeg or webp; or send Accept")
         ] = None,
+        code: Annotated[
+            list[str] | None,
+            Query(
+                description="an input fixed by name, NAME=VALUE, repeatable (InfoGAN: c=3, "
+                "c1=0.5; the model's under codes in GET /v1/models); default: drawn per image"
+            ),
+        ] = None,
     ) -> Response:
         started = time.perf_counter()
         generator = samplers.get(name)
@@ -238,7 +253,7 @@ def add_sample_route(
         n = min(DEFAULT_SAMPLES, config.max_samples) if n is None else n
         sample = generator.check(
             n=n, seed=seed, class_name=class_name, truncation=truncation, format=fmt,
-            max_samples=config.max_samples,
+            max_samples=config.max_samples, codes=tuple(code or ()),
         )  # fmt: skip
         pool: InferencePool | None = request.app.state.pool
         if pool is None:
