@@ -19,12 +19,11 @@ from translate_infogan import InfoGANConfig
 from translate_infogan.nets import information_loss
 from typer.testing import CliRunner
 
+from tests.conftest import train_tiny
 from tests.test_cli import assert_user_error
 from tests.test_evaluation import inception_weights as inception_weights_file
 from tests.test_objectives_by_hand import frozen_trainer
 from translate.cli.main import app
-from translate.config import GANConfig, TrainConfig, config_from_dict
-from translate.engine.loop import Trainer
 from translate.inference.sampling import Sampler, grid
 from translate.metrics.clusters import cluster_accuracy
 from translate.registry import load_plugin
@@ -38,15 +37,7 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 def tiny_run(root: Path, **model: object) -> Path:
     data = make_single(root / "data", n=4, size=16)
     cfg = InfoGANConfig(data=data, image_size=16, latent_dim=8, categories=3, **model)
-    plugin = load_plugin("infogan")
-    train_cfg = config_from_dict(
-        TrainConfig,
-        {"max_steps": 2, "batch_size": 4, "progress": False, "device": "cpu",
-         "run_dir": root / "run", "sample_every": 2},
-    )  # fmt: skip
-    gan = config_from_dict(GANConfig, dict(plugin.gan_defaults))
-    Trainer(plugin, cfg, train_cfg, gan, run_dir=root / "run").run()
-    return root / "run"
+    return train_tiny("infogan", cfg, root / "run")
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +308,21 @@ def test_the_categorical_code_learns_the_digit_classes_unsupervised(
     before, after = q_cluster_accuracy(untrained), q_cluster_accuracy(trained)
     assert before < 0.35, before
     assert after >= 0.7, f"Hungarian accuracy {after:.3f} (untrained: {before:.3f})"
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_resume_draws_the_same_codes(tmp_path: Path) -> None:
+    """The codes are drawn every step: a run stopped by Ctrl-C after a random step and resumed
+    ends bit-identical to one never stopped (the engine's RNG state covers the draws)."""
+    import random
+
+    from tests.test_resume import LOOP, STEPS, assert_same_final_state, interrupt_then_resume
+    from translate.engine.loop import prepare
+
+    data = make_single(tmp_path / "data", n=4, size=16)
+    options = {**LOOP, "data": data, "image_size": 16, "latent_dim": 8, "categories": 3,
+               "batch_size": 2}  # fmt: skip
+    stop = random.randint(1, STEPS - 1)
+    prepare("infogan", run_dir=tmp_path / "straight", **options).run()
+    interrupt_then_resume(prepare("infogan", run_dir=tmp_path / "split", **options), stop)
+    assert_same_final_state(tmp_path / "straight", tmp_path / "split", STEPS, stop)
