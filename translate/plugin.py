@@ -172,6 +172,10 @@ class PluginBase(Generic[C]):
     #: module maps a latent (B, *latent_shape(cfg)) drawn from N(0, I) to images (B, 3, H, W)
     #: in [-1, 1]; ``translate sample`` uses it, and its ONNX export takes the latent as input.
     generates: ClassVar[bool] = False
+    #: A generating plugin that also maps images back to its latents (bigan's encoder E):
+    #: ``translate encode`` writes ``encoder_module``'s latents, ``translate run`` returns the
+    #: reconstruction G(E(x)), ``translate export --encoder`` exports E.
+    encodes: ClassVar[bool] = False
     #: Per-plugin defaults for the core configs (e.g. the paper's objective and step count).
     train_defaults: ClassVar[Mapping[str, Any]] = {}
     gan_defaults: ClassVar[Mapping[str, Any]] = {}
@@ -223,6 +227,21 @@ class PluginBase(Generic[C]):
         """Shape of one latent of a generating plugin (``generates``), e.g. (Z, 1, 1)."""
         raise NotImplementedError(f"plugin {self.name} does not generate from a latent")
 
+    def latent_prior(self, cfg: C) -> Literal["normal", "uniform"]:
+        """What a generating plugin's latents are drawn from: ``normal``, N(0, I) (truncation
+        applies), or ``uniform``, U(-1, 1) per entry (BiGAN's). Optional: normal."""
+        return "normal"
+
+    def encoder_module(self, models: Mapping[str, nn.Module], cfg: C) -> nn.Module:
+        """An encoding plugin's (``encodes``) E: images (B, 3, S, S) in [-1, 1], S =
+        ``encoder_size(cfg)``, -> latents (B, *latent_shape(cfg)) that the inference module
+        takes, so that inference_module(encoder_module(x)) is the reconstruction G(E(x))."""
+        raise NotImplementedError(f"plugin {self.name} has no encoder")
+
+    def encoder_size(self, cfg: C) -> int:
+        """The side of the square images ``encoder_module`` takes (inputs are resized to it)."""
+        raise NotImplementedError(f"plugin {self.name} has no encoder")
+
     def condition_inputs(self, cfg: C) -> tuple[ConditionInput, ...]:
         """Conditioning vectors the inference module takes after its image or latent, in
         order (stargan: the target label; cgan: the class one-hot): its forward is then
@@ -237,7 +256,7 @@ class PluginBase(Generic[C]):
         preprocess refuses that image overrides it."""
         from PIL import Image
 
-        if self.generates:
+        if self.generates and not self.encodes:  # an encoding plugin also takes images
             return self.latent_shape(cfg)[0]
 
         req = self.size_requirements(cfg)

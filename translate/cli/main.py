@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 import translate
 from translate.cli.compress import compress_command
+from translate.cli.encode import encode_command
 from translate.cli.errors import report_errors
 from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
@@ -256,6 +257,13 @@ def export_command(
     exporter: Annotated[
         str, typer.Option(help="dynamo (torch.export) or torchscript (legacy tracer).")
     ] = "dynamo",
+    encoder: Annotated[
+        bool,
+        typer.Option(
+            "--encoder",
+            help="Export the encoder (bigan: images -> latents) instead of the generator.",
+        ),
+    ] = False,
 ) -> None:
     """Export a model to ONNX (dynamic batch and size, metadata), checked against PyTorch.
     Plugin options (e.g. --direction b2a) follow."""
@@ -266,9 +274,18 @@ def export_command(
         raise ConfigError(f"unexpected argument {ctx.args[0]!r}")
     options = plugin_options(checkpoint, list(ctx.args), core=core_options(ctx))
     typer.echo(f"exporting {checkpoint} ...", err=True)
-    result = export_onnx(
-        checkpoint, out, options=options, fp16=fp16, opset=opset, exporter=exporter
-    )
+    if encoder:
+        from translate.inference.encoding import export_encoder
+
+        if options or fp16 or exporter != "dynamo":
+            raise ConfigError(
+                "--encoder: exports the fp32 encoder with dynamo; give no other options"
+            )
+        result = export_encoder(checkpoint, out, opset=opset)
+    else:
+        result = export_onnx(
+            checkpoint, out, options=options, fp16=fp16, opset=opset, exporter=exporter
+        )
     typer.echo(result.summary(), err=True)
     typer.echo(str(result.path))
 
@@ -278,6 +295,7 @@ app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("runs")(runs_command)
 app.command("sample")(sample_command)
+app.command("encode")(encode_command)
 app.command("compress")(compress_command)
 
 

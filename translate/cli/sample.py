@@ -1,4 +1,5 @@
-"""``translate sample``: new images from a generating model (dcgan, cgan), a grid or a folder.
+"""``translate sample``: new images from a generating model (dcgan, cgan, infogan, bigan), a
+grid or a folder.
 
 A thin wrapper over ``translate.inference.sampling`` (``Sampler``, ``save_samples``)."""
 

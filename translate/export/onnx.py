@@ -65,12 +65,18 @@ from translate.export.parity import (
     parity_cases,
     parity_inputs,
 )
-from translate.loading.model import LoadedModel, uses_instance_norm
+from translate.loading.model import LoadedModel, latent_prior, uses_instance_norm
 from translate.loading.onnx_file import PRODUCER, REQUIRED_KEYS, read_metadata
 from translate.loading.onnx_file import first_line as _first_line
 from translate.plugin import ConditionInput, SizeRequirements
 
-__all__ = ["PRODUCER", "REQUIRED_KEYS", "ExportResult", "export_loaded", "export_onnx"]
+__all__ = [
+    "PRODUCER",
+    "REQUIRED_KEYS",
+    "ExportResult",
+    "export_loaded",
+    "export_onnx",
+]
 __all__ += ["check_parity", "read_metadata"]  # from translate.export.parity / translate.loading
 
 log = logging.getLogger(__name__)
@@ -366,8 +372,12 @@ def export_loaded(
     fp16: bool = False,
     opset: int | None = None,
     exporter: str = "dynamo",
+    input_shape: Sequence[int] | None = None,
+    metadata_extra: dict[str, str] | None = None,
 ) -> ExportResult:
-    """Export an already loaded model; the file appears at ``out`` only once it passed."""
+    """Export an already loaded model; the file appears at ``out`` only once it passed.
+    ``input_shape``: the module takes a fixed-size input (B, *input_shape) (an encoder's
+    images), noted in ``metadata_extra``, instead of images of any size or latents."""
     import onnx
 
     start = time.perf_counter()
@@ -383,6 +393,7 @@ def export_loaded(
     _check_condition_names(conditions, loaded.plugin.name)
     # a generating plugin's module maps latents (B, *latent_shape) to images
     latent = loaded.plugin.latent_shape(loaded.plugin_cfg) if _generates(loaded) else None
+    latent = tuple(input_shape) if input_shape is not None else latent
     batch = parity_batch(conditions)
     inputs = parity_inputs(req, in_ch, batch) if latent is None else latent_inputs(latent, batch)
     cases = parity_cases(inputs, conditions)
@@ -416,8 +427,10 @@ def export_loaded(
         exporter=exporter,
         instance_norm=uses_instance_norm(module),
     )
-    if latent is not None:
+    if latent is not None and input_shape is None:
         metadata["latent_shape"] = json.dumps(list(latent))
+        metadata["latent_prior"] = latent_prior(loaded.plugin, loaded.plugin_cfg)
+    metadata.update(metadata_extra or {})
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)

@@ -1,8 +1,9 @@
 """``Sampler``: a generating model (``plugin.generates``: dcgan, cgan) as a source of images.
 
 ``Sampler.from_checkpoint(run)(64, seed=0, truncation=0.5)`` draws latents z ~ N(0, I) of the
-plugin's ``latent_shape`` and, for a model with conditioning inputs (``Plugin.condition_inputs``:
-cgan's class one-hot, InfoGAN's codes), their vectors (``class_name=``, ``codes={"c": "3"}`` or
+plugin's ``latent_shape`` (U(-1, 1) for a plugin whose ``latent_prior`` is uniform: bigan)
+and, for a model with conditioning inputs (``Plugin.condition_inputs``: cgan's class one-hot,
+InfoGAN's codes), their vectors (``class_name=``, ``codes={"c": "3"}`` or
 drawn per image from each input's prior), runs the generator on them and returns PIL images;
 ``traversal`` varies one code along a grid's columns (InfoGAN, Chen et al. 2016, Fig. 2);
 ``save_samples`` writes them as one grid PNG or a folder of PNGs. What ``translate sample``
@@ -35,6 +36,7 @@ from translate.conditioning import (
     parse_vary,
 )
 from translate.errors import ConfigError, OutputError
+from translate.loading.model import latent_prior
 
 __all__ = ["Sampler", "did_you_mean", "grid", "sample", "save_samples", "truncated_normal"]
 
@@ -99,6 +101,8 @@ class Sampler:
             loaded.latent_shape if onnx else plugin.latent_shape(self.plugin_cfg)
         )
         self.conditions = tuple(loaded.conditions)
+        #: what latents are drawn from (``Plugin.latent_prior``): normal, or uniform in [-1, 1]
+        self.prior = loaded.latent_prior if onnx else latent_prior(plugin, self.plugin_cfg)
         self.backend = _backend(loaded, device)
         named = [c for c in self.conditions if c.option == CLASS_OPTION]
         self.class_input = named[0] if named else None
@@ -160,7 +164,13 @@ class Sampler:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        z = truncated_normal((n, *self.latent_shape), truncation, gen)
+        if self.prior == "uniform":  # truncated at T: entries resampled into [-T, T]
+            if truncation is not None and not truncation > 0:
+                raise ConfigError(f"truncation: must be > 0, got {truncation}")
+            bound = min(1.0, truncation) if truncation is not None else 1.0
+            z = (torch.rand((n, *self.latent_shape), generator=gen) * 2 - 1) * bound
+        else:
+            z = truncated_normal((n, *self.latent_shape), truncation, gen)
         vectors = []
         for cond in self.conditions:
             if cond.name in fixed:
