@@ -5,7 +5,6 @@ reads better than a random encoder's, with closer reconstructions."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.conftest import train_tiny
 from tests.test_cli import assert_user_error
 from tests.test_evaluation import inception_weights as inception_weights_file
 from tests.test_objectives_by_hand import frozen_trainer
+from tests.test_serve_sampling import served_samples
 from translate.cli.main import app
 from translate.inference.encoding import Encoder
 from translate.inference.sampling import Sampler, grid
@@ -185,22 +185,9 @@ def test_encoder_export_matches_pytorch_and_is_refused_by_sample(
 
 
 def test_service_samples_the_generator(run_dir: Path) -> None:
-    pytest.importorskip("fastapi")
-    from fastapi.testclient import TestClient
-
-    from translate.serve.app import create_app
-    from translate.serve.config import ServeConfig
-    from translate.serve.server import load_models
-
-    (served,) = load_models(checkpoints=[f"bi={run_dir}"])
-    served.warm_up()
-    app_ = create_app([], ServeConfig(max_samples=8, access_log=False), generators=[served])
-    with TestClient(app_) as client:
-        res = client.get("/v1/models/bi/sample", params={"n": 4, "seed": 1})
-        assert res.status_code == 200, res.text
-        got = np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB"))
-        want = grid(Sampler.from_checkpoint(run_dir)(4, seed=1))
-        assert np.array_equal(got, np.asarray(want))
+    got, entry = served_samples(run_dir, {"n": 4, "seed": 1})
+    assert np.array_equal(got, np.asarray(grid(Sampler.from_checkpoint(run_dir)(4, seed=1))))
+    assert entry["plugin"] == "bigan" and entry["latent_shape"] == [8]
 
 
 def test_eval_reports_fid_and_reconstruction(

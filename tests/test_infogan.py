@@ -5,7 +5,6 @@ categorical code learning the digits' classes without labels."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.conftest import train_tiny
 from tests.test_cli import assert_user_error
 from tests.test_evaluation import inception_weights as inception_weights_file
 from tests.test_objectives_by_hand import frozen_trainer
+from tests.test_serve_sampling import served_samples
 from translate.cli.main import app
 from translate.inference.sampling import Sampler, grid
 from translate.metrics.clusters import cluster_accuracy
@@ -233,29 +233,13 @@ def test_onnx_export_takes_the_codes_as_inputs(run_dir: Path, tmp_path: Path) ->
 
 
 def test_service_request_with_codes(run_dir: Path) -> None:
-    pytest.importorskip("fastapi")
-    from fastapi.testclient import TestClient
-
-    from translate.serve.app import create_app
-    from translate.serve.config import ServeConfig
-    from translate.serve.server import load_models
-
-    (served,) = load_models(checkpoints=[f"info={run_dir}"])
-    served.warm_up()
-    app_ = create_app([], ServeConfig(max_samples=8, access_log=False), generators=[served])
-    with TestClient(app_) as client:
-        url = "/v1/models/info/sample"
-        res = client.get(url, params={"n": 4, "seed": 2, "code": ["c=1", "c1=0.5"]})
-        assert res.status_code == 200, res.text
-        got = np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB"))
-        sampler = Sampler.from_checkpoint(run_dir)
-        want = grid(sampler(4, seed=2, codes={"c": "1", "c1": "0.5"}))
-        assert np.array_equal(got, np.asarray(want))
-        (entry,) = client.get("/v1/models").json()["generators"]
-        assert [c["name"] for c in entry["codes"]] == ["c", "c1", "c2"]
-        assert entry["codes"][1]["continuous"] and entry["codes"][1]["low"] == -1
-        bad = client.get(url, params={"code": "c1=5"})
-        assert bad.status_code == 422 and "--code c1: 5 is outside" in bad.json()["error"]
+    got, entry = served_samples(run_dir, {"n": 4, "seed": 2}, codes=["c=1", "c1=0.5"])
+    want = grid(Sampler.from_checkpoint(run_dir)(4, seed=2, codes={"c": "1", "c1": "0.5"}))
+    assert np.array_equal(got, np.asarray(want))
+    assert [c["name"] for c in entry["codes"]] == ["c", "c1", "c2"]
+    assert entry["codes"][1]["continuous"] and entry["codes"][1]["low"] == -1
+    with pytest.raises(AssertionError, match=r"--code c1: 5 is outside"):
+        served_samples(run_dir, {"n": 1}, codes=["c1=5"])  # 422, one line
 
 
 def test_eval_reports_fid_code_recovery_and_cluster_accuracy(

@@ -118,3 +118,16 @@ def test_an_onnx_export_is_served_for_sampling(generator: ServedGenerator, tmp_p
     )
     diff = np.abs(np.asarray(got.convert("RGB"), np.int16) - np.asarray(expected, np.int16))
     assert diff.max() <= 1
+
+
+def served_samples(run_dir: Path, params: dict, codes: list[str] | None = None) -> tuple:
+    """Serve ``run_dir`` in-process (TestClient), request ``/sample`` with ``params`` (and
+    repeated ``code``s); the response's grid as an array and the listing's generator entry."""
+    (served,) = load_models(checkpoints=[f"m={run_dir}"])
+    served.warm_up()
+    app = create_app([], ServeConfig(max_samples=8, access_log=False), generators=[served])
+    with TestClient(app) as c:
+        res = c.get("/v1/models/m/sample", params={**params, "code": codes or []})
+        assert res.status_code == 200, res.text
+        (entry,) = c.get("/v1/models").json()["generators"]
+    return np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB")), entry

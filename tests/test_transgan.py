@@ -4,14 +4,12 @@ sampling, the service and evaluation, and (slow) KID on the digits falling with 
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from translate_transgan import TransGANConfig
 from translate_transgan.nets import Block, Discriminator, Generator
 from typer.testing import CliRunner
@@ -19,6 +17,7 @@ from typer.testing import CliRunner
 from tests.conftest import train_tiny
 from tests.test_cli import assert_user_error
 from tests.test_evaluation import inception_weights as inception_weights_file
+from tests.test_serve_sampling import served_samples
 from translate.cli.main import app
 from translate.config import GANConfig, config_from_dict
 from translate.inference.sampling import Sampler, grid
@@ -122,21 +121,8 @@ def test_bad_options_are_one_line(tmp_path: Path, args: list[str], needle: str) 
 
 
 def test_service_samples(run_dir: Path) -> None:
-    pytest.importorskip("fastapi")
-    from fastapi.testclient import TestClient
-
-    from translate.serve.app import create_app
-    from translate.serve.config import ServeConfig
-    from translate.serve.server import load_models
-
-    (served,) = load_models(checkpoints=[f"tg={run_dir}"])
-    served.warm_up()
-    app_ = create_app([], ServeConfig(max_samples=8, access_log=False), generators=[served])
-    with TestClient(app_) as client:
-        res = client.get("/v1/models/tg/sample", params={"n": 4, "seed": 1})
-        assert res.status_code == 200, res.text
-        got = np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB"))
-        assert np.array_equal(got, np.asarray(grid(Sampler.from_checkpoint(run_dir)(4, seed=1))))
+    got, _ = served_samples(run_dir, {"n": 4, "seed": 1})
+    assert np.array_equal(got, np.asarray(grid(Sampler.from_checkpoint(run_dir)(4, seed=1))))
 
 
 def test_eval_reports_fid_and_kid(run_dir: Path, inception_weights: Path, tmp_path: Path) -> None:

@@ -148,22 +148,14 @@ class TransGANPlugin(PluginBase[TransGANConfig]):
         return (cfg.latent_dim,)
 
     def train_step(self, ctx: StepContext, batch: Any, cfg: TransGANConfig) -> dict[str, float]:
+        """The core's game (default WGAN-GP on DiffAugmented images) between the transformers."""
         import torch
 
-        G, D = ctx.models["G"], ctx.models["D"]
+        from translate.engine.context import unconditional_gan_step
+
         real = batch["image"]  # (B, 3, S, S) in [-1, 1]
         z = torch.randn(real.shape[0], cfg.latent_dim, device=real.device)
-        with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
-            fake = G(z)
-        with ctx.autocast():  # the core's WGAN-GP critic loss on DiffAugmented images
-            loss_d, logs = ctx.gan.discriminator_loss(D, real, fake)
-        ctx.optimize("D", loss_d)
-        if not ctx.update_generator:
-            return logs
-        with ctx.frozen("D"), ctx.autocast():
-            loss_g, logs_g = ctx.gan.generator_loss(D, fake, real, paired=False)
-        ctx.optimize("G", loss_g)
-        return {**logs, **logs_g}
+        return unconditional_gan_step(ctx, real, z)
 
     def inference_module(
         self, models: Mapping[str, nn.Module], cfg: TransGANConfig, opts: Any
