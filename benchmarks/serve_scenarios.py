@@ -19,7 +19,7 @@ import collections
 import time
 from typing import Any
 
-from serve_load import make_images, percentile, run_load
+from serve_client import make_images, percentile, run_load
 
 from translate.serve.process import ServerProcess
 

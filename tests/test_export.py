@@ -21,7 +21,6 @@ from translate.config import GANConfig
 from translate.engine import checkpoint as ckpt
 from translate.engine.loop import prepare
 from translate.errors import CheckpointError, ConfigError, DataError
-from translate.export import onnx as onnx_export
 from translate.export.onnx import (
     FP16_TOLERANCE,
     FP32_TOLERANCE,
@@ -30,6 +29,7 @@ from translate.export.onnx import (
     read_metadata,
 )
 from translate.inference.translator import Translator
+from translate.loading import onnx_export
 from translate.registry import discover
 from translate.testing import make_paired, make_unpaired
 

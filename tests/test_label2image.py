@@ -11,7 +11,11 @@ import pytest
 import torch
 from PIL import Image
 from translate_label2image import Label2ImageConfig, plugin
-from translate_label2image.palette import (
+from typer.testing import CliRunner
+
+from tests.test_cli import assert_user_error
+from translate.cli.main import app
+from translate.data.palette import (
     colours_to_ids,
     default_palette,
     estimate_palette,
@@ -20,10 +24,6 @@ from translate_label2image.palette import (
     palette_array,
     to_hex,
 )
-from typer.testing import CliRunner
-
-from tests.test_cli import assert_user_error
-from translate.cli.main import app
 from translate.engine.loop import prepare
 from translate.errors import ConfigError, DataError
 from translate.testing import LABEL_COLOURS, PHOTO_COLOURS, label_pair, make_labels

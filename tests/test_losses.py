@@ -19,6 +19,8 @@ from translate.losses import (
     GANObjective,
     adversarial_loss,
     charbonnier_loss,
+    cycle_loss,
+    identity_loss,
     l1_loss,
     r1_penalty,
     r2_penalty,
@@ -276,6 +278,18 @@ def test_reconstruction_losses() -> None:
         l1_loss(a, b[0])
     with pytest.raises(ValueError, match="eps"):
         charbonnier_loss(a, b, eps=0.0)
+
+
+def test_cycle_and_identity_terms_by_hand() -> None:
+    """CycleGAN Eq. 2 and Sec. 5.2: mean |reconstruction - real| and mean |G(y) - y|, with a
+    half-precision generator output compared in float32."""
+    real = torch.tensor([[0.5, -1.0], [0.25, 1.0]])
+    rec = torch.tensor([[0.0, -1.0], [1.0, 0.5]], dtype=torch.float16)
+    by_hand = (0.5 + 0.0 + 0.75 + 0.5) / 4
+    assert cycle_loss(rec, real).dtype == torch.float32
+    assert cycle_loss(rec, real).item() == pytest.approx(by_hand)
+    assert identity_loss(rec, real).item() == pytest.approx(by_hand)
+    assert cycle_loss(real, real).item() == 0.0
 
 
 # ------------------------------------------------------------------ objective

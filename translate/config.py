@@ -157,14 +157,16 @@ WGAN_GP_BETAS = (0.0, 0.9)
 WGAN_GP_N_CRITIC = 5
 
 
-@dataclass(frozen=True)
-class GANConfig:
-    """The adversarial objective and its regularisers and stabilisers; applies to every plugin.
+# ---------------------------------------------------------------------------- GANConfig groups
+# GANConfig composes one small frozen dataclass per concern by inheritance: same fields,
+# options, gan_defaults keys and meta.json. Adding a group: docs/architecture.md. They live
+# here, not in translate/losses or translate/engine (which import torch; this module must not).
 
-    Options left at ``None`` take the chosen family's default (``effective_*`` properties), so an
-    explicit value always wins. Nonsensical combinations raise a one-line ``ConfigError``; the
-    README's "GAN objectives" section lists what combines.
-    """
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The adversarial objective (read by ``translate.losses.objective``) and the optimiser
+    and step ratio its family prescribes (read by ``translate.engine``)."""
 
     gan_loss: str = opt(
         "nonsaturating",
@@ -173,18 +175,6 @@ class GANConfig:
         "--n-critic 5; wgan-gp to Adam --lr 1e-4, --beta1 0, --beta2 0.9, --n-critic 5 and "
         "--gp-weight 10 (both: --lr-d as --lr), unless given.",
         choices=GAN_LOSSES,
-    )
-    gp_weight: float | None = opt(
-        None,
-        "One-centred gradient penalty on real/fake interpolates (Gulrajani et al. 2017); "
-        "default 10 for wgan-gp, else 0.",
-    )
-    r1_gamma: float = opt(0.0, "R1 zero-centred gradient penalty on real data (gamma).")
-    r2_gamma: float = opt(0.0, "R2 zero-centred gradient penalty on generated data (gamma).")
-    penalty_interval: int = opt(
-        1,
-        "Lazy regularisation: apply the gradient penalties every N steps, weighted by N "
-        "(Karras et al. 2020; StyleGAN2 uses 16 for R1).",
     )
     label_smoothing: float = opt(
         0.0, "One-sided label smoothing: real target 1 - s (minimax/nonsaturating/lsgan)."
@@ -202,6 +192,82 @@ class GANConfig:
     optimizer: OptimizerName = opt(
         "auto", "Optimiser of every group: auto (RMSprop for wgan, else Adam), adam or rmsprop."
     )
+
+    def __post_init__(self) -> None:
+        check(
+            self.gan_loss in GAN_LOSSES,
+            "gan_loss",
+            f"unknown objective {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}",
+        )
+        check(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        check(self.clip_value is None or self.clip_value >= 0, "clip_value", "must be >= 0")
+        check(self.n_critic is None or self.n_critic >= 1, "n_critic", "must be at least 1")
+        check(
+            self.optimizer in ("auto", "adam", "rmsprop"),
+            "optimizer",
+            "must be auto, adam or rmsprop",
+        )
+
+    # -- effective values (family defaults for options left unset)
+    @property
+    def effective_clip_value(self) -> float:
+        if self.clip_value is not None:
+            return self.clip_value
+        return WGAN_CLIP if self.gan_loss == "wgan" else 0.0
+
+    @property
+    def effective_n_critic(self) -> int:
+        if self.n_critic is not None:
+            return self.n_critic
+        if self.gan_loss == "wgan":
+            return WGAN_N_CRITIC
+        return WGAN_GP_N_CRITIC if self.gan_loss == "wgan-gp" else 1
+
+    @property
+    def effective_optimizer(self) -> str:
+        if self.optimizer != "auto":
+            return self.optimizer
+        return "rmsprop" if self.gan_loss == "wgan" else "adam"
+
+    @property
+    def family_train_defaults(self) -> dict[str, Any]:
+        """TrainConfig values the family's paper prescribes, applied where the user gave none
+        (both WGAN papers use one learning rate for G and D: ``lr_d`` unset)."""
+        if self.gan_loss == "wgan":
+            return {"lr": WGAN_LR, "lr_d": None}
+        if self.gan_loss == "wgan-gp":
+            beta1, beta2 = WGAN_GP_BETAS
+            return {"lr": WGAN_GP_LR, "lr_d": None, "beta1": beta1, "beta2": beta2}
+        return {}
+
+
+@dataclass(frozen=True)
+class PenaltyConfig:
+    """Gradient penalties on D (read by ``translate.losses.regularizers`` via the objective)."""
+
+    gp_weight: float | None = opt(
+        None,
+        "One-centred gradient penalty on real/fake interpolates (Gulrajani et al. 2017); "
+        "default 10 for wgan-gp, else 0.",
+    )
+    r1_gamma: float = opt(0.0, "R1 zero-centred gradient penalty on real data (gamma).")
+    r2_gamma: float = opt(0.0, "R2 zero-centred gradient penalty on generated data (gamma).")
+    penalty_interval: int = opt(
+        1,
+        "Lazy regularisation: apply the gradient penalties every N steps, weighted by N "
+        "(Karras et al. 2020; StyleGAN2 uses 16 for R1).",
+    )
+
+    def __post_init__(self) -> None:
+        check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
+        check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
+        check(self.penalty_interval >= 1, "penalty_interval", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """Architectural transforms of the networks (read by ``translate.engine.transforms``)."""
+
     spectral_norm: SpectralNormTarget = opt(
         "none",
         "Spectral normalisation of every conv/linear layer (Miyato et al. 2018): "
@@ -220,6 +286,23 @@ class GANConfig:
         "Minibatch standard-deviation layer before D's last layer, over groups of N samples "
         "(Karras et al. 2018 use 4; 0: off; needs --batch-size >= 2).",
     )
+
+    def __post_init__(self) -> None:
+        check(
+            self.spectral_norm in ("none", "d", "both"), "spectral_norm", "must be none, d or both"
+        )
+        check(
+            self.self_attention in ("none", "d", "g", "both"),
+            "self_attention",
+            "must be none, d, g or both",
+        )
+        check(self.minibatch_std >= 0, "minibatch_std", "must be >= 0 (0: off)")
+
+
+@dataclass(frozen=True)
+class StabiliserConfig:
+    """Extra terms and noise that steady training (read by ``translate.losses.objective``)."""
+
     feature_matching: float = opt(
         0.0,
         "Weight of the feature-matching loss on D's features (pix2pixHD, Wang et al. 2018; "
@@ -233,53 +316,30 @@ class GANConfig:
     instance_noise_steps: int = opt(
         0, "Steps over which --instance-noise anneals to 0 (0: the whole run)."
     )
-    diff_augment: str = opt(
-        "",
-        "DiffAugment policy for D's real and fake inputs alike (Zhao et al. 2020): "
-        "comma-separated subset of " + ", ".join(DIFF_AUGMENT_POLICIES) + ".",
-    )
     ortho_reg: float = opt(
         0.0,
         "Orthogonal regularisation of the generators' weights with this weight (BigGAN's "
         "off-diagonal form, Brock et al. 2019, Eq. 3; they use 1e-4; 0: off).",
     )
-    ema_decay: float = opt(
-        0.0,
-        "Keep an exponential moving average of the generators' weights with this decay "
-        "(e.g. 0.999; 0: off); used for samples, run and export.",
-    )
 
     def __post_init__(self) -> None:
-        check(
-            self.gan_loss in GAN_LOSSES,
-            "gan_loss",
-            f"unknown objective {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}",
-        )
-        check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
-        check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
-        check(self.penalty_interval >= 1, "penalty_interval", "must be at least 1")
-        check(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
-        check(self.clip_value is None or self.clip_value >= 0, "clip_value", "must be >= 0")
-        check(self.n_critic is None or self.n_critic >= 1, "n_critic", "must be at least 1")
-        check(
-            self.optimizer in ("auto", "adam", "rmsprop"),
-            "optimizer",
-            "must be auto, adam or rmsprop",
-        )
-        check(
-            self.spectral_norm in ("none", "d", "both"), "spectral_norm", "must be none, d or both"
-        )
-        check(
-            self.self_attention in ("none", "d", "g", "both"),
-            "self_attention",
-            "must be none, d, g or both",
-        )
-        check(self.minibatch_std >= 0, "minibatch_std", "must be >= 0 (0: off)")
         check(self.feature_matching >= 0, "feature_matching", "must be >= 0")
         check(self.instance_noise >= 0, "instance_noise", "must be >= 0")
         check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")
-        check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
         check(self.ortho_reg >= 0, "ortho_reg", "must be >= 0 (0: off)")
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """Augmentation of D's inputs (read by ``translate.losses.augment``)."""
+
+    diff_augment: str = opt(
+        "",
+        "DiffAugment policy for D's real and fake inputs alike (Zhao et al. 2020): "
+        "comma-separated subset of " + ", ".join(DIFF_AUGMENT_POLICIES) + ".",
+    )
+
+    def __post_init__(self) -> None:
         unknown = [p for p in self.diff_augment_policy if p not in DIFF_AUGMENT_POLICIES]
         check(
             not unknown,
@@ -287,6 +347,58 @@ class GANConfig:
             f"unknown policy {unknown[0] if unknown else ''!r}; "
             f"use a comma-separated subset of {', '.join(DIFF_AUGMENT_POLICIES)}",
         )
+
+    @property
+    def diff_augment_policy(self) -> tuple[str, ...]:
+        """The DiffAugment operations, in application order (colour, translation, cutout)."""
+        given = [p.strip() for p in self.diff_augment.split(",") if p.strip()]
+        return tuple(given)
+
+
+@dataclass(frozen=True)
+class AveragingConfig:
+    """Weight averaging of the generators (read by ``translate.engine.ema``)."""
+
+    ema_decay: float = opt(
+        0.0,
+        "Keep an exponential moving average of the generators' weights with this decay "
+        "(e.g. 0.999; 0: off); used for samples, run and export.",
+    )
+
+    def __post_init__(self) -> None:
+        check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
+
+
+#: In command-line order (GANConfig's bases are these, reversed).
+GAN_GROUPS = (
+    ObjectiveConfig,
+    PenaltyConfig,
+    ArchitectureConfig,
+    StabiliserConfig,
+    AugmentationConfig,
+    AveragingConfig,
+)
+
+
+@dataclass(frozen=True)
+class GANConfig(
+    AveragingConfig,
+    AugmentationConfig,
+    StabiliserConfig,
+    ArchitectureConfig,
+    PenaltyConfig,
+    ObjectiveConfig,
+):
+    """The adversarial objective and its regularisers and stabilisers; applies to every plugin.
+
+    Options left at ``None`` take the chosen family's default (``effective_*`` properties), so an
+    explicit value always wins. Nonsensical combinations raise a one-line ``ConfigError``; the
+    README's "GAN objectives" section lists what combines. Fields: the ``GAN_GROUPS``.
+    """
+
+    def __post_init__(self) -> None:
+        for group in GAN_GROUPS:
+            group.__post_init__(self)
         self._check_combinations()
 
     def _check_combinations(self) -> None:
@@ -368,43 +480,11 @@ class GANConfig:
                 "set --instance-noise (the initial std) to anneal it",
             )
 
-    # -- effective values (family defaults for options left unset)
     @property
     def effective_gp_weight(self) -> float:
         if self.gp_weight is not None:
             return self.gp_weight
         return WGAN_GP_WEIGHT if self.gan_loss == "wgan-gp" else 0.0
-
-    @property
-    def effective_clip_value(self) -> float:
-        if self.clip_value is not None:
-            return self.clip_value
-        return WGAN_CLIP if self.gan_loss == "wgan" else 0.0
-
-    @property
-    def effective_n_critic(self) -> int:
-        if self.n_critic is not None:
-            return self.n_critic
-        if self.gan_loss == "wgan":
-            return WGAN_N_CRITIC
-        return WGAN_GP_N_CRITIC if self.gan_loss == "wgan-gp" else 1
-
-    @property
-    def effective_optimizer(self) -> str:
-        if self.optimizer != "auto":
-            return self.optimizer
-        return "rmsprop" if self.gan_loss == "wgan" else "adam"
-
-    @property
-    def family_train_defaults(self) -> dict[str, Any]:
-        """TrainConfig values the family's paper prescribes, applied where the user gave none
-        (both WGAN papers use one learning rate for G and D: ``lr_d`` unset)."""
-        if self.gan_loss == "wgan":
-            return {"lr": WGAN_LR, "lr_d": None}
-        if self.gan_loss == "wgan-gp":
-            beta1, beta2 = WGAN_GP_BETAS
-            return {"lr": WGAN_GP_LR, "lr_d": None, "beta1": beta1, "beta2": beta2}
-        return {}
 
     @property
     def active_penalties(self) -> list[str]:
@@ -418,9 +498,3 @@ class GANConfig:
             )
             if on
         ]
-
-    @property
-    def diff_augment_policy(self) -> tuple[str, ...]:
-        """The DiffAugment operations, in application order (colour, translation, cutout)."""
-        given = [p.strip() for p in self.diff_augment.split(",") if p.strip()]
-        return tuple(given)

@@ -179,16 +179,15 @@ class BiGANPlugin(PluginBase[BiGANConfig]):
         absolute difference of each real image (at the model's size, in [-1, 1]) and G(E(x))."""
         import torch
 
-        from translate.evaluation_generation import generation_protocol, real_images
-        from translate.inference.encoding import Encoder
+        from translate.evaluation_generation import generation_protocol, model_input, real_images
 
         evalset = generation_protocol(models, folder)
-        encoder = Encoder(models.sampler.loaded)
-        images = [im for im, _ in real_images(folder, [])]
-        x = encoder.tensor(images)
+        trained = models.sampler.loaded.models
+        G, E = trained["G"].eval(), trained["E"].eval()
+        x = model_input([im for im, _ in real_images(folder, [])], cfg.image_size)
+        device = next(G.parameters()).device
         with torch.no_grad():
-            z = encoder.encode(images).to(encoder.device)
-            y = encoder.loaded.module(z).float().cpu()
+            y = torch.cat([G(E(x[i : i + 256].to(device))).cpu() for i in range(0, len(x), 256)])
         evalset.items[0].metrics["reconstruction_L1"] = float((y - x).abs().mean())
         return evalset
 

@@ -15,78 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from translate.config import UnpairedDataConfig, opt
+from translate.config import opt
 from translate.errors import ConfigError
 from translate.plugin import PluginBase, SizeRequirements
+from translate_cyclegan.config import CycleGANConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor, nn
 
     from translate.plugin import StepContext
-
-
-@dataclass(frozen=True)
-class CycleGANConfig(UnpairedDataConfig):
-    """CycleGAN data, model and loss settings (defaults: the paper's 256x256 setup)."""
-
-    generator: Literal["resnet", "unet"] = opt("resnet", "Generators: ResNet (paper) or U-Net.")
-    resnet_blocks: int = opt(9, "Residual blocks of the ResNet generators (paper: 9 at 256x256).")
-    unet_depth: int = opt(8, "U-Net down-sampling levels (8 for 256x256).")
-    base_channels: int = opt(64, "Width of the first generator layer (ngf).")
-    disc_channels: int = opt(64, "Width of the first discriminator layer (ndf).")
-    disc_layers: int = opt(3, "PatchGAN layers (3: 70x70 receptive field, as in the paper).")
-    norm: Literal["instance", "batch", "none"] = opt("instance", "Normalisation in G and D.")
-    dropout: float = opt(0.0, "Dropout in the generators (the reference trains without).")
-    lambda_cycle: float = opt(10.0, "Weight of each cycle-consistency L1 loss (paper: 10).")
-    lambda_identity: float = opt(
-        0.5, "Identity-loss weight as a fraction of --lambda-cycle (paper: 0.5; 0 disables it)."
-    )
-    pool_size: int = opt(50, "Generated images kept per discriminator's history pool (0: none).")
-    init: Literal["normal", "xavier", "kaiming", "orthogonal"] = opt(
-        "normal", "Weight initialisation (paper: normal, std 0.02)."
-    )
-    distill_from: Path | None = opt(
-        None,
-        "Dense parent checkpoint (set by 'translate compress'): G_A and G_B start as its "
-        "channel-pruned generators, D_A and D_B as its discriminators, and each G also learns "
-        "its dense counterpart's outputs.",
-    )
-    lambda_distill: float = opt(
-        10.0, "Weight of each L1 loss to the dense parent's outputs (with --distill-from)."
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.generator not in ("resnet", "unet"):
-            raise ConfigError("generator: must be resnet or unet")
-        if self.norm not in ("instance", "batch", "none"):
-            raise ConfigError("norm: must be instance, batch or none")
-        for name in ("base_channels", "disc_channels", "disc_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be at least 1")
-        if self.resnet_blocks < 0:
-            raise ConfigError("resnet_blocks: must be >= 0")
-        if self.unet_depth < 2:
-            raise ConfigError("unet_depth: must be at least 2")
-        if self.generator == "unet" and self.crop_size % (2**self.unet_depth):
-            raise ConfigError(
-                f"crop_size: {self.crop_size} is not a multiple of 2**unet_depth "
-                f"({2**self.unet_depth}); lower --unet-depth or change --crop-size"
-            )
-        if self.generator == "resnet" and (self.crop_size % 4 or self.crop_size < 8):
-            raise ConfigError(
-                f"crop_size: {self.crop_size} must be a multiple of 4 and at least 8 (ResNet G)"
-            )
-        if not 0 <= self.dropout < 1:
-            raise ConfigError("dropout: must be in [0, 1)")
-        if self.lambda_cycle < 0:
-            raise ConfigError("lambda_cycle: must be >= 0")
-        if self.lambda_distill < 0:
-            raise ConfigError("lambda_distill: must be >= 0")
-        if self.lambda_identity < 0:
-            raise ConfigError("lambda_identity: must be >= 0")
-        if self.pool_size < 0:
-            raise ConfigError("pool_size: must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -188,7 +125,7 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
         """
         import torch
 
-        from translate.losses import l1_loss
+        from translate.losses import cycle_loss, identity_loss
 
         G_A, G_B = ctx.models["G_A"], ctx.models["G_B"]
         D_A, D_B = ctx.models["D_A"], ctx.models["D_B"]
@@ -213,12 +150,12 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
                     fake_b, same_b = G_A(torch.cat([real_a, real_b])).split(n)
                     # identity loss, Sec. 5.2, Zhu et al. 2017 (after Taigman et al. 2017):
                     # ||G(y) - y||_1 + ||F(x) - x||_1, keeps colours that need not change
-                    idt_a = l1_loss(same_b.float(), real_b)
+                    idt_a = identity_loss(same_b, real_b)
                 else:
                     fake_b = G_A(real_a)
                 adv_a, logs_a = ctx.gan.generator_loss(D_A, fake_b, real_b)
                 # cycle-consistency loss, Eq. 2, Zhu et al. 2017: ||F(G(x)) - x||_1 (+ below)
-                cycle_a = l1_loss(G_B(fake_b).float(), real_a)
+                cycle_a = cycle_loss(G_B(fake_b), real_a)
                 distill_a = self._distill(cfg, "G_A", real_a, fake_b)
             backward(
                 adv_a
@@ -229,11 +166,11 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
             with ctx.autocast():
                 if batched:
                     fake_a, same_a = G_B(torch.cat([real_b, real_a])).split(n)
-                    idt_b = l1_loss(same_a.float(), real_a)
+                    idt_b = identity_loss(same_a, real_a)
                 else:
                     fake_a = G_B(real_b)
                 adv_b, logs_b = ctx.gan.generator_loss(D_B, fake_a, real_a)
-                cycle_b = l1_loss(G_A(fake_a).float(), real_b)  # ||G(F(y)) - y||_1
+                cycle_b = cycle_loss(G_A(fake_a), real_b)  # ||G(F(y)) - y||_1
                 distill_b = self._distill(cfg, "G_B", real_b, fake_a)
             backward(
                 adv_b
@@ -243,10 +180,10 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
             )
             if lambda_idt > 0 and not batched:  # batch norm: the identity passes on their own
                 with ctx.autocast():
-                    idt_a = l1_loss(G_A(real_b).float(), real_b)
+                    idt_a = identity_loss(G_A(real_b), real_b)
                 backward(lambda_idt * idt_a)
                 with ctx.autocast():
-                    idt_b = l1_loss(G_B(real_a).float(), real_a)
+                    idt_b = identity_loss(G_B(real_a), real_a)
                 backward(lambda_idt * idt_b)
         # one device sync for the four reconstruction terms
         terms = torch.stack([cycle_a, cycle_b, idt_a, idt_b]).detach().tolist()
@@ -328,40 +265,10 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
         return None
 
     def evaluate(self, models: Any, folder: Path, cfg: CycleGANConfig) -> Any:
-        """Per direction: FID/KID of the translations against the real images of the other
-        domain; per image: cycle-reconstruction L1 (G_B(G_A(a)) vs a, and the reverse)."""
-        import numpy as np
-        from PIL import Image
+        """Per direction: FID/KID of the translations, per image: cycle-reconstruction L1."""
+        from translate_cyclegan.evaluation import evaluate
 
-        from translate.data.images import list_images, load_rgb
-        from translate.data.unpaired import find_domains
-        from translate.errors import DataError
-        from translate.evaluation import EvalItem, EvalSet
-        from translate.metrics import l1
-
-        domains = next(
-            (d for split in ("test", "val", "train") if (d := find_domains(folder, split))),
-            None,
-        )
-        if domains is None:
-            raise DataError(f"{folder}: no testA/testB (or A/, B/) folders to evaluate")
-        files = {side: list_images(d) for side, d in zip("AB", domains, strict=True)}
-        real = {side: [load_rgb(p) for p in paths] for side, paths in files.items()}
-        names = {side: [p.name for p in paths] for side, paths in files.items()}
-        forward = {"A": models.open(direction="a2b"), "B": models.open(direction="b2a")}
-        items, fakes = [], {}
-        for side, other in (("A", "B"), ("B", "A")):
-            fake = [im.convert("RGB") for im in forward[side](real[side])]
-            rec = [im.convert("RGB") for im in forward[other](fake)]
-            fakes[side] = fake
-            for name, x, y, r in zip(names[side], real[side], fake, rec, strict=True):
-                r = r if r.size == x.size else r.resize(x.size, Image.Resampling.BICUBIC)
-                metric = {"cycle L1": l1(np.asarray(r), np.asarray(x))}
-                shown = {f"real {side}": x, f"fake {other}": y, f"reconstructed {side}": r}
-                items.append(EvalItem(f"{side}/{name}", shown, metric))
-        return EvalSet(
-            items, distributions={"A2B": (fakes["A"], real["B"]), "B2A": (fakes["B"], real["A"])}
-        )
+        return evaluate(models, folder)
 
     def tiny_config(self, data_root: Path) -> CycleGANConfig:
         return CycleGANConfig(

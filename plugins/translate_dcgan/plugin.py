@@ -118,7 +118,7 @@ class DCGANPlugin(PluginBase[DCGANConfig]):
     def train_step(self, ctx: StepContext, batch: Any, cfg: DCGANConfig) -> dict[str, float]:
         import torch
 
-        from translate.engine.context import unconditional_gan_step
+        from translate.losses.objective import unconditional_gan_step
 
         real = batch["image"]  # (B, 3, S, S) in [-1, 1]
         z = torch.randn(real.shape[0], *self.latent_shape(cfg), device=real.device)

@@ -11,6 +11,8 @@ Items: ``{"input": (L, S, S) one-hot (+ instance edges) in {0, 1}, "target": (3,
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,16 @@ from torch.utils.data import Dataset
 from translate.data import transforms
 from translate.data.images import decode_image, to_rgb
 from translate.data.paired import find_pairs, index_seed
-from translate.errors import DataError
-from translate_label2image.palette import INDEX_MODES, instance_edges, label_ids, palette_array
+from translate.data.palette import INDEX_MODES, instance_edges, label_ids, palette_array
+from translate.errors import ConfigError, DataError
+from translate_label2image.config import Label2ImageConfig
+
+log = logging.getLogger("translate.label2image")
+
+#: Label maps with a side below this are refused (nothing sensible to render).
+MIN_SIDE = 8
+#: Palette estimation reads at most this many training label maps (evenly spaced).
+ESTIMATE_MAX_MAPS = 400
 
 
 def open_image(path: Path) -> Image.Image:
@@ -136,3 +146,105 @@ class LabelDataset(Dataset[dict[str, Any]]):
             "labels": torch.from_numpy(ids),
             "path": str(self.source(index)),
         }
+
+
+# ---------------------------------------------------------------------------- finalize
+def finalize_labels(cfg: Label2ImageConfig) -> Label2ImageConfig:
+    """Resolve the label format, the palette and the class count from ``--palette`` or
+    the training label maps (once, before training; a resumed run keeps its own)."""
+    from translate.data import palette as pal
+    from translate.data.paired import split_folder
+
+    if cfg.vgg_weights is not None and not Path(cfg.vgg_weights).is_file():
+        # checked here, not in the config: `run` must load a checkpoint without the file
+        raise ConfigError(f"vgg_weights: {cfg.vgg_weights}: no such file")
+    if cfg.palette:
+        colours = pal.resolve_palette(cfg.palette)
+        fmt = "index" if cfg.labels == "index" else "colour"
+        if cfg.labels == "auto":
+            fmt = detect_format(cfg)
+    else:
+        fmt = cfg.labels if cfg.labels != "auto" else detect_format(cfg)
+        folder = split_folder(cfg.data, "train")
+        assert folder is not None  # split_folder returns the root for "train"
+        if fmt == "colour":
+            import numpy as np
+
+            sources = label_sources(folder, cfg.direction, limit=ESTIMATE_MAX_MAPS)
+            maps = (np.asarray(im.convert("RGB")) for _, im in sources)
+            try:
+                colours = pal.estimate_palette(maps, num_classes=cfg.num_classes)
+            except ValueError as exc:
+                raise DataError(f"{folder}: cannot estimate the label colours: {exc}") from exc
+            log.info("estimated %d label colours: %s", len(colours), colours)
+        else:
+            n = cfg.num_classes or largest_id(cfg, folder) + 1
+            colours = pal.default_palette(n)
+    n = cfg.num_classes or len(colours)
+    if fmt == "colour" and n != len(colours):
+        raise ConfigError(f"num_classes: {n} differs from the palette's {len(colours)} colours")
+    if len(colours) < n:
+        colours = colours + pal.default_palette(n)[len(colours) :]
+    if cfg.dont_care >= n and fmt == "colour":
+        raise ConfigError(f"dont_care: {cfg.dont_care} is not one of the {n} palette classes")
+    return dataclasses.replace(
+        cfg, labels=fmt, palette=tuple(pal.to_hex(c) for c in colours[:n]), num_classes=n
+    )
+
+
+def detect_format(cfg: Label2ImageConfig) -> str:
+    from translate.data.paired import split_folder
+    from translate.data.palette import is_index_image
+
+    folder = split_folder(cfg.data, "train")
+    assert folder is not None
+    _, first = next(label_sources(folder, cfg.direction))
+    return "index" if is_index_image(first) else "colour"
+
+
+def largest_id(cfg: Label2ImageConfig, folder: Path) -> int:
+    import numpy as np
+
+    from translate.data.palette import INSTANCE_DIVISOR, is_index_image
+
+    largest = 0
+    for path, im in label_sources(folder, cfg.direction):
+        if not is_index_image(im):
+            raise DataError(f"{path}: a {im.mode} image among index label maps")
+        ids = np.asarray(im).astype(np.int64)
+        if cfg.instance_edges:
+            ids = np.where(ids >= INSTANCE_DIVISOR, ids // INSTANCE_DIVISOR, ids)
+        if cfg.dont_care >= 0:
+            ids = ids[ids != cfg.dont_care]
+        largest = max(largest, int(ids.max(initial=0)))
+    return largest
+
+
+def parse_label_maps(images: list[Image.Image], cfg: Label2ImageConfig) -> list[Any]:
+    """PIL label maps -> [(ids (H, W) int64, -1 don't care; instance ids or None)]."""
+    from translate.data.palette import label_ids, palette_array
+
+    palette = palette_array(cfg.palette)
+    parsed = []
+    for i, image in enumerate(images):
+        source = getattr(image, "filename", "") or (
+            "label map" if len(images) == 1 else f"label map {i + 1}"
+        )
+        if min(image.size) < MIN_SIDE:
+            raise DataError(
+                f"{source}: {image.size[0]}x{image.size[1]} is too small to render; "
+                f"label maps need at least {MIN_SIDE} pixels per side"
+            )
+        parsed.append(
+            label_ids(
+                image,
+                palette=palette,
+                num_classes=cfg.classes,
+                tolerance=cfg.colour_tolerance,
+                max_unknown=cfg.max_unknown,
+                dont_care=cfg.dont_care,
+                instances=cfg.instance_edges,
+                source=str(source),
+            )
+        )
+    return parsed

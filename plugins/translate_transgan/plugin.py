@@ -151,7 +151,7 @@ class TransGANPlugin(PluginBase[TransGANConfig]):
         """The core's game (default WGAN-GP on DiffAugmented images) between the transformers."""
         import torch
 
-        from translate.engine.context import unconditional_gan_step
+        from translate.losses.objective import unconditional_gan_step
 
         real = batch["image"]  # (B, 3, S, S) in [-1, 1]
         z = torch.randn(real.shape[0], cfg.latent_dim, device=real.device)

@@ -269,10 +269,12 @@ def export_command(
     Plugin options (e.g. --direction b2a) follow."""
     from translate.errors import ConfigError
     from translate.export.onnx import export_onnx
+    from translate.loading.identify import identify
 
     if ctx.args and not ctx.args[0].startswith("--"):
         raise ConfigError(f"unexpected argument {ctx.args[0]!r}")
-    options = plugin_options(checkpoint, list(ctx.args), core=core_options(ctx))
+    ref = identify(checkpoint)  # once, for the options and the export
+    options = plugin_options(ref, list(ctx.args), core=core_options(ctx))
     typer.echo(f"exporting {checkpoint} ...", err=True)
     if encoder:
         from translate.inference.encoding import export_encoder
@@ -283,9 +285,7 @@ def export_command(
             )
         result = export_encoder(checkpoint, out, opset=opset)
     else:
-        result = export_onnx(
-            checkpoint, out, options=options, fp16=fp16, opset=opset, exporter=exporter
-        )
+        result = export_onnx(ref, out, options=options, fp16=fp16, opset=opset, exporter=exporter)
     typer.echo(result.summary(), err=True)
     typer.echo(str(result.path))
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from PIL import Image
 
 from translate.cli.errors import report_errors
 from translate.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from translate.loading.identify import ModelRef
 
 #: How many failed files the final error line names (the count covers all of them).
 LISTED_FAILURES = 10
@@ -36,9 +39,12 @@ def core_options(ctx: typer.Context) -> list[str]:
     return [o for p in ctx.command.params for o in getattr(p, "opts", []) if o.startswith("--")]
 
 
-def plugin_options(model: Path, tokens: list[str], *, core: Sequence[str] = ()) -> dict[str, Any]:
+def plugin_options(
+    model: Path | ModelRef, tokens: list[str], *, core: Sequence[str] = ()
+) -> dict[str, Any]:
     """``--name value`` tokens parsed against the inference options of ``model``'s plugin
-    (a checkpoint or run folder, an exported .onnx file, or a weights file)."""
+    (a checkpoint or run folder, an exported .onnx file, or a weights file; best identified
+    once by the caller, ``translate.loading.identify``)."""
     from translate.cli.options import parse_extra_options
     from translate.errors import PluginError
     from translate.loading import plugin_name
@@ -236,6 +242,7 @@ def run_command(
     )
     from translate.inference.outputs import Output, plan_outputs, prepare_folder, save_output
     from translate.inference.translator import Translator
+    from translate.loading.identify import identify
 
     if checkpoint is not None and model is not None:
         raise ConfigError("give --checkpoint or --model, not both")
@@ -247,12 +254,13 @@ def run_command(
         checkpoint = resolve_model(model)
     paths, extra = split_plugin_tokens(inputs, ctx.args)
     files = collect_inputs(paths)
-    options = plugin_options(checkpoint, extra, core=core_options(ctx))
+    ref = identify(checkpoint)  # once: the option parser and the loader share it
+    options = plugin_options(ref, extra, core=core_options(ctx))
     plan = plan_outputs(files, out, suffix=suffix, ext=ext)
     for folder in dict.fromkeys(item.path.parent for item in plan):
         prepare_folder(folder)
     translator = Translator.from_checkpoint(
-        checkpoint,
+        ref,
         device=device,
         options=options,
         backend=backend,

@@ -187,23 +187,3 @@ class TrainContext:
         for key, pool_state in state["pools"].items():
             pool = self.pools[key] = ImagePool(int(pool_state["size"]))
             pool.load_state_dict(pool_state)
-
-
-def unconditional_gan_step(ctx: Any, real: Tensor, z: Tensor) -> dict[str, float]:
-    """One step of the plain GAN game between ``ctx.models["G"]`` (latents ``z`` -> images) and
-    ``ctx.models["D"]`` on ``real`` images, with the configured objective (Goodfellow et al.
-    2014 and every core family and regulariser): D's loss on (real, G(z) detached), then, on a
-    generator step, G's loss with D frozen. The step of dcgan and transgan."""
-    G, D = ctx.models["G"], ctx.models["D"]
-    # on a critic-only step (--n-critic N) G is not updated: build no graph through it
-    with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
-        fake = G(z)
-    with ctx.autocast():  # the objective detaches the fake for D's loss
-        loss_d, logs = ctx.gan.discriminator_loss(D, real, fake)
-    ctx.optimize("D", loss_d)
-    if not ctx.update_generator:
-        return logs
-    with ctx.frozen("D"), ctx.autocast():
-        loss_g, logs_g = ctx.gan.generator_loss(D, fake, real, paired=False)
-    ctx.optimize("G", loss_g)
-    return {**logs, **logs_g}

@@ -161,8 +161,8 @@ def save_latents(
 def export_encoder(checkpoint: Path | str, out: Path | str, *, opset: int | None = None) -> Any:
     """Export the encoder E of an encoding plugin (bigan): images (B, 3, S, S) in [-1, 1] ->
     latents (B, *latent_shape), checked against PyTorch; metadata ``part`` = encoder."""
-    from translate.export.onnx import export_loaded
     from translate.loading import load_module
+    from translate.loading.onnx_export import export_loaded
 
     encoder = Encoder(load_module(checkpoint, device="cpu"))
     loaded = dataclasses.replace(encoder.loaded, module=encoder.module)

@@ -1,6 +1,7 @@
 """Loading models, below inference, export, serving and evaluation.
 
-``load(path)`` turns what a user has into a loaded model:
+``identify(path)`` (``loading.identify``) says once what a user has; ``load_module`` turns it
+into a loaded model:
 
 * a checkpoint folder or run folder of ours -> ``LoadedModel`` (``loading.checkpoint``)
 * an ``.onnx`` file from ``translate export`` -> ``LoadedOnnx`` (``loading.onnx_file``)
@@ -10,8 +11,9 @@
   SwinIR, ...) -> ``LoadedModel`` (``loading.spandrel_file``)
 
 and, with ``backend="onnx"``, a PyTorch model becomes its cached ONNX export
-(``loading.onnx_cache``). Inference (``Translator``) and export both build on what this
-returns and never import each other.
+(``loading.onnx_cache``, made by ``loading.onnx_export``). Inference (``Translator``) and
+export (``translate.export``, the command's API over ``loading.onnx_export``) both build on
+what this returns and never import each other; loading imports neither.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from translate.errors import ConfigError
-from translate.loading.checkpoint import checkpoint_plugin, load_checkpoint
+from translate.loading.checkpoint import load_checkpoint
+from translate.loading.identify import (
+    ModelRef,
+    as_ref,
+)
 from translate.loading.model import LoadedModel, LoadedOnnx, parse_options
 from translate.loading.onnx_file import load_onnx, read_metadata
 
 __all__ = [
     "LoadedModel",
     "LoadedOnnx",
+    "ModelRef",
     "load",
     "load_checkpoint",
     "load_module",
@@ -37,66 +44,49 @@ __all__ = [
     "read_metadata",
 ]
 
-BACKENDS = ("torch", "onnx")
 
-
-#: Single-file weights: a reference generator or (with spandrel) a super-resolution model.
-WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
-
-
-def is_onnx_file(path: Path | str) -> bool:
-    return Path(path).suffix.lower() == ".onnx" and Path(path).is_file()
-
-
-def is_weights_file(path: Path | str) -> bool:
-    return Path(path).suffix.lower() in WEIGHT_SUFFIXES and Path(path).is_file()
-
-
-def _load_weights_file(path: Path, options: Mapping[str, Any] | None, device: str) -> LoadedModel:
+def _load_weights_file(
+    ref: ModelRef, options: Mapping[str, Any] | None, device: str
+) -> LoadedModel:
     """A reference generator when its keys say so, else whatever spandrel recognises."""
     from translate.loading.importing import load_reference
-    from translate.loading.reference import detect, read_state_dict
+    from translate.loading.reference import read_state_dict
     from translate.loading.spandrel_file import load_spandrel
 
-    state = read_state_dict(path)
-    if detect(state) is not None:
-        return load_reference(path, options=dict(options or {}), device=device)
+    if ref.kind == "reference":
+        return load_reference(ref.location, options=dict(options or {}), device=device)
     if options:
         flag = "--" + next(iter(options)).replace("_", "-")
-        raise ConfigError(f"option {flag}: {path.name} has no options")
-    return load_spandrel(path, state, device=device)
+        raise ConfigError(f"option {flag}: {ref.location.name} has no options")
+    return load_spandrel(ref.location, read_state_dict(ref.location), device=device)
 
 
-def _weights_file_plugin(path: Path) -> str:
-    from translate.loading.importing import reference_plugin
-    from translate.loading.reference import detect, read_state_dict
-    from translate.loading.spandrel_file import SPANDREL
-
-    return reference_plugin(path) if detect(read_state_dict(path)) else SPANDREL
-
-
-def plugin_name(path: Path | str) -> str:
+def plugin_name(path: Path | str | ModelRef) -> str:
     """The plugin a model file or folder needs, read without loading its weights."""
-    if is_onnx_file(path):
-        return read_metadata(path)["plugin"]
-    if is_weights_file(path):
-        return _weights_file_plugin(Path(path))
-    return checkpoint_plugin(path)
+    return as_ref(path).plugin
 
 
 def load_module(
-    path: Path | str, *, options: Mapping[str, Any] | None = None, device: str = "cpu"
+    path: Path | str | ModelRef,
+    *,
+    options: Mapping[str, Any] | None = None,
+    device: str = "cpu",
 ) -> LoadedModel:
-    """Load ``path`` as a PyTorch module (what ``translate export`` exports)."""
-    if is_onnx_file(path):
+    """Load ``path`` (or an identified ``ModelRef``) as a PyTorch module (what ``translate
+    export`` exports)."""
+    ref = as_ref(path)
+    if ref.kind == "onnx":
         raise ConfigError(f"{path}: already an ONNX model; export a checkpoint folder")
-    if is_weights_file(path):
-        return _load_weights_file(Path(path), options, device)
-    return load_checkpoint(path, options=options, device=device)
+    if ref.kind in ("reference", "spandrel"):
+        return _load_weights_file(ref, options, device)
+    return load_checkpoint(ref.location, options=options, device=device, meta=ref.meta)
+
+
+BACKENDS = ("torch", "onnx")
 
 
 def load(
-    path: Path | str,
+    path: Path | str | ModelRef,
     *,
     options: Mapping[str, Any] | None = None,
     device: str = "cpu",
@@ -108,15 +98,16 @@ def load(
     export when a PyTorch model is run on ``onnx``."""
     if backend not in (None, *BACKENDS):
         raise ConfigError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-    if is_onnx_file(path):
+    ref = as_ref(path)  # identified once, here or by the caller
+    if ref.kind == "onnx":
         if backend not in (None, "onnx"):
             raise ConfigError(f"{path}: an ONNX model runs on --backend onnx, not {backend}")
-        return load_onnx(path, options=options)
+        return load_onnx(ref.location, options=options)
     if backend != "onnx":
         if fp16:
             raise ConfigError("fp16: selects a half-precision ONNX export; use --amp with torch")
-        return load_module(path, options=options, device=device)
-    return _as_onnx(load_module(path, options=options, device="cpu"), fp16=fp16)
+        return load_module(ref, options=options, device=device)
+    return _as_onnx(load_module(ref, options=options, device="cpu"), fp16=fp16)
 
 
 def _as_onnx(loaded: LoadedModel, *, fp16: bool = False) -> LoadedOnnx:

@@ -67,11 +67,17 @@ def checkpoint_plugin(path: Path | str) -> str:
 
 
 def load_checkpoint(
-    path: Path | str, *, options: Mapping[str, Any] | None = None, device: str = "cpu"
+    path: Path | str,
+    *,
+    options: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    meta: Mapping[str, Any] | None = None,
 ) -> LoadedModel:
-    """Rebuild a checkpoint's models (EMA weights preferred) and the plugin's inference module."""
-    folder = ckpt.resolve_checkpoint(Path(path))
-    meta = ckpt.read_meta(folder)
+    """Rebuild a checkpoint's models (EMA weights preferred) and the plugin's inference module.
+    ``meta``: the folder's ``meta.json`` when the caller identified it already
+    (``loading.identify``); ``path`` is then the resolved checkpoint folder."""
+    folder = ckpt.resolve_checkpoint(Path(path)) if meta is None else Path(path)
+    meta = ckpt.read_meta(folder) if meta is None else meta
     try:
         plugin = load_plugin(meta["plugin"])
     except PluginError as exc:

@@ -7,8 +7,8 @@ to the model: a checkpoint folder may be read-only, shipped inside the installed
 in a git clone. ``TRANSLATE_CACHE_DIR`` moves the cache (a service account without a home,
 tests); otherwise it is ``platformdirs.user_cache_path("translate")/onnx``.
 
-This is the one place where loading uses the exporter; inference and export do not import
-each other.
+The exporter it runs (``loading.onnx_export``) lives in loading too, below ``translate.export``
+(the command's API over it), so loading never imports export.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import translate
 from translate.conditioning import split_options
 from translate.config import config_to_dict
 from translate.errors import CheckpointError
-from translate.export.onnx import export_loaded
 from translate.loading.model import LoadedModel
+from translate.loading.onnx_export import export_loaded
 
 log = logging.getLogger(__name__)
 

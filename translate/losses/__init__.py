@@ -1,5 +1,5 @@
 """Losses of the GAN objective: adversarial families, gradient penalties, DiffAugment, feature
-matching, reconstruction terms.
+matching, reconstruction terms, cycle-consistency and identity terms.
 
 ``GANObjective`` assembles them from a ``GANConfig``; the pieces are public for plugins that
 build their own objective.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from translate.losses.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, adversarial_loss
 from translate.losses.augment import DiffAugment
+from translate.losses.cycle import cycle_loss, identity_loss
 from translate.losses.objective import GANObjective, feature_matching_loss
 from translate.losses.reconstruction import charbonnier_loss, l1_loss
 from translate.losses.regularizers import gradient_penalty, r1_penalty, r2_penalty
@@ -20,8 +21,10 @@ __all__ = [
     "GANObjective",
     "adversarial_loss",
     "charbonnier_loss",
+    "cycle_loss",
     "feature_matching_loss",
     "gradient_penalty",
+    "identity_loss",
     "l1_loss",
     "r1_penalty",
     "r2_penalty",

@@ -1,4 +1,5 @@
-"""Label maps -> class ids: palettes, nearest-colour parsing, palette estimation, previews.
+"""Label maps -> class ids: palettes, nearest-colour parsing, palette estimation, previews
+(label2image, and any plugin that reads label maps).
 
 numpy only (no torch): ``finalize_config`` runs this before any network exists.
 

@@ -1,5 +1,5 @@
 """The parity check of an ONNX export: the inputs it is run on and the comparison of ONNX
-Runtime's outputs with PyTorch's (``translate.export.onnx`` refuses a file that fails it).
+Runtime's outputs with PyTorch's (``loading.onnx_export`` refuses a file that fails it).
 
 Inputs are random at two sizes (a small square batch and a larger non-square image, to catch
 sizes baked into the graph), or latents for a generating plugin; with conditioning inputs the
