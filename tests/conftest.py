@@ -35,6 +35,18 @@ def _fresh_plugin_cache():
 
 
 @pytest.fixture
+def float64():
+    """Networks, data and every new tensor in float64 for the test: two computation orders
+    that agree mathematically (batched vs separate calls, tiles vs the whole image, two
+    processes vs one) then agree to ~1e-12 on any CPU, whichever kernels oneDNN picks for each
+    shape; in float32 those choices alone differ by up to ~1e-4 (seen on Intel AMX)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield torch.float64
+    torch.set_default_dtype(before)
+
+
+@pytest.fixture
 def paired_data(tmp_path: Path) -> Path:
     return make_paired(tmp_path / "facades", n_train=6, n_val=2)
 

@@ -19,7 +19,7 @@ from translate.engine.context import TrainContext
 from translate.errors import ConfigError
 from translate.losses.objective import GANObjective
 from translate.losses.orthogonal import orthogonal_regularization
-from translate.nn.biggan import BigGANGenerator, ResidualDiscriminator
+from translate.nn.biggan import BigGANGenerator, ConditionalBatchNorm2d, ResidualDiscriminator
 from translate.nn.blocks import SelfAttention2d
 from translate.testing import check_plugin_contract
 
@@ -41,14 +41,20 @@ def test_generator_and_discriminator_shapes(size: int, attention: int, extra: in
     assert x.shape == (4, 3, size, size) and x.abs().max() <= 1
     assert len(G.blocks) == size.bit_length() - 3 + extra  # one up-block per doubling from 4
     assert sum(isinstance(m, SelfAttention2d) for m in G.modules()) == (1 if attention else 0)
-    D = ResidualDiscriminator(image_size=size, base_channels=8, extra_blocks=extra)
+    D = ResidualDiscriminator(
+        image_size=size, base_channels=8, extra_blocks=extra, attention=attention // 2
+    )
     assert D(x).shape == (4, 1, 1, 1)
     assert D.features(x).shape[-2:] == (4, 4)
-    # spectral norm on every convolution and linear layer of both (but G's shared embedding)
+    assert sum(isinstance(m, SelfAttention2d) for m in D.modules()) == (1 if attention else 0)
+    # spectral norm on every convolution and linear layer of both (but G's shared embedding),
+    # the self-attention blocks' query, key and value 1x1 convolutions included (SAGAN, BigGAN)
     weighted = [m for m in [*G.modules(), *D.modules()] if isinstance(m, (torch.nn.Conv2d,
                 torch.nn.Linear)) and m is not G.shared]  # fmt: skip
-    weighted = [m for m in weighted if not any(m is a for s in G.modules()
-                if isinstance(s, SelfAttention2d) for a in s.children())]  # fmt: skip
+    attention_convs = [a for s in [*G.modules(), *D.modules()] if isinstance(s, SelfAttention2d)
+                       for a in (s.query, s.key, s.value)]  # fmt: skip
+    assert len(attention_convs) == (6 if attention else 0)
+    assert all(any(a is m for m in weighted) for a in attention_convs)
     assert weighted and all(hasattr(m, "parametrizations") for m in weighted)
 
 
@@ -63,6 +69,21 @@ def test_the_class_changes_the_image_through_the_conditional_batch_norm() -> Non
     # the class enters through the shared embedding, which every block's norm reads
     G.shared.weight.data.zero_()
     assert torch.allclose(G(latent(z, 0, 4)), G(latent(z, 2, 4)))
+
+
+def test_conditional_batch_norm_gain_is_one_plus_the_projection() -> None:
+    """BigGAN's conditional BN (de Vries et al. 2017): ``BN(x) * (1 + W_g c) + W_b c``, by hand
+    on fixed tensors; a zero condition leaves plain batch norm (gain 1, not 0)."""
+    torch.manual_seed(0)
+    cbn = ConditionalBatchNorm2d(channels=2, cond_dim=3).eval()  # running stats: 0 mean, 1 var
+    x = torch.tensor([[[[1.0, -2.0]], [[0.5, 3.0]]]])  # (1, 2, 1, 2)
+    c = torch.tensor([[1.0, -1.0, 2.0]])
+    with torch.no_grad():
+        w_g, w_b = cbn.gain.weight, cbn.bias.weight  # (2, 3), spectrally normalised
+        normed = x / (1 + 1e-5) ** 0.5
+        expected = normed * (1 + c @ w_g.T)[:, :, None, None] + (c @ w_b.T)[:, :, None, None]
+        torch.testing.assert_close(cbn(x, c), expected, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(cbn(x, torch.zeros(1, 3)), normed, rtol=1e-6, atol=1e-6)
 
 
 def test_hierarchical_latent_reaches_every_block() -> None:

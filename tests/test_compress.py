@@ -81,6 +81,33 @@ def test_unet_keeps_the_most_important_channels_across_skips() -> None:
         torch.testing.assert_close(small(x), dense(x), atol=1e-5, rtol=1e-5)
 
 
+def test_unet_decoder_reads_the_skip_half_then_the_up_half() -> None:
+    """A decoder level reads ``cat([skip, h])``: its pruned input channels are the encoder
+    level's survivors in the first half, then the level below's in the second. Here the encoder
+    keeps its even channels and the decoder its odd ones, so the two halves keep different
+    sets: swapping them (or their order) copies the wrong weights and changes the output."""
+    torch.manual_seed(0)
+    dense = _randomise_norms(_unet(8, "batch"))
+    encoder_norms = {id(m) for level in dense.encoder for m in level.modules()}
+    for m in dense.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            dead = slice(1, None, 2) if id(m) in encoder_norms else slice(0, None, 2)
+            m.weight.data[dead] = 0.0
+            m.bias.data[dead] = 0.0
+    dense.encoder[0][0].weight.data[1::2] = 0.0  # no norm after these two: odd filters zero
+    dense.encoder[-1][1].weight.data[1::2] = 0.0
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        small = prune_into(dense, _unet(4, "batch")).eval()
+        torch.testing.assert_close(small(x), dense(x), atol=1e-5, rtol=1e-5)
+    # the second decoder level (level d - 2) reads cat([encoder level d - 2, decoder level d - 1])
+    conv = dense.decoder[1][1]  # ConvTranspose2d: weight (in, out, k, k)
+    half = conv.in_channels // 2
+    expected_in = torch.cat([torch.arange(0, half, 2), half + torch.arange(1, half, 2)])
+    expected = conv.weight[expected_in][:, 1::2]
+    torch.testing.assert_close(small.decoder[1][1].weight, expected)
+
+
 def test_resnet_residual_stream_is_ranked_by_its_producer_and_every_block() -> None:
     """The residual stream keeps one channel set, ranked by the summed importance of the layer
     that starts it and of every block that adds to it. Here the last downsampling layer scores
@@ -223,6 +250,18 @@ def test_compressed_pix2pix_approaches_its_parent_and_exports(
         compress(parent, keep=1.5, steps=1, run_dir=tmp_path / "bad")
 
 
+def test_compression_trains_for_the_parents_steps_unless_told(
+    dense: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Without ``steps`` a compression run gets its parent's budget (30 steps here), not the
+    plugin's default ``max_steps`` (pix2pix: 80,000); ``steps`` overrides it."""
+    parent, _ = dense
+    default = prepare_compress(parent, keep=0.5, run_dir=tmp_path / "default", **QUIET)
+    assert default.train_cfg.max_steps == 30
+    told = prepare_compress(parent, keep=0.5, steps=7, run_dir=tmp_path / "told", **QUIET)
+    assert told.train_cfg.max_steps == 7
+
+
 def test_cli_compress_report_and_refusals(dense: tuple[Path, Path], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -308,6 +347,36 @@ def test_compressed_cyclegan_prunes_both_generators_and_learns_their_outputs(
     assert meta["compressed_from"]["keep"] == 0.5
     logged = [json.loads(line) for line in (out.parent.parent / "metrics.jsonl").open()]
     assert all(row["distill_A"] > 0 and row["distill_B"] > 0 for row in logged)
+
+
+def test_cyclegan_students_distil_from_their_own_teachers(tmp_path: Path) -> None:
+    """Each pruned generator learns its own dense parent's outputs: the logged distillation
+    terms of one step equal, by hand, L1(student G_A(a), parent G_A(a)) and L1(student G_B(b),
+    parent G_B(b)), not a pairing of G_B with G_A's teacher (Yu & Pool 2020, per generator)."""
+    import dataclasses
+
+    from tests.test_objectives_by_hand import frozen_trainer
+    from translate.registry import load_plugin
+    from translate.testing import make_unpaired
+
+    root = make_unpaired(tmp_path / "d", n=2, size=32)
+    plugin = load_plugin("cyclegan")
+    tiny = dataclasses.replace(plugin.tiny_config(root), base_channels=8)
+    parent = frozen_trainer("cyclegan", tiny, tmp_path / "dense").save()
+    small = dataclasses.replace(tiny, base_channels=4, distill_from=parent, lambda_distill=10.0)
+    trainer = frozen_trainer("cyclegan", small, tmp_path / "small")
+    batch = torch.utils.data.default_collate([trainer.dataset[(i, i)] for i in range(2)])
+    trainer.ctx.begin_step(0, max_steps=1)
+    logs = trainer.plugin.train_step(trainer.ctx, batch, trainer.plugin_cfg)
+    teachers = load_checkpoint(parent).models
+    with torch.no_grad():
+        for name, x in (("G_A", batch["A"]), ("G_B", batch["B"])):
+            student, teacher = trainer.models[name], teachers[name].eval()
+            expected = (student(x) - teacher(x)).abs().mean().item()
+            other = teachers["G_B" if name == "G_A" else "G_A"].eval()
+            wrong = (student(x) - other(x)).abs().mean().item()
+            assert logs[f"distill_{name[-1]}"] == pytest.approx(expected, rel=1e-5), name
+            assert abs(wrong - expected) > 1e-3 * expected  # the pairing is visible
 
 
 def test_interrupted_compression_resumes_bit_identical(

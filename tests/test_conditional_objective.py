@@ -85,7 +85,7 @@ def test_colour_augmentation_and_noise_leave_the_condition_alone() -> None:
     x = torch.cat([labels, image], 1)
     aug = DiffAugment(["color"])
     params = aug.sample(x)
-    out = aug.apply(x, params, colour_from=5)
+    out = aug.apply(x, params, condition_channels=5)
     assert torch.equal(out[:, :5], labels)
     # the image is jittered exactly as it would be on its own (saturation around its luminance)
     torch.testing.assert_close(out[:, 5:], aug.apply(image, params))
@@ -97,9 +97,43 @@ def test_colour_augmentation_and_noise_leave_the_condition_alone() -> None:
 
     obj = GANObjective(GANConfig(diff_augment="color,translation", instance_noise=0.5))
     obj.discriminator_loss(d, x, x.clone(), condition_channels=5)
-    for v in seen:  # translated (zero fill) but never recoloured nor noised: still 0/1
-        assert set(v[:, :5].unique().tolist()) <= {0.0, 1.0}
+    for v in seen:  # constant one-hot maps: never recoloured, noised nor moved
+        assert torch.equal(v[:, :5], labels)
         assert not torch.equal(v[:, 5:], image)
+
+
+def test_diff_augment_moves_a_label_map_with_its_image_and_never_alters_a_class() -> None:
+    """DiffAugment augments the image only (Zhao et al. 2020 augment what D judges, the image):
+    a spatial condition follows the image's translation (border repeated: still one-hot, still
+    aligned with the image), is never cut out nor zero-filled; constant class maps, hence a
+    projection discriminator's class vector, come out unchanged."""
+    torch.manual_seed(1)
+    aug = DiffAugment(["color", "translation", "cutout"])
+    b, side = 6, 16
+    # a label map with a vertical boundary at a random column per sample; the image shows it
+    cols = torch.randint(3, side - 3, (b,))
+    right = (torch.arange(side).view(1, 1, side) >= cols.view(b, 1, 1)).float()
+    right = right.expand(b, side, side)
+    labels = torch.stack([1 - right, right], 1)  # (B, 2, H, W) one-hot
+    image = (2 * right - 1).unsqueeze(1).expand(b, 3, side, side)  # -1 left, +1 right
+    draw = aug.sample(torch.cat([labels, image], 1))
+    out = DiffAugment(["translation", "cutout"]).apply(
+        torch.cat([labels, image], 1), draw, condition_channels=2
+    )
+    cond, moved = out[:, :2], out[:, 2:]
+    assert torch.equal(cond.sum(1), torch.ones(b, side, side))  # one-hot everywhere
+    assert set(cond.unique().tolist()) == {0.0, 1.0}
+    shown = moved[:, 0] != 0  # pixels neither cut out nor shifted in from outside
+    assert shown.float().mean() > 0.3
+    assert torch.equal(moved[:, 0][shown], (2 * cond[:, 1] - 1)[shown])  # aligned
+    assert not torch.equal(cond, labels)  # the map did move with the image
+
+    classes = torch.zeros(b, 3, side, side)
+    classes[:, 2] = 1.0  # a class as constant one-hot maps (cgan)
+    x = torch.cat([classes, torch.rand(b, 3, side, side) * 2 - 1], 1)
+    out = aug.apply(x, aug.sample(x), condition_channels=3)
+    assert torch.equal(out[:, :3], classes)
+    assert torch.equal(out[:, :3].mean((2, 3)), classes.mean((2, 3)))  # projection D's y
 
 
 class Spy:

@@ -21,6 +21,8 @@ FLAT_FIELDS = {
     "clip_value", "n_critic", "optimizer", "spectral_norm", "gradient_norm", "self_attention",
     "minibatch_std", "feature_matching", "instance_noise", "instance_noise_steps",
     "diff_augment", "ortho_reg", "ema_decay",
+    # added after the split: ADA's group and the EMA half-life (old meta.json: their defaults)
+    "ada_target", "ada_p", "ada_pipeline", "ada_kimg", "ada_interval", "ema_kimg", "ema_rampup",
 }  # fmt: skip
 
 
@@ -39,7 +41,12 @@ def test_an_old_meta_json_gan_config_still_loads() -> None:
     )  # fmt: skip
     assert cfg.diff_augment_policy == ("color", "cutout") and cfg.ema_decay == 0.999
     assert cfg.ortho_reg == 0.0 and cfg.active_penalties == ["r1_gamma"]
-    assert config_to_dict(cfg) == {**old, "ortho_reg": 0.0}
+    later = {  # fields added since, at their defaults: ADA off, no EMA half-life
+        "ada_target": 0.0, "ada_p": None, "ada_pipeline": "bgc", "ada_kimg": 500.0,
+        "ada_interval": 4, "ema_kimg": 0.0, "ema_rampup": 0.0,
+    }  # fmt: skip
+    assert not cfg.ada_enabled
+    assert config_to_dict(cfg) == {**old, "ortho_reg": 0.0, **later}
 
 
 @pytest.mark.parametrize(
@@ -50,7 +57,9 @@ def test_an_old_meta_json_gan_config_still_loads() -> None:
         ({"minibatch_std": -1}, "minibatch_std"),  # ArchitectureConfig
         ({"instance_noise": -1.0}, "instance_noise"),  # StabiliserConfig
         ({"diff_augment": "colour"}, "diff_augment"),  # AugmentationConfig
+        ({"ada_p": 2.0}, "ada_p"),  # AdaConfig
         ({"ema_decay": 1.0}, "ema_decay"),  # AveragingConfig
+        ({"ada_target": 0.6, "diff_augment": "color"}, "ada_target"),  # across groups
         ({"gan_loss": "wgan", "r1_gamma": 1.0}, "r1_gamma"),  # across groups
     ],
 )

@@ -42,6 +42,32 @@ def test_bad_sizes_name_the_field(field: str, value: int, tmp_path: Path) -> Non
         DCGANConfig(data=tmp_path, **{field: value})
 
 
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+def test_learning_rate_is_constant_unless_a_decay_is_asked_for(name: str, tmp_path: Path) -> None:
+    """DCGAN (Radford et al. 2016, Sec. 4) and the cGANs after it keep Adam at 2e-4 for the whole
+    run; a linear decay only with --lr-decay-start. The rates the optimisers use, step by step."""
+    from translate.engine.loop import prepare
+    from translate.testing import make_unpaired
+
+    data = make_unpaired(tmp_path / "data", n=2, size=16)
+    if name == "dcgan":
+        data = data / "A"
+    tiny = {"image_size": 16, "latent_dim": 8, "base_channels": 8, "batch_size": 2}
+    tiny |= {"max_steps": 4, "progress": False, "amp": "none"}
+
+    def rates(**options: object) -> list[float]:
+        trainer = prepare(name, data=data, run_dir=tmp_path / "run", **tiny, **options)
+        batch = torch.utils.data.default_collate([trainer.dataset[i] for i in range(2)])
+        used = []
+        for _ in range(4):
+            trainer.train_step(batch)
+            used.append(trainer.ctx.optimizers["G"].param_groups[0]["lr"])
+        return used
+
+    assert rates() == pytest.approx([2e-4] * 4)
+    assert rates(lr_decay_start=0.5) == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4])
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dcgan run of two steps on tiny 16x16 images."""

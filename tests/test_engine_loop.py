@@ -42,6 +42,22 @@ def test_lr_factor_is_constant_then_linear_to_zero() -> None:
     assert {lr_factor(s, max_steps=10, decay_start=1.0) for s in range(10)} == {1.0}
 
 
+def test_metrics_lines_average_their_own_interval_only(tmp_path: Path) -> None:
+    """Each metrics.jsonl line averages the steps since the previous line (sums and counts
+    cleared at every flush); a key logged on some steps only (G on critic-only steps) is
+    averaged over the steps that logged it."""
+    from translate.engine.run_log import MetricsLog
+
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    for values in ({"D": 1.0, "G": 4.0}, {"D": 3.0}):
+        log.add(values)
+    assert log.flush(2, {}) == {"D": 2.0, "G": 4.0}
+    log.add({"D": 10.0, "G": 0.0})
+    assert log.flush(3, {}) == {"D": 10.0, "G": 0.0}  # not (1 + 3 + 10) / 3
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["D"], r["G"]) for r in lines] == [(2, 2.0, 4.0), (3, 10.0, 0.0)]
+
+
 def test_optimisers_use_and_the_log_reports_the_decayed_lr(
     paired_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

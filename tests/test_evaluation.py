@@ -114,6 +114,48 @@ def test_kid_is_unbiased() -> None:
     assert k_diff > 0
 
 
+def test_kid_equals_the_unbiased_mmd_with_the_cubic_kernel_by_hand() -> None:
+    """KID (Binkowski et al. 2018, Eq. 3 with k(x, y) = (x.y / d + 1) ** 3): the unbiased MMD^2
+    written out; with subsets as large as the sets every subset is the whole set."""
+    from translate.metrics.fidelity import kid
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 4, generator=gen, dtype=torch.float64)
+    y = torch.randn(7, 4, generator=gen, dtype=torch.float64) * 0.7 + 0.4
+    x, y = x[:6], y[:6]  # the subset size is min(len(x), len(y)): equal sizes, m = 6
+
+    def k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a @ b.T / a.shape[1] + 1) ** 3
+
+    m = len(x)
+    off = 1 - torch.eye(m, dtype=torch.float64)
+    expected = (
+        (k(x, x) * off).sum() / (m * (m - 1))
+        + (k(y, y) * off).sum() / (m * (m - 1))
+        - 2 * k(x, y).mean()
+    )
+    assert kid(x, y, subsets=3) == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_lpips_feeds_the_network_images_in_minus_one_to_one(lpips_weights: Path) -> None:
+    """LPIPS's networks take [-1, 1] (Zhang et al. 2018, the lpips package): the metric on two
+    PIL images equals the package's network on x / 127.5 - 1, not on [0, 1] or [0, 255]."""
+    from translate.metrics.perceptual import LPIPSMetric
+
+    metric = LPIPSMetric(lpips_weights)
+    a, b = photos(2, seed=5)
+
+    def tensor(im: Image.Image, lo: float) -> torch.Tensor:
+        x = torch.from_numpy(np.asarray(im, dtype=np.float32)).permute(2, 0, 1)[None]
+        return x / 255.0 * (1 - lo) + lo  # [lo, 1]
+
+    with torch.no_grad():
+        right = float(metric.net(tensor(a, -1.0), tensor(b, -1.0)).flatten()[0])
+        wrong = float(metric.net(tensor(a, 0.0), tensor(b, 0.0)).flatten()[0])
+    assert metric(a, b) == pytest.approx(right, rel=1e-5)
+    assert abs(right - wrong) > 1e-3 * right  # the range matters to the figure
+
+
 def test_lpips_is_zero_for_identical_images(lpips_weights: Path) -> None:
     from translate.metrics.perceptual import LPIPSMetric
 

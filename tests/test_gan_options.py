@@ -119,6 +119,15 @@ def _ema(run: Run) -> None:
     assert any(differs)
 
 
+def _ada(run: Run) -> None:
+    """ADA's p is logged every step, adjusted every --ada-interval steps (r_t logged) and saved
+    in the trainer state."""
+    records = _records(run)
+    assert all("ada_p" in r and "ada_rt" in r for r in records), records
+    # with --ada-kimg 0.001 one adjustment over 2 images moves p by 2: to 0 or 1, clamped
+    assert records[-1]["ada_p"] in (0.0, 1.0) and run["state"]["ada"]["p"] in (0.0, 1.0)
+
+
 def _ttur(run: Run) -> None:
     groups = run["state"]["optimizers"]
     assert groups["D"]["param_groups"][0]["lr"] > groups["G"]["param_groups"][0]["lr"]
@@ -176,6 +185,16 @@ CASES: list[tuple[str, list[str], Callable[[Run], None]]] = [
     ),
     ("diff-augment", ["--diff-augment", "color,translation,cutout"], _has("D_adv")),
     ("ema", ["--ema-decay", "0.5"], _ema),
+    ("ema-half-life", ["--ema-kimg", "0.001", "--ema-rampup", "0.5"], _ema),
+    (
+        "ada-adaptive",
+        [
+            *("--ada-target", "0.6", "--ada-interval", "1", "--ada-kimg", "0.001"),
+            *("--ada-pipeline", "bgc"),
+        ],
+        _ada,
+    ),
+    ("ada-fixed", ["--ada-p", "0.5", "--ada-pipeline", "blit"], _has("ada_p")),
     ("ortho-reg", ["--ortho-reg", "1e-4"], _has("G_ortho")),
     ("ttur", ["--lr-d", "4e-4"], _ttur),
     # the plugin's own discriminator / generator choices with the core options they meet

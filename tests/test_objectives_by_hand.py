@@ -25,7 +25,6 @@ from translate.config import GANConfig, TrainConfig, config_from_dict
 from translate.engine.loop import Trainer
 from translate.inference.translator import Translator
 from translate.losses.perceptual import (
-    ESRGAN_LAYERS,
     PIX2PIXHD_LAYERS,
     vgg19_features,
     vgg_loss,
@@ -275,18 +274,43 @@ def test_superres_gan_phase_weights(
     actual, logs = step_gradients(trainer, batch, ["G"])
     G, D = trainer.models["G"], trainer.models["D"]
     lr, hr = batch["input"], batch["target"]
-    vgg = vgg_loss(cfg.vgg_weights, layers=ESRGAN_LAYERS, device="cpu")
+
+    # ESRGAN's ranges: L1 on [0, 1] images; VGG-19 features (conv5_4, before its ReLU) of [0, 1]
+    # images normalised by the ImageNet mean and std, written out from the weights file
+    features = vgg19_features(34)
+    state = torch.load(vgg_file, weights_only=True)
+    features.load_state_dict({k[len("features.") :]: v for k, v in state.items()})
+    features.requires_grad_(False)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def unit(x: Tensor) -> Tensor:
+        return (x + 1) / 2
+
+    def perceptual(sr: Tensor) -> Tensor:
+        return l1(features((unit(sr) - mean) / std), features((unit(hr) - mean) / std))
 
     def loss() -> Tensor:
         sr = G(lr)
         adv, _ = trainer.ctx.gan.generator_loss(D, sr, hr, paired=True)
-        return lambda_pixel * l1(sr, hr) + lambda_adv * adv + lambda_perceptual * vgg(sr, hr)
+        pixel = l1(unit(sr), unit(hr))
+        return lambda_pixel * pixel + lambda_adv * adv + lambda_perceptual * perceptual(sr)
 
     expected = hand_gradients(loss, trainer.models, ["G"])
     assert_same_gradients(actual, expected)
-    assert_term_matters(lambda: lambda_perceptual * vgg(G(lr), hr), expected, trainer.models, ["G"])
+    assert_term_matters(
+        lambda: lambda_perceptual * perceptual(G(lr)), expected, trainer.models, ["G"]
+    )
+    # the pixel term (1e-2) is a small share, still 10x above the comparison's tolerance: a
+    # pixel L1 on [-1, 1] (twice as large) fails the gradient comparison
+    pixel_grad = hand_gradients(
+        lambda: lambda_pixel * l1(unit(G(lr)), unit(hr)), trainer.models, ["G"]
+    )
+    assert float(pixel_grad.norm() / expected.norm()) > 1e-3
     with torch.no_grad():
-        assert logs["G_perceptual"] == pytest.approx(vgg(G(lr), hr).item(), rel=1e-5)
+        sr = G(lr)
+        assert logs["G_perceptual"] == pytest.approx(perceptual(sr).item(), rel=1e-5)
+        assert logs["G_pixel"] == pytest.approx(l1(unit(sr), unit(hr)).item(), rel=1e-5)
 
 
 # ---------------------------------------------------------------------------- label2image

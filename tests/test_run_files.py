@@ -163,6 +163,21 @@ def test_same_stem_different_formats_get_different_names(run_dir: Path, tmp_path
     error_line(run(photos, "-c", run_dir, "-o", out, "--ext", "gif"), "--ext", "'gif'")
 
 
+def test_two_inputs_with_one_output_name_are_refused_before_anything_is_written(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """x/a.png and y/a.png would both become out/a.png (and, disambiguated by extension, both
+    a_png.png): one error line naming both, and nothing written (neither overwrites the other)."""
+    for folder, seed in (("x", 1), ("y", 2)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(photo(seed=seed)).save(tmp_path / folder / "a.png")
+    out = tmp_path / "out"
+    result = run(tmp_path / "x" / "a.png", tmp_path / "y" / "a.png", "-c", run_dir, "-o", out)
+    line = error_line(result, "would be written here", str(tmp_path / "x" / "a.png"))
+    assert str(tmp_path / "y" / "a.png") in line
+    assert not out.exists() or not any(out.iterdir())
+
+
 # ---------------------------------------------------------------------------- decoding
 @pytest.mark.parametrize("shape", [(24, 40), (24, 40, 3)], ids=["grey", "rgb"])
 def test_16bit_png_is_scaled_not_clipped(
@@ -177,6 +192,25 @@ def test_16bit_png_is_scaled_not_clipped(
     # the model saw the same picture: before the fix it saw an (almost) all-white image
     deep, flat = (np.asarray(Image.open(out / f"{n}.png")) for n in ("deep", "flat"))
     assert np.array_equal(deep, flat)
+
+
+def test_16bit_big_endian_tiff_is_scaled_not_clipped(run_dir: Path, tmp_path: Path) -> None:
+    """A 16-bit big-endian TIFF (PIL mode I;16B) is scaled by 1/257 like a 16-bit PNG: the model
+    sees the same picture as from the 8-bit file."""
+    from translate.data.images import load_rgb
+
+    values = np.random.default_rng(4).integers(0, 256, (24, 40)).astype(np.uint16)
+    deep = Image.frombytes("I;16B", (40, 24), (values * 257).astype(">u2").tobytes())
+    deep.save(tmp_path / "deep.tif")
+    with Image.open(tmp_path / "deep.tif") as check:
+        assert check.mode == "I;16B"
+    Image.fromarray(values.astype(np.uint8)).save(tmp_path / "flat.png")
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "deep.tif"))[..., 0], values)
+    out = tmp_path / "out"
+    ran = run(tmp_path / "deep.tif", tmp_path / "flat.png", "-c", run_dir, "-o", out)
+    assert ran.exit_code == 0, ran.output
+    deep_out, flat_out = (np.asarray(Image.open(out / f"{n}.png")) for n in ("deep", "flat"))
+    assert np.array_equal(deep_out, flat_out)
 
 
 def test_the_service_decodes_like_run(tmp_path: Path) -> None:
@@ -317,7 +351,9 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_earlier_output(
         raise OSError(err, os.strerror(err))
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
-    line = error_line(run(tmp_path / "in.png", "-c", run_dir, "-o", out), str(out / "in.png"))
+    code = 74 if err == errno.ENOSPC else 2  # a full disk has its own exit code
+    ran = run(tmp_path / "in.png", "-c", run_dir, "-o", out)
+    line = error_line(ran, str(out / "in.png"), code=code)
     assert os.strerror(err) in line
     assert snapshot(out, tmp_path) == before  # no temporary, the earlier output unchanged
 

@@ -378,6 +378,27 @@ class _FakeRequest:
         return {"type": "http.disconnect"}
 
 
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_request_cost_grows_with_the_square_of_the_sr_factor(scale: int) -> None:
+    """An x``scale`` model writes scale**2 output pixels per input pixel: the price of a
+    request, by hand, is input + scale**2 * output bytes per pixel + the activations of the
+    piece run at once (the whole padded image here)."""
+    from translate.plugin import SizeRequirements
+    from translate.serve.budget import INPUT_BYTES_PER_PIXEL, OUTPUT_BYTES_PER_PIXEL, RequestCost
+
+    cost = RequestCost(
+        scale=scale,
+        activation_bpp=100.0,
+        tile_size=None,
+        tile_overlap=None,
+        requirements=SizeRequirements(multiple_of=8, scale=scale),
+        max_side=None,
+    )
+    w, h = 30, 20  # padded to 32 x 24 for the network
+    expected = w * h * (INPUT_BYTES_PER_PIXEL + scale * scale * OUTPUT_BYTES_PER_PIXEL)
+    assert cost.bytes(w, h) == int(expected + 32 * 24 * 100.0)
+
+
 def test_deadline_and_client_gone_drop_the_queued_job() -> None:
     import threading
 

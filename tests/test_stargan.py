@@ -154,6 +154,35 @@ def test_attribute_file_gives_multi_label_items(tmp_path: Path) -> None:
         plugin.build_dataset(dataclasses.replace(base, attributes=celeba), "train")
 
 
+def test_celeba_faces_are_centre_cropped_to_178_then_resized(tmp_path: Path) -> None:
+    """The paper's CelebA preprocessing (the default with an attribute file): the centred
+    178x178 square of an aligned 178x218 face, then the resize to 128, so the face keeps its
+    aspect. An item of the full face equals, pixel for pixel, the item of the square cut out
+    by hand; ``--center-crop 0`` squashes the whole 178x218 picture instead."""
+    rng = np.random.default_rng(0)
+    face = rng.integers(60, 200, (218, 178, 3), dtype=np.uint8)  # (H, W, 3)
+    face[:20] = (255, 0, 0)  # 20 rows above and below the square: red and blue bands
+    face[-20:] = (0, 0, 255)
+    (tmp_path / "faces").mkdir()
+    Image.fromarray(face).save(tmp_path / "faces" / "full.png")
+    Image.fromarray(face[20:198]).save(tmp_path / "faces" / "square.png")
+    (tmp_path / "attrs.csv").write_text("image,Smiling\nfull.png,1\nsquare.png,-1\n")
+    plugin = load_plugin("stargan")
+    cfg = plugin.finalize_config(
+        StarGANConfig(data=tmp_path / "faces", attributes=tmp_path / "attrs.csv")
+    )
+    assert cfg.effective_center_crop == 178 and (cfg.load_size, cfg.crop_size) == (128, 128)
+    dataset = plugin.build_dataset(cfg, "train")
+    full, square = dataset[(0, 7)]["image"], dataset[(1, 7)]["image"]
+    assert full.shape == (3, 128, 128)
+    torch.testing.assert_close(full, square, rtol=0, atol=0)
+    squashed = plugin.build_dataset(dataclasses.replace(cfg, center_crop=0), "train")[(0, 7)]
+    assert squashed["image"][0, 0].mean() > 0.9  # the red band is in the picture
+    assert full[0, 0].mean() < 0.7
+    # a folder per domain (RaFD style) is not cropped unless asked
+    assert StarGANConfig(data=tmp_path).effective_center_crop == 0
+
+
 def test_multi_label_trains_and_runs_with_several_attributes(tmp_path: Path) -> None:
     data = make_shapes(tmp_path / "data", n=2)
     rows = ["image,Round,Bright,Warm"]

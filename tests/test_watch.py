@@ -148,8 +148,91 @@ def test_a_nan_loss_stops_the_run_with_one_line_and_a_loadable_checkpoint(
     assert_user_error(result, "step 3", "nan", "--lr", str(run_dir / "checkpoints"))
     saved = run_dir / "checkpoints" / "step_0000003"
     assert (saved / "model.safetensors").is_file()
+    from safetensors.torch import load_file
+
+    weights = load_file(saved / "model.safetensors").values()
+    assert all(torch.isfinite(t).all() for t in weights if t.is_floating_point())
     translator = Translator.from_checkpoint(saved)
     out = translator([Image.new("RGB", (32, 32), (120, 30, 200))])[0]
-    assert np.isfinite(np.asarray(out, dtype=np.float32)).all()
+    assert np.asarray(out).std() > 0  # an image, not a constant fill
     assert (run_dir / "curves.png").is_file()  # the curves show how it ended
     assert torch.isfinite(torch.tensor([r["D_loss"] for r in metrics(run_dir)])).all()
+
+
+def test_nan_weights_are_never_saved_over_the_last_good_checkpoint(
+    paired_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard checks the weights before it saves: when they are not finite (here G's
+    parameters turn NaN at step 3) nothing is written, and the error names the last good
+    checkpoint (step 2), which holds finite weights."""
+    from safetensors.torch import load_file
+
+    from translate.registry import load_plugin
+
+    plugin = load_plugin("pix2pix")
+    step = plugin.train_step
+
+    def poisoned(ctx, batch, cfg):
+        if ctx.step == 3:
+            with torch.no_grad():
+                for p in ctx.models["G"].parameters():
+                    p.fill_(float("nan"))
+        return step(ctx, batch, cfg)
+
+    monkeypatch.setattr(plugin, "train_step", poisoned)
+    run_dir = tmp_path / "run"
+    result = train(
+        paired_data, run_dir, "--max-steps", "10", "--checkpoint-every", "2", "--no-tensorboard"
+    )
+    good = run_dir / "checkpoints" / "step_0000002"
+    assert_user_error(result, "step 3", "not finite", str(good))
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step_*")) == [good.name]
+    saved = load_file(good / "model.safetensors")
+    assert all(torch.isfinite(t).all() for t in saved.values() if t.is_floating_point())
+
+
+def test_curves_draw_the_logged_values_and_their_smoothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What curves.png draws, read from the figure before it is closed: each panel holds its
+    family's keys, each key's raw line is (steps, values) of metrics.jsonl and its bold line
+    the debiased moving average, a family spanning decades is on a log scale, and checkpoints
+    are marked. A plot of the wrong key, steps or values, or of an unsmoothed curve, fails."""
+    import matplotlib.pyplot as plt
+
+    from translate.engine.curves import plot_curves
+
+    path = tmp_path / "metrics.jsonl"
+    steps = [10, 20, 30, 40, 50]
+    d_loss = [1.2, 0.9, 0.7, 0.8, 0.6]
+    g_l1 = [100.0, 30.0, 5.0, 0.9, 0.5]  # spans decades
+    path.write_text(
+        "".join(
+            json.dumps({"step": s, "time": 0.0, "D_loss": d, "G_L1": g, "lr": 2e-4}) + "\n"
+            for s, d, g in zip(steps, d_loss, g_l1, strict=True)
+        )
+    )
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig) or close(fig))
+    assert plot_curves(path, tmp_path / "curves.png", checkpoint_steps=[30]) is not None
+    (fig,) = figures
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    assert set(panels) == {
+        "discriminator (losses, mean logits)",
+        "generator: reconstruction / cycle / perceptual",
+        "learning rate",
+    }
+    for title, values, scale in (
+        ("discriminator (losses, mean logits)", d_loss, "linear"),
+        ("generator: reconstruction / cycle / perceptual", g_l1, "log"),
+    ):
+        ax = panels[title]
+        raw, bold, *marks = ax.get_lines()
+        assert list(raw.get_xdata()) == steps and list(raw.get_ydata()) == values
+        assert list(bold.get_ydata()) == pytest.approx(smooth(values))
+        assert bold.get_ydata()[0] == values[0] and bold.get_ydata()[-1] != values[-1]
+        assert ax.get_yscale() == scale
+        assert [list(m.get_xdata()) for m in marks] == [[30, 30]]  # the checkpoint
+    (lr, *_) = panels["learning rate"].get_lines()
+    assert list(lr.get_ydata()) == [2e-4] * 5

@@ -3,7 +3,10 @@
 One helper for everything translate writes that a user keeps: translated images
 (``translate run``), checkpoint folders and their ``LATEST`` pointer. A failure (read-only
 folder, a path under a regular file, a full disk) leaves no partial file and never touches the
-previous version; it is raised as one ``OutputError`` line naming the path and the OS error.
+previous version; it is raised as one ``OutputError`` line naming the path and the OS error
+(``DiskFull``, exit code 74, when the disk or quota is full). Libraries that write through
+their own C code (safetensors, ``torch.save`` to a path) report a full disk as their own
+exception types: writers here hand them a Python file object, so the ``OSError`` reaches us.
 
 Temporaries are named ``.<name>.tmp-<pid>`` next to their target. A process killed with
 ``kill -9`` cannot remove its own, so ``remove_stale`` deletes those whose process is gone
@@ -13,13 +16,14 @@ Temporaries are named ``.<name>.tmp-<pid>`` next to their target. A process kill
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from translate.errors import OutputError
+from translate.errors import DiskFull, OutputError
 
 #: ``.<name>.tmp-<pid>`` (this module), and ``.tmp-<name>-<pid>`` (checkpoints before 0.2)
 _STALE = (
@@ -67,6 +71,17 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+#: OS errors that mean "no room left" (a full disk, an exhausted quota): ``DiskFull``.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def write_error(path: Path, exc: OSError) -> OutputError:
+    """The one-line error for a failed write of ``path``: ``DiskFull`` (exit 74) when the disk
+    or quota is full, else ``OutputError`` (exit 2)."""
+    cls = DiskFull if exc.errno in NO_SPACE else OutputError
+    return cls(f"{path}: cannot write ({describe_os_error(exc)})")
+
+
 def describe_os_error(exc: OSError) -> str:
     """``[Errno 28] No space left on device`` without the file name (the caller names it)."""
     if exc.errno is not None and exc.strerror:
@@ -108,7 +123,7 @@ def atomic_path(path: Path, *, folder: bool = False, fsync: bool = True) -> Iter
             fsync_dir(path.parent)
     except OSError as exc:
         _remove(tmp)
-        raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from exc
+        raise write_error(path, exc) from exc
     except BaseException:
         _remove(tmp)
         raise

@@ -50,8 +50,9 @@ METHODS: dict[str, str] = {
     "dense-G targets), dense D",
 }
 
-# train options of the parent that a compression run does not inherit
-_NOT_INHERITED = ("run_dir", "max_steps", "resume", "eval_every", "keep_best")
+# train options of the parent that a compression run does not inherit (its max_steps it does:
+# the default budget of a compression run is its parent's)
+_NOT_INHERITED = ("run_dir", "resume", "eval_every", "keep_best")
 
 
 def supports_compression(plugin: Any) -> bool:

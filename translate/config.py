@@ -12,7 +12,6 @@ This module must stay light: no torch import.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 # re-exported: the (de)serialisation of these configs lives in translate.config_io
@@ -21,110 +20,17 @@ from translate.config_io import config_from_dict as config_from_dict
 from translate.config_io import config_to_dict as config_to_dict
 from translate.config_io import field_types as field_types
 from translate.config_io import load_config_file as load_config_file
+
+# re-exported: the core loop's settings live in translate.config_train
+from translate.config_train import AmpMode as AmpMode
+from translate.config_train import DeviceName as DeviceName
+from translate.config_train import TrainConfig as TrainConfig
 from translate.data.configs import Direction as Direction
 from translate.data.configs import PairedDataConfig as PairedDataConfig
 from translate.data.configs import SingleDataConfig as SingleDataConfig
 from translate.data.configs import UnpairedDataConfig as UnpairedDataConfig
 from translate.fields import check
 from translate.fields import opt as opt
-
-AmpMode = Literal["auto", "none", "bf16", "fp16"]
-DeviceName = Literal["auto", "cpu", "cuda"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Core training-loop settings shared by every plugin."""
-
-    max_steps: int = opt(10_000, "Number of optimisation steps (one batch each).")
-    batch_size: int = opt(
-        1, "Images per batch and process: the global batch is this x the number of processes."
-    )
-    lr: float = opt(2e-4, "Learning rate of the generator (and of every group without its own).")
-    lr_d: float | None = opt(None, "Discriminator learning rate (TTUR); default: same as --lr.")
-    beta1: float = opt(0.5, "Adam beta1.")
-    beta2: float = opt(0.999, "Adam beta2.")
-    lr_decay_start: float = opt(
-        0.5, "Fraction of --max-steps after which the LR decays linearly to zero (1 = constant)."
-    )
-    seed: int = opt(0, "Random seed (data order, augmentation, initialisation).")
-    device: DeviceName = opt("auto", "Device: auto (CUDA when available), cpu or cuda.")
-    amp: AmpMode = opt(
-        "auto",
-        "Mixed precision: auto (bf16 where the hardware has it: CPUs with AVX-512 BF16 or AMX, "
-        "CUDA compute capability >= 8; fp16 with a gradient scaler on older CUDA GPUs; else "
-        "fp32), none (fp32), bf16 (CPU or CUDA) or fp16 (CUDA). The choice is printed at start.",
-    )
-    channels_last: bool = opt(
-        True, "Channels-last (NHWC) memory format for models and batches (faster convolutions)."
-    )
-    threads: int = opt(
-        0,
-        "Intra-op CPU threads; 0: $OMP_NUM_THREADS when set, else one per physical core "
-        "(hyper-threads slow convolutions down).",
-    )
-    compile: bool = opt(
-        False,
-        "Compile the models with torch.compile (inductor): a one-off compile time for faster "
-        "steps; benchmarks/train_speed.py --variants default compile measures both.",
-    )
-    workers: int = opt(0, "Data-loading worker processes (0: load in the training process).")
-    log_every: int = opt(10, "Append metrics to metrics.jsonl every N steps.")
-    sample_every: int = opt(500, "Write a PNG sample grid every N steps.")
-    checkpoint_every: int = opt(1000, "Write a checkpoint every N steps (and always at the end).")
-    keep_checkpoints: int = opt(2, "How many recent checkpoints to keep on disk.")
-    n_samples: int = opt(4, "Rows in each sample grid.")
-    run_dir: Path | None = opt(None, "Run folder; default runs/<plugin>-<timestamp>.")
-    progress: bool = opt(True, "Show a progress bar.")
-    eval_every: int = opt(
-        0,
-        "Every N steps, save a checkpoint and run the plugin's evaluation protocol on the "
-        "validation data; figures go to metrics.jsonl as eval_<metric> (0: never). FID/KID and "
-        "LPIPS need $TRANSLATE_INCEPTION_WEIGHTS / $TRANSLATE_LPIPS_WEIGHTS. Distributed runs: "
-        "rank 0 evaluates while the other processes wait, at most --dist-timeout seconds.",
-    )
-    keep_best: str | None = opt(
-        None,
-        "With --eval-every: keep the checkpoint with the best value of this metric (e.g. L1, "
-        "FID, PSNR) as checkpoints/best; lower is better except PSNR/SSIM.",
-    )
-    tensorboard: bool | None = opt(
-        None,
-        "Write TensorBoard event files to <run>/tensorboard (scalars, samples, configs); "
-        "default: on when the tensorboard package is installed.",
-    )
-    sync_bn: bool = opt(
-        False,
-        "Distributed runs on GPUs: batch norm uses the statistics of the global batch "
-        "(SyncBatchNorm). Matters when the per-process batch is small, e.g. pix2pix's batch "
-        "norm at batch 1 per GPU; no effect in a single process.",
-    )
-    dist_timeout: float = opt(
-        600.0,
-        "Distributed runs: seconds a process waits for the others (a collective, a checkpoint "
-        "being written, rank 0's --eval-every evaluation) before the run fails instead of "
-        "hanging.",
-    )
-
-    def __post_init__(self) -> None:
-        check(self.dist_timeout > 0, "dist_timeout", "must be positive")
-        for name in ("max_steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
-        check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
-        check(self.workers >= 0, "workers", "must be 0 or more")
-        check(self.n_samples >= 1, "n_samples", "must be at least 1")
-        check(self.eval_every >= 0, "eval_every", "must be 0 (never) or more")
-        check(self.keep_best is None or self.eval_every > 0, "keep_best", "needs --eval-every N")
-        check(self.lr > 0, "lr", "must be positive")
-        check(self.lr_d is None or self.lr_d > 0, "lr_d", "must be positive")
-        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)")
-        check(0 <= self.lr_decay_start <= 1, "lr_decay_start", "must be in [0, 1]")
-        check(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
-        check(
-            self.amp in ("auto", "none", "bf16", "fp16"), "amp", "must be auto, none, bf16 or fp16"
-        )
-        check(self.threads >= 0, "threads", "must be 0 (physical cores) or more")
-
 
 GAN_LOSSES = (
     "minimax",
@@ -139,6 +45,8 @@ GAN_LOSSES = (
 #: Families whose loss has a real target that one-sided label smoothing can soften.
 LABEL_SMOOTHING_LOSSES = ("minimax", "nonsaturating", "lsgan")
 DIFF_AUGMENT_POLICIES = ("color", "translation", "cutout")
+#: ADA pipelines (Karras et al. 2020, "Training GANs with Limited Data"; translate.losses.ada).
+ADA_PIPELINES = ("blit", "geom", "color", "bg", "bgc")
 
 SpectralNormTarget = Literal["none", "d", "both"]
 AttentionTarget = Literal["none", "d", "g", "both"]
@@ -356,6 +264,49 @@ class AugmentationConfig:
 
 
 @dataclass(frozen=True)
+class AdaConfig:
+    """Adaptive discriminator augmentation (read by ``translate.losses.ada`` and the engine,
+    which adjusts p and checkpoints it). Images only, never a condition map."""
+
+    ada_target: float = opt(
+        0.0,
+        "Adaptive discriminator augmentation (Karras et al. 2020, ADA): the target of "
+        "r_t = E[sign(D(real))] that its probability p is steered towards (paper: 0.6); 0: off.",
+    )
+    ada_p: float | None = opt(
+        None,
+        "ADA probability p in [0, 1]: fixed (without --ada-target) or the starting value "
+        "(with it; default 0).",
+    )
+    ada_pipeline: str = opt(
+        "bgc",
+        "ADA transforms: blit (flips, quarter turns, integer shifts), geom (scale, rotation, "
+        "anisotropy, fractional shifts), color, bg or bgc (all, the paper's default).",
+        choices=ADA_PIPELINES,
+    )
+    ada_kimg: float = opt(
+        500.0, "ADA: p can go from 0 to 1 in this many thousand images (paper: 500)."
+    )
+    ada_interval: int = opt(4, "ADA: adjust p every N steps (paper: 4).")
+
+    def __post_init__(self) -> None:
+        check(0 <= self.ada_target < 1, "ada_target", "must be in [0, 1) (0: off; paper 0.6)")
+        check(self.ada_p is None or 0 <= self.ada_p <= 1, "ada_p", "must be in [0, 1]")
+        check(
+            self.ada_pipeline in ADA_PIPELINES,
+            "ada_pipeline",
+            f"unknown pipeline {self.ada_pipeline!r}; choose one of {', '.join(ADA_PIPELINES)}",
+        )
+        check(self.ada_kimg > 0, "ada_kimg", "must be > 0")
+        check(self.ada_interval >= 1, "ada_interval", "must be at least 1")
+
+    @property
+    def ada_enabled(self) -> bool:
+        """Whether ADA augments D's inputs (adaptive with a target, or a fixed p)."""
+        return self.ada_target > 0 or self.ada_p is not None
+
+
+@dataclass(frozen=True)
 class AveragingConfig:
     """Weight averaging of the generators (read by ``translate.engine.ema``)."""
 
@@ -364,9 +315,33 @@ class AveragingConfig:
         "Keep an exponential moving average of the generators' weights with this decay "
         "(e.g. 0.999; 0: off); used for samples, run and export.",
     )
+    ema_kimg: float = opt(
+        0.0,
+        "Generator EMA by its half-life in thousands of images instead of a fixed decay "
+        "(Karras et al. 2020: 10): decay 0.5 ** (global batch / (1000 * kimg)) per step; "
+        "0: off (see --ema-decay).",
+    )
+    ema_rampup: float = opt(
+        0.0,
+        "With --ema-kimg: the half-life is at most this fraction of the images seen so far "
+        "(StyleGAN2-ADA's ramp, 0.05; 0: no ramp).",
+    )
 
     def __post_init__(self) -> None:
         check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1) (0: off)")
+        check(self.ema_kimg >= 0, "ema_kimg", "must be >= 0 (0: off)")
+        check(0 <= self.ema_rampup <= 1, "ema_rampup", "must be in [0, 1] (0: no ramp)")
+        check(
+            not (self.ema_kimg > 0 and self.ema_decay > 0),
+            "ema_kimg",
+            "a half-life (--ema-kimg) and a fixed --ema-decay both set the EMA; pass "
+            "--ema-kimg 0 for a fixed decay",
+        )
+        check(
+            self.ema_rampup == 0 or self.ema_kimg > 0,
+            "ema_rampup",
+            "ramps the half-life of --ema-kimg; set it",
+        )
 
 
 #: In command-line order (GANConfig's bases are these, reversed).
@@ -376,6 +351,7 @@ GAN_GROUPS = (
     ArchitectureConfig,
     StabiliserConfig,
     AugmentationConfig,
+    AdaConfig,
     AveragingConfig,
 )
 
@@ -383,6 +359,7 @@ GAN_GROUPS = (
 @dataclass(frozen=True)
 class GANConfig(
     AveragingConfig,
+    AdaConfig,
     AugmentationConfig,
     StabiliserConfig,
     ArchitectureConfig,
@@ -466,6 +443,12 @@ class GANConfig(
                 if penalties
                 else "",
             )
+        check(
+            not (self.ada_enabled and self.diff_augment_policy),
+            "ada_target",
+            "ADA and DiffAugment both augment what D sees; pick one (--diff-augment '' or "
+            "--ada-target 0)",
+        )
         if self.penalty_interval > 1:
             check(
                 bool(penalties),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from translate.errors import ConfigError
+from translate.fields import check_int_range
 
 T = TypeVar("T")
 
@@ -69,6 +70,8 @@ def coerce(tp: Any, value: Any, field_name: str) -> Any:
         if inner in (int, float, str):
             if inner is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
+            if inner is int:  # 2**64 fits no tensor: one line, not an overflow traceback
+                return check_int_range(int(value), field_name)
             return inner(value)
         if origin is Literal:
             choices = typing.get_args(inner)

@@ -55,6 +55,14 @@ class OutputError(TranslateError):
     partial was left and no earlier file was changed. The message names the path."""
 
 
+class DiskFull(OutputError):
+    """The disk (or the user's quota) filled up during a write: not a mistake in the input, so
+    its own exit code, 74 (``EX_IOERR`` of sysexits.h), lets scripts and schedulers tell it
+    from a bad option (2). Nothing partial was left; the previous version is intact."""
+
+    exit_code = 74
+
+
 def flag(name: str) -> str:
     """A config field or option name as its command-line flag: ``tile_size`` -> ``--tile-size``."""
     return "--" + name.lstrip("-").replace("_", "-")

@@ -21,7 +21,7 @@ averages the per-image figures, and returns one ``FolderResult`` per folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,12 +87,17 @@ class EvalModels:
     """The checkpoint's translators: callable as the default one; ``open(**options)`` for
     others (each opened once)."""
 
-    def __init__(self, checkpoint: Path, **translator_args: Any):
+    def __init__(
+        self, checkpoint: Path, *, options: Mapping[str, Any] | None = None, **translator_args: Any
+    ):
         from translate.inference.translator import Translator
 
         self.checkpoint = checkpoint
         self.args = translator_args
-        self.default = Translator.from_checkpoint(checkpoint, **translator_args)
+        self.options = dict(options or {})  # the user's (--direction b2a): under every open()
+        self.default = Translator.from_checkpoint(
+            checkpoint, options=self.options, **translator_args
+        )
         self.opened: dict[str, Any] = {}
 
     def __call__(self, images: list[Image.Image]) -> list[Image.Image]:
@@ -101,6 +106,7 @@ class EvalModels:
     def open(self, **options: Any) -> Any:
         from translate.inference.translator import Translator
 
+        options = {**self.options, **options}
         key = repr(sorted(options.items()))
         if key not in self.opened:
             self.opened[key] = Translator.from_checkpoint(
@@ -225,9 +231,11 @@ def evaluate(
     weights: MetricWeights | None = None,
     samples: int | None = None,
     classifier: Path | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint (or shipped model) of ``plugin_name`` on each folder: one result
-    per folder, with the model's description and metadata."""
+    per folder, with the model's description and metadata. ``options``: the plugin's
+    inference options (``translate run``'s, e.g. ``direction="b2a"``)."""
     from translate.registry import load_plugin
     from translate.shipped import list_models, resolve_model
 
@@ -249,12 +257,15 @@ def evaluate(
         return _evaluate_generation(
             plugin, folders, checkpoint, backend=backend, device=device, weights=weights,
             metric_device=metric_device, samples=samples, classifier=classifier,
+            options=options,
         )  # fmt: skip
     if samples is not None or classifier is not None:
         raise ConfigError(
             f"--samples/--classifier: only for generating plugins (dcgan, cgan), not {plugin_name}"
         )
-    models = EvalModels(checkpoint, device=device, backend=backend, tile_size=tile_size)
+    models = EvalModels(
+        checkpoint, options=options, device=device, backend=backend, tile_size=tile_size
+    )
     translator = models.default
     # a model from elsewhere may follow a plugin's protocol (a spandrel SR file: superres)
     fits = getattr(translator.plugin_cfg, "evaluate_as", None) == plugin_name
@@ -291,13 +302,14 @@ def _evaluate_generation(
     metric_device: str,
     samples: int | None,
     classifier: Path | None,
+    options: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """A generating plugin's protocol: samples of the checkpoint against each folder."""
     from translate.inference.sampling import Sampler
 
     if backend not in (None, "auto", "torch"):
         raise ConfigError(f"--backend {backend}: evaluating a generating model runs on torch")
-    sampler = Sampler.from_checkpoint(checkpoint, device=device)
+    sampler = Sampler.from_checkpoint(checkpoint, device=device, options=options)
     if sampler.plugin.name != plugin.name:
         raise ConfigError(
             f"{checkpoint}: a {sampler.plugin.name} model, not {plugin.name}; "

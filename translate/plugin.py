@@ -187,6 +187,12 @@ class PluginBase(Generic[C]):
         Optional: the default keeps ``build_models``' initialisation."""
 
     # -- configuration
+    def config_gan_defaults(self, cfg: C) -> Mapping[str, Any]:
+        """``GANConfig`` defaults that depend on the plugin's config (stylegan2: R1's gamma by
+        resolution), applied over ``gan_defaults`` where the user gave none. Optional: the
+        default adds none."""
+        return {}
+
     def config_train_defaults(self, cfg: C) -> Mapping[str, Any]:
         """``TrainConfig`` defaults that depend on the plugin's config (superres: its GAN
         phase's learning rate), applied over ``train_defaults`` where the user gave none.
@@ -241,6 +247,12 @@ class PluginBase(Generic[C]):
     def encoder_size(self, cfg: C) -> int:
         """The side of the square images ``encoder_module`` takes (inputs are resized to it)."""
         raise NotImplementedError(f"plugin {self.name} has no encoder")
+
+    def truncated(self, module: nn.Module, truncation: float, cfg: C) -> nn.Module | None:
+        """A generating plugin's own truncation trick: ``module`` (its inference module)
+        sampling at ``truncation`` (stylegan2: psi in W). Optional: the default, None, leaves
+        truncation to the core (latent entries with |z| > T resampled)."""
+        return None
 
     def condition_inputs(self, cfg: C) -> tuple[ConditionInput, ...]:
         """Conditioning vectors the inference module takes after its image or latent, in

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from translate.atomic import atomic_write_text
 from translate.evaluation import Evaluation
 
 STYLE = """
@@ -96,7 +97,7 @@ def write_report(evaluation: Evaluation, out_dir: Path) -> Path:
         )
     meta = json.dumps(evaluation.meta, indent=2, default=str)
     parts.append(f"<h2>Checkpoint</h2><pre>{html.escape(meta)}</pre></body></html>")
-    (out_dir / "index.html").write_text("\n".join(parts))
     record = {"model": evaluation.model, "meta": evaluation.meta, "folders": folders_json}
-    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=str))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(record, indent=2, default=str))
+    atomic_write_text(out_dir / "index.html", "\n".join(parts))  # last: the page is complete
     return out_dir / "index.html"

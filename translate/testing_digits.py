@@ -28,6 +28,16 @@ DIGITS_MODEL: dict[str, Any] = {
 }
 DIGITS_TRAIN: dict[str, Any] = {"max_steps": 1200, "batch_size": 64, "lr": 4e-4}
 DIGITS_GAN: dict[str, Any] = {"ema_decay": 0.99}
+#: A CPU-sized StyleGAN2 at 16x16 (z and w 32, at most 32 channels, 2 mapping layers): the
+#: stylegan2 learning test and ``benchmarks/stylegan2_small_data.py``.
+STYLEGAN2_DIGITS_MODEL: dict[str, Any] = {
+    "image_size": 16,
+    "latent_dim": 32,
+    "channel_base": 512,
+    "channel_max": 32,
+    "mapping_layers": 2,
+    "flip": False,
+}
 
 
 def make_digits(root: Path, *, by_class: bool = False, names: Sequence[str] = ()) -> Path:
@@ -99,10 +109,14 @@ def train_digits(
     model: dict[str, Any] | None = None,
     train: dict[str, Any] | None = None,
     gan: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+    trainer_hook: Any = None,
 ) -> Path:
     """Train ``plugin_name`` (dcgan: one folder; cgan: a folder per class) on the digits under
-    ``root`` with the ``DIGITS_*`` settings (overridden by ``model``, ``train``, ``gan``) and
-    the engine's defaults otherwise; returns the run folder."""
+    ``root`` with the ``DIGITS_*`` settings (overridden by ``model``, ``train``, ``gan``; ``base``
+    replaces ``DIGITS_MODEL`` for a plugin with other options) and the engine's defaults
+    otherwise; ``trainer_hook(trainer)`` sees the trainer before it trains (e.g. to score the
+    untrained model). Returns the run folder."""
     import dataclasses
 
     import torch
@@ -119,9 +133,10 @@ def train_digits(
     if not data.exists():
         make_digits(data, by_class=by_class)
     torch.manual_seed(seed)
-    # the shared small model's settings that this plugin's config has (infogan has no widths)
+    model_base = DIGITS_MODEL if base is None else base
+    # the small model's settings that this plugin's config has (infogan has no widths)
     known = {f.name for f in dataclasses.fields(plugin.config_cls)}
-    shared = {k: v for k, v in DIGITS_MODEL.items() if k in known}
+    shared = {k: v for k, v in model_base.items() if k in known}
     cfg = config_from_dict(plugin.config_cls, {"data": data, **shared, **(model or {})})
     run_dir = root / "run"
     options = {
@@ -137,8 +152,29 @@ def train_digits(
     }
     train_cfg = config_from_dict(TrainConfig, options)
     gan_cfg = config_from_dict(GANConfig, {**plugin.gan_defaults, **DIGITS_GAN, **(gan or {})})
-    Trainer(plugin, cfg, train_cfg, gan_cfg, run_dir=run_dir).run()
+    trainer = Trainer(plugin, cfg, train_cfg, gan_cfg, run_dir=run_dir)
+    if trainer_hook is not None:
+        trainer_hook(trainer)
+    trainer.run()
     return run_dir
+
+
+def digits_kid(images: Any, n: int = 500, seed: int = 0) -> float:
+    """KID (Binkowski et al. 2018: unbiased MMD^2, cubic polynomial kernel) between generated
+    images ((N, C, H, W) in [-1, 1] or PIL) and ``n`` real digits, on the 64 grey levels of
+    ``DigitJudge.features`` (no Inception network: nothing to download). 0 for the real
+    distribution; a model that learnt nothing scores far above."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    from translate.metrics.fidelity import kid
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    real = digits.images.reshape(len(digits.images), -1)[rng.permutation(len(digits.images))[:n]]
+    fake = DigitJudge.features(images)
+    to = torch.from_numpy
+    return kid(to(fake.astype(np.float64)), to(real / 16), subsets=100, seed=seed)
 
 
 def evaluate(run: Path, judge: DigitJudge, n: int = 500) -> dict[str, float]:

@@ -9,7 +9,7 @@ orthogonal regularisation is the core's ``--ortho-reg`` (it applies to any gener
 adversarial objective is the core's (default: hinge, as the projection discriminator paper;
 every core family and regulariser applies). With ``acgan``, the auxiliary classification loss
 (Odena et al. 2017, Eq. 2-3: L_C = log P(C = c | X) on real and fake images) is added with
-weight ``--lambda-cls`` to D's loss (real images) and to G's (its fakes).
+weight ``--lambda-cls`` to D's loss (real and generated images) and to G's (its fakes).
 
 The inference module is G behind ``ClassConditioned``: ``forward(z, class_onehot)`` with z
 (B, Z, 1, 1) and the class one-hot (B, K) declared as a conditioning input
@@ -40,7 +40,12 @@ class CGANPlugin(PluginBase[CGANConfig]):
     dataset_kind = "unpaired"  # a folder of unrelated images per class
     generates = True
     gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "hinge"}
-    train_defaults: ClassVar[Mapping[str, Any]] = {"batch_size": 64, "max_steps": 20_000}
+    # Adam 2e-4, beta1 0.5, constant, as DCGAN (Sec. 4); a decay only with --lr-decay-start
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "batch_size": 64,
+        "max_steps": 20_000,
+        "lr_decay_start": 1.0,
+    }
 
     # ------------------------------------------------------------------ config and data
     def finalize_config(self, cfg: CGANConfig) -> CGANConfig:
@@ -145,10 +150,11 @@ class CGANPlugin(PluginBase[CGANConfig]):
 
         with ctx.autocast():
             loss_d, logs = ctx.gan.discriminator_loss(D, real_in, fake_in, condition_channels=k)
-            if acgan:  # L_C on real images (Odena et al. 2017, Eq. 3)
+            if acgan:  # D maximises L_C on real and generated images (Odena et al., Eq. 3)
                 cls_r = F.cross_entropy(D.classify(real_in).float(), label)
-                loss_d = loss_d + cfg.lambda_cls * cls_r
-                logs["D_cls"] = cls_r.item()
+                cls_f = F.cross_entropy(D.classify(fake_in.detach()).float(), label)
+                loss_d = loss_d + cfg.lambda_cls * (cls_r + cls_f)
+                logs["D_cls"], logs["D_cls_fake"] = cls_r.item(), cls_f.item()
         ctx.optimize("D", loss_d)
         if not ctx.update_generator:
             return logs

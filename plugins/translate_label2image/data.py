@@ -76,6 +76,26 @@ def label_sources(
         yield (b_path if (b_path is not None and direction == "b2a") else a_path), label
 
 
+def check_label_maps(cfg: Any) -> None:
+    """Parse every label map of the training and validation splits with ``cfg``'s final
+    palette, before training: a colour outside it (or an id beyond the classes) is one
+    ``DataError`` naming the file and the colour when the dataset is scanned, not a failure
+    mid-training (palette estimation reads at most 400 maps; a --palette reads none)."""
+    from translate.data.paired import split_folder
+
+    palette = palette_array(cfg.palette)
+    for split in ("train", "val"):
+        folder = split_folder(cfg.data, split)
+        if folder is None:
+            continue
+        for path, label in label_sources(folder, cfg.direction):
+            label_ids(
+                label, palette=palette, num_classes=cfg.num_classes,
+                tolerance=cfg.colour_tolerance, max_unknown=cfg.max_unknown,
+                dont_care=cfg.dont_care, instances=cfg.instance_edges, source=str(path),
+            )  # fmt: skip
+
+
 def label_pipeline(*, load_size: int, crop_size: int, flip: bool, train: bool) -> A.Compose:
     """Resize (bilinear photo, nearest ids), random crop, flip; one geometry for all."""
     steps = transforms.geometry_steps(
@@ -187,9 +207,11 @@ def finalize_labels(cfg: Label2ImageConfig) -> Label2ImageConfig:
         colours = colours + pal.default_palette(n)[len(colours) :]
     if cfg.dont_care >= n and fmt == "colour":
         raise ConfigError(f"dont_care: {cfg.dont_care} is not one of the {n} palette classes")
-    return dataclasses.replace(
+    final = dataclasses.replace(
         cfg, labels=fmt, palette=tuple(pal.to_hex(c) for c in colours[:n]), num_classes=n
     )
+    check_label_maps(final)  # every map, now: not a colour found mid-training
+    return final
 
 
 def detect_format(cfg: Label2ImageConfig) -> str:

@@ -1,4 +1,5 @@
-"""StarGAN's settings (``StarGANConfig``): attributes, networks and the objective's weights."""
+"""StarGAN's settings (``StarGANConfig``): data (one or two datasets, the CelebA crop), networks and
+the objective's weights."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Literal
 
 from translate.config import SingleDataConfig, opt
 from translate.fields import check
+
+#: The paper's CelebA crop (Sec. 4.1 and the authors' code): 178x178 of the 178x218 faces.
+CELEBA_CROP = 178
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,22 @@ class StarGANConfig(SingleDataConfig):
         "",
         "Domains (folders) or attributes (columns) to train on, comma-separated; default: all. "
         "The checkpoint stores the list, which `translate run --to` checks names against.",
+    )
+    data2: Path | None = opt(
+        None,
+        "A second labelled dataset trained at once, a folder per domain (RaFD style, "
+        "DIR/<domain>/*.png): its domains follow --data's in the label, then the mask vector "
+        "saying which dataset labelled each image (Sec. 3.2).",
+    )
+    domains2: str = opt(
+        "", "Domains (folders) of --data2 to train on, comma-separated; default: all."
+    )
+    center_crop: int = opt(
+        -1,
+        "Centre-crop a square of this side before resizing (the paper's CelebA preprocessing: "
+        "178 of the aligned 178x218 faces, then 128, so faces keep their aspect); smaller images "
+        "give the square of their shorter side. -1: 178 with --attributes (CelebA style), "
+        "none for a folder per domain; 0: none (squash to --load-size).",
     )
     load_size: int = opt(128, "Resize images to this square size before cropping.")
     crop_size: int = opt(128, "Random crop size for training (evaluation resizes to it).")
@@ -61,10 +81,32 @@ class StarGANConfig(SingleDataConfig):
         )
         check(self.lambda_cls >= 0, "lambda_cls", "must be >= 0")
         check(self.lambda_rec >= 0, "lambda_rec", "must be >= 0")
+        check(self.center_crop >= -1, "center_crop", "must be -1 (auto), 0 (none) or a side")
+
+    @property
+    def first_domains(self) -> list[str]:
+        return [n.strip() for n in self.domains.split(",") if n.strip()]
+
+    @property
+    def second_domains(self) -> list[str]:
+        return [n.strip() for n in self.domains2.split(",") if n.strip()]
 
     @property
     def domain_names(self) -> list[str]:
-        return [n.strip() for n in self.domains.split(",") if n.strip()]
+        """Every label name: --data's domains, then --data2's (the mask vector is not named)."""
+        return self.first_domains + self.second_domains
+
+    @property
+    def label_size(self) -> int:
+        """G's label input: the names, plus the 2-entry mask vector with --data2."""
+        return len(self.domain_names) + (2 if self.data2 is not None else 0)
+
+    @property
+    def effective_center_crop(self) -> int:
+        """``center_crop`` with -1 resolved: 178 for attribute (CelebA) data, else none."""
+        if self.center_crop >= 0:
+            return self.center_crop
+        return CELEBA_CROP if self.multi_label else 0
 
     @property
     def multi_label(self) -> bool:

@@ -11,6 +11,8 @@ binary attributes per image):
   ``FILE`` is a CSV (header ``image,<attr>,<attr>...``, values 1 / 0 or 1 / -1) or CelebA's
   ``list_attr_celeba.txt`` (an image count, a line of attribute names, then
   ``<file> <v> <v> ...`` rows). Image names are relative to ``DIR``. Training split only.
+  Each image is first centre-cropped to a 178x178 square (``--center-crop``, the paper's CelebA
+  preprocessing: the aligned 178x218 faces keep their aspect), then resized to ``--load-size``.
 
 Items: ``{"image": (3, S, S) in [-1, 1], "label": (n,) float in {0, 1}, "path": str}``. Every
 file's header is read up front; a bad file, a missing column or an unknown domain is one
@@ -109,6 +111,21 @@ def available_domains(cfg: Any) -> list[str]:
     return names
 
 
+def second_domains(cfg: Any, first: list[str]) -> list[str]:
+    """The chosen domains (folders) of ``--data2``, the second dataset of the mask vector; no
+    name may repeat one of the first dataset's (``first``)."""
+    folder = split_folder(Path(cfg.data2), "train")
+    assert folder is not None  # split_folder returns the root itself for "train"
+    available = domain_folders(folder)
+    if len(available) < 2:
+        raise DataError(f"{folder}: expected one sub-folder of images per domain (at least 2)")
+    chosen = pick_domains(available, cfg.domains2, source=folder, what="domain folder")
+    clash = sorted(set(chosen) & set(first))
+    if clash:
+        raise ConfigError(f"domains2: {folder} repeats the name(s) {', '.join(clash)} of --data")
+    return chosen
+
+
 class DomainDataset(SingleDataset):
     """Images and their labels; indexable by ``i`` or ``(i, seed)`` (resumable augmentation)."""
 
@@ -121,10 +138,17 @@ class DomainDataset(SingleDataset):
         crop_size: int,
         flip: bool,
         train: bool,
+        center_crop: int = 0,
     ) -> None:
         folder = files[0].parent if files else Path(".")
         super().__init__(
-            folder, load_size=load_size, crop_size=crop_size, flip=flip, train=train, files=files
+            folder,
+            load_size=load_size,
+            crop_size=crop_size,
+            flip=flip,
+            train=train,
+            files=files,
+            center_crop=center_crop,
         )
         self.labels = torch.from_numpy(labels.astype(np.float32))  # (N, n_domains)
 
@@ -157,11 +181,25 @@ def build_domain_dataset(cfg: Any, domains: list[str], split: str) -> DomainData
             found = list_images(folder / domain)
             files += found
             rows += [[int(j == k) for j in range(len(domains))]] * len(found)
+    width = len(domains)
+    if getattr(cfg, "data2", None) is not None:  # the mask vector (Sec. 3.2): [c_1, c_2, m]
+        if split != "train":
+            return None
+        second = cfg.second_domains
+        rows = [r + [0] * len(second) + [1, 0] for r in rows]
+        folder = split_folder(Path(cfg.data2), "train")
+        assert folder is not None
+        for k, domain in enumerate(second):
+            found = list_images(folder / domain)
+            files += found
+            rows += [[0] * width + [int(j == k) for j in range(len(second))] + [0, 1]] * len(found)
+        width += len(second) + 2
     return DomainDataset(
         files,
-        np.array(rows, np.int64).reshape(len(files), len(domains)),
+        np.array(rows, np.int64).reshape(len(files), width),
         load_size=cfg.load_size,
         crop_size=cfg.crop_size,
         flip=cfg.flip,
         train=split == "train",
+        center_crop=cfg.effective_center_crop,
     )

@@ -72,12 +72,17 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
         source = Path(cfg.attributes if cfg.multi_label else cfg.data)
         what = "attribute" if cfg.multi_label else "domain folder"
         chosen = pick_domains(available, cfg.domains, source=source, what=what)
-        return dataclasses.replace(cfg, domains=",".join(chosen))
+        second = ""
+        if cfg.data2 is not None:
+            from translate_stargan.data import second_domains
+
+            second = ",".join(second_domains(cfg, chosen))
+        return dataclasses.replace(cfg, domains=",".join(chosen), domains2=second)
 
     def build_dataset(self, cfg: StarGANConfig, split: str) -> Dataset | None:
         from translate_stargan.data import build_domain_dataset
 
-        return build_domain_dataset(cfg, cfg.domain_names, split)
+        return build_domain_dataset(cfg, cfg.first_domains, split)
 
     # ------------------------------------------------------------------ models
     def build_models(self, cfg: StarGANConfig) -> dict[str, nn.Module]:
@@ -90,7 +95,7 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
             raise ConfigError("domains: no domains (give --domains or let the data name them)")
         return {
             "G": LabelConditionedGenerator(
-                n_domains=n,
+                n_domains=cfg.label_size,
                 base_channels=cfg.base_channels,
                 n_blocks=cfg.resnet_blocks,
                 norm=cfg.norm,
@@ -108,6 +113,11 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
         over the batch, as the authors' CelebA code)."""
         from torch.nn import functional as F
 
+        if cfg.data2 is not None:  # the mask vector: each image's own dataset's labels only
+            from translate_stargan import mask
+
+            n1, n2 = len(cfg.first_domains), len(cfg.second_domains)
+            return mask.classification_loss(logits, label, n1, n2, multi_label=cfg.multi_label)
         logits = logits.float()
         if cfg.multi_label:
             bce = F.binary_cross_entropy_with_logits(logits, label, reduction="sum")
@@ -120,6 +130,11 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
         other images of the batch (realistic combinations, as the authors' code)."""
         import torch
 
+        if cfg.data2 is not None:  # the image's mask kept, its dataset's labels drawn
+            from translate_stargan import mask
+
+            n1, n2 = len(cfg.first_domains), len(cfg.second_domains)
+            return mask.random_targets(label, n1, n2, multi_label=cfg.multi_label)
         b, n = label.shape
         if cfg.multi_label:
             shift = int(torch.randint(1, b, ()).item()) if b > 1 else 0
@@ -166,7 +181,12 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
         self, models: Mapping[str, nn.Module], cfg: StarGANConfig, opts: Any
     ) -> nn.Module:
         """G(x, label): the target label is the module's second input (``condition_inputs``),
-        fed from ``--to`` by run and serve, and an input of the ONNX export."""
+        fed from ``--to`` by run and serve, and an input of the ONNX export. With ``--data2``
+        the mask vector is set from the label (``mask.MaskAppended``)."""
+        if cfg.data2 is not None:
+            from translate_stargan.mask import MaskAppended
+
+            return MaskAppended(models["G"], len(cfg.first_domains), len(cfg.second_domains))
         return models["G"]
 
     def condition_inputs(self, cfg: StarGANConfig) -> tuple[ConditionInput, ...]:
@@ -189,6 +209,12 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
         G = models["G"]
         real, label = batch["image"], batch["label"]  # (B, 3, H, W); (B, n)
         columns = [real]
+        if cfg.data2 is not None:  # one column per name, through the inference module's mask
+            masked = self.inference_module(models, cfg, None)
+            eye = torch.eye(len(cfg.domain_names), device=real.device)
+            for k in range(min(len(cfg.domain_names), MAX_SAMPLE_DOMAINS)):
+                columns.append(masked(real, eye[k].expand(real.shape[0], -1)))
+            return columns
         for k in range(min(label.shape[1], MAX_SAMPLE_DOMAINS)):
             if cfg.multi_label:
                 target = label.clone()
@@ -202,7 +228,7 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
     # ------------------------------------------------------------------ evaluation
     def eval_data(self, cfg: StarGANConfig) -> Path | None:
         """``DIR/val`` (or ``DIR/test``) with the domain folders, for ``--eval-every``."""
-        if cfg.multi_label:
+        if cfg.multi_label or cfg.data2 is not None:
             return None
         return next((p for s in ("val", "test") if (p := Path(cfg.data) / s).is_dir()), None)
 
@@ -218,10 +244,10 @@ class StarGANPlugin(PluginBase[StarGANConfig]):
         from translate.evaluation import EvalItem, EvalSet
         from translate.metrics import l1
 
-        if cfg.multi_label:
+        if cfg.multi_label or cfg.data2 is not None:
             raise ConfigError(
-                "translate eval stargan: evaluates models of a folder per domain; this one "
-                "was trained on an attribute file"
+                "translate eval stargan: evaluates models of one folder per domain; this one "
+                "was trained on an attribute file or two datasets"
             )
         domains = cfg.domain_names
         real = {d: [load_rgb(p) for p in list_images(Path(folder) / d)] for d in domains}

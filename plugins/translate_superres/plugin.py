@@ -10,6 +10,10 @@ SRGAN (Ledig et al. 2017) and ESRGAN (Wang et al. 2018) train in two phases:
    ragan``), pixel 1e-2, adversarial 5e-3, perceptual 1, Adam lr 1e-4 for G and D, and a VGG
    discriminator with batch norm; each is overridable. The perceptual term needs a VGG-19
    weights file (``--vgg-weights``), nothing is downloaded. Every core GAN family applies.
+
+Ranges, as the papers': the pixel loss is taken on [0, 1] images (the networks work in
+[-1, 1]); the VGG features of [0, 1] images normalised by the ImageNet statistics; the
+adversarial term is the family's loss on D's logits, which does not depend on the image range.
 """
 
 from __future__ import annotations
@@ -215,13 +219,19 @@ class SuperResPlugin(PluginBase[SuperResConfig]):
 
         from translate.losses import charbonnier_loss, l1_loss
 
-        pixel_loss = charbonnier_loss if cfg.pixel_loss == "charbonnier" else l1_loss
+        loss_fn = charbonnier_loss if cfg.pixel_loss == "charbonnier" else l1_loss
+
+        def pixel_loss(sr: Tensor, hr: Tensor) -> Tensor:
+            # on [0, 1] images, as ESRGAN's (Wang et al. 2018) and EDSR's: on [-1, 1] an L1
+            # doubles, and lambda_pixel 1e-2 would weigh as 2e-2 against the other terms
+            return loss_fn((sr.float() + 1) / 2, (hr + 1) / 2)
+
         G = ctx.models["G"]
         lr, hr = batch["input"], batch["target"]  # (B, 3, p, p), (B, 3, p*s, p*s) in [-1, 1]
         if cfg.phase == "pixel":
             with ctx.autocast():
                 sr = G(lr)
-            loss = pixel_loss(sr.float(), hr)
+            loss = pixel_loss(sr, hr)
             ctx.optimize("G", loss)
             return {"G_pixel": loss.item()}
 
@@ -235,7 +245,7 @@ class SuperResPlugin(PluginBase[SuperResConfig]):
             return logs_d
         with ctx.frozen("D"), ctx.autocast():
             loss_adv, logs_g = ctx.gan.generator_loss(D, sr, hr, paired=True)
-        pixel = pixel_loss(sr.float(), hr)
+        pixel = pixel_loss(sr, hr)
         loss_g = cfg.lambda_pixel * pixel + cfg.lambda_adv * loss_adv
         logs = {**logs_d, **logs_g, "G_pixel": pixel.item()}
         if cfg.vgg_weights is not None and cfg.lambda_perceptual > 0:

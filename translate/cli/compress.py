@@ -9,6 +9,10 @@ from typing import Annotated, Literal
 import typer
 
 from translate.cli.errors import report_errors
+from translate.fields import INT_MAX, SEED_MAX
+
+#: --report's largest image side (a 65536 x 65536 image is 12 GB of activations per layer).
+MAX_SIDE = 16384
 
 
 @report_errors
@@ -31,7 +35,11 @@ def compress_command(
     ] = "distill",
     steps: Annotated[
         int | None,
-        typer.Option(help="Training steps of the compressed model. \\[default: the parent's]"),
+        typer.Option(
+            help="Training steps of the compressed model. \\[default: the parent's]",
+            min=1,
+            max=INT_MAX,
+        ),
     ] = None,
     run_dir: Annotated[
         Path | None,
@@ -45,7 +53,8 @@ def compress_command(
         float | None, typer.Option(help="Learning rate. \\[default: the parent's]")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed of the run. \\[default: the parent's]")
+        int | None,
+        typer.Option(help="Random seed of the run. \\[default: the parent's]", min=0, max=SEED_MAX),
     ] = None,
     report: Annotated[
         bool,
@@ -55,7 +64,7 @@ def compress_command(
             "GFLOPs per image, ONNX size, latency in PyTorch and ONNX Runtime (CPU).",
         ),
     ] = False,
-    size: Annotated[int, typer.Option(help="Image side for --report.")] = 256,
+    size: Annotated[int, typer.Option(help="Image side for --report.", min=1, max=MAX_SIDE)] = 256,
     eval_data: Annotated[
         Path | None,
         typer.Option(help="With --report: also run the plugin's evaluation on this folder."),

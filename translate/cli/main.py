@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 import translate
 from translate.cli.compress import compress_command
 from translate.cli.encode import encode_command
-from translate.cli.errors import report_errors
+from translate.cli.errors import OneLineErrors, report_errors
 from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
 from translate.cli.run import core_options, plugin_options, run
@@ -28,6 +28,7 @@ from translate.cli.runs import runs_command
 from translate.cli.sample import sample_command
 from translate.cli.serve import serve_command
 from translate.errors import TranslateError
+from translate.fields import INT_MAX
 
 
 # ---------------------------------------------------------------------------- train
@@ -55,6 +56,19 @@ def build_train_command(name: str) -> Any:
                 Path | None,
                 typer.Option(
                     help="Continue a run (its folder or a checkpoint): full trainer state."
+                ),
+            ],
+        ),
+        inspect.Parameter(
+            "overwrite",
+            kw,
+            default=False,
+            annotation=Annotated[
+                bool,
+                typer.Option(
+                    "--overwrite",
+                    help="Replace the run already in --run-dir (its checkpoints, metrics, "
+                    "samples); without it such a folder is refused.",
                 ),
             ],
         ),
@@ -88,6 +102,7 @@ def build_train_command(name: str) -> Any:
     def command(
         ctx: typer.Context,
         resume: Path | None = None,
+        overwrite: bool = False,
         config: Path | None = None,
         nproc_per_node: int | None = None,
         **values: Any,
@@ -104,7 +119,10 @@ def build_train_command(name: str) -> Any:
                 [o for p in ctx.command.params for o in getattr(p, "opts", [])],
                 owner=f"translate train {name}",
             )
-        train_command(name, resume, config, given(values), nproc_per_node)
+        options = given(values)
+        if overwrite:
+            options["overwrite"] = True
+        train_command(name, resume, config, options, nproc_per_node)
 
     ctx_param = inspect.Parameter(
         "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
@@ -140,6 +158,7 @@ class TrainGroup(TyperGroup):
 
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="translate",
     help="Image-to-image translation with GANs: train, run, evaluate, export and serve models.",
     no_args_is_help=True,
@@ -252,7 +271,10 @@ def export_command(
         bool, typer.Option("--fp16", help="Half-precision weights and arithmetic (fp32 I/O).")
     ] = False,
     opset: Annotated[
-        int | None, typer.Option(help="ONNX opset. \\[default: the exporter's]", show_default=False)
+        int | None,
+        typer.Option(
+            help="ONNX opset. \\[default: the exporter's]", show_default=False, min=1, max=INT_MAX
+        ),
     ] = None,
     exporter: Annotated[
         str, typer.Option(help="dynamo (torch.export) or torchscript (legacy tracer).")
@@ -291,7 +313,10 @@ def export_command(
 
 
 app.command("models")(models_command)
-app.command("eval")(eval_command)
+app.command(
+    "eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(eval_command)
 app.command("serve")(serve_command)
 app.command("runs")(runs_command)
 app.command("sample")(sample_command)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from translate.cli.errors import report_errors
+from translate.fields import INT_MAX
 
 
 @report_errors
@@ -33,6 +34,7 @@ def models_command() -> None:
 
 @report_errors
 def eval_command(
+    ctx: typer.Context,
     plugin: Annotated[str, typer.Argument(help="Plugin whose evaluation protocol to run.")],
     data: Annotated[
         list[Path], typer.Option("--data", "-d", help="Folder of test images (repeatable).")
@@ -73,7 +75,9 @@ def eval_command(
     samples: Annotated[
         int | None,
         typer.Option(
-            help="dcgan/cgan: samples to draw (seed 0). \\[default: as many as real images]"
+            help="dcgan/cgan: samples to draw (seed 0). \\[default: as many as real images]",
+            min=1,
+            max=INT_MAX,
         ),
     ] = None,
     classifier: Annotated[
@@ -88,12 +92,22 @@ def eval_command(
     """Evaluate a model with its plugin's protocol: pix2pix/label2image L1, PSNR, SSIM, LPIPS
     and FID/KID of outputs vs targets; cyclegan FID/KID per direction and cycle L1; superres
     PSNR/SSIM on Y beside bicubic, and LPIPS; dcgan/cgan FID/KID of samples vs --data (the
-    training images) and, for cgan, the class accuracy of the samples."""
+    training images) and, for cgan, the class accuracy of the samples. The plugin's run
+    options (e.g. cyclegan's --direction b2a) follow, as for translate run."""
     from rich.console import Console
     from rich.table import Table
 
+    from translate.cli.options import parse_extra_options
+    from translate.cli.run import core_options
     from translate.evaluation import MetricWeights, evaluate
+    from translate.registry import load_plugin
 
+    options = parse_extra_options(
+        load_plugin(plugin).inference_config_cls,
+        list(ctx.args),
+        core=core_options(ctx),
+        owner=f"plugin {plugin}",
+    )
     weights = MetricWeights.resolve(inception=inception_weights, lpips=lpips_weights)
     evaluation = evaluate(
         plugin,
@@ -105,6 +119,7 @@ def eval_command(
         weights=weights,
         samples=samples,
         classifier=classifier,
+        options=options,
     )
     console = Console()
     console.print(f"model: {evaluation.model}", highlight=False)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from translate.cli.errors import report_errors
 from translate.errors import ConfigError, DataError
+from translate.fields import INT_MAX
 
 if TYPE_CHECKING:
     from translate.loading.identify import ModelRef
@@ -151,11 +152,12 @@ def run_command(
         ),
     ] = None,
     out: Annotated[
-        Path | None,
+        str | None,  # a string: its trailing "/" (a folder is meant) must survive
         typer.Option(
             "--out",
             "-o",
-            help="Output folder (or file, for one input). Outputs are named "
+            help="Output folder (or file, for one input; a name ending in / is always a "
+            "folder). Outputs are named "
             "<stem>[_<suffix>].<ext>; two inputs that would share a name (a.png, a.jpg with "
             "--ext png) keep their extension in it (a_png.png, a_jpg.png); an input is never "
             "overwritten. \\[default: translated/]",
@@ -199,13 +201,21 @@ def run_command(
             help="Tile side in input pixels for large images (0: never tile). "
             "\\[default: 1024-pixel tiles for images above 1 megapixel]",
             show_default=False,
+            min=0,
+            max=INT_MAX,
         ),
     ] = None,
     tile_overlap: Annotated[
         int | None,
-        typer.Option(help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]"),
+        typer.Option(
+            help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]",
+            min=0,
+            max=INT_MAX,
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Same-size images translated together.")] = 4,
+    batch_size: Annotated[
+        int, typer.Option(help="Same-size images translated together.", min=1, max=INT_MAX)
+    ] = 4,
     amp: Annotated[
         str,
         typer.Option(
@@ -240,7 +250,13 @@ def run_command(
         read_input_alpha,
         read_size,
     )
-    from translate.inference.outputs import Output, plan_outputs, prepare_folder, save_output
+    from translate.inference.outputs import (
+        Output,
+        names_folder,
+        plan_outputs,
+        prepare_folder,
+        save_output,
+    )
     from translate.inference.translator import Translator
     from translate.loading.identify import identify
 
@@ -256,7 +272,8 @@ def run_command(
     files = collect_inputs(paths)
     ref = identify(checkpoint)  # once: the option parser and the loader share it
     options = plugin_options(ref, extra, core=core_options(ctx))
-    plan = plan_outputs(files, out, suffix=suffix, ext=ext)
+    target = None if out is None else Path(out)
+    plan = plan_outputs(files, target, suffix=suffix, ext=ext, out_is_folder=names_folder(out))
     for folder in dict.fromkeys(item.path.parent for item in plan):
         prepare_folder(folder)
     translator = Translator.from_checkpoint(

@@ -1,16 +1,18 @@
-"""``translate sample``: new images from a generating model (dcgan, cgan, infogan, bigan), a
-grid or a folder.
+"""``translate sample``: new images from a generating model (dcgan, cgan, infogan, bigan, ...),
+a grid or a folder; with ``--vary``, a traversal grid of a code (``translate.inference.
+traversal``).
 
 A thin wrapper over ``translate.inference.sampling`` (``Sampler``, ``save_samples``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from translate.cli.errors import report_errors
+from translate.fields import INT_MAX, SEED_MAX
 
 
 @report_errors
@@ -23,9 +25,13 @@ def sample_command(
         ),
     ],
     out: Annotated[
-        Path,
+        str,  # a string: a trailing "/" (a folder is meant) must survive
         typer.Option(
-            "--out", "-o", help="A grid image (name ending in .png/.jpg) or a folder of PNGs."
+            "--out",
+            "-o",
+            help="A grid image (name ending in .png/.jpg) or a folder of PNGs (any other name, "
+            "or one ending in /), written a chunk at a time with progress; Ctrl-C keeps what "
+            "was written.",
         ),
     ],
     n: Annotated[
@@ -33,12 +39,14 @@ def sample_command(
         typer.Option(
             "-n",
             "--n",
-            help="How many images (with --vary: rows). \\[default: 64]",
+            help="How many images (with --interpolate or --vary: rows). \\[default: 64]",
             show_default=False,
+            max=INT_MAX,
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the latents (same seed, same images).")
+        int | None,
+        typer.Option(help="Seed of the latents (same seed, same images).", min=0, max=SEED_MAX),
     ] = None,
     truncation: Annotated[
         float | None,
@@ -47,6 +55,17 @@ def sample_command(
             "more typical images; e.g. 0.5)."
         ),
     ] = None,
+    interpolate: Annotated[
+        int | None,
+        typer.Option(
+            help="Write latent walks instead: N rows of K frames each between two random "
+            "latents (slerp in z, or lerp in w with --walk w).",
+            metavar="K",
+        ),
+    ] = None,
+    walk: Annotated[
+        str, typer.Option(help="Space of --interpolate: z (slerp) or w (lerp; StyleGAN2).")
+    ] = "z",
     class_name: Annotated[
         str | None,
         typer.Option(
@@ -81,22 +100,87 @@ def sample_command(
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ) -> None:
     """Draw N new images from a generating model and save them as a grid or a folder."""
-    from translate.inference.sampling import Sampler, save_samples
+    from translate.errors import ConfigError
+    from translate.inference.outputs import names_folder
+    from translate.inference.sampling import (
+        GRID_MAX,
+        GRID_SUFFIXES,
+        Sampler,
+        save_samples,
+        write_sample_folder,
+    )
 
+    if interpolate is not None and class_name is not None:
+        raise ConfigError("interpolate: walks draw their classes; drop --class")
+    if interpolate is not None and (code or vary is not None):
+        raise ConfigError("interpolate: walks draw their codes; drop --code and --vary")
+    rows = n
+    n = 64 if n is None else n
+    target = Path(out)
+    as_grid = target.suffix.lower() in GRID_SUFFIXES and not names_folder(out)
+    if as_grid and n > GRID_MAX:
+        raise ConfigError(
+            f"-n {n}: a grid holds at most {GRID_MAX} images (it is built in memory); "
+            f"give a folder (-o {target.with_suffix('')}/) for more"
+        )
     sampler = Sampler.from_checkpoint(run, device=device, backend=backend)
-    columns = None
-    if vary is not None:
-        images, columns = sampler.traversal(
-            vary, rows=n, seed=seed, truncation=truncation, class_name=class_name, codes=code
-        )
-    else:
-        images = sampler(
-            64 if n is None else n,
-            seed=seed,
-            truncation=truncation,
-            class_name=class_name,
+    if vary is not None:  # a traversal: one code along the columns
+        from translate.inference.traversal import traversal
+
+        images, columns = traversal(
+            sampler, vary, rows=rows, seed=seed, truncation=truncation, class_name=class_name,
             codes=code,
-        )
-    paths = save_samples(images, out, overwrite=overwrite, columns=columns)
-    where = paths[0] if len(paths) == 1 else out
-    typer.echo(f"wrote {len(images)} samples to {where}")
+        )  # fmt: skip
+        paths = save_samples(images, target, overwrite=overwrite, columns=columns)
+        typer.echo(f"wrote {len(images)} samples to {paths[0] if len(paths) == 1 else target}")
+        return
+    if interpolate is not None:  # n rows of K frames: one grid, or a folder of frames
+        frames = sampler.walk(n, interpolate, seed=seed, truncation=truncation, space=walk)
+        images = sampler.plugin.postprocess(frames, sampler.plugin_cfg)
+        paths = save_samples(images, target, overwrite=overwrite, columns=interpolate)
+        typer.echo(f"wrote {len(images)} samples to {paths[0] if len(paths) == 1 else target}")
+        return
+    if as_grid:
+        images = sampler(n, seed=seed, truncation=truncation, class_name=class_name, codes=code)
+        save_samples(images, target, overwrite=overwrite)
+        typer.echo(f"wrote {n} samples to {target}")
+        return
+    with SampleProgress(n) as progress:
+        written = write_sample_folder(
+            sampler, n, target, seed=seed, truncation=truncation, class_name=class_name,
+            codes=code, overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+    typer.echo(f"wrote {written} samples to {target}")
+
+
+class SampleProgress:
+    """A bar on a terminal (stderr); a line every 10 s otherwise, for long runs in logs."""
+
+    def __init__(self, total: int) -> None:
+        import sys
+        import time
+
+        self.total, self.clock = total, time.monotonic
+        self.last = self.clock()
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.task = self.bar.add_task("sample", total=total)
+
+    def __enter__(self) -> SampleProgress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __call__(self, written: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=written)
+        elif self.clock() - self.last > 10:
+            self.last = self.clock()
+            typer.echo(f"sample: {written}/{self.total}", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

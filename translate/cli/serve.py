@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from translate.cli.errors import report_errors
+from translate.fields import INT_MAX
 
 
 @report_errors
@@ -30,7 +31,7 @@ def serve_command(
         typer.Option(help="[NAME=]FILE: an .onnx file from translate export (repeatable)."),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
     backend: Annotated[
         str | None, typer.Option(help="torch or onnx, as for translate run. \\[default: torch]")
     ] = None,
@@ -41,24 +42,35 @@ def serve_command(
             help="Default tile side (0: never tile); requests may ask for their own. "
             "\\[default: 1024-pixel tiles above 1 megapixel]",
             show_default=False,
+            min=0,
+            max=INT_MAX,
         ),
     ] = None,
     tile_overlap: Annotated[
-        int | None, typer.Option(help="Overlap of tiles. \\[default: a quarter of the tile]")
+        int | None,
+        typer.Option(
+            help="Overlap of tiles. \\[default: a quarter of the tile]", min=0, max=INT_MAX
+        ),
     ] = None,
     threads: Annotated[
-        int | None, typer.Option(help="Intra-op threads (torch and ONNX Runtime).")
+        int | None,
+        typer.Option(help="Intra-op threads (torch and ONNX Runtime).", min=0, max=INT_MAX),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Inference worker threads.")] = 1,
+    workers: Annotated[int, typer.Option(help="Inference worker threads.", min=1, max=INT_MAX)] = 1,
     queue_size: Annotated[
-        int, typer.Option(help="Requests that may wait for a worker; more get 503.")
+        int,
+        typer.Option(help="Requests that may wait for a worker; more get 503.", min=0, max=INT_MAX),
     ] = 16,
     max_batch: Annotated[
-        int, typer.Option(help="Same-size queued requests translated together.")
+        int,
+        typer.Option(help="Same-size queued requests translated together.", min=1, max=INT_MAX),
     ] = 4,
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body in MB.")] = 20.0,
     max_pixels: Annotated[
-        int, typer.Option(help="Largest image in pixels (output size: input x scale^2).")
+        int,
+        typer.Option(
+            help="Largest image in pixels (output size: input x scale^2).", min=1, max=INT_MAX
+        ),
     ] = 4096 * 4096,
     max_memory: Annotated[
         str | None,
@@ -77,7 +89,8 @@ def serve_command(
         float, typer.Option(help="Deadline for a whole request (upload, queue, inference).")
     ] = 120.0,
     max_connections: Annotated[
-        int, typer.Option(help="Concurrent connections and requests; more get 503.")
+        int,
+        typer.Option(help="Concurrent connections and requests; more get 503.", min=1, max=INT_MAX),
     ] = 256,
     api_key: Annotated[
         str | None,
@@ -99,7 +112,11 @@ def serve_command(
     access_log: Annotated[bool, typer.Option(help="One JSON log line per request.")] = True,
     max_samples: Annotated[
         int,
-        typer.Option(help="Most images one GET /v1/models/NAME/sample may draw (dcgan, cgan)."),
+        typer.Option(
+            help="Most images one GET /v1/models/NAME/sample may draw (dcgan, cgan).",
+            min=1,
+            max=INT_MAX,
+        ),
     ] = 64,
 ) -> None:
     """Serve models over HTTP: POST /v1/models/NAME/translate (GET .../sample for generating

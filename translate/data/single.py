@@ -3,7 +3,8 @@
 For plugins that derive both their input and their target from one image (colourisation from
 a grayscale copy, denoising from a noised copy, ...). Layout, for ``root`` and a split:
 ``root/<split>/`` when it exists, else ``root`` itself for ``train`` (no ``val`` then). Every
-file's header is checked up front. Augmentation is the paired pipeline's geometry (resize to
+file's header is checked up front. Augmentation is the paired pipeline's geometry (optionally a
+centred square first, ``center_crop``; then resize to
 ``load_size``, random ``crop_size`` crop, flip; evaluation resizes to ``crop_size``), seeded per
 sample so a resumed run sees the same crops.
 """
@@ -36,8 +37,10 @@ class SingleDataset(Dataset[dict[str, Any]]):
         flip: bool = True,
         train: bool = True,
         files: list[Path] | None = None,
+        center_crop: int = 0,
     ):
         self.folder = Path(folder)
+        self.center_crop = center_crop  # a centred square first (transforms.center_square)
         self.files = list_images(self.folder) if files is None else list(files)
         for path in self.files:  # fail on a non-image before training starts
             image_size(path)
@@ -51,7 +54,8 @@ class SingleDataset(Dataset[dict[str, Any]]):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = key if isinstance(key, tuple) else (key, index_seed(key))
         path = self.files[index]
-        (image,) = transforms.apply(self.pipeline, seed, to_array(load_rgb(path)))
+        array = transforms.center_square(to_array(load_rgb(path)), self.center_crop)
+        (image,) = transforms.apply(self.pipeline, seed, array)
         return {"image": transforms.to_tensor(image), "path": str(path)}
 
 
@@ -67,4 +71,16 @@ def build_single(cfg: Any, split: str) -> SingleDataset | None:
         crop_size=cfg.crop_size,
         flip=cfg.flip,
         train=split == "train",
+    )
+
+
+def build_generation(cfg: Any, split: str) -> SingleDataset | None:
+    """A generating plugin's images of ``split`` (dcgan, stylegan2): ``cfg.data`` resized to
+    ``cfg.image_size`` squares, flipped when ``cfg.flip``; None when there is no such split."""
+    folder = split_folder(Path(cfg.data), split)
+    if folder is None:
+        return None
+    size = cfg.image_size
+    return SingleDataset(
+        folder, load_size=size, crop_size=size, flip=cfg.flip, train=split == "train"
     )

@@ -27,6 +27,18 @@ def geometry_steps(*, load_size: int, crop_size: int, flip: bool, train: bool) -
     return steps
 
 
+def center_square(array: np.ndarray, side: int) -> np.ndarray:
+    """The centred ``side`` x ``side`` square of an (H, W, C) image (StarGAN's CelebA
+    preprocessing: 178 of the aligned 178x218 faces, before the resize); an image smaller than
+    that gives the centred square of its shorter side. ``side`` 0: the image unchanged."""
+    if side <= 0:
+        return array
+    h, w = array.shape[:2]
+    side = min(side, h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return array[top : top + side, left : left + side]
+
+
 def paired_pipeline(
     *, load_size: int, crop_size: int, flip: bool, train: bool, extra_images: int = 1
 ) -> A.Compose:
@@ -45,7 +57,9 @@ def apply(pipeline: A.Compose, seed: int, *images: np.ndarray) -> list[np.ndarra
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
+    """(H, W, 3) uint8 -> (3, H, W) in [-1, 1], of torch's default dtype (float32; float64
+    in the tests that compare two computation orders exactly)."""
     if not array.flags.writeable:  # PIL-backed arrays are read-only; torch wants to own memory
         array = array.copy()
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5).sub(1)
+    x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    return x.to(torch.get_default_dtype()).div(127.5).sub(1)

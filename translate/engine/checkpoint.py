@@ -16,6 +16,7 @@ checkpoint never executes code.
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import shutil
@@ -26,7 +27,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_weights
 from torch import nn
 
 from translate.atomic import atomic_path, atomic_write_text, remove_stale
@@ -58,10 +60,16 @@ def write_checkpoint(
     """Write a complete checkpoint folder atomically; replaces ``folder`` if it exists. A
     failure (disk full) removes the partial folder and raises ``OutputError``."""
     with atomic_path(folder, folder=True) as tmp:
-        save_file(weights, str(tmp / WEIGHTS))
+        # serialised in memory, written by Python: a full disk then raises OSError(ENOSPC),
+        # which atomic_path reports in one line (safetensors' and torch's own writers turn it
+        # into a SafetensorError / "PytorchStreamWriter failed" RuntimeError traceback)
+        (tmp / WEIGHTS).write_bytes(save_weights(weights))
         (tmp / META).write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
         if trainer_state is not None:
-            torch.save(trainer_state, tmp / TRAINER)
+            buffer = io.BytesIO()
+            torch.save(trainer_state, buffer)
+            with open(tmp / TRAINER, "wb") as fh:
+                fh.write(buffer.getbuffer())
     return folder
 
 
@@ -160,9 +168,28 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
     try:
-        return load_file(str(path))
+        weights = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: truncated or corrupt ({exc})") from exc
+    check_finite(weights, path)
+    return weights
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: Path) -> None:
+    """Refuse weights holding NaN or infinity, in one line naming the first such tensor: a
+    model built from them runs without an error and produces black images (a diverged
+    foreign checkpoint; one of ours is never saved so, see ``run_state.diverged``)."""
+    bad = [
+        name
+        for name, t in state.items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"{source}: tensor {bad[0]!r}{more} holds NaN or infinite values (a diverged "
+            "training?); refusing to load weights that produce blank images"
+        )
 
 
 def load_models(

@@ -176,6 +176,7 @@ class TrainContext:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "pools": {k: p.state_dict() for k, p in self.pools.items()},
+            **({"ada": self.gan.ada.state_dict()} if self.gan.ada is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -184,6 +185,8 @@ class TrainContext:
         for key, scaler in self.scalers.items():
             if key in state["scalers"]:
                 scaler.load_state_dict(state["scalers"][key])
+        if self.gan.ada is not None and "ada" in state:  # ADA's p, resumed exactly
+            self.gan.ada.load_state_dict(state["ada"])
         for key, pool_state in state["pools"].items():
             pool = self.pools[key] = ImagePool(int(pool_state["size"]))
             pool.load_state_dict(pool_state)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from translate.atomic import atomic_path
+from translate.engine.run_log import read_metrics as read_metrics
 
 #: Keys of a metrics record that are bookkeeping, not curves.
 NOT_PLOTTED = frozenset({"step", "time"})
@@ -30,6 +31,7 @@ FAMILIES: tuple[tuple[str, str], ...] = (
     ("adversarial", "generator: adversarial"),
     ("reconstruction", "generator: reconstruction / cycle / perceptual"),
     ("penalty", "penalties"),
+    ("augment", "augmentation (ADA's p, r_t)"),
     ("eval", "evaluation"),
     ("other", "other"),
     ("lr", "learning rate"),
@@ -50,6 +52,8 @@ def family(key: str) -> str:
         return "speed"
     if key.startswith(("eval", "val_")):
         return "eval"
+    if key.startswith("ada_"):
+        return "augment"
     if _PENALTY.search(key):
         return "penalty"
     if key.startswith("D"):
@@ -60,23 +64,6 @@ def family(key: str) -> str:
     if key.startswith("G") or _RECONSTRUCTION.search(key):
         return "reconstruction"
     return "other"
-
-
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    """The records of a ``metrics.jsonl``; a torn last line (a killed run) is skipped."""
-    records = []
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int | float):
-            records.append(record)
-    return records
 
 
 def series(records: Iterable[dict]) -> dict[str, tuple[list[float], list[float]]]:

@@ -7,6 +7,7 @@ plugin writes the GAN step (``train_step``); everything around it lives here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -29,8 +30,8 @@ from translate.engine import checkpoint as ckpt
 from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import configure_device, resolve_amp
 from translate.engine.distributed import Distributed, GradientSync, convert_sync_batchnorm
-from translate.engine.ema import ModelEMA
-from translate.engine.interrupt import Interrupts, TrainingInterrupted
+from translate.engine.ema import ModelEMA, half_life_decay
+from translate.engine.interrupt import Interrupts, TrainingInterrupted, stopped_by
 from translate.engine.run_log import MetricsLog, Progress, cut_metrics, save_grid
 from translate.engine.run_state import (
     RANK_SEED,
@@ -44,8 +45,9 @@ from translate.engine.run_state import (
 from translate.engine.schedule import lr_factor
 from translate.engine.setup import (
     build_optimizer,
+    claim_run_dir,
     default_configs,
-    new_run_dir,
+    gan_defaults_for,
     split_options,
 )
 from translate.engine.transforms import apply_gan_transforms, check_gan_compatible, is_generator
@@ -74,20 +76,33 @@ class Trainer:
         train_cfg: TrainConfig,
         gan_cfg: GANConfig,
         *,
-        run_dir: Path,
+        run_dir: Path | None,
         resume_from: Path | None = None,
+        overwrite: bool = False,
     ):
         self.plugin, self.plugin_cfg = plugin, plugin_cfg
         self.train_cfg, self.gan_cfg = train_cfg, gan_cfg
         # a torchrun worker joins the process group here; a single process is a world of one
         self.dist = Distributed.from_env(train_cfg.device, timeout_s=train_cfg.dist_timeout)
-        self.run_dir = Path(self.dist.gather(str(run_dir))[0])  # rank 0's default name wins
+        new_here = resume_from is None and self.dist.is_main  # rank 0 claims a new run's folder
+        fresh = new_here and not (run_dir is not None and Path(run_dir).exists())
+        error: TranslateError | None = None
+        claimed = Path(run_dir or resume_from.parent.parent) if resume_from is not None else None
+        if new_here:  # run_dir None: runs/<plugin>-<time>; one holding a run: refused
+            try:
+                claimed = claim_run_dir(run_dir, plugin.name, overwrite=overwrite)
+            except TranslateError as exc:
+                error = exc
+        self.run_dir = Path(self.dist.gather(str(claimed))[0])  # the other ranks take rank 0's
         self.device = self.dist.device
         try:
-            self._setup(resume_from)
-            error = None
+            if error is None:
+                self._setup(resume_from)
         except TranslateError as exc:
             error = exc
+            if fresh:
+                with contextlib.suppress(OSError):  # created for nothing: leave no trace
+                    self.run_dir.rmdir()
         # a user error on any rank stops every rank, with one message (rank 0 reports it)
         self.dist.agree(error)
 
@@ -169,10 +184,11 @@ class Trainer:
         self.ctx.gan.seed = train_cfg.seed
         generators = {k: m for k, m in self.models.items() if is_generator(k)}
         self.ema: ModelEMA | None = None
-        if gan_cfg.ema_decay > 0:
+        if gan_cfg.ema_decay > 0 or gan_cfg.ema_kimg > 0:
             if not generators:
+                option = "ema_decay" if gan_cfg.ema_decay > 0 else "ema_kimg"
                 raise ConfigError(
-                    "ema_decay: this plugin builds no generator (no model named G...)"
+                    f"{option}: this plugin builds no generator (no model named G...)"
                 )
             self.ema = ModelEMA(generators, gan_cfg.ema_decay)
         self.step = 0
@@ -289,10 +305,33 @@ class Trainer:
         if self.ctx.generator_stepped and self.ctx.last_ortho is not None:
             losses = {**losses, "G_ortho": self.ctx.last_ortho}  # --ortho-reg's weighted term
         if self.ema is not None and self.ctx.generator_stepped:
-            self.ema.update(self.models)  # identical on every rank: so are the weights
+            decay = None  # identical on every rank: so are the weights
+            if self.gan_cfg.ema_kimg > 0:
+                decay = half_life_decay(
+                    self.global_batch_size,
+                    self.gan_cfg.ema_kimg,
+                    self.samples_seen,
+                    self.gan_cfg.ema_rampup,
+                )
+            self.ema.update(self.models, decay)
+        ada = self.ctx.gan.ada
+        if ada is not None:
+            losses = {**losses, **self._adjust_ada(ada)}
         self.step += 1
         self.samples_seen += self.global_batch_size
         return {**losses, "lr": cfg.lr * factor}
+
+    def _adjust_ada(self, ada: Any) -> dict[str, float]:
+        """ADA's p for the logs and, every ``ada_interval`` steps, its adjustment from the
+        sign statistics of every process (so p stays the same on all ranks)."""
+        logs = {"ada_p": ada.p}
+        if ada.adaptive and (self.step + 1) % ada.interval == 0:
+            sign_sum, count = ada.pending()
+            sums, counts = self.dist.average_logs({"rt": sign_sum}, {"rt": count})
+            rt = ada.adjust(sums["rt"], counts["rt"])
+            if rt is not None:
+                logs["ada_rt"] = rt
+        return logs
 
     def _sample_batch(self) -> Any:
         source = self.val_dataset if self.val_dataset is not None else self.dataset
@@ -390,9 +429,11 @@ class Trainer:
                     stop = interrupts.should_stop(self.dist)  # every rank stops at this step
                 if stop:
                     folder = self.save()
-                    raise TrainingInterrupted(
-                        f"interrupted at step {self.step}; state saved to {folder}; continue with: "
-                        f"translate train {self.plugin.name} --resume {self.run_dir}"
+                    raise TrainingInterrupted(  # (another rank's signal: reported as Ctrl-C)
+                        f"{stopped_by(interrupts.signum)} at step {self.step}; state saved to "
+                        f"{folder}; continue with: translate train {self.plugin.name} --resume "
+                        f"{self.run_dir}",
+                        signum=interrupts.signum,
                     )
             except BaseException:  # Ctrl-C, divergence, errors: the curves show how it ended
                 if main:
@@ -416,9 +457,12 @@ def prepare(
     *,
     resume: Path | None = None,
     config_file: Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Trainer:
-    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume."""
+    """Build a Trainer from flat options (CLI or notebook), a config file, or a run to resume.
+    A new run's ``run_dir`` must not hold a run already, unless ``overwrite`` (which replaces
+    it); a resumed run's ``max_steps`` must not be below the step it resumes from."""
     plugin = load_plugin(plugin_name)
     options = {k: v for k, v in options.items() if v is not None}
     if config_file is not None:
@@ -442,11 +486,21 @@ def prepare(
             gan_cfg = config_from_dict(GANConfig, meta["gan_config"])
         except KeyError as exc:
             raise CheckpointError(f"{folder / ckpt.META}: missing {exc}") from exc
+        step = int(meta.get("step", 0))
+        if train_cfg.max_steps < step:  # training on would rewrite the later state
+            raise ConfigError(
+                f"--max-steps {train_cfg.max_steps}: {folder} is already at step {step}; "
+                f"give --max-steps {step} or more (its state past step "
+                f"{train_cfg.max_steps} would be lost)"
+            )
         run_dir = folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
         return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=run_dir, resume_from=folder)
     train_base, gan_base = default_configs(plugin)
     plugin_cfg = config_from_dict(plugin.config_cls, plugin_opts)
-    gan_cfg = config_from_dict(GANConfig, gan_opts, base=gan_base)
+    # defaults that depend on the plugin's config (stylegan2: R1's gamma by resolution)
+    gan_cfg = config_from_dict(
+        GANConfig, gan_defaults_for(plugin, plugin_cfg, gan_opts), base=gan_base
+    )
     # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
     # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
     by_config = getattr(plugin, "config_train_defaults", None)
@@ -454,8 +508,9 @@ def prepare(
     family.update(gan_cfg.family_train_defaults)
     family = {k: v for k, v in family.items() if k not in train_opts}
     train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
-    run_dir = train_cfg.run_dir or new_run_dir(plugin.name)
-    return Trainer(plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=Path(run_dir))
+    return Trainer(
+        plugin, plugin_cfg, train_cfg, gan_cfg, run_dir=train_cfg.run_dir, overwrite=overwrite
+    )
 
 
 def train(
@@ -463,8 +518,11 @@ def train(
     *,
     resume: Path | None = None,
     config_file: Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Path:
     """Train ``plugin_name`` and return the final checkpoint folder (see ``prepare``)."""
-    trainer = prepare(plugin_name, resume=resume, config_file=config_file, **options)
+    trainer = prepare(
+        plugin_name, resume=resume, config_file=config_file, overwrite=overwrite, **options
+    )
     return trainer.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -13,6 +14,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+log = logging.getLogger("translate.metrics")
 
 Reduce = Callable[[Mapping[str, float], Mapping[str, int]], tuple[dict, dict]]
 
@@ -67,30 +70,72 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (a flushed interval, or evaluation figures) as a JSON line."""
         if self.writes:
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            from translate.atomic import write_error
+
+            try:
+                with open(self.path, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            except OSError as exc:  # a full disk: one line (a torn line is skipped on reading)
+                raise write_error(self.path, exc) from exc
         self.last_record = record
 
 
+def read_metrics_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(line, record)`` for every readable record of a ``metrics.jsonl``: the one reader of
+    the file (``translate runs``, ``curves.png``, ``--resume``). Lines that are not UTF-8, not
+    JSON, or not an object with a numeric ``step`` (a line torn by a crash mid-write, a disk
+    error) are skipped with one warning naming the file and how many were skipped."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        log.warning("%s: cannot read (%s); no metrics shown", path, exc.strerror or exc)
+        return []
+    good: list[tuple[str, dict[str, Any]]] = []
+    bad = 0
+    for raw in data.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+            record = json.loads(line)
+        except ValueError:  # UnicodeDecodeError is one
+            bad += 1
+            continue
+        step = record.get("step") if isinstance(record, dict) else None
+        if isinstance(step, bool) or not isinstance(step, int | float):
+            bad += 1
+            continue
+        good.append((line, record))
+    if bad:
+        log.warning(
+            "%s: skipped %d unreadable line%s (not UTF-8 or JSON; e.g. cut short by a crash)",
+            path,
+            bad,
+            "" if bad == 1 else "s",
+        )
+    return good
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The readable records of a ``metrics.jsonl`` (``read_metrics_lines``)."""
+    return [record for _, record in read_metrics_lines(path)]
+
+
 def cut_metrics(path: Path, step: int) -> int:
-    """Drop ``metrics.jsonl`` records after ``step`` (and a torn last line): a run killed after
-    its last checkpoint logged steps that its resume will log again. Returns lines dropped."""
+    """Drop ``metrics.jsonl`` records after ``step`` (and unreadable lines, such as a torn last
+    line): a run killed after its last checkpoint logged steps that its resume will log again.
+    Returns lines dropped."""
     if not path.is_file():
         return 0
-    lines = path.read_text().splitlines()
-    keep: list[str] = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by the kill
-        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
-            keep.append(line)
-    if len(keep) != len(lines):
+    total = sum(1 for raw in path.read_bytes().splitlines() if raw.strip())
+    keep = [line for line, record in read_metrics_lines(path) if record["step"] <= step]
+    if len(keep) != total:
         from translate.atomic import atomic_write_text
 
         atomic_write_text(path, "".join(line + "\n" for line in keep))
-    return len(lines) - len(keep)
+    return total - len(keep)
 
 
 def save_grid(columns: list[Tensor], path: Path) -> None:
@@ -110,8 +155,17 @@ def save_grid(columns: list[Tensor], path: Path) -> None:
                     cell[None], size=tuple(size), mode="bicubic"
                 )[0]
             cells.append(cell[:3])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image((torch.stack(cells) + 1) / 2, path, nrow=len(columns), padding=2, pad_value=1.0)
+    from translate.atomic import atomic_path
+
+    with atomic_path(path, fsync=False) as tmp:  # a full disk: one line, no half-written PNG
+        save_image(
+            (torch.stack(cells) + 1) / 2,
+            tmp,
+            nrow=len(columns),
+            padding=2,
+            pad_value=1.0,
+            format="png",
+        )
 
 
 class Progress:

@@ -1,9 +1,10 @@
 """From flat options to a run's parts: options routed to configs, plugin defaults, optimisers,
-the run folder's default name. ``translate.engine.loop`` builds the Trainer from these."""
+the run folder (claimed atomically). ``translate.engine.loop`` builds the Trainer from these."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from translate.config import GANConfig, TrainConfig, config_from_dict
-from translate.errors import unknown_option
+from translate.errors import ConfigError, OutputError, unknown_option
 from translate.registry import discover
 
 
@@ -41,6 +42,14 @@ def default_configs(plugin: Any) -> tuple[TrainConfig, GANConfig]:
         config_from_dict(TrainConfig, dict(plugin.train_defaults)),
         config_from_dict(GANConfig, dict(plugin.gan_defaults)),
     )
+
+
+def gan_defaults_for(plugin: Any, plugin_cfg: Any, gan_opts: Mapping[str, Any]) -> dict[str, Any]:
+    """``gan_opts`` over the plugin's ``config_gan_defaults(plugin_cfg)`` (GANConfig defaults
+    that depend on its config, e.g. stylegan2's R1 gamma by resolution), if it has the hook."""
+    hook = getattr(plugin, "config_gan_defaults", None)
+    by_config = dict(hook(plugin_cfg)) if callable(hook) else {}
+    return {**by_config, **gan_opts}
 
 
 def build_optimizer(
@@ -106,11 +115,53 @@ def plugin_version(name: str) -> str:
     return info.version if info else "?"
 
 
-def new_run_dir(plugin_name: str, root: Path = Path("runs")) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = root / f"{plugin_name}-{stamp}"
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = root / f"{plugin_name}-{stamp}-{n}"
+#: What a training run writes in its folder; a folder holding any of them holds a run.
+RUN_ENTRIES = ("checkpoints", "metrics.jsonl", "samples", "curves.png", "tensorboard")
+
+
+def claim_run_dir(
+    run_dir: Path | None, plugin_name: str, *, overwrite: bool = False, root: Path = Path("runs")
+) -> Path:
+    """Create the folder of a new run, atomically (``mkdir`` fails if it exists), and return
+    it. No ``run_dir``: ``runs/<plugin>-<timestamp>``, or ``...-2``, ``-3`` when another run
+    took that name first (two runs started in the same second never share a folder). A given
+    ``run_dir`` that already holds a run (``RUN_ENTRIES``) is refused in one line unless
+    ``overwrite``, which removes that run's files (and nothing else in the folder); an
+    existing folder without a run is used as it is. Used by ``translate train`` and
+    ``translate compress`` alike (the Trainer calls it for every new run)."""
+    from translate.atomic import write_error
+
+    if run_dir is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        name, n = f"{plugin_name}-{stamp}", 1
+        while True:
+            candidate = root / (name if n == 1 else f"{name}-{n}")
+            try:
+                candidate.mkdir(parents=True)
+                return candidate
+            except FileExistsError:
+                n += 1
+            except OSError as exc:
+                raise write_error(candidate, exc) from exc
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True)
+        return run_dir
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise write_error(run_dir, exc) from exc
+    if not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: exists and is not a folder; give another --run-dir")
+    held = [run_dir / entry for entry in RUN_ENTRIES if (run_dir / entry).exists()]
+    if held and not overwrite:
+        raise ConfigError(
+            f"{run_dir}: already holds a run; continue it with --resume {run_dir}, give "
+            "another --run-dir, or pass --overwrite to replace it"
+        )
+    for entry in held:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     return run_dir

@@ -61,9 +61,21 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def _single_file_target(files: Sequence[Path], out: Path | None) -> Path | None:
-    """``out`` when it names one image file for a single input (by its suffix), else None."""
-    if out is not None and len(files) == 1 and out.suffix.lower() in FORMATS and not out.is_dir():
+def names_folder(out: str | os.PathLike | None) -> bool:
+    """Whether an output name as typed ends in a path separator (``out/multi.tif/``): the user
+    means a folder, whatever its suffix (``Path`` drops the trailing slash)."""
+    text = os.fspath(out) if out is not None else ""
+    return text.endswith(("/", os.sep))
+
+
+def _single_file_target(
+    files: Sequence[Path], out: Path | None, folder: bool = False
+) -> Path | None:
+    """``out`` when it names one image file for a single input (by its suffix, and not
+    written as a folder), else None."""
+    if folder or out is None or len(files) != 1:
+        return None
+    if out.suffix.lower() in FORMATS and not out.is_dir():
         return out
     return None
 
@@ -74,13 +86,15 @@ def plan_outputs(
     *,
     suffix: str | None = None,
     ext: str | None = None,
+    out_is_folder: bool = False,
 ) -> list[Output]:
     """The output of each input (see the module docstring); refuses names that are inputs or
     that two inputs share (``OutputError``), before anything is translated. ``ext`` None: PNG
-    (or the suffix of ``out`` naming one file)."""
+    (or the suffix of ``out`` naming one file). ``out_is_folder``: ``out`` is a folder even
+    when its name has an image suffix (typed with a trailing slash: ``names_folder``)."""
     if ext is not None and ext not in EXT_CHOICES:
         raise ConfigError(f"--ext: {ext!r} is not one of {', '.join(EXT_CHOICES)}")
-    single = _single_file_target(files, out)
+    single = _single_file_target(files, out, out_is_folder)
     if single is not None:
         fmt = FORMATS[single.suffix.lower()]
         if ext not in (None, "auto") and FORMATS["." + ext] != fmt:

@@ -3,13 +3,13 @@
 ``Sampler.from_checkpoint(run)(64, seed=0, truncation=0.5)`` draws latents z ~ N(0, I) of the
 plugin's ``latent_shape`` (U(-1, 1) for a plugin whose ``latent_prior`` is uniform: bigan)
 and, for a model with conditioning inputs (``Plugin.condition_inputs``: cgan's class one-hot,
-InfoGAN's codes), their vectors (``class_name=``, ``codes={"c": "3"}`` or
-drawn per image from each input's prior), runs the generator on them and returns PIL images;
-``traversal`` varies one code along a grid's columns (InfoGAN, Chen et al. 2016, Fig. 2);
-``save_samples`` writes them as one grid PNG or a folder of PNGs. What ``translate sample``
-does. The generator runs on PyTorch or, for an ``.onnx`` file from ``translate export`` (or
-``backend="onnx"``), in ONNX Runtime, whose inputs are the latent and the condition vectors:
-the same seed gives the same latents on both.
+InfoGAN's codes), their vectors (``class_name=``, ``codes={"c": "3"}`` or drawn per image from
+each input's prior), runs the generator on them and returns PIL images (``translate.inference.
+traversal`` varies one code along a grid's columns); ``save_samples`` writes
+them as one grid PNG or a folder of PNGs. What ``translate sample`` does. The generator runs
+on PyTorch or, for an ``.onnx`` file from ``translate export`` (or ``backend="onnx"``), in ONNX
+Runtime, whose inputs are the latent and the condition vectors: the same seed gives the same
+latents on both.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
 Image Synthesis", Sec. 3.1): every latent entry with |z| > T is resampled until none is, which
@@ -19,7 +19,8 @@ trades diversity for fidelity (T -> 0 collapses towards the sample of z = 0).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,33 @@ from translate.conditioning import (
     did_you_mean,
     draw,
     one_hots,
-    parse_vary,
 )
-from translate.errors import ConfigError, OutputError
+from translate.errors import ConfigError, OutputError, TranslateError
+from translate.fields import SEED_MAX, check_int_range
 from translate.loading.model import latent_prior
+from translate.plugin import PluginBase
 
-__all__ = ["Sampler", "did_you_mean", "grid", "sample", "save_samples", "truncated_normal"]
+__all__ = [
+    "Sampler",
+    "SamplingInterrupted",
+    "did_you_mean",
+    "grid",
+    "sample",
+    "save_samples",
+    "slerp",
+    "truncated_normal",
+    "write_sample_folder",
+]
 
 #: Latents drawn per forward pass (bounds memory for large ``n``).
 CHUNK = 256
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+#: Where ``Sampler.walk`` interpolates: slerp in z, lerp in a style generator's w.
+WALK_SPACES = ("z", "w")
 #: The option of a generating plugin's class input (``translate sample --class``).
 CLASS_OPTION = "class"
-#: Rows of a traversal grid without a free categorical code to give one row per category.
-TRAVERSAL_ROWS = 8
+#: Inputs fixed by name (``--code c=3``): a mapping or ``NAME=VALUE`` strings.
+Codes = Mapping[str, str] | list[str] | None
 
 
 def truncated_normal(
@@ -104,6 +118,9 @@ class Sampler:
         #: what latents are drawn from (``Plugin.latent_prior``): normal, or uniform in [-1, 1]
         self.prior = loaded.latent_prior if onnx else latent_prior(plugin, self.plugin_cfg)
         self.backend = _backend(loaded, device)
+        #: the plugin has its own truncation trick (``Plugin.truncated``: StyleGAN's psi in W)
+        hook = getattr(type(plugin), "truncated", None)
+        self.own_truncation = hook is not None and hook is not PluginBase.truncated
         named = [c for c in self.conditions if c.option == CLASS_OPTION]
         self.class_input = named[0] if named else None
         self.classes: list[str] = list(self.class_input.names) if self.class_input else []
@@ -145,7 +162,7 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
-        codes: Mapping[str, str] | list[str] | None = None,
+        codes: Codes = None,
     ) -> tuple[Tensor, ...]:
         """The generator's inputs for ``n`` images, on the CPU: latents (n, *latent_shape),
         then each conditioning vector (n, size): the class ``class_name`` and the inputs that
@@ -153,8 +170,35 @@ class Sampler:
         drawn per image from its prior (``translate.conditioning.draw``: a uniform class, each
         attribute on with probability 1/2, U(low, high) for a continuous code). The same
         ``seed`` gives the same inputs. Truncation applies to the noise only."""
+        chunks = list(self._input_chunks(n, seed, truncation, class_name, codes))
+        return tuple(torch.cat(parts) for parts in zip(*chunks, strict=True))
+
+    def _latents(self, m: int, truncation: float | None, gen: torch.Generator) -> Tensor:
+        """``m`` latents from the prior: N(0, I) truncated at T (unless the plugin truncates
+        itself), or U(-1, 1) truncated at T: U(-T, T)."""
+        if self.prior == "uniform":
+            if truncation is not None and not truncation > 0:
+                raise ConfigError(f"truncation: must be > 0, got {truncation}")
+            bound = min(1.0, truncation) if truncation is not None else 1.0
+            return (torch.rand((m, *self.latent_shape), generator=gen) * 2 - 1) * bound
+        own = self.own_truncation
+        return truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
+
+    def _input_chunks(
+        self,
+        n: int,
+        seed: int | None,
+        truncation: float | None,
+        class_name: str | None,
+        codes: Codes = None,
+    ) -> Iterator[tuple[Tensor, ...]]:
+        """The inputs of ``n`` images, ``CHUNK`` at a time, drawn in turn from one seeded
+        generator: a chunk's latents, then its condition vectors (for n <= CHUNK the draws of
+        drawing all at once)."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
+        if seed is not None:
+            check_int_range(seed, "seed", 0, SEED_MAX)
         index = self.class_index(class_name) if class_name is not None else None
         fixed = code_values(self.conditions, codes)
         if index is not None and self.class_input is not None and self.class_input.name in fixed:
@@ -164,69 +208,52 @@ class Sampler:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        if self.prior == "uniform":  # truncated at T: entries resampled into [-T, T]
-            if truncation is not None and not truncation > 0:
-                raise ConfigError(f"truncation: must be > 0, got {truncation}")
-            bound = min(1.0, truncation) if truncation is not None else 1.0
-            z = (torch.rand((n, *self.latent_shape), generator=gen) * 2 - 1) * bound
-        else:
-            z = truncated_normal((n, *self.latent_shape), truncation, gen)
-        vectors = []
-        for cond in self.conditions:
-            if cond.name in fixed:
-                vectors.append(fixed[cond.name].expand(n, -1).clone())
-            elif cond is self.class_input and index is not None:
-                vectors.append(one_hots(cond, torch.full((n,), index)))
-            else:
-                vectors.append(draw(cond, n, gen))
-        return (z, *vectors)
+        for start in range(0, n, CHUNK):
+            m = min(CHUNK, n - start)
+            z = self._latents(m, truncation, gen)
+            vectors = []
+            for cond in self.conditions:
+                if cond.name in fixed:
+                    vectors.append(fixed[cond.name].expand(m, -1).clone())
+                elif cond is self.class_input and index is not None:
+                    vectors.append(one_hots(cond, torch.full((m,), index)))
+                else:
+                    vectors.append(draw(cond, m, gen))
+            yield (z, *vectors)
 
-    def traversal(
+    def batches(
         self,
-        vary: str,
+        n: int,
         *,
-        rows: int | None = None,
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
-        codes: Mapping[str, str] | list[str] | None = None,
-    ) -> tuple[list[Image.Image], int]:
-        """A latent traversal (Chen et al. 2016, Fig. 2): the code ``vary`` names (``c1=-2:2:9``:
-        9 values from -2 to 2; ``c``: each category) along the columns, everything else fixed
-        along a row. Rows: one per category of the first categorical code that neither ``vary``
-        nor ``codes`` fixes (the same noise and codes in every row), or ``rows`` (default 8)
-        draws of the noise and free codes. Returns the images row by row and the columns."""
-        varied, values = parse_vary(self.conditions, vary)
-        fixed = code_values(self.conditions, codes)
-        if varied.name in fixed or (varied is self.class_input and class_name is not None):
-            raise ConfigError(f"--vary {varied.name}: also fixed by --code/--class")
-        taken = {varied.name, *fixed, *([self.class_input.name] if class_name else [])}
-        free = [c for c in self.conditions if not (c.continuous or c.multi or c.name in taken)]
-        by_category = free[0] if free and rows is None else None
-        count = by_category.size if by_category else rows or TRAVERSAL_ROWS
-        if count < 1:
-            raise ConfigError(f"n: must be at least 1, got {count}")
-        base = self.inputs(
-            1 if by_category else count,
-            seed=seed,
-            truncation=truncation,
-            class_name=class_name,
-            codes=codes,
-        )
-        base = tuple(t.expand(count, *t.shape[1:]).clone() for t in base)
-        columns = len(values)
-        inputs = [t.repeat_interleave(columns, 0) for t in base]
-        for i, cond in enumerate(self.conditions):
-            if cond is by_category:
-                inputs[1 + i] = torch.eye(count).repeat_interleave(columns, 0)
-            if cond is varied:
-                inputs[1 + i] = values.repeat(count, 1)
-        images = self.plugin.postprocess(self.generate(*inputs), self.plugin_cfg)
-        return images, columns
+        codes: Codes = None,
+    ) -> Iterator[list[Image.Image]]:
+        """The ``n`` images of ``__call__``, ``CHUNK`` at a time: memory bounded by one chunk
+        whatever ``n`` (``translate sample -n 1000000`` held 12.4 GB when drawn at once)."""
+        for inputs in self._input_chunks(n, seed, truncation, class_name, codes):
+            images = self.generate(*inputs, truncation=truncation)
+            yield self.plugin.postprocess(images, self.plugin_cfg)
 
-    def generate(self, z: Tensor, *conditions: Tensor) -> Tensor:
+    def _truncating_backend(self, truncation: float | None) -> Any:
+        """The backend that applies a plugin's own truncation (``Plugin.truncated``)."""
+        if truncation is None or not self.own_truncation:
+            return self.backend
+        if self.module is None:
+            raise ConfigError(
+                f"truncation: {self.loaded.source} is an ONNX export of {self.plugin.name}, whose "
+                "truncation is fixed when exporting (its inference options); export it again"
+            )
+        from translate.inference.backends import TorchBackend
+
+        module = self.plugin.truncated(self.module, truncation, self.plugin_cfg).eval()
+        return TorchBackend(module, self.backend.device)
+
+    def generate(self, z: Tensor, *conditions: Tensor, truncation: float | None = None) -> Tensor:
         """Latents (n, *latent_shape) and condition vectors (n, size) -> images (n, C, H, W) in
-        [-1, 1], float32 on the CPU."""
+        [-1, 1], float32 on the CPU; ``truncation`` only for a plugin with its own truncation
+        trick (applied in the model, e.g. StyleGAN's psi in W)."""
         if tuple(z.shape[1:]) != self.latent_shape:
             raise ConfigError(
                 f"latent: expected shape (n, {', '.join(map(str, self.latent_shape))}), "
@@ -244,8 +271,9 @@ class Sampler:
                     f"{cond.name}: expected shape ({len(z)}, {cond.size}), got "
                     f"{tuple(vector.shape)}"
                 )
+        backend = self._truncating_backend(truncation)
         chunks = range(0, len(z), CHUNK)
-        outs = [self.backend(*(t[i : i + CHUNK] for t in (z, *conditions))) for i in chunks]
+        outs = [backend(*(t[i : i + CHUNK] for t in (z, *conditions))) for i in chunks]
         return torch.cat(outs)
 
     def sample_tensor(
@@ -255,12 +283,51 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
-        codes: Mapping[str, str] | list[str] | None = None,
+        codes: Codes = None,
     ) -> Tensor:
         inputs = self.inputs(
             n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
         )
-        return self.generate(*inputs)
+        return self.generate(*inputs, truncation=truncation)
+
+    def walk(
+        self,
+        rows: int,
+        frames: int,
+        *,
+        seed: int | None = None,
+        truncation: float | None = None,
+        space: str = "z",
+    ) -> Tensor:
+        """``rows`` latent walks of ``frames`` images each, row by row: between two latents
+        drawn from ``seed``, spherical interpolation in z (``space="z"``, any generator), or
+        linear interpolation between their mapped w (``space="w"``: a style generator whose
+        inference module has ``map(z) -> w`` and ``synthesize(w) -> image``), the two
+        interpolations of StyleGAN's perceptual path length (Karras et al. 2019, Sec. 4.2).
+        Conditioned models keep one condition per row."""
+        if frames < 2:
+            raise ConfigError(f"interpolate: needs at least 2 frames, got {frames}")
+        if space not in WALK_SPACES:
+            raise ConfigError(f"walk: {space!r} is not one of {', '.join(WALK_SPACES)}")
+        ends = self.inputs(2 * rows, seed=seed, truncation=truncation)
+        t = torch.linspace(0, 1, frames).repeat(rows).view(-1, *([1] * len(self.latent_shape)))
+        a, b = (e.repeat_interleave(frames, 0) for e in (ends[0][:rows], ends[0][rows:]))
+        conditions = [c[:rows].repeat_interleave(frames, 0) for c in ends[1:]]
+        if space == "z":
+            return self.generate(slerp(a, b, t), *conditions, truncation=truncation)
+        module = self.module
+        if module is None or not callable(getattr(module, "map", None)):
+            raise ConfigError(
+                f"walk: w needs a style-based generator run in PyTorch (map and synthesize); "
+                f"{self.loaded.source} is not one"
+            )
+        if truncation is not None and self.own_truncation:
+            module = self.plugin.truncated(module, truncation, self.plugin_cfg)
+        with torch.inference_mode():
+            device = next(module.parameters()).device
+            wa, wb = module.map(a.to(device)), module.map(b.to(device))
+            w = torch.lerp(wa, wb, t.view(-1, 1).to(device))
+            return torch.cat([module.synthesize(c).float().cpu() for c in w.split(CHUNK)])
 
     def __call__(
         self,
@@ -269,14 +336,26 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
-        codes: Mapping[str, str] | list[str] | None = None,
+        codes: Codes = None,
     ) -> list[Image.Image]:
         """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` and with the
         ``codes`` given, when given."""
-        x = self.sample_tensor(
+        batches = self.batches(
             n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
         )
-        return self.plugin.postprocess(x, self.plugin_cfg)
+        return [image for batch in batches for image in batch]
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
+    """Spherical interpolation between latents ``a`` and ``b`` (per row, over all but the
+    batch dimension) at fractions ``t`` (broadcast): ``sin((1-t) O) / sin O * a + sin(t O) /
+    sin O * b``, O the angle between them; linear when they are (anti)parallel."""
+    fa, fb = a.flatten(1), b.flatten(1)
+    cos = (fa * fb).sum(1) / (fa.norm(dim=1) * fb.norm(dim=1)).clamp_min(eps)
+    omega = torch.arccos(cos.clamp(-1 + eps, 1 - eps)).view(-1, *([1] * (a.ndim - 1)))
+    so = torch.sin(omega)
+    out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so
+    return torch.where(so.abs() < 1e-4, torch.lerp(a, b, t), out)
 
 
 def sample(
@@ -286,7 +365,7 @@ def sample(
     seed: int | None = None,
     truncation: float | None = None,
     class_name: str | None = None,
-    codes: Mapping[str, str] | list[str] | None = None,
+    codes: Codes = None,
     device: str = "cpu",
     backend: str | None = None,
 ) -> list[Image.Image]:
@@ -306,14 +385,76 @@ def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
     return sheet
 
 
-def save_samples(
-    images: list[Image.Image],
+class SamplingInterrupted(TranslateError):
+    """Ctrl-C while writing samples: the files written so far are complete and kept."""
+
+    exit_code = 130
+
+
+#: The most images ``translate sample`` puts in one grid (a grid is built in memory).
+GRID_MAX = 4096
+
+
+def sample_name(i: int, n: int) -> str:
+    """``sample_0000.png``...; wider numbers when ``n`` needs them (names sort in order)."""
+    return f"sample_{i:0{max(4, len(str(n - 1)))}d}.png"
+
+
+def write_sample_folder(
+    sampler: Sampler,
+    n: int,
     out: Path,
     *,
+    seed: int | None = None,
+    truncation: float | None = None,
+    class_name: str | None = None,
+    codes: Codes = None,
     overwrite: bool = False,
-    columns: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Draw ``n`` images into folder ``out`` one chunk at a time (bounded memory), each file
+    written atomically; ``progress(written)`` after each chunk. Ctrl-C stops after the file
+    being written: ``SamplingInterrupted`` says how many were written (they are kept).
+    Refuses, before drawing, a folder that holds any of the names unless ``overwrite``."""
+    from translate.atomic import atomic_path
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
+    if out.is_dir() and not overwrite:
+        first, last = sample_name(0, n), sample_name(n - 1, n)
+        taken = sorted(
+            e.name
+            for e in os.scandir(out)
+            if e.name.startswith("sample_") and len(e.name) == len(last) and first <= e.name <= last
+        )
+        if taken:
+            raise OutputError(f"{out / taken[0]}: exists; pass --overwrite to replace it")
+    written = 0
+    try:
+        batches = sampler.batches(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
+        for batch in batches:
+            for image in batch:
+                with atomic_path(out / sample_name(written, n)) as tmp:
+                    image.save(tmp, format="PNG")
+                written += 1
+            if progress is not None:
+                progress(written)
+    except KeyboardInterrupt:
+        if written < n and (out / sample_name(written, n)).is_file():
+            written += 1  # the signal came between a file's rename and its count
+        raise SamplingInterrupted(
+            f"interrupted: wrote {written} of {n} samples to {out} (each file complete)"
+        ) from None
+    return written
+
+
+def save_samples(
+    images: list[Image.Image], out: Path, *, overwrite: bool = False, columns: int | None = None
 ) -> list[Path]:
-    """A grid file (``columns`` wide; default about square) when ``out`` ends in an image
+    """A grid file (``columns`` wide, default about square) when ``out`` ends in an image
     suffix, else a folder ``out`` of ``sample_0000.png`` ...; written atomically, never over an
     existing file unless ``overwrite``. Returns the paths written."""
     from translate.atomic import atomic_path
@@ -329,7 +470,7 @@ def save_samples(
         return [out]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
-    paths = [out / f"sample_{i:04d}.png" for i in range(len(images))]
+    paths = [out / sample_name(i, len(images)) for i in range(len(images))]
     taken = [p for p in paths if p.exists()]
     if taken and not overwrite:
         raise OutputError(f"{taken[0]}: exists; pass --overwrite to replace it")

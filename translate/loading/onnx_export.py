@@ -423,6 +423,10 @@ def export_loaded(
             tmp, cases, refs, tolerance=tolerance, fp16=fp16, shown_as=out
         )
         os.replace(tmp, out)
+    except OSError as exc:  # a full disk while writing the file: one line, nothing left
+        from translate.atomic import write_error
+
+        raise write_error(out, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(

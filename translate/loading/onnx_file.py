@@ -57,7 +57,61 @@ def read_metadata(path: Path | str) -> dict[str, str]:
             f"{path}: an ONNX model without translate metadata (missing "
             f"{', '.join(missing) or 'producer'}); export it with `translate export`"
         )
+    for key, least in INT_FIELDS.items():
+        metadata_int(path, md, key, least)
+    _check_graph_input(path, proto, md)
     return md
+
+
+#: Integer metadata fields and their smallest valid value.
+INT_FIELDS = {"multiple_of": 1, "minimum": 1, "scale": 1, "input_channels": 1}
+
+
+def metadata_int(path: Path, md: Mapping[str, str], key: str, least: int = 1) -> int:
+    """An integer metadata field, checked: one line naming the field when it is not an
+    integer or is below ``least`` (``multiple_of=0`` divided by zero, ``scale=-4`` made
+    negative sizes: tracebacks)."""
+    try:
+        value = int(md[key])
+    except ValueError:
+        raise CheckpointError(
+            f"{path}: metadata field {key!r} should be an integer, got {md[key]!r}"
+        ) from None
+    if value < least:
+        raise CheckpointError(
+            f"{path}: metadata field {key!r} must be at least {least}, got {value}"
+        )
+    return value
+
+
+def _check_graph_input(path: Path, proto: Any, md: Mapping[str, str]) -> None:
+    """The graph's first input must be what the metadata says: (N, C, H, W) with C =
+    ``input_channels`` for an image model, (N, *latent_shape) for a generator."""
+    if not proto.graph.input:
+        raise CheckpointError(f"{path}: the graph has no input")
+    first = proto.graph.input[0]
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim
+    ]
+    if "latent_shape" in md:
+        try:
+            want = [None, *(int(x) for x in json.loads(md["latent_shape"]))]
+        except (ValueError, TypeError):
+            raise CheckpointError(
+                f"{path}: metadata field 'latent_shape' is not a list of integers"
+            ) from None
+        what = "the latent (N, " + ", ".join(str(x) for x in want[1:]) + ")"
+    else:
+        want = [None, int(md["input_channels"]), None, None]
+        what = f"images (N, {want[1]}, H, W) (metadata 'input_channels')"
+    fits = len(dims) == len(want) and all(
+        w is None or d is None or d == w for d, w in zip(dims, want, strict=True)
+    )
+    if not fits:
+        shown = ", ".join("?" if d is None else str(d) for d in dims)
+        raise CheckpointError(
+            f"{path}: graph input {first.name!r} has shape ({shown}); the metadata describes {what}"
+        )
 
 
 def _check_options(path: Path, stored: Mapping[str, Any], options: Mapping[str, Any]) -> None:
@@ -88,7 +142,7 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
             "and sample take the export of its generator (translate export without --encoder)"
         )
     req = SizeRequirements(
-        multiple_of=int(md["multiple_of"]),
+        multiple_of=int(md["multiple_of"]),  # checked by read_metadata
         minimum=int(md["minimum"]),
         scale=int(md["scale"]),
     )

@@ -24,6 +24,7 @@ read with ``torch.load(weights_only=True)``: loading never runs code.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from translate.engine.checkpoint import check_finite
 from translate.errors import CheckpointError, ConfigError
 
 NET_GS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
@@ -116,9 +118,17 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
 
             state: Any = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's multi-line "pickle protocol 4"
+                warnings.simplefilter("ignore", UserWarning)  # warning: our line says it
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle's UnpicklingError, zip errors, safetensors' own
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        if "Unsupported operand" in str(exc):  # FRAME (149) etc.: pickle protocol 4 or 5
+            raise CheckpointError(
+                f"{path}: a pickle of protocol 4 or newer, which PyTorch's safe loader cannot "
+                "read (and the unsafe one would run code); re-save it with torch.save() "
+                "(protocol 2) or as .safetensors"
+            ) from None
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise CheckpointError(
                 f"{path}: refused: the file holds objects other than tensors (not loaded for "
@@ -135,6 +145,7 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: not a state dict of tensors")
     if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
         state = {k[len("module.") :]: v for k, v in state.items()}
+    check_finite(state, path)  # NaN weights would run, to a black image
     return dict(state)
 
 

@@ -11,16 +11,22 @@ output pixel passes gradient back):
 
 * ``color``: brightness ``x + U(-0.5, 0.5)`` (``kornia.enhance.adjust_brightness``), saturation
   ``gray + (x - gray) * U(0, 2)`` around the luminance (``kornia.color.rgb_to_grayscale``), and
-  contrast ``mean + (x - mean) * U(0.5, 1.5)`` around the image mean. Colour acts on the image
-  channels only: a conditional discriminator's ``cat([condition, image])`` passes
-  ``colour_from`` = the condition's channel count, so a label map's one-hot channels are never
-  brightened nor counted in the image mean (geometry moves condition and image together).
-  Channel counts that are a multiple of 3 are treated as stacked RGB images that share one
-  draw; other counts use the channel mean as the gray level.
+  contrast ``mean + (x - mean) * U(0.5, 1.5)`` around the image mean. Channel counts that are a
+  multiple of 3 are treated as stacked RGB images that share one draw; other counts use the
+  channel mean as the gray level.
 * ``translation``: integer shifts of up to 1/8 of the height and width, zero fill (mid-gray in
   [-1, 1]), through ``kornia.geometry.transform.translate``.
 * ``cutout``: one square of half the image side, at a uniformly random centre (clipped at the
   border), set to zero.
+
+**Images only, never conditions.** A conditional discriminator sees ``cat([condition, image])``
+(class one-hot maps, a label map, pix2pix's input photo); ``apply(..., condition_channels=k)``
+augments the image channels only. The condition keeps its values: it is never recoloured, cut
+out or zero-filled, so one-hot maps stay one-hot and a projection discriminator's class vector
+stays the class. It follows the image's geometry alone, so a spatial condition stays aligned with
+its image: it is shifted by the same translation with its border values repeated (a constant
+class map is thereby unchanged). An augmentation added beside this one (ADA) keeps the rule:
+its geometric transforms move the condition with the image, nothing else touches it.
 
 Every draw is per sample, from torch's global generator on the input's device, so runs are
 reproducible from the seed and resume exactly (the engine checkpoints the RNG state). A draw can
@@ -100,21 +106,28 @@ class DiffAugment:
         return AugmentParams(**draws)
 
     # ------------------------------------------------------------------ transforms
-    def apply(self, x: Tensor, params: AugmentParams, *, colour_from: int = 0) -> Tensor:
-        """Transform ``x`` (B, C, H, W) with a draw from ``sample`` (of the same batch size);
-        colour operations act on channels ``colour_from:`` only (the image of a conditional
-        discriminator's input), geometric ones on all."""
+    def apply(self, x: Tensor, params: AugmentParams, *, condition_channels: int = 0) -> Tensor:
+        """Transform ``x`` (B, C, H, W) with a draw from ``sample`` (of the same batch size).
+        The first ``condition_channels`` channels are a conditional discriminator's condition:
+        they only follow the image's geometry (``align``); the rest is augmented."""
+        k = condition_channels
+        if k:
+            return torch.cat([self.align(x[:, :k], params), self.apply(x[:, k:], params)], 1)
         for op in self.policy:
             if op == "color":
-                if colour_from:
-                    x = torch.cat([x[:, :colour_from], self._color(x[:, colour_from:], params)], 1)
-                else:
-                    x = self._color(x, params)
+                x = self._color(x, params)
             elif op == "translation":
                 x = self._translate(x, params)
             else:
                 x = self._cutout(x, params)
         return x
+
+    def align(self, condition: Tensor, params: AugmentParams) -> Tensor:
+        """The condition moved with its image: the draw's translation, border values repeated
+        (one-hot maps stay one-hot, constant maps unchanged); no colour, no cutout."""
+        if "translation" not in self.policy:
+            return condition
+        return self._translate(condition, params, padding="border")
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.apply(x, self.sample(x))
@@ -142,12 +155,13 @@ class DiffAugment:
         return y.reshape(b, c, h, w)
 
     @staticmethod
-    def _translate(x: Tensor, p: AugmentParams) -> Tensor:
+    def _translate(x: Tensor, p: AugmentParams, padding: str = "zeros") -> Tensor:
         from kornia.geometry.transform import translate
 
         assert p.shift is not None
-        # integer shifts: nearest sampling is exact; zeros fill what moves in from outside
-        return translate(x, p.shift.to(x.dtype), mode="nearest", padding_mode="zeros")
+        # integer shifts: nearest sampling is exact; zeros (images) or the border (conditions)
+        # fill what moves in from outside
+        return translate(x, p.shift.to(x.dtype), mode="nearest", padding_mode=padding)
 
     def _cutout(self, x: Tensor, p: AugmentParams) -> Tensor:
         assert p.cutout is not None

@@ -6,16 +6,17 @@ stabiliser that acts on what D sees or on the losses lives here, so it applies t
 * the adversarial family (``translate.losses.adversarial``), with one-sided label smoothing;
 * gradient penalties GP / R1 / R2 (``translate.losses.regularizers``), optionally lazy;
 * gradient normalisation of D's output (GN-GAN, ``translate.nn.gradnorm``);
-* DiffAugment (``translate.losses.augment``) and annealed instance noise on D's inputs, real and
-  fake alike, in both steps;
+* DiffAugment (``translate.losses.augment``) or ADA (``translate.losses.ada``, images only) and
+  annealed instance noise on D's inputs, real and fake alike, in both steps;
 * feature matching on D's intermediate features.
 
 ``unconditional_gan_step`` is the plain step of a generator from noise (dcgan, transgan).
 
 A conditional discriminator sees ``cat([condition, image])``: callers pass
 ``condition_channels`` (the condition's channel count), and then penalties and gradient
-normalisation take the gradient with respect to the image channels only, DiffAugment's colour
-operations and instance noise act on the image channels only, and geometry moves both.
+normalisation take the gradient with respect to the image channels only, and DiffAugment and
+instance noise act on the image channels only (the condition keeps its values and only follows
+the image's translation, ``translate.losses.augment``).
 
 The engine calls ``begin_step(step, max_steps)`` before each training step (noise schedule, lazy
 penalties); the objective holds no device or optimiser state.
@@ -31,8 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from translate.config import GANConfig
+from translate.losses.ada import AdaptiveAugment
 from translate.losses.adversarial import AdversarialLoss, Logits, adversarial_loss, logit_scales
 from translate.losses.augment import AugmentParams, DiffAugment
+from translate.losses.lazy import lazy_scale
 from translate.losses.regularizers import Discriminator, gradient_penalty, r1_penalty, r2_penalty
 from translate.nn.gradnorm import gradient_normalized
 
@@ -111,6 +114,16 @@ class GANObjective:
         self.gradient_norm = bool(self.config.gradient_norm)
         policy = self.config.diff_augment_policy
         self.augment: DiffAugment | None = DiffAugment(policy) if policy else None
+        #: ADA (``translate.losses.ada``): its p is engine state, adjusted by the Trainer
+        self.ada: AdaptiveAugment | None = None
+        if self.config.ada_enabled:
+            self.ada = AdaptiveAugment(
+                self.config.ada_pipeline,
+                p=self.config.ada_p or 0.0,
+                target=self.config.ada_target or None,
+                interval=self.config.ada_interval,
+                kimg=self.config.ada_kimg,
+            )
         #: std of the instance noise at this step (``begin_step``)
         self.noise_std = float(self.config.instance_noise)
         #: factor of the penalties at this step: ``penalty_interval`` or 0 (lazy regularisation)
@@ -132,8 +145,7 @@ class GANObjective:
         if cfg.instance_noise > 0:
             span = cfg.instance_noise_steps or max_steps
             self.noise_std = cfg.instance_noise * max(0.0, 1.0 - step / max(span, 1))
-        k = cfg.penalty_interval
-        self.penalty_scale = float(k) if step % k == 0 else 0.0
+        self.penalty_scale = lazy_scale(step, cfg.penalty_interval)
         self._step, self._draws = step, 0
 
     def _interpolation_weights(self, n: int) -> Tensor:
@@ -149,11 +161,13 @@ class GANObjective:
 
     # ------------------------------------------------------------------ what D sees
     def _view(self, x: Tensor, params: AugmentParams | None = None, cond: int = 0) -> Tensor:
-        """D's input: DiffAugment (a fresh draw unless ``params``) then instance noise; colour
-        and noise on the image channels (after the first ``cond``) only."""
+        """D's input: DiffAugment (a fresh draw unless ``params``) then instance noise, on the
+        image channels (after the first ``cond``); the condition only follows the geometry."""
         if self.augment is not None:
             draw = params if params is not None else self.augment.sample(x)
-            x = self.augment.apply(x, draw, colour_from=cond)
+            x = self.augment.apply(x, draw, condition_channels=cond)
+        if self.ada is not None:  # the images only, never a condition map
+            x = self.ada(x) if not cond else torch.cat([x[:, :cond], self.ada(x[:, cond:])], 1)
         if self.noise_std > 0:
             noise = self.noise_std * torch.randn_like(x[:, cond:])
             x = x + noise if not cond else torch.cat([x[:, :cond], x[:, cond:] + noise], 1)
@@ -187,6 +201,10 @@ class GANObjective:
         real_logits = self._logits(D, real, cond)
         fake_logits = self._logits(D, fake, cond)
         adv = self.adversarial.d_loss(real_logits, fake_logits)
+        if self.ada is not None:  # the overfitting heuristic r_t = E[sign(D(real))]
+            self.ada.observe(
+                torch.cat([s.reshape(s.shape[0], -1) for s in logit_scales(real_logits)], 1)
+            )
         total = adv
         logs: dict[str, Tensor] = {
             "D_adv": adv,

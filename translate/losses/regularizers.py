@@ -42,6 +42,11 @@ def _float32_grad_mode(device: torch.device) -> Iterator[None]:
         yield
 
 
+def _full(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is half precision; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def _check_batch(x: Tensor, role: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{role}: expected a Tensor, got {type(x).__name__}")
@@ -88,11 +93,11 @@ def gradient_penalty(
             f"got {tuple(real.shape)} and {tuple(fake.shape)}"
         )
     with _float32_grad_mode(real.device):
-        real32 = real.detach().float()
-        fake32 = fake.detach().float()
+        real32 = _full(real.detach())
+        fake32 = _full(fake.detach())
         if eps is None:
             eps = torch.rand(real.shape[0], generator=generator, device=real.device)
-        eps = eps.to(real.device, torch.float32).view(-1, *([1] * (real.ndim - 1)))
+        eps = eps.to(real.device, real32.dtype).view(-1, *([1] * (real.ndim - 1)))
         x_hat = (eps * real32 + (1.0 - eps) * fake32).requires_grad_(True)
         grad = _input_gradient(D(x_hat), x_hat, condition_channels)
         # vector_norm's backward is 0 (not NaN) at a zero gradient, so no epsilon is needed.
@@ -111,7 +116,7 @@ def _zero_centred(
     _check_batch(x, role)
     if logits is None:
         with _float32_grad_mode(x.device):
-            leaf = x.detach().float().requires_grad_(True)
+            leaf = _full(x.detach()).requires_grad_(True)
             grad = _input_gradient(D(leaf), leaf, condition_channels)
     else:
         # Reusing the logits of the adversarial loss saves a forward pass; the gradient is then

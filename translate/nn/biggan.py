@@ -13,7 +13,8 @@ Synthesis" (Sec. 3 and Appendix B, Fig. 15), scaled down:
   block without the leading ReLU), ReLU, global sum pooling, a linear logit; conditioning on the
   class is the caller's (``translate_cgan.nets``: projection, AC-GAN or concatenated maps).
 
-Both use spectral norm on every convolution and linear layer (SAGAN, Zhang et al. 2019, Sec. 5;
+Both use spectral norm on every convolution and linear layer, the self-attention block's 1x1
+convolutions included (SAGAN, Zhang et al. 2019, Sec. 5;
 BigGAN keeps it in G and D) and orthogonal initialisation (BigGAN, Appendix C). G's shared
 embedding is exempt from orthogonal regularisation (``no_ortho_parameters``), as in BigGAN.
 
@@ -39,6 +40,14 @@ def _sn(layer: nn.Module) -> nn.Module:
     if getattr(layer, "bias", None) is not None:
         nn.init.zeros_(layer.bias)  # type: ignore[arg-type]
     return spectral_norm(layer)
+
+
+def _sn_attention(channels: int) -> SelfAttention2d:
+    """SAGAN's self-attention block with spectral norm on its query, key and value 1x1
+    convolutions, as SAGAN (Zhang et al. 2019, Sec. 4: SN in G and D) and BigGAN apply it."""
+    block = SelfAttention2d(channels=channels)
+    block.query, block.key, block.value = (_sn(m) for m in (block.query, block.key, block.value))
+    return block
 
 
 def z_chunks(latent_dim: int, slots: int) -> list[int]:
@@ -149,7 +158,7 @@ class BigGANGenerator(nn.Module):
             width, side = out, side * 2 if up else side
             if attention and side == attention and not self.attention:
                 _check_attention_width("G", width, side)
-                self.attention[str(i)] = SelfAttention2d(channels=width)
+                self.attention[str(i)] = _sn_attention(width)
         if attention and not self.attention:
             sides = ", ".join(map(str, generator_sides(image_size)))
             raise ValueError(f"attention: no block of G has {attention}-pixel maps ({sides})")
@@ -227,7 +236,7 @@ class ResidualDiscriminator(nn.Module):
             width, side = out, side // 2 if down else side
             if attention and side == attention and not placed:
                 _check_attention_width("D", width, side)
-                layers.append(SelfAttention2d(channels=width))
+                layers.append(_sn_attention(width))
                 placed = True
         if attention and not placed:
             sides = ", ".join(map(str, discriminator_sides(image_size, extra_blocks)))
