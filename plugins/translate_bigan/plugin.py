@@ -87,9 +87,9 @@ class BiGANPlugin(PluginBase[BiGANConfig]):
     train_defaults: ClassVar[Mapping[str, Any]] = {"batch_size": 128, "max_steps": 100_000}
 
     def build_dataset(self, cfg: BiGANConfig, split: str) -> Dataset | None:
-        from translate_dcgan.plugin import image_dataset
+        from translate.data.single import build_generation
 
-        return image_dataset(cfg, split)
+        return build_generation(cfg, split)
 
     def build_models(self, cfg: BiGANConfig) -> dict[str, nn.Module]:
         from translate_bigan.nets import Encoder, Generator, JointDiscriminator, init_weights

@@ -95,9 +95,9 @@ class InfoGANPlugin(PluginBase[InfoGANConfig]):
     }
 
     def build_dataset(self, cfg: InfoGANConfig, split: str) -> Dataset | None:
-        from translate_dcgan.plugin import image_dataset
+        from translate.data.single import build_generation
 
-        return image_dataset(cfg, split)
+        return build_generation(cfg, split)
 
     def build_models(self, cfg: InfoGANConfig) -> dict[str, nn.Module]:
         from translate_infogan.nets import InfoDiscriminator, InfoGenerator, init_weights

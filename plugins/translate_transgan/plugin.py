@@ -120,9 +120,9 @@ class TransGANPlugin(PluginBase[TransGANConfig]):
     }
 
     def build_dataset(self, cfg: TransGANConfig, split: str) -> Dataset | None:
-        from translate_dcgan.plugin import image_dataset
+        from translate.data.single import build_generation
 
-        return image_dataset(cfg, split)
+        return build_generation(cfg, split)
 
     def build_models(self, cfg: TransGANConfig) -> dict[str, nn.Module]:
         from translate_transgan.nets import Discriminator, Generator, init_weights
