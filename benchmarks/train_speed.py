@@ -92,10 +92,31 @@ def write_data(plugin_name: str, root: Path, size: int) -> dict[str, str]:
     return {"data": str(root)}
 
 
+def bench_trainer(
+    plugin: str, data: dict[str, str], options: dict, args: argparse.Namespace, run_dir: Path
+):
+    """A Trainer of ``plugin`` at ``args.size`` for ``args.warmup + args.steps`` steps on
+    ``args.device``, writing no samples, checkpoints or logs."""
+    from translate.engine.loop import prepare
+
+    return prepare(
+        plugin,
+        **data,
+        **options,
+        load_size=args.size,
+        crop_size=args.size,
+        max_steps=args.warmup + args.steps,
+        progress=False,
+        run_dir=run_dir,
+        sample_every=10**9,
+        checkpoint_every=10**9,
+        log_every=10**9,
+        device=args.device,
+    )
+
+
 def child(args: argparse.Namespace) -> None:
     import torch
-
-    from translate.engine.loop import prepare
 
     options = dict(VARIANTS[args.variant])
     if args.variant in ("6calls", "4calls"):
@@ -107,20 +128,7 @@ def child(args: argparse.Namespace) -> None:
         options["threads"] = args.threads
     with tempfile.TemporaryDirectory() as tmp:
         data = write_data(args.plugin, Path(tmp) / "data", args.size)
-        trainer = prepare(
-            args.plugin,
-            **data,
-            **options,
-            load_size=args.size,
-            crop_size=args.size,
-            max_steps=args.warmup + args.steps,
-            progress=False,
-            run_dir=Path(tmp) / "run",
-            sample_every=10**9,
-            checkpoint_every=10**9,
-            log_every=10**9,
-            device=args.device,
-        )
+        trainer = bench_trainer(args.plugin, data, options, args, Path(tmp) / "run")
         cuda = trainer.device.type == "cuda"
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         batches = iter(trainer.loader())

@@ -51,7 +51,7 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], int]] = {
 
 
 # trained through the CLI inside the one 2-process job (a launch each would cost its start-up)
-NEWER_PLUGINS = ["stargan", "dcgan", "cgan"]
+NEWER_PLUGINS = ["stargan", "dcgan", "cgan", "cut"]
 
 
 def test_sharded_sampler_sees_each_sample_once_across_ranks_and_resumes() -> None:

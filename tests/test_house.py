@@ -143,6 +143,7 @@ LAYERS = {
     "export": 5,
     "serve": 6,
     "cli": 6,
+    "datasets": 6,  # translate datasets: data to train on, fetched into loading's cache folder
 }
 #: Upward imports that exist today, each lazy and named here so that no new one slips in.
 KNOWN_UPWARD = {

@@ -15,43 +15,45 @@ A generating plugin (``plugin.generates``: dcgan, cgan) gets a ``GenerationModel
 ``Sampler`` and the protocol's settings) instead, and compares samples with the folder's real
 images (``translate.evaluation_generation``).
 
-This module adds LPIPS, FID and KID when their weights files are given (nothing is downloaded),
+The protocols themselves (``EvalItem``, ``EvalSet``, ``paired_protocol`` and the generic
+protocol of a plugin that defines none) are in ``translate.evaluation_protocol``. This module
+adds LPIPS, FID and KID when their weights files are given (nothing is downloaded),
 averages the per-image figures, and returns one ``FolderResult`` per folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
-from translate.errors import ConfigError, PluginError
+from translate.errors import ConfigError
+from translate.evaluation_protocol import (
+    EvalItem,
+    EvalSet,
+    eval_folder,
+    generic_protocol,
+    paired_protocol,
+)
 
-
-@dataclass
-class EvalItem:
-    """One evaluated image: what the report shows and its per-image figures."""
-
-    name: str
-    images: dict[str, Image.Image] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    compare: tuple[str, str] | None = None  # (output, reference) columns that LPIPS compares
-
-
-@dataclass
-class EvalSet:
-    """A plugin's protocol applied to one folder."""
-
-    items: list[EvalItem]
-    distributions: dict[str, tuple[list[Image.Image], list[Image.Image]]] = field(
-        default_factory=dict
-    )  # name -> (generated, real), scored with FID/KID
-    notes: list[str] = field(default_factory=list)
+# what plugins import from here: a protocol's types and helpers live in evaluation_protocol
+__all__ = [
+    "EvalItem",
+    "EvalModels",
+    "EvalSet",
+    "Evaluation",
+    "FolderResult",
+    "GenerationModels",
+    "MetricWeights",
+    "eval_folder",
+    "evaluate",
+    "paired_protocol",
+    "score",
+]
 
 
 @dataclass(frozen=True)
@@ -113,48 +115,6 @@ class EvalModels:
                 self.checkpoint, options=options, **self.args
             )
         return self.opened[key]
-
-
-def eval_folder(folder: Path) -> Path:
-    """The split to evaluate: ``folder/test`` or ``folder/val`` when ``folder`` is a dataset root
-    with such a split, else ``folder`` itself."""
-    for split in ("test", "val"):
-        if (folder / split).is_dir():
-            return folder / split
-    return folder
-
-
-def paired_protocol(
-    models: Any, pairs: Iterable[tuple[str, Image.Image, Image.Image]], *, batch_size: int = 8
-) -> EvalSet:
-    """The paired protocol (pix2pix, label2image): translate each input, compare the output
-    with its target: L1 (on [0, 1]), PSNR (RGB, 8-bit), SSIM (Y); LPIPS between output and
-    target; FID/KID of the outputs against the targets."""
-    from translate.metrics import l1, psnr, rgb_to_y, ssim
-
-    items: list[EvalItem] = []
-    pending = list(pairs)
-    for start in range(0, len(pending), batch_size):
-        chunk = pending[start : start + batch_size]
-        outputs = models([inp for _, inp, _ in chunk])
-        for (name, inp, target), output in zip(chunk, outputs, strict=True):
-            output = output.convert("RGB")
-            if output.size != target.size:
-                output = output.resize(target.size, Image.Resampling.BICUBIC)
-            a, b = np.asarray(output), np.asarray(target.convert("RGB"))
-            metrics = {"L1": l1(a, b), "PSNR": psnr(a, b), "SSIM": ssim(rgb_to_y(a), rgb_to_y(b))}
-            shown = inp.convert("RGB") if inp.mode not in ("RGB", "L") else inp
-            items.append(
-                EvalItem(
-                    name,
-                    {"input": shown, "output": output, "target": target.convert("RGB")},
-                    metrics,
-                    compare=("output", "target"),
-                )
-            )
-    outputs_all = [it.images["output"] for it in items]
-    targets_all = [it.images["target"] for it in items]
-    return EvalSet(items, distributions={"": (outputs_all, targets_all)})
 
 
 def _as_eval_set(result: Any) -> EvalSet:
@@ -240,8 +200,6 @@ def evaluate(
     from translate.shipped import list_models, resolve_model
 
     plugin = load_plugin(plugin_name)
-    if not hasattr(plugin, "evaluate"):
-        raise PluginError(f"plugin {plugin_name} has no evaluation protocol")
     if checkpoint is not None and model is not None:
         raise ConfigError("give --checkpoint or --model, not both")
     if checkpoint is None:
@@ -286,8 +244,16 @@ def _score_folders(
     weights: MetricWeights,
     metric_device: str,
 ) -> list[FolderResult]:
-    """The plugin's protocol on each folder, scored: one result per folder."""
-    evaluated = ((_as_eval_set(plugin.evaluate(models, f, plugin_cfg)), f) for f in folders)
+    """The plugin's protocol on each folder (the generic one of its data kind when it defines
+    none: ``translate.evaluation_generic``), scored: one result per folder."""
+    if callable(getattr(plugin, "evaluate", None)):
+        protocol = plugin.evaluate
+    else:
+
+        def protocol(models: Any, folder: Path, cfg: Any) -> EvalSet:
+            return generic_protocol(plugin, models, folder, cfg)
+
+    evaluated = ((_as_eval_set(protocol(models, f, plugin_cfg)), f) for f in folders)
     return [score(evalset, folder, weights, metric_device) for evalset, folder in evaluated]
 
 

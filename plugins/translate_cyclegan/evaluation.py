@@ -15,21 +15,11 @@ def evaluate(models: Any, folder: Path) -> Any:
     import numpy as np
     from PIL import Image
 
-    from translate.data.images import list_images, load_rgb
-    from translate.data.unpaired import find_domains
-    from translate.errors import DataError
+    from translate.data.unpaired import load_domains
     from translate.evaluation import EvalItem, EvalSet
     from translate.metrics import l1
 
-    domains = next(
-        (d for split in ("test", "val", "train") if (d := find_domains(folder, split))),
-        None,
-    )
-    if domains is None:
-        raise DataError(f"{folder}: no testA/testB (or A/, B/) folders to evaluate")
-    files = {side: list_images(d) for side, d in zip("AB", domains, strict=True)}
-    real = {side: [load_rgb(p) for p in paths] for side, paths in files.items()}
-    names = {side: [p.name for p in paths] for side, paths in files.items()}
+    names, real = load_domains(folder)
     forward = {"A": models.open(direction="a2b"), "B": models.open(direction="b2a")}
     items, fakes = [], {}
     for side, other in (("A", "B"), ("B", "A")):

@@ -256,13 +256,9 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
 
     def eval_data(self, cfg: CycleGANConfig) -> Path | None:
         """The dataset root whose testA/testB (or valA/valB) --eval-every evaluates."""
-        from translate.data.unpaired import find_domains
+        from translate.data.unpaired import eval_root
 
-        a = Path(cfg.domain_a)
-        for root in (a.parent, a.parent.parent):
-            if any(find_domains(root, split) for split in ("test", "val")):
-                return root
-        return None
+        return eval_root(Path(cfg.domain_a))
 
     def evaluate(self, models: Any, folder: Path, cfg: CycleGANConfig) -> Any:
         """Per direction: FID/KID of the translations, per image: cycle-reconstruction L1."""

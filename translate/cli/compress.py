@@ -36,25 +36,23 @@ def compress_command(
     steps: Annotated[
         int | None,
         typer.Option(
-            help="Training steps of the compressed model. \\[default: the parent's]",
+            help="Training steps of the compressed model. [default: the parent's]",
             min=1,
             max=INT_MAX,
         ),
     ] = None,
     run_dir: Annotated[
         Path | None,
-        typer.Option(help="Run folder. \\[default: runs/<plugin>-<timestamp>]", show_default=False),
+        typer.Option(help="Run folder. [default: runs/<plugin>-<timestamp>]", show_default=False),
     ] = None,
     lambda_distill: Annotated[
         float | None,
-        typer.Option(help="Weight of the L1 to the dense outputs. \\[default: the plugin's]"),
+        typer.Option(help="Weight of the L1 to the dense outputs. [default: the plugin's]"),
     ] = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Learning rate. \\[default: the parent's]")
-    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate. [default: the parent's]")] = None,
     seed: Annotated[
         int | None,
-        typer.Option(help="Random seed of the run. \\[default: the parent's]", min=0, max=SEED_MAX),
+        typer.Option(help="Random seed of the run. [default: the parent's]", min=0, max=SEED_MAX),
     ] = None,
     report: Annotated[
         bool,

@@ -11,7 +11,9 @@ import typer
 from translate.cli.errors import report_errors
 
 import_app = typer.Typer(
-    help="Turn weights made by other tools into translate checkpoints.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Turn weights made by other tools into translate checkpoints.",
+    no_args_is_help=True,
 )
 
 
@@ -30,7 +32,7 @@ def reference_command(
         str | None,
         typer.Option(
             help="The reference's --model: pix2pix or cycle_gan. "
-            "\\[default: cycle_gan for *_G_A/*_G_B files, else pix2pix]",
+            "[default: cycle_gan for *_G_A/*_G_B files, else pix2pix]",
             show_default=False,
         ),
     ] = None,
@@ -39,7 +41,7 @@ def reference_command(
         typer.Option(
             "--netG",
             help="unet_128, unet_256, resnet_6blocks or resnet_9blocks; checked against the "
-            "weights. \\[default: read from the weights]",
+            "weights. [default: read from the weights]",
             show_default=False,
         ),
     ] = None,
@@ -47,7 +49,7 @@ def reference_command(
         str | None,
         typer.Option(
             help="batch, instance or none; checked against the weights. "
-            "\\[default: read from the weights]",
+            "[default: read from the weights]",
             show_default=False,
         ),
     ] = None,
@@ -56,7 +58,7 @@ def reference_command(
         typer.Option(
             "--dropout/--no-dropout",
             help="Whether it was trained with dropout (the reference's --no_dropout). "
-            "\\[default: read from ResNet weights; for a U-Net, the reference's default: "
+            "[default: read from ResNet weights; for a U-Net, the reference's default: "
             "pix2pix with, cycle_gan without]",
             show_default=False,
         ),
@@ -65,7 +67,7 @@ def reference_command(
         str | None,
         typer.Option(
             help="AtoB / BtoA (or a2b / b2a): pix2pix's --direction; for one cycle_gan file "
-            "not named *_G_A/*_G_B, the direction it translates. \\[default: AtoB]",
+            "not named *_G_A/*_G_B, the direction it translates. [default: AtoB]",
             show_default=False,
         ),
     ] = None,

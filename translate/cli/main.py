@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 import translate
 from translate.cli.compress import compress_command
+from translate.cli.datasets import datasets_app
 from translate.cli.encode import encode_command
 from translate.cli.errors import OneLineErrors, report_errors
 from translate.cli.importing import import_app
@@ -38,7 +39,7 @@ def build_train_command(name: str) -> Any:
 
     from translate.cli.options import given, options_for
     from translate.config import GANConfig, TrainConfig
-    from translate.engine.loop import default_configs
+    from translate.engine.setup import default_configs
     from translate.registry import load_plugin
 
     plugin = load_plugin(name)
@@ -129,7 +130,7 @@ def build_train_command(name: str) -> Any:
     )
     command.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
     command.__doc__ = (plugin.description or name) + "."
-    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     sub.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         command
     )
@@ -158,6 +159,7 @@ class TrainGroup(TyperGroup):
 
 
 app = typer.Typer(
+    rich_markup_mode=None,
     cls=OneLineErrors,
     name="translate",
     help="Image-to-image translation with GANs: train, run, evaluate, export and serve models.",
@@ -166,12 +168,14 @@ app = typer.Typer(
     add_completion=False,
 )
 train_app = typer.Typer(
+    rich_markup_mode=None,
     cls=TrainGroup,
     help="Train a model; translate train PLUGIN --help lists its options.",
     no_args_is_help=True,
 )
 app.add_typer(train_app, name="train")
 app.add_typer(import_app, name="import")
+app.add_typer(datasets_app, name="datasets")
 
 
 def _version(value: bool) -> None:
@@ -236,7 +240,7 @@ def plugins_command(
         fields = dataclasses.fields(cls)
         console.print(f"\n{title}:" + ("" if fields else " none"))
         for f in fields:
-            default = "" if f.default is dataclasses.MISSING else f" \\[default: {f.default}]"
+            default = "" if f.default is dataclasses.MISSING else f" [default: {f.default}]"
             flag = "--" + f.name.replace("_", "-")
             console.print(f"  {flag:24} {f.metadata.get('help', '')}{default}", highlight=False)
     console.print(f"\nCore training options: translate train {name} --help")
@@ -273,7 +277,7 @@ def export_command(
     opset: Annotated[
         int | None,
         typer.Option(
-            help="ONNX opset. \\[default: the exporter's]", show_default=False, min=1, max=INT_MAX
+            help="ONNX opset. [default: the exporter's]", show_default=False, min=1, max=INT_MAX
         ),
     ] = None,
     exporter: Annotated[

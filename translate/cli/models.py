@@ -37,7 +37,8 @@ def eval_command(
     ctx: typer.Context,
     plugin: Annotated[str, typer.Argument(help="Plugin whose evaluation protocol to run.")],
     data: Annotated[
-        list[Path], typer.Option("--data", "-d", help="Folder of test images (repeatable).")
+        list[Path],
+        typer.Option("--data", "-d", metavar="<path>", help="Folder of test images (repeatable)."),
     ],
     checkpoint: Annotated[
         Path | None,
@@ -49,7 +50,7 @@ def eval_command(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="A shipped model by name. \\[default: the plugin's]"),
+        typer.Option("--model", "-m", help="A shipped model by name. [default: the plugin's]"),
     ] = None,
     backend: Annotated[str | None, typer.Option(help="torch or onnx.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -75,7 +76,7 @@ def eval_command(
     samples: Annotated[
         int | None,
         typer.Option(
-            help="dcgan/cgan: samples to draw (seed 0). \\[default: as many as real images]",
+            help="dcgan/cgan: samples to draw (seed 0). [default: as many as real images]",
             min=1,
             max=INT_MAX,
         ),

@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -44,11 +45,14 @@ def options_for(cls: type, defaults: Any | None = None) -> list[inspect.Paramete
         help_text = f.metadata.get("help", "")
         default = shown.get(f.name, f.default)
         if default is not None and default is not dataclasses.MISSING and default != ():
-            help_text += f"  \\[default: {default}]"  # escaped: rich markup
+            help_text += f"  [default: {default}]"
         annotation = _annotation(hints[f.name], f.metadata.get("choices"))
         flag = option_name(f.name)
         decl = f"{flag}/--no-{flag[2:]}" if annotation is bool else flag
-        option = typer.Option(decl, help=help_text, show_default=False)
+        # a list field is repeated (--data A --data B): its placeholder names one element
+        elem = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
+        metavar = None if elem is None else f"<{'path' if elem is Path else elem.__name__}>"
+        option = typer.Option(decl, help=help_text, show_default=False, metavar=metavar)
         params.append(
             inspect.Parameter(
                 f.name,

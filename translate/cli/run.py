@@ -18,6 +18,7 @@ import typer
 from PIL import Image
 
 from translate.cli.errors import report_errors
+from translate.engine.device import AMP_HELP, DEFAULT_AMP
 from translate.errors import ConfigError, DataError
 from translate.fields import INT_MAX
 
@@ -160,13 +161,13 @@ def run_command(
             "folder). Outputs are named "
             "<stem>[_<suffix>].<ext>; two inputs that would share a name (a.png, a.jpg with "
             "--ext png) keep their extension in it (a_png.png, a_jpg.png); an input is never "
-            "overwritten. \\[default: translated/]",
+            "overwritten. [default: translated/]",
         ),
     ] = None,
     suffix: Annotated[
         str | None,
         typer.Option(
-            help="Added to output names as _<suffix>. \\[default: none; 'out' when the output "
+            help="Added to output names as _<suffix>. [default: none; 'out' when the output "
             "folder holds the inputs]",
             show_default=False,
         ),
@@ -174,7 +175,7 @@ def run_command(
     ext: Annotated[
         str | None,
         typer.Option(
-            help="Output format: png, jpg, webp, or auto (the input's format). \\[default: png; "
+            help="Output format: png, jpg, webp, or auto (the input's format). [default: png; "
             "for --out FILE its suffix]",
             show_default=False,
         ),
@@ -183,7 +184,7 @@ def run_command(
         float | None,
         typer.Option(
             help="Super-resolution models: resize the output to this factor of the input "
-            "(Lanczos), e.g. 2 with a x4 model. \\[default: the model's scale]",
+            "(Lanczos), e.g. 2 with a x4 model. [default: the model's scale]",
             show_default=False,
         ),
     ] = None,
@@ -191,7 +192,7 @@ def run_command(
         str | None,
         typer.Option(
             help="torch or onnx (ONNX Runtime; a checkpoint is exported once to the user "
-            "cache). \\[default: torch; onnx for an .onnx file]"
+            "cache). [default: torch; onnx for an .onnx file]"
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
@@ -199,7 +200,7 @@ def run_command(
         int | None,
         typer.Option(
             help="Tile side in input pixels for large images (0: never tile). "
-            "\\[default: 1024-pixel tiles for images above 1 megapixel]",
+            "[default: 1024-pixel tiles for images above 1 megapixel]",
             show_default=False,
             min=0,
             max=INT_MAX,
@@ -208,7 +209,7 @@ def run_command(
     tile_overlap: Annotated[
         int | None,
         typer.Option(
-            help="Overlap of neighbouring tiles. \\[default: a quarter of the tile]",
+            help="Overlap of neighbouring tiles. [default: a quarter of the tile]",
             min=0,
             max=INT_MAX,
         ),
@@ -216,19 +217,13 @@ def run_command(
     batch_size: Annotated[
         int, typer.Option(help="Same-size images translated together.", min=1, max=INT_MAX)
     ] = 4,
-    amp: Annotated[
-        str,
-        typer.Option(
-            help="torch backend: auto (bf16 where the CPU or GPU has it natively, else fp32), "
-            "none (fp32), bf16 (CPU or CUDA) or fp16 (CUDA)."
-        ),
-    ] = "auto",
+    amp: Annotated[str, typer.Option(help=AMP_HELP)] = DEFAULT_AMP,
     model: Annotated[
         str | None,
         typer.Option(
             "--model",
             "-m",
-            help="A shipped model by name (translate models). \\[default: the shipped default "
+            help="A shipped model by name (translate models). [default: the shipped default "
             "when no --checkpoint is given]",
             show_default=False,
         ),

@@ -93,7 +93,7 @@ def sample_command(
         str | None,
         typer.Option(
             help="torch or onnx (a checkpoint's cached, parity-checked export in ONNX "
-            "Runtime). \\[default: what the model is]",
+            "Runtime). [default: what the model is]",
             show_default=False,
         ),
     ] = None,

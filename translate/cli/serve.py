@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from translate.cli.errors import report_errors
+from translate.engine.device import AMP_HELP, DEFAULT_AMP
 from translate.fields import INT_MAX
 
 
@@ -15,32 +16,39 @@ from translate.fields import INT_MAX
 def serve_command(
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="A shipped model by name (repeatable)."),
+        typer.Option(
+            "--model", "-m", metavar="<name>", help="A shipped model by name (repeatable)."
+        ),
     ] = None,
     checkpoint: Annotated[
         list[str] | None,
         typer.Option(
             "--checkpoint",
             "-c",
+            metavar="<[name=]path>",
             help="[NAME=]PATH: a run or checkpoint folder, or a weights file as for "
             "translate run (repeatable); served as NAME, else under its plugin's name.",
         ),
     ] = None,
     onnx: Annotated[
         list[str] | None,
-        typer.Option(help="[NAME=]FILE: an .onnx file from translate export (repeatable)."),
+        typer.Option(
+            metavar="<[name=]file>",
+            help="[NAME=]FILE: an .onnx file from translate export (repeatable).",
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
     backend: Annotated[
-        str | None, typer.Option(help="torch or onnx, as for translate run. \\[default: torch]")
+        str | None, typer.Option(help="torch or onnx, as for translate run. [default: torch]")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (onnx also: tensorrt).")] = "auto",
+    amp: Annotated[str, typer.Option(help=AMP_HELP)] = DEFAULT_AMP,
     tile_size: Annotated[
         int | None,
         typer.Option(
             help="Default tile side (0: never tile); requests may ask for their own. "
-            "\\[default: 1024-pixel tiles above 1 megapixel]",
+            "[default: 1024-pixel tiles above 1 megapixel]",
             show_default=False,
             min=0,
             max=INT_MAX,
@@ -48,9 +56,7 @@ def serve_command(
     ] = None,
     tile_overlap: Annotated[
         int | None,
-        typer.Option(
-            help="Overlap of tiles. \\[default: a quarter of the tile]", min=0, max=INT_MAX
-        ),
+        typer.Option(help="Overlap of tiles. [default: a quarter of the tile]", min=0, max=INT_MAX),
     ] = None,
     threads: Annotated[
         int | None,
@@ -78,7 +84,7 @@ def serve_command(
             help="Bound on the server's memory (e.g. 4G): models and runtime, plus a budget "
             "that requests in flight share (over it they wait in the queue); +SIZE (e.g. "
             "+1G): that budget on top of what the models take. "
-            "\\[default: half the machine's memory]",
+            "[default: half the machine's memory]",
             show_default=False,
         ),
     ] = None,
@@ -107,7 +113,9 @@ def serve_command(
     ] = False,
     cors_origin: Annotated[
         list[str] | None,
-        typer.Option(help="An origin allowed to call the API from a browser (repeatable)."),
+        typer.Option(
+            metavar="<url>", help="An origin allowed to call the API from a browser (repeatable)."
+        ),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="One JSON log line per request.")] = True,
     max_samples: Annotated[
@@ -121,7 +129,9 @@ def serve_command(
 ) -> None:
     """Serve models over HTTP: POST /v1/models/NAME/translate (GET .../sample for generating
     models), a web page at /, /docs."""
-    from translate.serve import LoadSettings, ServeConfig
+    from translate.serve import LoadSettings, ServeConfig, require_extra
+
+    require_extra()
     from translate.serve.budget import parse_bytes
     from translate.serve.server import serve
 
@@ -134,6 +144,7 @@ def serve_command(
         settings=LoadSettings(
             backend=backend,
             device=device,
+            amp=amp,
             tile_size=tile_size,
             tile_overlap=tile_overlap,
             batch_size=max_batch,

@@ -148,3 +148,26 @@ def build_unpaired(cfg: Any, split: str) -> UnpairedDataset | None:
         flip=cfg.flip,
         train=split == "train",
     )
+
+
+def eval_root(domain_a: Path) -> Path | None:
+    """The dataset root above a training folder ``domain_a`` (``root/trainA`` or ``root/train/A``)
+    that has a test or val split of both domains, for ``--eval-every``; None without one."""
+    for root in (domain_a.parent, domain_a.parent.parent):
+        if any(find_domains(root, split) for split in ("test", "val")):
+            return root
+    return None
+
+
+def load_domains(folder: Path) -> tuple[dict[str, list[str]], dict[str, list[Any]]]:
+    """For ``translate eval``: the A and B images of ``folder``'s test split (else val, else
+    train; ``testA``/``testB`` or ``test/A``...) as ({"A": names, "B": names}, {"A": RGB
+    images, "B": ...}), each domain sorted by name. Raises DataError without two domains."""
+    domains = next(
+        (d for split in ("test", "val", "train") if (d := find_domains(folder, split))), None
+    )
+    if domains is None:
+        raise DataError(f"{folder}: no testA/testB (or A/, B/) folders to evaluate")
+    files = {side: list_images(d) for side, d in zip("AB", domains, strict=True)}
+    names = {side: [p.name for p in paths] for side, paths in files.items()}
+    return names, {side: [load_rgb(p) for p in paths] for side, paths in files.items()}

@@ -4,11 +4,22 @@
 hardware runs natively; ``physical_cores`` is the default intra-op thread count;
 ``configure_device`` sets the backend switches that are safe for any model (cuDNN autotuning,
 TF32 matrix products on CUDA).
+
+Inference has one precision rule, ``inference_precision`` (with ``precision_context``), used
+by ``translate run``, ``translate serve``, the Python API (``Translator``, ``Sampler``) and the
+export's parity references. Its default is fp32 (``DEFAULT_AMP = "none"``): the same image gives
+the same bytes through every way of running a model on one machine, and it is what an ONNX
+export is checked against. Lower precision is an explicit opt-in (``--amp bf16|fp16|auto``):
+faster where the hardware multiplies bf16 natively, with outputs that may differ from fp32 by a
+grey level or two. Training keeps its own default (``--amp auto``, ``resolve_amp``); a model
+trained in bf16 still runs in fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -87,3 +98,43 @@ def configure_device(device: torch.device, *, threads: int = 0) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return count
+
+
+# ---------------------------------------------------------------------------- inference
+#: Inference precision when none is asked for: fp32, deterministic and export-comparable.
+DEFAULT_AMP = "none"
+INFERENCE_AMP_MODES = ("none", "auto", "bf16", "fp16")
+#: Help text for the ``--amp`` option of ``run`` and ``serve`` (one wording for both).
+AMP_HELP = (
+    "Inference precision: none (fp32, the default: the same pixels from run, serve and the "
+    "Python API), bf16 (CPU or CUDA), fp16 (CUDA) or auto (bf16 where the CPU or GPU has it "
+    "natively, else fp32)."
+)
+
+
+def inference_precision(amp: str | None, device: torch.device) -> str:
+    """The autocast mode (``none``, ``bf16`` or ``fp16``) that ``amp`` means on ``device``.
+
+    ``None`` is the default (``DEFAULT_AMP``, fp32). ``auto`` is bf16 where the hardware runs
+    it natively (``resolve_amp``), else fp32 (never fp16: half precision changes outputs too
+    much to be picked silently). A bad name or fp16 off CUDA is a ``ConfigError``.
+    """
+    mode = DEFAULT_AMP if amp is None else amp
+    if mode not in INFERENCE_AMP_MODES:
+        raise ConfigError(f"amp: {mode!r} is not one of {', '.join(INFERENCE_AMP_MODES)}")
+    if mode == "fp16" and device.type != "cuda":
+        raise ConfigError("amp: fp16 inference needs a CUDA device; use bf16 on CPU")
+    if mode == "auto":
+        return "bf16" if resolve_amp("auto", device)[0] == "bf16" else "none"
+    return mode
+
+
+@contextlib.contextmanager
+def precision_context(mode: str, device: torch.device) -> Iterator[None]:
+    """Autocast for ``mode`` (from ``inference_precision``) on ``device``; nothing for fp32."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device.type, dtype=dtype):
+        yield

@@ -126,7 +126,7 @@ def _step(ctx: TrainContext, task: RingTask, real: Tensor) -> dict[str, float]:
 
 def train_ring(gan: GANConfig, task: RingTask | None = None) -> RingResult:
     """Train on the ring with ``gan``'s family and stabilisers; evaluate G (its EMA if on)."""
-    from translate.engine.loop import build_optimizer
+    from translate.engine.setup import build_optimizer
 
     task = task or RingTask()
     torch.manual_seed(task.seed)

@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from translate.config import GANConfig, TrainConfig, config_from_dict
-from translate.errors import ConfigError, OutputError, unknown_option
+from translate.config_io import load_config_file
+from translate.engine import checkpoint as ckpt
+from translate.errors import CheckpointError, ConfigError, OutputError, unknown_option
 from translate.registry import discover
 
 
@@ -165,3 +167,59 @@ def claim_run_dir(
         else:
             entry.unlink()
     return run_dir
+
+
+def run_configs(
+    plugin: Any,
+    options: Mapping[str, Any],
+    *,
+    resume: Path | None = None,
+    config_file: Path | None = None,
+) -> tuple[Any, TrainConfig, GANConfig, Path | None]:
+    """The three configs of a run from flat options (CLI or notebook), a config file, or a
+    checkpoint to resume (then its folder is returned too, else None). On resume only loop
+    settings may change, and ``max_steps`` must not be below the checkpoint's step."""
+    options = {k: v for k, v in options.items() if v is not None}
+    if config_file is not None:
+        options = {**load_config_file(Path(config_file)), **options}
+    plugin_opts, train_opts, gan_opts = split_options(plugin, options)
+    if resume is not None:
+        folder = ckpt.resolve_checkpoint(Path(resume))
+        meta = ckpt.read_meta(folder)
+        if meta["plugin"] != plugin.name:
+            raise CheckpointError(
+                f"{folder}: checkpoint is from plugin {meta['plugin']!r}, not {plugin.name!r}"
+            )
+        if plugin_opts or gan_opts:
+            changed = ", ".join(f"--{k.replace('_', '-')}" for k in {**plugin_opts, **gan_opts})
+            raise ConfigError(
+                f"cannot change {changed} when resuming; the model is fixed by {folder}"
+            )
+        try:
+            plugin_cfg = config_from_dict(plugin.config_cls, meta["plugin_config"])
+            train_cfg = config_from_dict(TrainConfig, {**meta["train_config"], **train_opts})
+            gan_cfg = config_from_dict(GANConfig, meta["gan_config"])
+        except KeyError as exc:
+            raise CheckpointError(f"{folder / ckpt.META}: missing {exc}") from exc
+        step = int(meta.get("step", 0))
+        if train_cfg.max_steps < step:  # training on would rewrite the later state
+            raise ConfigError(
+                f"--max-steps {train_cfg.max_steps}: {folder} is already at step {step}; "
+                f"give --max-steps {step} or more (its state past step "
+                f"{train_cfg.max_steps} would be lost)"
+            )
+        return plugin_cfg, train_cfg, gan_cfg, folder
+    train_base, gan_base = default_configs(plugin)
+    plugin_cfg = config_from_dict(plugin.config_cls, plugin_opts)
+    # defaults that depend on the plugin's config (stylegan2: R1's gamma by resolution)
+    gan_cfg = config_from_dict(
+        GANConfig, gan_defaults_for(plugin, plugin_cfg, gan_opts), base=gan_base
+    )
+    # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
+    # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
+    by_config = getattr(plugin, "config_train_defaults", None)
+    family = dict(by_config(plugin_cfg)) if callable(by_config) else {}
+    family.update(gan_cfg.family_train_defaults)
+    family = {k: v for k, v in family.items() if k not in train_opts}
+    train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
+    return plugin_cfg, train_cfg, gan_cfg, None

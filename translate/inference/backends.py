@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from translate.engine.device import resolve_amp
+from translate.engine.device import inference_precision, precision_context
 from translate.errors import CheckpointError, ConfigError
 from translate.loading.ort import CPU, CUDA, TRT, cuda_device_present, session_options
 
@@ -51,24 +51,18 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- torch
 class TorchBackend:
-    """An ``nn.Module`` on a device; ``amp="bf16"`` (CPU or CUDA) / ``"fp16"`` (CUDA) autocast,
-    ``"auto"``: bf16 where the hardware has it natively (``resolve_amp``), else fp32. The module
+    """An ``nn.Module`` on a device, in the precision ``inference_precision(amp)`` picks (fp32
+    unless asked otherwise: ``translate.inference.precision``). The module
     and its inputs are channels-last, the layout oneDNN's and cuDNN's fast convolutions use."""
 
     kind = "torch"
     max_side: int | None = None
     max_batch: int | None = None
 
-    def __init__(self, module: nn.Module, device: torch.device, *, amp: str = "none") -> None:
-        if amp not in ("auto", "none", "bf16", "fp16"):
-            raise ConfigError(f"amp: {amp!r} is not one of auto, none, bf16, fp16")
-        if amp == "fp16" and device.type != "cuda":
-            raise ConfigError("amp: fp16 inference needs a CUDA device; use bf16 on CPU")
-        if amp == "auto":
-            amp = "bf16" if resolve_amp("auto", device)[0] == "bf16" else "none"
+    def __init__(self, module: nn.Module, device: torch.device, *, amp: str | None = None) -> None:
         self.module = module.to(memory_format=torch.channels_last)
         self.device = device
-        self.amp = amp
+        self.amp = inference_precision(amp, device)
 
     @property
     def providers(self) -> list[str]:
@@ -76,18 +70,12 @@ class TorchBackend:
 
     def __call__(self, x: Tensor, *conditions: Tensor) -> Tensor:
         # (B, C, H, W) float32 CPU [, (B, size) per condition] -> (B, C', H*s, W*s) float32 CPU
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         with torch.inference_mode():
             x = x.to(self.device, non_blocking=True)
             if x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             extra = [c.to(self.device, non_blocking=True) for c in conditions]
-            ctx = (
-                torch.autocast(self.device.type, dtype=dtype)
-                if dtype is not None
-                else contextlib.nullcontext()
-            )
-            with ctx:
+            with precision_context(self.amp, self.device):
                 y = self.module(x, *extra)
             return y.float().cpu()
 

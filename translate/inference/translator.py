@@ -118,7 +118,7 @@ class Translator:
         device: str = "auto",
         options: Mapping[str, Any] | None = None,
         backend: str | None = None,
-        amp: str = "none",
+        amp: str | None = None,
         fp16: bool = False,
         tile_size: int | None = None,
         tile_overlap: int | None = None,
@@ -131,7 +131,7 @@ class Translator:
         ``onnx`` exports a PyTorch model once to the user cache (parity-checked) and runs it
         in ONNX Runtime; ``fp16`` selects a half-precision export.
         """
-        if amp not in ("none", "auto") and backend == "onnx":
+        if amp not in (None, "none", "auto") and backend == "onnx":
             raise ConfigError(
                 "amp: applies to --backend torch; for half precision in ONNX Runtime "
                 "export with --fp16"
@@ -177,7 +177,7 @@ class Translator:
         loaded: LoadedModel | LoadedOnnx,
         *,
         device: str = "auto",
-        amp: str = "none",
+        amp: str | None = None,
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -196,7 +196,7 @@ class Translator:
             loaded = as_reconstruction(loaded)  # G(E(x)): an image in, its reconstruction out
         req = loaded.requirements
         if isinstance(loaded, LoadedOnnx):
-            if amp not in ("none", "auto"):
+            if amp not in (None, "none", "auto"):
                 raise ConfigError(
                     "amp: applies to --backend torch; for half precision in ONNX Runtime "
                     "export with --fp16"

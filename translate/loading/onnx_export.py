@@ -59,6 +59,7 @@ from torch import Tensor, nn
 import translate
 from translate.conditioning import split_options, to_metadata
 from translate.config import config_to_dict
+from translate.engine.device import inference_precision, precision_context
 from translate.errors import ConfigError, ExportError, TranslateError
 from translate.loading.model import LoadedModel, latent_prior, uses_instance_norm
 from translate.loading.onnx_file import PRODUCER, REQUIRED_KEYS, read_metadata
@@ -369,7 +370,8 @@ def export_loaded(
     batch = parity_batch(conditions)
     inputs = parity_inputs(req, in_ch, batch) if latent is None else latent_inputs(latent, batch)
     cases = parity_cases(inputs, conditions)
-    with torch.inference_mode():
+    cpu = torch.device("cpu")  # the reference: what run, serve and Translator compute by default
+    with torch.inference_mode(), precision_context(inference_precision(None, cpu), cpu):
         refs = [module(*case) for case in cases]
     for x, y in zip(inputs, refs, strict=True):
         if latent is not None:

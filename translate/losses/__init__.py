@@ -1,5 +1,5 @@
 """Losses of the GAN objective: adversarial families, gradient penalties, DiffAugment, feature
-matching, reconstruction terms, cycle-consistency and identity terms.
+matching, reconstruction terms, cycle-consistency and identity terms, PatchNCE (CUT).
 
 ``GANObjective`` assembles them from a ``GANConfig``; the pieces are public for plugins that
 build their own objective.
@@ -11,6 +11,7 @@ from translate.losses.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, ad
 from translate.losses.augment import DiffAugment
 from translate.losses.cycle import cycle_loss, identity_loss
 from translate.losses.objective import GANObjective, feature_matching_loss
+from translate.losses.patchnce import PatchNCEHeads, multilayer_patchnce, patchnce_loss
 from translate.losses.reconstruction import charbonnier_loss, l1_loss
 from translate.losses.regularizers import gradient_penalty, r1_penalty, r2_penalty
 
@@ -19,6 +20,7 @@ __all__ = [
     "AdversarialLoss",
     "DiffAugment",
     "GANObjective",
+    "PatchNCEHeads",
     "adversarial_loss",
     "charbonnier_loss",
     "cycle_loss",
@@ -26,6 +28,8 @@ __all__ = [
     "gradient_penalty",
     "identity_loss",
     "l1_loss",
+    "multilayer_patchnce",
+    "patchnce_loss",
     "r1_penalty",
     "r2_penalty",
 ]

@@ -2,7 +2,8 @@
 
 Zhu et al. 2017, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
 Networks" (CycleGAN): Eq. 2 and Sec. 5.2. Shared by every family that translates both ways
-without pairs (CycleGAN; MUNIT and CUT reuse the same L1 terms). Each is one direction; the
+without pairs (CycleGAN; MUNIT reuses the same L1 terms; CUT's identity term is PatchNCE's
+instead, ``translate.losses.patchnce``). Each is one direction; the
 plugin weighs and sums them (CycleGAN: ``lambda_cycle`` and ``lambda_identity * lambda_cycle``).
 Generator outputs are compared in float32 (they may come out of autocast in half precision).
 """

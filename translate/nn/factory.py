@@ -12,7 +12,8 @@ from translate.nn.unet import UnetGenerator
 
 def build_generator(cfg: Any, *, in_channels: int = 3, out_channels: int = 3) -> nn.Module:
     """A U-Net or ResNet generator from ``cfg.generator`` ("unet" | "resnet") and the fields
-    ``unet_depth``, ``resnet_blocks``, ``base_channels``, ``norm`` and ``dropout``."""
+    ``unet_depth``, ``resnet_blocks``, ``base_channels``, ``norm`` and ``dropout`` (and
+    ``antialias`` for the ResNet, when the config has it)."""
     if cfg.generator == "unet":
         return UnetGenerator(
             in_channels=in_channels,
@@ -29,4 +30,5 @@ def build_generator(cfg: Any, *, in_channels: int = 3, out_channels: int = 3) ->
         n_blocks=cfg.resnet_blocks,
         norm=cfg.norm,
         dropout=cfg.dropout,
+        antialias=getattr(cfg, "antialias", False),
     )

@@ -16,6 +16,10 @@ All discriminators return raw logits (no sigmoid); the loss decides how to squas
 ``torch.nn.utils.parametrizations.spectral_norm``. The norm layers are kept as requested: pass
 ``norm="none"`` to get the usual SN-only discriminator.
 
+``antialias=True`` is CUT's official PatchGAN (Park et al., ECCV 2020; after Zhang, ICML 2019):
+each stride-2 block becomes ``Conv4x4 s1 p1, [norm], LeakyReLU, BlurDownsample``. The blur widens
+the receptive field somewhat beyond 70x70; a 256x256 input still gives a 30x30 logit map.
+
 ``forward_features`` returns the activation after every block (the last one being the logits),
 for the feature-matching loss of pix2pixHD.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from translate.nn.antialias import BlurDownsample
 from translate.nn.norms import check_norm_kind, check_positive, norm_layer, uses_bias
 
 
@@ -59,6 +64,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: number of stride-2 blocks (3: 70x70 patches, 1: 16x16, 5: 286x286).
         norm: ``"batch"``, ``"instance"`` or ``"none"``.
         spectral_norm: wrap every convolution in spectral normalisation (Miyato et al. 2018).
+        antialias: blur before subsampling (CUT's configuration) instead of strided convolutions.
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: int = 3,
         norm: str = "batch",
         spectral_norm: bool = False,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         check_positive("in_channels", in_channels)
@@ -83,37 +90,26 @@ class PatchDiscriminator(nn.Module):
         def width(n: int) -> int:
             return base_channels * min(2**n, 8)
 
-        blocks: list[nn.Module] = [
-            nn.Sequential(
-                _conv(
-                    in_channels,
-                    width(0),
-                    kernel_size=4,
-                    stride=2,
-                    padding=1,
-                    bias=True,
-                    spectral_norm=sn,
-                ),
-                nn.LeakyReLU(0.2, inplace=True),
+        def block(c_in: int, c_out: int, *, down: bool, normed: bool) -> nn.Sequential:
+            conv = _conv(
+                c_in,
+                c_out,
+                kernel_size=4,
+                stride=2 if down and not antialias else 1,
+                padding=1,
+                bias=bias if normed else True,
+                spectral_norm=sn,
             )
-        ]
+            layers = [conv, *([norm_layer(norm, c_out)] if normed else [])]
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            if down and antialias:
+                layers.append(BlurDownsample(c_out))
+            return nn.Sequential(*layers)
+
+        blocks: list[nn.Module] = [block(in_channels, width(0), down=True, normed=False)]
         for n in range(1, n_layers + 1):
-            stride = 2 if n < n_layers else 1  # the last feature block keeps the resolution
-            blocks.append(
-                nn.Sequential(
-                    _conv(
-                        width(n - 1),
-                        width(n),
-                        kernel_size=4,
-                        stride=stride,
-                        padding=1,
-                        bias=bias,
-                        spectral_norm=sn,
-                    ),
-                    norm_layer(norm, width(n)),
-                    nn.LeakyReLU(0.2, inplace=True),
-                )
-            )
+            # the last feature block keeps the resolution
+            blocks.append(block(width(n - 1), width(n), down=n < n_layers, normed=True))
         blocks.append(
             _conv(
                 width(n_layers), 1, kernel_size=4, stride=1, padding=1, bias=True, spectral_norm=sn
@@ -151,6 +147,7 @@ class PixelDiscriminator(nn.Module):
         base_channels: width of the first block (``ndf``).
         norm: ``"batch"``, ``"instance"`` or ``"none"``.
         spectral_norm: wrap every convolution in spectral normalisation (Miyato et al. 2018).
+        antialias: blur before subsampling (CUT's configuration) instead of strided convolutions.
     """
 
     def __init__(
@@ -160,6 +157,7 @@ class PixelDiscriminator(nn.Module):
         base_channels: int = 64,
         norm: str = "batch",
         spectral_norm: bool = False,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         check_positive("in_channels", in_channels)

@@ -48,7 +48,7 @@ class LoadSettings:
     tile_overlap: int | None = None
     batch_size: int = 4
     threads: int | None = None
-    amp: str = "none"
+    amp: str | None = None  # translate.inference.precision: None is the shared default, fp32
 
 
 def load_translator(kind: SourceKind, location: str, settings: LoadSettings) -> Any:
