@@ -51,8 +51,8 @@ def sample_command(
     truncation: Annotated[
         float | None,
         typer.Option(
-            help="Truncation trick: resample latent entries with |z| > T (less diversity, "
-            "more typical images; e.g. 0.5)."
+            help="Truncation trick: latents from N(0, 1) truncated to [-T, T] (less "
+            "diversity, more typical images; e.g. 0.5; at least 1.2e-38)."
         ),
     ] = None,
     interpolate: Annotated[

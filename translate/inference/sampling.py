@@ -12,8 +12,10 @@ Runtime, whose inputs are the latent and the condition vectors: the same seed gi
 latents on both.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
-Image Synthesis", Sec. 3.1): every latent entry with |z| > T is resampled until none is, which
-trades diversity for fidelity (T -> 0 collapses towards the sample of z = 0).
+Image Synthesis", Sec. 3.1): latent entries are drawn from N(0, 1) truncated to [-T, T] (the
+paper resamples every entry with |z| > T until none is), which trades diversity for fidelity
+(T -> 0 collapses towards the sample of z = 0). We draw the same distribution by its inverse
+CDF, in constant time whatever T (resampling takes about 1/T rounds: 1e-300 never ends).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -40,9 +42,16 @@ from translate.fields import SEED_MAX, check_int_range
 from translate.loading.model import latent_prior
 from translate.plugin import PluginBase
 
+if TYPE_CHECKING:  # pragma: no cover
+    from translate.loading.identify import ModelRef
+
 __all__ = [
+    "MIN_TRUNCATION",
+    "SEED_RANGE",
     "Sampler",
     "SamplingInterrupted",
+    "check_seed",
+    "check_truncation",
     "did_you_mean",
     "grid",
     "sample",
@@ -63,22 +72,50 @@ CLASS_OPTION = "class"
 Codes = Mapping[str, str] | list[str] | None
 
 
+#: Smallest truncation: float32's smallest normal number, 2**-126. Latents are float32; a
+#: smaller T only gives subnormal or zero latents (the images of T = 2**-126, through the
+#: CPU's slow subnormal arithmetic), so it is refused rather than silently meaningless.
+MIN_TRUNCATION = float(torch.finfo(torch.float32).tiny)
+#: Seeds taken (``translate.fields.NAMED_RANGES``): 0 to 2^63-1, within what torch takes.
+SEED_RANGE = (0, SEED_MAX)
+
+
+def check_truncation(truncation: float | None) -> None:
+    """``truncation`` is None or at least ``MIN_TRUNCATION``; a ``ConfigError`` (one line,
+    naming ``truncation``) otherwise."""
+    if truncation is not None and not MIN_TRUNCATION <= truncation < math.inf:
+        raise ConfigError(
+            f"truncation: must be a finite number of at least {MIN_TRUNCATION:.6g} (float32's "
+            f"smallest normal number; smaller values give the same latents, all 0), got "
+            f"{truncation:g}"
+        )
+
+
+def check_seed(seed: int | None) -> None:
+    """``seed`` is None or within ``SEED_RANGE`` (``translate.fields.check_int_range``, the
+    house's one range check: a seed outside 64 bits used to reach torch as an overflow)."""
+    if seed is not None:
+        check_int_range(seed, "seed", *SEED_RANGE)
+
+
 def truncated_normal(
     shape: tuple[int, ...], truncation: float | None, generator: torch.Generator
 ) -> Tensor:
-    """N(0, 1) samples of ``shape``; with ``truncation`` T, entries with |z| > T resampled
-    until every entry lies in [-T, T] (a truncated normal)."""
-    z = torch.randn(shape, generator=generator)
+    """N(0, 1) samples of ``shape`` (float32); with ``truncation`` T, N(0, 1) truncated to
+    [-T, T], drawn by its inverse CDF in constant time: with v ~ U(-1, 1),
+    z = sqrt(2) erfinv(v erf(T / sqrt(2))), i.e. Phi^-1 of a uniform on [Phi(-T), Phi(T)],
+    written with erf so that it stays exact near 0 (1 - 2 Phi(-T) would round to 0 for a
+    small T) and computed in float64."""
     if truncation is None:
-        return z
+        return torch.randn(shape, generator=generator)
     if not truncation > 0:
-        raise ConfigError(f"truncation: must be > 0, got {truncation}")
-    while True:
-        outside = z.abs() > truncation
-        count = int(outside.sum())
-        if count == 0:
-            return z
-        z[outside] = torch.randn(count, generator=generator)
+        raise ConfigError(f"truncation: must be > 0, got {truncation:g}")
+    u = torch.rand(shape, generator=generator, dtype=torch.float64)  # [0, 1)
+    t = torch.tensor(float(truncation), dtype=torch.float64)
+    half = torch.special.erf(t / math.sqrt(2.0))  # P(|z| <= T), in (0, 1]
+    z = math.sqrt(2.0) * torch.special.erfinv((2.0 * u - 1.0) * half)
+    # rounding (and erfinv(-1) = -inf when u = 0) must not leave [-T, T]
+    return z.clamp(-t, t).to(torch.float32)
 
 
 def _backend(loaded: Any, device: str) -> Any:
@@ -128,7 +165,7 @@ class Sampler:
     @classmethod
     def from_checkpoint(
         cls,
-        path: Path | str,
+        path: Path | str | ModelRef,
         *,
         device: str = "cpu",
         options: Mapping[str, Any] | None = None,
@@ -137,9 +174,11 @@ class Sampler:
         """A run or checkpoint folder of a generating plugin (EMA weights when present), or
         its ``.onnx`` export; ``backend="onnx"`` runs a checkpoint's cached export."""
         from translate.loading import load
+        from translate.loading.identify import as_ref
 
-        on_torch = backend != "onnx" and Path(path).suffix.lower() != ".onnx"
-        loaded = load(path, options=options, device=device if on_torch else "cpu", backend=backend)
+        ref = as_ref(path)  # identified once, here or by the caller
+        on_torch = backend != "onnx" and ref.kind != "onnx"
+        loaded = load(ref, options=options, device=device if on_torch else "cpu", backend=backend)
         return cls(loaded, device=device)
 
     @property
@@ -150,8 +189,7 @@ class Sampler:
         """The index of class ``name``; an unknown name raises one line with a suggestion."""
         if self.class_input is None:
             raise ConfigError(
-                f"--class: {self.loaded.source} is unconditional ({self.plugin.name}); it has no "
-                "classes"
+                f"class: this model is unconditional ({self.plugin.name}); it has no classes"
             )
         return check_name(self.class_input, name)
 
@@ -197,8 +235,9 @@ class Sampler:
         drawing all at once)."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
-        if seed is not None:
-            check_int_range(seed, "seed", 0, SEED_MAX)
+        check_seed(seed)
+        if not self.own_truncation:  # a plugin's own truncation (psi) checks its own range
+            check_truncation(truncation)
         index = self.class_index(class_name) if class_name is not None else None
         fixed = code_values(self.conditions, codes)
         if index is not None and self.class_input is not None and self.class_input.name in fixed:

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 
 from translate.conditioning import code_values, to_json
 from translate.errors import ConfigError
-from translate.serve.admission import await_result
+from translate.serve.admission import QueryInt, QueryNumber, await_result, single_values
 from translate.serve.budget import (
     ACTIVATION_SLACK,
     FALLBACK_ACTIVATION_BYTES_PER_PIXEL,
@@ -41,6 +41,8 @@ from translate.serve.pool import InferencePool, OverBudget, PoolClosed
 SAMPLE_BYTES_PER_PIXEL = 12 + 4 + 3 + 3
 #: Samples per request when the request does not say (at most the server's limit).
 DEFAULT_SAMPLES = 16
+#: The query parameter that picks a class (a class-conditional model, cgan).
+CLASS_PARAMETER = "class"
 
 
 class _Draw(torch.nn.Module):
@@ -112,14 +114,43 @@ class ServedGenerator:
         codes: tuple[str, ...] = (),
     ) -> SampleRequest:
         """The request's parameters, or a ``ConfigError`` (422) naming the bad one."""
+        from translate.inference.sampling import check_seed, check_truncation
+
         if not 1 <= n <= max_samples:
             raise ConfigError(f"n: must be from 1 to {max_samples} (this server's limit), got {n}")
-        if truncation is not None and not truncation > 0:
-            raise ConfigError(f"truncation: must be > 0, got {truncation}")
+        check_seed(seed)
+        if not getattr(self.sampler, "own_truncation", False):  # else the plugin checks it
+            check_truncation(truncation)
         if class_name is not None:
+            if not self.sampler.classes:
+                raise ConfigError(
+                    f"class: model {self.name!r} ({self.plugin_name}) is unconditional; it has "
+                    "no classes"
+                )
             self.sampler.class_index(class_name)  # unknown class: one line, did-you-mean
         code_values(self.sampler.conditions, list(codes))  # unknown code, value out of range
         return SampleRequest(n, seed, class_name, truncation, format, tuple(codes))
+
+    @property
+    def parameters(self) -> list[str]:
+        """The query parameters of this model's sample endpoint."""
+        return [
+            "n",
+            "seed",
+            *([CLASS_PARAMETER] if self.sampler.classes else []),
+            "truncation",
+            "format",
+        ]
+
+    def check_parameters(self, names: Any) -> None:
+        """Refuse (422) a query parameter the endpoint does not know, as translate does."""
+        # class on an unconditional model: check() says why
+        unknown = [k for k in names if k not in (*self.parameters, CLASS_PARAMETER)]
+        if unknown:
+            raise ConfigError(
+                f"query parameter {unknown[0]!r} is not known to model {self.name!r} "
+                f"(plugin {self.plugin_name}); its parameters: {', '.join(self.parameters)}"
+            )
 
     def render(self, request: SampleRequest) -> tuple[bytes, tuple[int, int]]:
         """The samples as one grid image, encoded; and the grid's size."""
@@ -151,26 +182,17 @@ class ServedGenerator:
         }
 
 
-def generates(kind: str, location: str) -> bool:
-    """Whether the source is a checkpoint of a generating plugin, or the ONNX export of one
-    (its metadata has a ``latent_shape``), read from its metadata."""
-    if kind == "onnx":
-        from translate.loading import read_metadata
-
-        try:
-            return "latent_shape" in read_metadata(location)
-        except Exception:
-            return False
-    from translate.loading.checkpoint import checkpoint_plugin
+def generates(ref: Any) -> bool:
+    """Whether an identified model (``ModelRef``) is a checkpoint of a generating plugin, or
+    the ONNX export of one (its metadata has a ``latent_shape``)."""
+    if ref.kind == "onnx":
+        return "latent_shape" in ref.meta
+    from translate.errors import PluginError
     from translate.registry import load_plugin
 
     try:
-        if kind == "model":
-            from translate.shipped import resolve_model
-
-            location = str(resolve_model(location))
-        plugin = load_plugin(checkpoint_plugin(location))
-    except Exception:
+        plugin = load_plugin(ref.plugin)
+    except PluginError:
         return False
     return bool(getattr(plugin, "generates", False))
 
@@ -219,17 +241,17 @@ def add_sample_route(
         request: Request,
         name: str,
         n: Annotated[
-            int | None,
+            QueryInt | None,
             Query(description="how many images, 1 to the server's max_samples (default 16)"),
         ] = None,
-        seed: Annotated[int | None, Query(description="same seed, same images")] = None,
+        seed: Annotated[QueryInt | None, Query(description="same seed, same images")] = None,
         class_name: Annotated[
             str | None,
             Query(alias="class", description="class to draw (cgan); default: random per image"),
         ] = None,
         truncation: Annotated[
-            float | None,
-            Query(description="truncation trick: latent entries with |z| > T resampled"),
+            QueryNumber | None,
+            Query(description="truncation trick: latents from N(0, 1) truncated to [-T, T]"),
         ] = None,
         format: Annotated[
             str | None, Query(description="png (default), jpeg or webp; or send Accept")
@@ -249,6 +271,8 @@ def add_sample_route(
             if name in translators:
                 raise ApiError(404, f"model {name!r} translates images; it does not generate them")
             raise ApiError(404, f"unknown model {name!r}", {"models": known})
+        generator.check_parameters(request.query_params.keys())
+        single_values(request)
         fmt = output_format(format, request.headers.get("accept", ""))
         n = min(DEFAULT_SAMPLES, config.max_samples) if n is None else n
         sample = generator.check(
@@ -268,7 +292,7 @@ def add_sample_route(
                 f"({exc.budget} bytes); ask for fewer",
                 {"needs_bytes": exc.cost, "budget_bytes": exc.budget},
             ) from None
-        done = await await_result(request, future, started + config.request_timeout)
+        done = await await_result(request, future, started + config.request_timeout, pool)
         content, (w, h) = done.value
         total_ms = (time.perf_counter() - started) * 1000
         return Response(
