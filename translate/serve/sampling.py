@@ -140,6 +140,7 @@ class ServedGenerator:
             *([CLASS_PARAMETER] if self.sampler.classes else []),
             "truncation",
             "format",
+            *(["code"] if self.sampler.conditions else []),  # NAME=VALUE (infogan's codes)
         ]
 
     def check_parameters(self, names: Any) -> None:
@@ -272,7 +273,7 @@ def add_sample_route(
                 raise ApiError(404, f"model {name!r} translates images; it does not generate them")
             raise ApiError(404, f"unknown model {name!r}", {"models": known})
         generator.check_parameters(request.query_params.keys())
-        single_values(request)
+        single_values(request, repeatable=("code",))  # code=NAME=VALUE, one per code
         fmt = output_format(format, request.headers.get("accept", ""))
         n = min(DEFAULT_SAMPLES, config.max_samples) if n is None else n
         sample = generator.check(
