@@ -39,6 +39,7 @@ from translate.conditioning import (
 )
 from translate.errors import ConfigError, OutputError, TranslateError
 from translate.fields import SEED_MAX, check_int_range
+from translate.inference.latents import truncated_normal, truncated_uniform
 from translate.loading.model import latent_prior
 from translate.plugin import PluginBase
 
@@ -96,26 +97,6 @@ def check_seed(seed: int | None) -> None:
     house's one range check: a seed outside 64 bits used to reach torch as an overflow)."""
     if seed is not None:
         check_int_range(seed, "seed", *SEED_RANGE)
-
-
-def truncated_normal(
-    shape: tuple[int, ...], truncation: float | None, generator: torch.Generator
-) -> Tensor:
-    """N(0, 1) samples of ``shape`` (float32); with ``truncation`` T, N(0, 1) truncated to
-    [-T, T], drawn by its inverse CDF in constant time: with v ~ U(-1, 1),
-    z = sqrt(2) erfinv(v erf(T / sqrt(2))), i.e. Phi^-1 of a uniform on [Phi(-T), Phi(T)],
-    written with erf so that it stays exact near 0 (1 - 2 Phi(-T) would round to 0 for a
-    small T) and computed in float64."""
-    if truncation is None:
-        return torch.randn(shape, generator=generator)
-    if not truncation > 0:
-        raise ConfigError(f"truncation: must be > 0, got {truncation:g}")
-    u = torch.rand(shape, generator=generator, dtype=torch.float64)  # [0, 1)
-    t = torch.tensor(float(truncation), dtype=torch.float64)
-    half = torch.special.erf(t / math.sqrt(2.0))  # P(|z| <= T), in (0, 1]
-    z = math.sqrt(2.0) * torch.special.erfinv((2.0 * u - 1.0) * half)
-    # rounding (and erfinv(-1) = -inf when u = 0) must not leave [-T, T]
-    return z.clamp(-t, t).to(torch.float32)
 
 
 def _backend(loaded: Any, device: str) -> Any:
@@ -215,10 +196,7 @@ class Sampler:
         """``m`` latents from the prior: N(0, I) truncated at T (unless the plugin truncates
         itself), or U(-1, 1) truncated at T: U(-T, T)."""
         if self.prior == "uniform":
-            if truncation is not None and not truncation > 0:
-                raise ConfigError(f"truncation: must be > 0, got {truncation}")
-            bound = min(1.0, truncation) if truncation is not None else 1.0
-            return (torch.rand((m, *self.latent_shape), generator=gen) * 2 - 1) * bound
+            return truncated_uniform((m, *self.latent_shape), truncation, gen)
         own = self.own_truncation
         return truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
 
