@@ -39,6 +39,18 @@ STYLEGAN2_DIGITS_MODEL: dict[str, Any] = {
     "flip": False,
 }
 
+#: A CPU-sized ProGAN growing 4x4 -> 8x8 -> 16x16 on the digits (z 32, at most 32 channels),
+#: each fade and stabilisation 1600 images (50 steps of 32): the progan learning test.
+PROGAN_DIGITS_MODEL: dict[str, Any] = {
+    "image_size": 16,
+    "latent_dim": 32,
+    "fmap_base": 256,
+    "fmap_max": 32,
+    "stable_kimg": 1.6,
+    "fade_kimg": 1.6,
+    "flip": False,
+}
+
 
 def make_digits(root: Path, *, by_class: bool = False, names: Sequence[str] = ()) -> Path:
     """scikit-learn's bundled handwritten digits (1797 8x8 images, no download) as RGB PNGs in
