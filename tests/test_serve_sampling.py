@@ -211,3 +211,16 @@ def test_generating_models_are_labelled_in_metrics_log_and_readiness(
         assert '"model": "shapes"' in line
         ready = c.get("/readyz").json()
         assert ready["generators"] == ["shapes"] and ready["models"] == []
+
+
+def served_samples(run_dir: Path, params: dict, codes: list[str] | None = None) -> tuple:
+    """Serve ``run_dir`` in-process (TestClient), request ``/sample`` with ``params`` (and
+    repeated ``code``s); the response's grid as an array and the listing's generator entry."""
+    (served,) = load_models(checkpoints=[f"m={run_dir}"])
+    served.warm_up()
+    app = create_app([], ServeConfig(max_samples=8, access_log=False), generators=[served])
+    with TestClient(app) as c:
+        res = c.get("/v1/models/m/sample", params={**params, "code": codes or []})
+        assert res.status_code == 200, res.text
+        (entry,) = c.get("/v1/models").json()["generators"]
+    return np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB")), entry

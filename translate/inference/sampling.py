@@ -1,12 +1,15 @@
 """``Sampler``: a generating model (``plugin.generates``: dcgan, cgan) as a source of images.
 
 ``Sampler.from_checkpoint(run)(64, seed=0, truncation=0.5)`` draws latents z ~ N(0, I) of the
-plugin's ``latent_shape`` and, for a model with conditioning inputs (``Plugin.condition_inputs``:
-cgan's class one-hot), their vectors (``class_name=`` or drawn per image), runs the generator
-on them and returns PIL images; ``save_samples`` writes them as one grid PNG or a folder of PNGs.
-What ``translate sample`` does. The generator runs on PyTorch or, for an ``.onnx`` file from
-``translate export`` (or ``backend="onnx"``), in ONNX Runtime, whose inputs are the latent and
-the condition vectors: the same seed gives the same latents on both.
+plugin's ``latent_shape`` (U(-1, 1) for a plugin whose ``latent_prior`` is uniform: bigan)
+and, for a model with conditioning inputs (``Plugin.condition_inputs``: cgan's class one-hot,
+InfoGAN's codes), their vectors (``class_name=``, ``codes={"c": "3"}`` or drawn per image from
+each input's prior), runs the generator on them and returns PIL images (``translate.inference.
+traversal`` varies one code along a grid's columns); ``save_samples`` writes
+them as one grid PNG or a folder of PNGs. What ``translate sample`` does. The generator runs
+on PyTorch or, for an ``.onnx`` file from ``translate export`` (or ``backend="onnx"``), in ONNX
+Runtime, whose inputs are the latent and the condition vectors: the same seed gives the same
+latents on both.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
 Image Synthesis", Sec. 3.1): latent entries are drawn from N(0, 1) truncated to [-T, T] (the
@@ -27,9 +30,17 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from translate.conditioning import check_name, did_you_mean, one_hots
+from translate.conditioning import (
+    check_name,
+    code_values,
+    did_you_mean,
+    draw,
+    one_hots,
+)
 from translate.errors import ConfigError, OutputError, TranslateError
 from translate.fields import SEED_MAX, check_int_range
+from translate.inference.latents import truncated_normal, truncated_uniform
+from translate.loading.model import latent_prior
 from translate.plugin import PluginBase
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +69,8 @@ GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 WALK_SPACES = ("z", "w")
 #: The option of a generating plugin's class input (``translate sample --class``).
 CLASS_OPTION = "class"
+#: Inputs fixed by name (``--code c=3``): a mapping or ``NAME=VALUE`` strings.
+Codes = Mapping[str, str] | list[str] | None
 
 
 #: Smallest truncation: float32's smallest normal number, 2**-126. Latents are float32; a
@@ -84,26 +97,6 @@ def check_seed(seed: int | None) -> None:
     house's one range check: a seed outside 64 bits used to reach torch as an overflow)."""
     if seed is not None:
         check_int_range(seed, "seed", *SEED_RANGE)
-
-
-def truncated_normal(
-    shape: tuple[int, ...], truncation: float | None, generator: torch.Generator
-) -> Tensor:
-    """N(0, 1) samples of ``shape`` (float32); with ``truncation`` T, N(0, 1) truncated to
-    [-T, T], drawn by its inverse CDF in constant time: with v ~ U(-1, 1),
-    z = sqrt(2) erfinv(v erf(T / sqrt(2))), i.e. Phi^-1 of a uniform on [Phi(-T), Phi(T)],
-    written with erf so that it stays exact near 0 (1 - 2 Phi(-T) would round to 0 for a
-    small T) and computed in float64."""
-    if truncation is None:
-        return torch.randn(shape, generator=generator)
-    if not truncation > 0:
-        raise ConfigError(f"truncation: must be > 0, got {truncation:g}")
-    u = torch.rand(shape, generator=generator, dtype=torch.float64)  # [0, 1)
-    t = torch.tensor(float(truncation), dtype=torch.float64)
-    half = torch.special.erf(t / math.sqrt(2.0))  # P(|z| <= T), in (0, 1]
-    z = math.sqrt(2.0) * torch.special.erfinv((2.0 * u - 1.0) * half)
-    # rounding (and erfinv(-1) = -inf when u = 0) must not leave [-T, T]
-    return z.clamp(-t, t).to(torch.float32)
 
 
 def _backend(loaded: Any, device: str) -> Any:
@@ -140,6 +133,8 @@ class Sampler:
             loaded.latent_shape if onnx else plugin.latent_shape(self.plugin_cfg)
         )
         self.conditions = tuple(loaded.conditions)
+        #: what latents are drawn from (``Plugin.latent_prior``): normal, or uniform in [-1, 1]
+        self.prior = loaded.latent_prior if onnx else latent_prior(plugin, self.plugin_cfg)
         self.backend = _backend(loaded, device)
         #: the plugin has its own truncation trick (``Plugin.truncated``: StyleGAN's psi in W)
         hook = getattr(type(plugin), "truncated", None)
@@ -186,17 +181,32 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Codes = None,
     ) -> tuple[Tensor, ...]:
         """The generator's inputs for ``n`` images, on the CPU: latents (n, *latent_shape),
-        then each conditioning vector (n, size): the class ``class_name`` when given, else a
-        class drawn uniformly per image (an attribute-like ``multi`` input: each entry on
-        with probability 1/2). The same ``seed`` gives the same inputs. Truncation applies to
-        the noise only."""
-        chunks = list(self._input_chunks(n, seed, truncation, class_name))
+        then each conditioning vector (n, size): the class ``class_name`` and the inputs that
+        ``codes`` names (``{"c": "3", "c1": "0.5"}`` or ``["c=3"]``) as given, every other
+        drawn per image from its prior (``translate.conditioning.draw``: a uniform class, each
+        attribute on with probability 1/2, U(low, high) for a continuous code). The same
+        ``seed`` gives the same inputs. Truncation applies to the noise only."""
+        chunks = list(self._input_chunks(n, seed, truncation, class_name, codes))
         return tuple(torch.cat(parts) for parts in zip(*chunks, strict=True))
 
+    def _latents(self, m: int, truncation: float | None, gen: torch.Generator) -> Tensor:
+        """``m`` latents from the prior: N(0, I) truncated at T (unless the plugin truncates
+        itself), or U(-1, 1) truncated at T: U(-T, T)."""
+        if self.prior == "uniform":
+            return truncated_uniform((m, *self.latent_shape), truncation, gen)
+        own = self.own_truncation
+        return truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
+
     def _input_chunks(
-        self, n: int, seed: int | None, truncation: float | None, class_name: str | None
+        self,
+        n: int,
+        seed: int | None,
+        truncation: float | None,
+        class_name: str | None,
+        codes: Codes = None,
     ) -> Iterator[tuple[Tensor, ...]]:
         """The inputs of ``n`` images, ``CHUNK`` at a time, drawn in turn from one seeded
         generator: a chunk's latents, then its condition vectors (for n <= CHUNK the draws of
@@ -207,23 +217,25 @@ class Sampler:
         if not self.own_truncation:  # a plugin's own truncation (psi) checks its own range
             check_truncation(truncation)
         index = self.class_index(class_name) if class_name is not None else None
+        fixed = code_values(self.conditions, codes)
+        if index is not None and self.class_input is not None and self.class_input.name in fixed:
+            raise ConfigError(f"--code {self.class_input.name}: the class is given by --class too")
         gen = torch.Generator()
         if seed is None:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        own = self.own_truncation
         for start in range(0, n, CHUNK):
             m = min(CHUNK, n - start)
-            z = truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
+            z = self._latents(m, truncation, gen)
             vectors = []
             for cond in self.conditions:
-                if cond is self.class_input and index is not None:
+                if cond.name in fixed:
+                    vectors.append(fixed[cond.name].expand(m, -1).clone())
+                elif cond is self.class_input and index is not None:
                     vectors.append(one_hots(cond, torch.full((m,), index)))
-                elif cond.multi:
-                    vectors.append((torch.rand(m, cond.size, generator=gen) < 0.5).float())
                 else:
-                    vectors.append(one_hots(cond, torch.randint(0, cond.size, (m,), generator=gen)))
+                    vectors.append(draw(cond, m, gen))
             yield (z, *vectors)
 
     def batches(
@@ -233,10 +245,11 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Codes = None,
     ) -> Iterator[list[Image.Image]]:
         """The ``n`` images of ``__call__``, ``CHUNK`` at a time: memory bounded by one chunk
         whatever ``n`` (``translate sample -n 1000000`` held 12.4 GB when drawn at once)."""
-        for inputs in self._input_chunks(n, seed, truncation, class_name):
+        for inputs in self._input_chunks(n, seed, truncation, class_name, codes):
             images = self.generate(*inputs, truncation=truncation)
             yield self.plugin.postprocess(images, self.plugin_cfg)
 
@@ -287,8 +300,11 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Codes = None,
     ) -> Tensor:
-        inputs = self.inputs(n, seed=seed, truncation=truncation, class_name=class_name)
+        inputs = self.inputs(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
         return self.generate(*inputs, truncation=truncation)
 
     def walk(
@@ -337,9 +353,13 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Codes = None,
     ) -> list[Image.Image]:
-        """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` when given."""
-        batches = self.batches(n, seed=seed, truncation=truncation, class_name=class_name)
+        """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` and with the
+        ``codes`` given, when given."""
+        batches = self.batches(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
         return [image for batch in batches for image in batch]
 
 
@@ -362,12 +382,13 @@ def sample(
     seed: int | None = None,
     truncation: float | None = None,
     class_name: str | None = None,
+    codes: Codes = None,
     device: str = "cpu",
     backend: str | None = None,
 ) -> list[Image.Image]:
     """``n`` images from a generating model's checkpoint or ONNX export (``Sampler``)."""
     sampler = Sampler.from_checkpoint(checkpoint, device=device, backend=backend)
-    return sampler(n, seed=seed, truncation=truncation, class_name=class_name)
+    return sampler(n, seed=seed, truncation=truncation, class_name=class_name, codes=codes)
 
 
 def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
@@ -404,6 +425,7 @@ def write_sample_folder(
     seed: int | None = None,
     truncation: float | None = None,
     class_name: str | None = None,
+    codes: Codes = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> int:
@@ -427,7 +449,10 @@ def write_sample_folder(
             raise OutputError(f"{out / taken[0]}: exists; pass --overwrite to replace it")
     written = 0
     try:
-        for batch in sampler.batches(n, seed=seed, truncation=truncation, class_name=class_name):
+        batches = sampler.batches(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
+        for batch in batches:
             for image in batch:
                 with atomic_path(out / sample_name(written, n)) as tmp:
                     image.save(tmp, format="PNG")

@@ -11,6 +11,8 @@ stabiliser that acts on what D sees or on the losses lives here, so it applies t
   annealed instance noise on D's inputs, real and fake alike, in both steps;
 * feature matching on D's intermediate features.
 
+``unconditional_gan_step`` is the plain step of a generator from noise (dcgan, transgan).
+
 A conditional discriminator sees ``cat([condition, image])``: callers pass
 ``condition_channels`` (the condition's channel count), and then penalties and gradient
 normalisation take the gradient with respect to the image channels only, and DiffAugment and
@@ -22,6 +24,8 @@ penalties); the objective holds no device or optimiser state.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -338,3 +342,23 @@ def _logits_of(features: object) -> Logits:
     scales = _split_features(features)
     logits = [scale[-1] for scale in scales]
     return logits[0] if len(logits) == 1 and isinstance(features[-1], Tensor) else logits  # type: ignore[index]
+
+
+def unconditional_gan_step(ctx: Any, real: Tensor, z: Tensor) -> dict[str, float]:
+    """One step of the plain GAN game between ``ctx.models["G"]`` (latents ``z`` -> images) and
+    ``ctx.models["D"]`` on ``real`` images, with the configured objective (Goodfellow et al.
+    2014 and every core family and regulariser): D's loss on (real, G(z) detached), then, on a
+    generator step, G's loss with D frozen. The step of dcgan and transgan."""
+    G, D = ctx.models["G"], ctx.models["D"]
+    # on a critic-only step (--n-critic N) G is not updated: build no graph through it
+    with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
+        fake = G(z)
+    with ctx.autocast():  # the objective detaches the fake for D's loss
+        loss_d, logs = ctx.gan.discriminator_loss(D, real, fake)
+    ctx.optimize("D", loss_d)
+    if not ctx.update_generator:
+        return logs
+    with ctx.frozen("D"), ctx.autocast():
+        loss_g, logs_g = ctx.gan.generator_loss(D, fake, real, paired=False)
+    ctx.optimize("G", loss_g)
+    return {**logs, **logs_g}

@@ -40,11 +40,13 @@ QueryInt = Annotated[int, _written_as(INTEGER_TEXT, "an integer")]
 QueryNumber = Annotated[float, _written_as(NUMBER_TEXT, "a finite number")]
 
 
-def single_values(request: Request) -> None:
+def single_values(request: Request, repeatable: tuple[str, ...] = ()) -> None:
     """Refuse (422) a query parameter given more than once (the schema allows one value; a
-    server that took the last would act on what the client may not have meant)."""
+    server that took the last would act on what the client may not have meant), except the
+    ``repeatable`` ones (a list in the schema: sampling's ``code``)."""
     params = request.query_params
-    for key in dict.fromkeys(params.keys()):
+    keys = params.keys()
+    for key in dict.fromkeys(k for k in keys if k not in repeatable):
         count = len(params.getlist(key))
         if count > 1:
             raise ConfigError(f"query parameter {key!r}: given {count} times; give it once")

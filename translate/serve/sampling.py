@@ -3,11 +3,13 @@ new images.
 
 A checkpoint of a generating plugin is loaded as a ``Sampler`` (``translate sample``'s) instead
 of a ``Translator``. A request names ``n`` (at most ``--max-samples``), and optionally ``seed``,
-``class`` and ``truncation``; it runs in the inference pool like a translation, priced by its
-work: ``n`` times the bytes one sample needs, measured at start (the generator's live module
-outputs for one latent, as ``translate.serve.budget`` measures translators, times its slack,
-plus the sample's float and PIL copies and its share of the grid), so the pool's memory budget
-bounds sampling exactly as it bounds translation.
+``class``, ``truncation`` and ``code`` (repeated ``NAME=VALUE``: InfoGAN's codes, as ``translate
+sample --code``; the model's list under ``codes`` in ``GET /v1/models``); it runs in the
+inference pool like a translation, priced by its work: ``n`` times the bytes one sample needs,
+measured at start (the generator's live module outputs for one latent, as
+``translate.serve.budget`` measures translators, times its slack, plus the sample's float and
+PIL copies and its share of the grid), so the pool's memory budget bounds sampling exactly as
+it bounds translation.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
+from translate.conditioning import code_values, to_json
 from translate.errors import ConfigError
 from translate.serve.admission import QueryInt, QueryNumber, await_result, single_values
 from translate.serve.budget import (
@@ -64,6 +67,7 @@ class SampleRequest:
     class_name: str | None
     truncation: float | None
     format: str
+    codes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -107,6 +111,7 @@ class ServedGenerator:
         truncation: float | None,
         format: str,
         max_samples: int,
+        codes: tuple[str, ...] = (),
     ) -> SampleRequest:
         """The request's parameters, or a ``ConfigError`` (422) naming the bad one."""
         from translate.inference.sampling import check_seed, check_truncation
@@ -123,7 +128,8 @@ class ServedGenerator:
                     "no classes"
                 )
             self.sampler.class_index(class_name)  # unknown class: one line, did-you-mean
-        return SampleRequest(n, seed, class_name, truncation, format)
+        code_values(self.sampler.conditions, list(codes))  # unknown code, value out of range
+        return SampleRequest(n, seed, class_name, truncation, format, tuple(codes))
 
     @property
     def parameters(self) -> list[str]:
@@ -134,6 +140,7 @@ class ServedGenerator:
             *([CLASS_PARAMETER] if self.sampler.classes else []),
             "truncation",
             "format",
+            *(["code"] if self.sampler.conditions else []),  # NAME=VALUE (infogan's codes)
         ]
 
     def check_parameters(self, names: Any) -> None:
@@ -155,6 +162,7 @@ class ServedGenerator:
             seed=request.seed,
             truncation=request.truncation,
             class_name=request.class_name,
+            codes=list(request.codes),
         )
         sheet = grid(images)
         return encode(sheet, request.format), sheet.size
@@ -170,6 +178,7 @@ class ServedGenerator:
             "device": str(self.sampler.device),
             "latent_shape": list(self.sampler.latent_shape),
             "classes": list(self.sampler.classes),
+            "codes": [to_json(c) for c in self.sampler.conditions],
             "limits": {"max_samples": max_samples},
         }
 
@@ -248,6 +257,13 @@ def add_sample_route(
         format: Annotated[
             str | None, Query(description="png (default), jpeg or webp; or send Accept")
         ] = None,
+        code: Annotated[
+            list[str] | None,
+            Query(
+                description="an input fixed by name, NAME=VALUE, repeatable (InfoGAN: c=3, "
+                "c1=0.5; the model's under codes in GET /v1/models); default: drawn per image"
+            ),
+        ] = None,
     ) -> Response:
         started = time.perf_counter()
         generator = samplers.get(name)
@@ -257,12 +273,12 @@ def add_sample_route(
                 raise ApiError(404, f"model {name!r} translates images; it does not generate them")
             raise ApiError(404, f"unknown model {name!r}", {"models": known})
         generator.check_parameters(request.query_params.keys())
-        single_values(request)
+        single_values(request, repeatable=("code",))  # code=NAME=VALUE, one per code
         fmt = output_format(format, request.headers.get("accept", ""))
         n = min(DEFAULT_SAMPLES, config.max_samples) if n is None else n
         sample = generator.check(
             n=n, seed=seed, class_name=class_name, truncation=truncation, format=fmt,
-            max_samples=config.max_samples,
+            max_samples=config.max_samples, codes=tuple(code or ()),
         )  # fmt: skip
         pool: InferencePool | None = request.app.state.pool
         if pool is None:
