@@ -110,3 +110,21 @@ def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "lpips_alex.pth"
     torch.save(net.state_dict(), path)
     return path
+
+
+def train_tiny(plugin_name: str, cfg: object, run_dir: Path) -> Path:
+    """Train ``cfg`` of ``plugin_name`` for two steps (batch 4, CPU, the plugin's GAN defaults,
+    a sample grid at step 2); the run folder."""
+    from translate.config import GANConfig, TrainConfig, config_from_dict
+    from translate.engine.loop import Trainer
+    from translate.registry import load_plugin
+
+    plugin = load_plugin(plugin_name)
+    train_cfg = config_from_dict(
+        TrainConfig,
+        {"max_steps": 2, "batch_size": 4, "progress": False, "device": "cpu",
+         "run_dir": run_dir, "sample_every": 2},
+    )  # fmt: skip
+    gan = config_from_dict(GANConfig, dict(plugin.gan_defaults))
+    Trainer(plugin, cfg, train_cfg, gan, run_dir=run_dir).run()
+    return run_dir

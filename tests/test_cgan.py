@@ -13,9 +13,8 @@ from translate_cgan import CGANConfig
 from translate_cgan.nets import ConditionalDiscriminator
 from typer.testing import CliRunner
 
+from tests.conftest import train_tiny
 from translate.cli.main import app
-from translate.config import GANConfig, TrainConfig, config_from_dict
-from translate.engine.loop import Trainer
 from translate.errors import ConfigError, DataError
 from translate.inference.sampling import Sampler
 from translate.registry import load_plugin
@@ -51,18 +50,10 @@ def assert_uses_the_class(disc: ConditionalDiscriminator, conditioning: str) -> 
 
 
 def tiny_run(root: Path, data: Path, conditioning: str = "projection") -> Path:
-    plugin = load_plugin("cgan")
     cfg = CGANConfig(
         data=data, image_size=16, latent_dim=8, base_channels=8, conditioning=conditioning
     )
-    train_cfg = config_from_dict(
-        TrainConfig,
-        {"max_steps": 2, "batch_size": 4, "progress": False, "device": "cpu",
-         "run_dir": root / "run", "sample_every": 2},
-    )  # fmt: skip
-    gan = config_from_dict(GANConfig, dict(plugin.gan_defaults))
-    Trainer(plugin, cfg, train_cfg, gan, run_dir=root / "run").run()
-    return root / "run"
+    return train_tiny("cgan", cfg, root / "run")
 
 
 @pytest.fixture(scope="module")

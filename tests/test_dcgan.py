@@ -117,7 +117,11 @@ def test_same_seed_same_images(run_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--truncation", "0"], "truncation: must be > 0"), (["-n", "0"], "n: must be at least 1")],
+    [
+        (["--truncation", "0"], "truncation: must be a finite number of at least"),
+        (["--truncation", "1e-300"], "truncation: must be a finite number of at least"),
+        (["-n", "0"], "n: must be at least 1"),
+    ],
 )
 def test_bad_sample_options_are_one_line(
     run_dir: Path, tmp_path: Path, args: list[str], message: str

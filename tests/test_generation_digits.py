@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from translate.testing_digits import (
+    PROGAN_DIGITS_MODEL,
     STYLEGAN2_DIGITS_MODEL,
     DigitJudge,
     digits_kid,
@@ -97,5 +98,44 @@ def test_stylegan2_kid_falls_well_below_its_start(tmp_path: Path) -> None:
         trainer_hook=score_untrained,
     )
     kid = digits_kid(Sampler.from_checkpoint(run).sample_tensor(500, seed=0))
+    assert start["kid"] > 0.5, start
+    assert kid < 0.3 * start["kid"], (kid, start)
+
+
+@pytest.mark.slow
+def test_progan_grows_through_three_resolutions_and_kid_falls(tmp_path: Path) -> None:
+    """``PROGAN_DIGITS_MODEL`` with the paper's optimiser (WGAN-GP + drift, Adam 1e-3, betas
+    (0, 0.99), one D step per G step) and a faster EMA (0.99) for 400 steps of 32: 4x4, the
+    8x8 fade and stabilisation, the 16x16 fade, then 16x16 to the end. KID of 500 samples of
+    the final 16x16 model against the real digits falls from the untrained G's (at 16x16,
+    0.83) to a small fraction of it (0.041 measured at 400 steps; 0.19 at 300, 0.036 at 600
+    with 100-step phases)."""
+    import json
+
+    import torch
+
+    from translate.inference.sampling import Sampler
+
+    start: dict[str, float] = {}
+
+    def score_untrained(trainer: Any) -> None:
+        with torch.no_grad():
+            torch.manual_seed(123)
+            z = torch.randn(500, trainer.plugin_cfg.latent_dim)
+            start["kid"] = digits_kid(trainer.models["G"](z, 16, 1.0).clamp(-1, 1))
+
+    run = train_digits(
+        "progan",
+        tmp_path,
+        base=PROGAN_DIGITS_MODEL,
+        train={"max_steps": 400, "batch_size": 32, "lr": 1e-3, "beta1": 0.0, "beta2": 0.99,
+               "lr_decay_start": 1.0, "log_every": 10},
+        trainer_hook=score_untrained,
+    )  # fmt: skip
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert sorted({r["resolution"] for r in records}) == [4, 8, 16]
+    samples = Sampler.from_checkpoint(run).sample_tensor(500, seed=0)
+    assert samples.shape[-1] == 16
+    kid = digits_kid(samples)
     assert start["kid"] > 0.5, start
     assert kid < 0.3 * start["kid"], (kid, start)

@@ -68,3 +68,14 @@ def test_a_model_ref_is_not_identified_again(run_dir, counted) -> None:
     assert isinstance(ref, ModelRef)
     load_module(ref)
     assert counted == {"identify": 1, "read_meta": 1}
+
+
+def test_serve_identifies_each_model_once(run_dir, counted) -> None:
+    """``translate serve -c RUN``: whether the model generates and how it loads come from one
+    identification (the server used to read the plugin twice: to decide, then to load)."""
+    from translate.serve.models import LoadSettings
+    from translate.serve.server import load_models
+
+    served = load_models(checkpoints=[str(run_dir)], settings=LoadSettings(device="cpu"))
+    assert [m.name for m in served] == ["pix2pix"]
+    assert counted == {"identify": 1, "read_meta": 1}

@@ -170,9 +170,11 @@ def test_openapi_schema_and_web_page(client: Any) -> None:
         schema["paths"]
     )
     post = schema["paths"]["/v1/models/{name}/translate"]["post"]
-    assert {"multipart/form-data", "image/*"} <= set(post["requestBody"]["content"])
-    assert {"format", "tile_size", "name"} <= {p["name"] for p in post["parameters"]}
-    assert {"200", "404", "413", "415", "422", "503"} <= set(post["responses"])
+    assert {"multipart/form-data", "image/png", "image/jpeg"} <= set(post["requestBody"]["content"])
+    assert {"format", "name"} <= {p["name"] for p in post["parameters"]}
+    assert {"200", "404", "413", "415", "422", "500", "503"} <= set(post["responses"])
+    own = schema["paths"]["/v1/models/pix2pix/translate"]["post"]  # the model's own path
+    assert {"format", "tile_size", "tile_overlap"} <= {p["name"] for p in own["parameters"]}
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "/static/app.js" in page.text and "/static/style.css" in page.text

@@ -295,7 +295,7 @@ def test_bad_limit_options_are_one_line(tmp_path: Path) -> None:
     for args, needle in (
         (["--max-memory", "lots"], "--max-memory"),
         (["--read-timeout", "0"], "read_timeout"),
-        (["--max-connections", "0"], "max_connections"),
+        (["--max-connections", "0"], "--max-connections"),  # the option's own range (CLI)
     ):
         assert_user_error(runner.invoke(app, ["serve", *args, "-c", str(tmp_path)]), needle)
 
@@ -418,15 +418,18 @@ def test_deadline_and_client_gone_drop_the_queued_job() -> None:
     queued = pool.submit("a", 1)
     started = time.perf_counter()
     with pytest.raises(DeadlinePassed, match="queued"):
-        asyncio.run(await_result(_FakeRequest(None), queued, time.perf_counter() + 0.3))
+        asyncio.run(await_result(_FakeRequest(None), queued, time.perf_counter() + 0.3, pool))
     assert 0.25 < time.perf_counter() - started < 5 and queued.cancelled()
     gone = pool.submit("a", 2)
     with pytest.raises(ClientGone, match="queued"):
-        asyncio.run(await_result(_FakeRequest(0.05), gone, time.perf_counter() + 30))
+        asyncio.run(await_result(_FakeRequest(0.05), gone, time.perf_counter() + 30, pool))
     assert gone.cancelled()
     kept = pool.submit("a", 3)
     gate.set()
-    assert asyncio.run(await_result(_FakeRequest(None), kept, time.perf_counter() + 30)).value == 3
+    assert (
+        asyncio.run(await_result(_FakeRequest(None), kept, time.perf_counter() + 30, pool)).value
+        == 3
+    )
     assert pool.shutdown(timeout=10)
     assert ran == [0, 3]  # the jobs whose waiters left were never run
 

@@ -165,9 +165,15 @@ class PenaltyConfig:
         "Lazy regularisation: apply the gradient penalties every N steps, weighted by N "
         "(Karras et al. 2020; StyleGAN2 uses 16 for R1).",
     )
+    epsilon_drift: float = opt(
+        0.0,
+        "Drift penalty eps * E[D(x)^2] on D's scores of real images, keeping a WGAN critic's "
+        "output near 0 (Karras et al. 2018, App. A.1: 0.001; 0: off).",
+    )
 
     def __post_init__(self) -> None:
         check(self.gp_weight is None or self.gp_weight >= 0, "gp_weight", "must be >= 0")
+        check(self.epsilon_drift >= 0, "epsilon_drift", "must be >= 0 (0: off)")
         check(self.r1_gamma >= 0 and self.r2_gamma >= 0, "r1_gamma/r2_gamma", "must be >= 0")
         check(self.penalty_interval >= 1, "penalty_interval", "must be at least 1")
 

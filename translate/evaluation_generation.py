@@ -56,6 +56,31 @@ def real_images(folder: Path, classes: list[str]) -> list[tuple[Image.Image, int
     return [(load_rgb(p), k) for p, k in paths]
 
 
+def labelled_folders(folder: Path) -> list[str]:
+    """The class sub-folders of ``folder`` (its ``train/`` split when present) when it holds
+    no images of its own: the labelled layout an unconditional model is scored on too (FID/KID
+    on all its images; infogan's cluster accuracy against the classes)."""
+    from translate.data.images import IMAGE_EXTENSIONS
+    from translate.data.paired import split_folder
+
+    root = split_folder(Path(folder), "train")
+    assert root is not None
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in entries):
+        return []
+    return sorted(p.name for p in entries if p.is_dir())
+
+
+def model_input(images: list[Image.Image], side: int) -> Tensor:
+    """(N, 3, side, side) in [-1, 1]: images as a generator's output or an encoder's input
+    (bicubic resize to the model's side)."""
+    arrays = [
+        np.asarray(im.convert("RGB").resize((side, side), Image.Resampling.BICUBIC))
+        for im in images
+    ]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def _pixels(images: list[Image.Image], side: int) -> Tensor:
     """(N, 3, side, side) in [0, 1]."""
     arrays = [
@@ -148,7 +173,8 @@ def generation_protocol(models: GenerationModels, folder: Path) -> EvalSet:
 
     sampler = models.sampler
     classes = list(sampler.classes)
-    real = real_images(folder, classes)
+    # an unconditional model on a folder per class: every class's images
+    real = real_images(folder, classes or labelled_folders(folder))
     n = models.samples if models.samples is not None else len(real)
     if n < 2:
         raise ConfigError(f"samples: needs at least 2, got {n}")

@@ -53,17 +53,25 @@ class SizeRequirements:
 @dataclass(frozen=True)
 class ConditionInput:
     """A conditioning vector that a plugin's inference module takes after its image (or
-    latent): one (B, len(names)) float32 input, in [0, 1], per declared condition.
+    latent): one (B, len(names)) float32 input per declared condition.
 
     The user picks it by name through an option (``--to blond`` for stargan's target domain,
-    ``--class 7`` for cgan's class), so one module, one ONNX file and one served model cover
-    every value; ``translate.conditioning`` encodes names into vectors and the ONNX metadata
-    stores these fields (``conditions``), so an exported model is fed the same way.
+    ``--class 7`` for cgan's class, ``--code c=3 --code c1=0.5`` for InfoGAN's codes), so one
+    module, one ONNX file and one served model cover every value; ``translate.conditioning``
+    encodes names into vectors and the ONNX metadata stores these fields (``conditions``), so
+    an exported model is fed the same way.
+
+    Three kinds: a one-hot over ``names`` (a class, a domain, a categorical code), a multi-hot
+    (``multi``: attributes), or real values (``continuous``: one per entry of ``names``, drawn
+    from U(low, high) when not given; a user may give values up to one prior width beyond that
+    range, as the InfoGAN paper's traversals do, Fig. 2: -2 to 2 for codes drawn in -1 to 1).
     """
 
     name: str  # the module's argument and the ONNX input's name, e.g. "label"
-    option: str  # the option that names the value: an inference option ("to") or sample's "class"
-    names: tuple[str, ...]  # what each entry means: domains, attributes, classes
+    #: the option that names the value: an inference option ("to"), sample's "class", or
+    #: "code" (``--code NAME=VALUE``, the input picked by its ``name``)
+    option: str
+    names: tuple[str, ...]  # what each entry means: domains, attributes, classes, code entries
     multi: bool = False  # several entries at once (attributes: a multi-hot), else a one-hot
     noun: str = "value"  # what errors call an entry ("domain", "class")
     #: A code drawn from a distribution instead of entries picked by name (the many answers
@@ -73,6 +81,9 @@ class ConditionInput:
     #: given, is comma-separated numbers. "" (default): a named one-hot or multi-hot.
     distribution: str = ""
     dim: int = 0
+    continuous: bool = False  # real values, one per entry (InfoGAN's continuous codes)
+    low: float = 0.0  # a continuous input's prior: U(low, high) per entry
+    high: float = 1.0
 
     def __post_init__(self) -> None:
         if self.distribution not in ("", "normal"):
@@ -180,6 +191,10 @@ class PluginBase(Generic[C]):
     #: module maps a latent (B, *latent_shape(cfg)) drawn from N(0, I) to images (B, 3, H, W)
     #: in [-1, 1]; ``translate sample`` uses it, and its ONNX export takes the latent as input.
     generates: ClassVar[bool] = False
+    #: A generating plugin that also maps images back to its latents (bigan's encoder E):
+    #: ``translate encode`` writes ``encoder_module``'s latents, ``translate run`` returns the
+    #: reconstruction G(E(x)), ``translate export --encoder`` exports E.
+    encodes: ClassVar[bool] = False
     #: Per-plugin defaults for the core configs (e.g. the paper's objective and step count).
     train_defaults: ClassVar[Mapping[str, Any]] = {}
     gan_defaults: ClassVar[Mapping[str, Any]] = {}
@@ -243,6 +258,21 @@ class PluginBase(Generic[C]):
         """Shape of one latent of a generating plugin (``generates``), e.g. (Z, 1, 1)."""
         raise NotImplementedError(f"plugin {self.name} does not generate from a latent")
 
+    def latent_prior(self, cfg: C) -> Literal["normal", "uniform"]:
+        """What a generating plugin's latents are drawn from: ``normal``, N(0, I) (truncation
+        applies), or ``uniform``, U(-1, 1) per entry (BiGAN's). Optional: normal."""
+        return "normal"
+
+    def encoder_module(self, models: Mapping[str, nn.Module], cfg: C) -> nn.Module:
+        """An encoding plugin's (``encodes``) E: images (B, 3, S, S) in [-1, 1], S =
+        ``encoder_size(cfg)``, -> latents (B, *latent_shape(cfg)) that the inference module
+        takes, so that inference_module(encoder_module(x)) is the reconstruction G(E(x))."""
+        raise NotImplementedError(f"plugin {self.name} has no encoder")
+
+    def encoder_size(self, cfg: C) -> int:
+        """The side of the square images ``encoder_module`` takes (inputs are resized to it)."""
+        raise NotImplementedError(f"plugin {self.name} has no encoder")
+
     def truncated(self, module: nn.Module, truncation: float, cfg: C) -> nn.Module | None:
         """A generating plugin's own truncation trick: ``module`` (its inference module)
         sampling at ``truncation`` (stylegan2: psi in W). Optional: the default, None, leaves
@@ -269,7 +299,7 @@ class PluginBase(Generic[C]):
         preprocess refuses that image overrides it."""
         from PIL import Image
 
-        if self.generates:
+        if self.generates and not self.encodes:  # an encoding plugin also takes images
             return self.latent_shape(cfg)[0]
 
         req = self.size_requirements(cfg)

@@ -315,7 +315,8 @@ def check_generating(plugin: Any, trainer: Any, folder: Path, tmp_path: Path) ->
     assert sampler.conditions == tuple(plugin.condition_inputs(cfg))
     z, *vectors = sampler.inputs(2, seed=0)  # latents, then the class one-hot (cgan)
     with torch.no_grad():
-        models = {k: m.eval() for k, m in trainer.models.items()}
+        # what a checkpoint samples with: the EMA generators when the EMA is on
+        models = {k: m.eval() for k, m in trainer.sampling_models().items()}
         expected = plugin.inference_module(models, cfg, plugin.inference_config_cls())(z, *vectors)
     got = sampler.generate(z, *vectors)
     assert got.dim() == 4 and got.shape[:2] == (2, 3), f"samples of shape {tuple(got.shape)}"

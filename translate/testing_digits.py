@@ -39,6 +39,18 @@ STYLEGAN2_DIGITS_MODEL: dict[str, Any] = {
     "flip": False,
 }
 
+#: A CPU-sized ProGAN growing 4x4 -> 8x8 -> 16x16 on the digits (z 32, at most 32 channels),
+#: each fade and stabilisation 1600 images (50 steps of 32): the progan learning test.
+PROGAN_DIGITS_MODEL: dict[str, Any] = {
+    "image_size": 16,
+    "latent_dim": 32,
+    "fmap_base": 256,
+    "fmap_max": 32,
+    "stable_kimg": 1.6,
+    "fade_kimg": 1.6,
+    "flip": False,
+}
+
 
 def make_digits(root: Path, *, by_class: bool = False, names: Sequence[str] = ()) -> Path:
     """scikit-learn's bundled handwritten digits (1797 8x8 images, no download) as RGB PNGs in
@@ -117,22 +129,27 @@ def train_digits(
     replaces ``DIGITS_MODEL`` for a plugin with other options) and the engine's defaults
     otherwise; ``trainer_hook(trainer)`` sees the trainer before it trains (e.g. to score the
     untrained model). Returns the run folder."""
+    import dataclasses
+
     import torch
 
     from translate.config import GANConfig, TrainConfig, config_from_dict
     from translate.engine.loop import Trainer
-    from translate.plugin import PluginBase
     from translate.registry import load_plugin
 
     plugin = load_plugin(plugin_name)
-    # a class-conditional plugin (it declares conditioning inputs) trains on a folder per class
-    by_class = type(plugin).condition_inputs is not PluginBase.condition_inputs
+    # a class-conditional plugin (cgan: "unpaired", a folder per class) trains on a folder per
+    # class; an unconditional one ("single": dcgan, infogan, whose codes are unsupervised) on one
+    by_class = plugin.dataset_kind != "single"
     data = root / "digits"
     if not data.exists():
         make_digits(data, by_class=by_class)
     torch.manual_seed(seed)
     model_base = DIGITS_MODEL if base is None else base
-    cfg = config_from_dict(plugin.config_cls, {"data": data, **model_base, **(model or {})})
+    # the small model's settings that this plugin's config has (infogan has no widths)
+    known = {f.name for f in dataclasses.fields(plugin.config_cls)}
+    shared = {k: v for k, v in model_base.items() if k in known}
+    cfg = config_from_dict(plugin.config_cls, {"data": data, **shared, **(model or {})})
     run_dir = root / "run"
     options = {
         **DIGITS_TRAIN,

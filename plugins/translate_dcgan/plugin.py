@@ -111,21 +111,11 @@ class DCGANPlugin(PluginBase[DCGANConfig]):
     def train_step(self, ctx: StepContext, batch: Any, cfg: DCGANConfig) -> dict[str, float]:
         import torch
 
-        G, D = ctx.models["G"], ctx.models["D"]
+        from translate.losses.objective import unconditional_gan_step
+
         real = batch["image"]  # (B, 3, S, S) in [-1, 1]
         z = torch.randn(real.shape[0], *self.latent_shape(cfg), device=real.device)
-        # on a critic-only step (--n-critic N) G is not updated: build no graph through it
-        with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
-            fake = G(z)
-        with ctx.autocast():  # the objective detaches the fake for D's loss
-            loss_d, logs = ctx.gan.discriminator_loss(D, real, fake)
-        ctx.optimize("D", loss_d)
-        if not ctx.update_generator:
-            return logs
-        with ctx.frozen("D"), ctx.autocast():
-            loss_g, logs_g = ctx.gan.generator_loss(D, fake, real, paired=False)
-        ctx.optimize("G", loss_g)
-        return {**logs, **logs_g}
+        return unconditional_gan_step(ctx, real, z)
 
     def inference_module(
         self, models: Mapping[str, nn.Module], cfg: DCGANConfig, opts: Any

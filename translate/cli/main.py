@@ -20,6 +20,8 @@ from typer.core import TyperGroup
 import translate
 from translate.cli.compress import compress_command
 from translate.cli.datasets import datasets_app
+from translate.cli.editing import drag_command, invert_command
+from translate.cli.encode import encode_command
 from translate.cli.errors import OneLineErrors, report_errors
 from translate.cli.importing import import_app
 from translate.cli.models import eval_command, models_command
@@ -282,6 +284,13 @@ def export_command(
     exporter: Annotated[
         str, typer.Option(help="dynamo (torch.export) or torchscript (legacy tracer).")
     ] = "dynamo",
+    encoder: Annotated[
+        bool,
+        typer.Option(
+            "--encoder",
+            help="Export the encoder (bigan: images -> latents) instead of the generator.",
+        ),
+    ] = False,
 ) -> None:
     """Export a model to ONNX (dynamic batch and size, metadata), checked against PyTorch.
     Plugin options (e.g. --direction b2a) follow."""
@@ -294,7 +303,16 @@ def export_command(
     ref = identify(checkpoint)  # once, for the options and the export
     options = plugin_options(ref, list(ctx.args), core=core_options(ctx))
     typer.echo(f"exporting {checkpoint} ...", err=True)
-    result = export_onnx(ref, out, options=options, fp16=fp16, opset=opset, exporter=exporter)
+    if encoder:
+        from translate.inference.encoding import export_encoder
+
+        if options or fp16 or exporter != "dynamo":
+            raise ConfigError(
+                "--encoder: exports the fp32 encoder with dynamo; give no other options"
+            )
+        result = export_encoder(checkpoint, out, opset=opset)
+    else:
+        result = export_onnx(ref, out, options=options, fp16=fp16, opset=opset, exporter=exporter)
     typer.echo(result.summary(), err=True)
     typer.echo(str(result.path))
 
@@ -307,7 +325,10 @@ app.command(
 app.command("serve")(serve_command)
 app.command("runs")(runs_command)
 app.command("sample")(sample_command)
+app.command("encode")(encode_command)
 app.command("compress")(compress_command)
+app.command("invert")(invert_command)
+app.command("drag")(drag_command)
 
 
 def main() -> None:

@@ -1,4 +1,6 @@
-"""``translate sample``: new images from a generating model (dcgan, cgan), a grid or a folder.
+"""``translate sample``: new images from a generating model (dcgan, cgan, infogan, bigan, ...),
+a grid or a folder; with ``--vary``, a traversal grid of a code (``translate.inference.
+traversal``).
 
 A thin wrapper over ``translate.inference.sampling`` (``Sampler``, ``save_samples``)."""
 
@@ -32,7 +34,16 @@ def sample_command(
             "was written.",
         ),
     ],
-    n: Annotated[int, typer.Option("-n", "--n", help="How many images.", max=INT_MAX)] = 64,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "-n",
+            "--n",
+            help="How many images (with --interpolate or --vary: rows). \\[default: 64]",
+            show_default=False,
+            max=INT_MAX,
+        ),
+    ] = None,
     seed: Annotated[
         int | None,
         typer.Option(help="Seed of the latents (same seed, same images).", min=0, max=SEED_MAX),
@@ -40,8 +51,8 @@ def sample_command(
     truncation: Annotated[
         float | None,
         typer.Option(
-            help="Truncation trick: resample latent entries with |z| > T (less diversity, "
-            "more typical images; e.g. 0.5)."
+            help="Truncation trick: latents from N(0, 1) truncated to [-T, T] (less "
+            "diversity, more typical images; e.g. 0.5; at least 1.2e-38)."
         ),
     ] = None,
     interpolate: Annotated[
@@ -59,6 +70,22 @@ def sample_command(
         str | None,
         typer.Option(
             "--class", help="Class to draw (a class-conditional model, cgan); default: random."
+        ),
+    ] = None,
+    code: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--code",
+            help="Fix a code or other input by name, NAME=VALUE, repeatable (InfoGAN: --code "
+            "c=3 --code c1=0.5); default: drawn per image.",
+        ),
+    ] = None,
+    vary: Annotated[
+        str | None,
+        typer.Option(
+            help="Write a traversal grid: this code along the columns, NAME=START:STOP:STEPS "
+            "(c1=-2:2:9) or a categorical NAME; rows: each category of a free categorical "
+            "code, else -n rows (default 8) of other noise.",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -85,6 +112,10 @@ def sample_command(
 
     if interpolate is not None and class_name is not None:
         raise ConfigError("interpolate: walks draw their classes; drop --class")
+    if interpolate is not None and (code or vary is not None):
+        raise ConfigError("interpolate: walks draw their codes; drop --code and --vary")
+    rows = n
+    n = 64 if n is None else n
     target = Path(out)
     as_grid = target.suffix.lower() in GRID_SUFFIXES and not names_folder(out)
     if as_grid and n > GRID_MAX:
@@ -93,6 +124,16 @@ def sample_command(
             f"give a folder (-o {target.with_suffix('')}/) for more"
         )
     sampler = Sampler.from_checkpoint(run, device=device, backend=backend)
+    if vary is not None:  # a traversal: one code along the columns
+        from translate.inference.traversal import traversal
+
+        images, columns = traversal(
+            sampler, vary, rows=rows, seed=seed, truncation=truncation, class_name=class_name,
+            codes=code,
+        )  # fmt: skip
+        paths = save_samples(images, target, overwrite=overwrite, columns=columns)
+        typer.echo(f"wrote {len(images)} samples to {paths[0] if len(paths) == 1 else target}")
+        return
     if interpolate is not None:  # n rows of K frames: one grid, or a folder of frames
         frames = sampler.walk(n, interpolate, seed=seed, truncation=truncation, space=walk)
         images = sampler.plugin.postprocess(frames, sampler.plugin_cfg)
@@ -100,14 +141,14 @@ def sample_command(
         typer.echo(f"wrote {len(images)} samples to {paths[0] if len(paths) == 1 else target}")
         return
     if as_grid:
-        images = sampler(n, seed=seed, truncation=truncation, class_name=class_name)
+        images = sampler(n, seed=seed, truncation=truncation, class_name=class_name, codes=code)
         save_samples(images, target, overwrite=overwrite)
         typer.echo(f"wrote {n} samples to {target}")
         return
     with SampleProgress(n) as progress:
         written = write_sample_folder(
             sampler, n, target, seed=seed, truncation=truncation, class_name=class_name,
-            overwrite=overwrite, progress=progress,
+            codes=code, overwrite=overwrite, progress=progress,
         )  # fmt: skip
     typer.echo(f"wrote {written} samples to {target}")
 

@@ -94,6 +94,13 @@ def serve_command(
     request_timeout: Annotated[
         float, typer.Option(help="Deadline for a whole request (upload, queue, inference).")
     ] = 120.0,
+    cancel_grace: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a job may run on after its requests gave up before its worker "
+            "counts as stuck (/readyz 503, another worker started); also shutdown's wait."
+        ),
+    ] = 5.0,
     max_connections: Annotated[
         int,
         typer.Option(help="Concurrent connections and requests; more get 503.", min=1, max=INT_MAX),
@@ -158,6 +165,7 @@ def serve_command(
             max_batch=max_batch,
             read_timeout=read_timeout,
             request_timeout=request_timeout,
+            cancel_grace=cancel_grace,
             max_connections=max_connections,
             api_key=api_key or None,
             cors_origins=tuple(cors_origin or ()),

@@ -345,12 +345,14 @@ class Trainer:
         # a plugin's samples may draw random numbers; training must not see them (a resumed
         # run writes its samples at other steps than the run it continues)
         devices = [self.device] if self.device.type == "cuda" else []
+        caption = getattr(self.plugin, "sample_caption", None)  # e.g. progan's resolution
         with torch.random.fork_rng(devices), torch.inference_mode(), self.ctx.autocast():
             columns = self.plugin.sample_columns(models, batch, self.plugin_cfg)
+            text = caption(models, self.plugin_cfg) if caption else None
         for m in models.values():
             m.train()
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        save_grid(columns, path)
+        save_grid(columns, path, caption=text)
         return path
 
     def run(self) -> Path:

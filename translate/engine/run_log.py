@@ -138,9 +138,12 @@ def cut_metrics(path: Path, step: int) -> int:
     return total - len(keep)
 
 
-def save_grid(columns: list[Tensor], path: Path) -> None:
-    """Save a grid: one row per sample, one column per tensor; inputs are in [-1, 1]."""
-    from torchvision.utils import save_image
+def save_grid(columns: list[Tensor], path: Path, caption: str | None = None) -> None:
+    """Save a grid: one row per sample, one column per tensor; inputs are in [-1, 1]. A
+    ``caption`` (a plugin's ``sample_caption``: progan's resolution and alpha) is written in a
+    white strip above the grid."""
+    from PIL import Image
+    from torchvision.utils import make_grid
 
     rows = columns[0].shape[0]
     cells = []
@@ -155,17 +158,23 @@ def save_grid(columns: list[Tensor], path: Path) -> None:
                     cell[None], size=tuple(size), mode="bicubic"
                 )[0]
             cells.append(cell[:3])
+    grid = make_grid((torch.stack(cells) + 1) / 2, nrow=len(columns), padding=2, pad_value=1.0)
+    image = Image.fromarray(
+        grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    )
+    if caption:
+        from PIL import ImageDraw
+
+        draw = ImageDraw.Draw(image)
+        _, _, right, bottom = draw.textbbox((0, 0), caption)
+        framed = Image.new("RGB", (max(image.width, right + 4), image.height + bottom + 4), "white")
+        ImageDraw.Draw(framed).text((2, 2), caption, fill="black")
+        framed.paste(image, (0, bottom + 4))
+        image = framed
     from translate.atomic import atomic_path
 
     with atomic_path(path, fsync=False) as tmp:  # a full disk: one line, no half-written PNG
-        save_image(
-            (torch.stack(cells) + 1) / 2,
-            tmp,
-            nrow=len(columns),
-            padding=2,
-            pad_value=1.0,
-            format="png",
-        )
+        image.save(tmp, format="png")
 
 
 class Progress:

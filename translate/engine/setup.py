@@ -54,6 +54,20 @@ def gan_defaults_for(plugin: Any, plugin_cfg: Any, gan_opts: Mapping[str, Any]) 
     return {**by_config, **gan_opts}
 
 
+def train_defaults_for(plugin: Any, plugin_cfg: Any, gan_cfg: GANConfig) -> dict[str, Any]:
+    """``TrainConfig`` defaults over the plugin's static ones: its ``config_train_defaults``
+    (superres --phase gan: lr 1e-4), then the chosen family's paper settings (wgan: lr 5e-5),
+    except, when the family is the plugin's own objective, those the plugin sets itself (its
+    paper's settings for it: progan's WGAN-GP at lr 1e-3, betas (0, 0.99), not Gulrajani's)."""
+    hook = getattr(plugin, "config_train_defaults", None)
+    family = dict(hook(plugin_cfg)) if callable(hook) else {}
+    paper = gan_cfg.family_train_defaults
+    if gan_cfg.gan_loss == plugin.gan_defaults.get("gan_loss"):
+        own = {**plugin.train_defaults, **family}
+        paper = {k: v for k, v in paper.items() if k not in own}
+    return {**family, **paper}
+
+
 def build_optimizer(
     params: list[nn.Parameter], *, lr: float, train: TrainConfig, gan: GANConfig
 ) -> torch.optim.Optimizer:
@@ -217,9 +231,7 @@ def run_configs(
     )
     # defaults that depend on the plugin's config (superres --phase gan: lr 1e-4), then the
     # chosen family's paper settings (wgan: lr 5e-5), unless the user set them
-    by_config = getattr(plugin, "config_train_defaults", None)
-    family = dict(by_config(plugin_cfg)) if callable(by_config) else {}
-    family.update(gan_cfg.family_train_defaults)
+    family = train_defaults_for(plugin, plugin_cfg, gan_cfg)
     family = {k: v for k, v in family.items() if k not in train_opts}
     train_cfg = config_from_dict(TrainConfig, {**family, **train_opts}, base=train_base)
     return plugin_cfg, train_cfg, gan_cfg, None

@@ -1,16 +1,21 @@
 """``Sampler``: a generating model (``plugin.generates``: dcgan, cgan) as a source of images.
 
 ``Sampler.from_checkpoint(run)(64, seed=0, truncation=0.5)`` draws latents z ~ N(0, I) of the
-plugin's ``latent_shape`` and, for a model with conditioning inputs (``Plugin.condition_inputs``:
-cgan's class one-hot), their vectors (``class_name=`` or drawn per image), runs the generator
-on them and returns PIL images; ``save_samples`` writes them as one grid PNG or a folder of PNGs.
-What ``translate sample`` does. The generator runs on PyTorch or, for an ``.onnx`` file from
-``translate export`` (or ``backend="onnx"``), in ONNX Runtime, whose inputs are the latent and
-the condition vectors: the same seed gives the same latents on both.
+plugin's ``latent_shape`` (U(-1, 1) for a plugin whose ``latent_prior`` is uniform: bigan)
+and, for a model with conditioning inputs (``Plugin.condition_inputs``: cgan's class one-hot,
+InfoGAN's codes), their vectors (``class_name=``, ``codes={"c": "3"}`` or drawn per image from
+each input's prior), runs the generator on them and returns PIL images (``translate.inference.
+traversal`` varies one code along a grid's columns); ``save_samples`` writes
+them as one grid PNG or a folder of PNGs. What ``translate sample`` does. The generator runs
+on PyTorch or, for an ``.onnx`` file from ``translate export`` (or ``backend="onnx"``), in ONNX
+Runtime, whose inputs are the latent and the condition vectors: the same seed gives the same
+latents on both.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
-Image Synthesis", Sec. 3.1): every latent entry with |z| > T is resampled until none is, which
-trades diversity for fidelity (T -> 0 collapses towards the sample of z = 0).
+Image Synthesis", Sec. 3.1): latent entries are drawn from N(0, 1) truncated to [-T, T] (the
+paper resamples every entry with |z| > T until none is), which trades diversity for fidelity
+(T -> 0 collapses towards the sample of z = 0). We draw the same distribution by its inverse
+CDF, in constant time whatever T (resampling takes about 1/T rounds: 1e-300 never ends).
 """
 
 from __future__ import annotations
@@ -19,20 +24,35 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 from torch import Tensor
 
-from translate.conditioning import check_name, did_you_mean, one_hots
+from translate.conditioning import (
+    check_name,
+    code_values,
+    did_you_mean,
+    draw,
+    one_hots,
+)
 from translate.errors import ConfigError, OutputError, TranslateError
 from translate.fields import SEED_MAX, check_int_range
+from translate.inference.latents import truncated_normal, truncated_uniform
+from translate.loading.model import latent_prior
 from translate.plugin import PluginBase
 
+if TYPE_CHECKING:  # pragma: no cover
+    from translate.loading.identify import ModelRef
+
 __all__ = [
+    "MIN_TRUNCATION",
+    "SEED_RANGE",
     "Sampler",
     "SamplingInterrupted",
+    "check_seed",
+    "check_truncation",
     "did_you_mean",
     "grid",
     "sample",
@@ -49,24 +69,34 @@ GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 WALK_SPACES = ("z", "w")
 #: The option of a generating plugin's class input (``translate sample --class``).
 CLASS_OPTION = "class"
+#: Inputs fixed by name (``--code c=3``): a mapping or ``NAME=VALUE`` strings.
+Codes = Mapping[str, str] | list[str] | None
 
 
-def truncated_normal(
-    shape: tuple[int, ...], truncation: float | None, generator: torch.Generator
-) -> Tensor:
-    """N(0, 1) samples of ``shape``; with ``truncation`` T, entries with |z| > T resampled
-    until every entry lies in [-T, T] (a truncated normal)."""
-    z = torch.randn(shape, generator=generator)
-    if truncation is None:
-        return z
-    if not truncation > 0:
-        raise ConfigError(f"truncation: must be > 0, got {truncation}")
-    while True:
-        outside = z.abs() > truncation
-        count = int(outside.sum())
-        if count == 0:
-            return z
-        z[outside] = torch.randn(count, generator=generator)
+#: Smallest truncation: float32's smallest normal number, 2**-126. Latents are float32; a
+#: smaller T only gives subnormal or zero latents (the images of T = 2**-126, through the
+#: CPU's slow subnormal arithmetic), so it is refused rather than silently meaningless.
+MIN_TRUNCATION = float(torch.finfo(torch.float32).tiny)
+#: Seeds taken (``translate.fields.NAMED_RANGES``): 0 to 2^63-1, within what torch takes.
+SEED_RANGE = (0, SEED_MAX)
+
+
+def check_truncation(truncation: float | None) -> None:
+    """``truncation`` is None or at least ``MIN_TRUNCATION``; a ``ConfigError`` (one line,
+    naming ``truncation``) otherwise."""
+    if truncation is not None and not MIN_TRUNCATION <= truncation < math.inf:
+        raise ConfigError(
+            f"truncation: must be a finite number of at least {MIN_TRUNCATION:.6g} (float32's "
+            f"smallest normal number; smaller values give the same latents, all 0), got "
+            f"{truncation:g}"
+        )
+
+
+def check_seed(seed: int | None) -> None:
+    """``seed`` is None or within ``SEED_RANGE`` (``translate.fields.check_int_range``, the
+    house's one range check: a seed outside 64 bits used to reach torch as an overflow)."""
+    if seed is not None:
+        check_int_range(seed, "seed", *SEED_RANGE)
 
 
 def _backend(loaded: Any, device: str) -> Any:
@@ -103,6 +133,8 @@ class Sampler:
             loaded.latent_shape if onnx else plugin.latent_shape(self.plugin_cfg)
         )
         self.conditions = tuple(loaded.conditions)
+        #: what latents are drawn from (``Plugin.latent_prior``): normal, or uniform in [-1, 1]
+        self.prior = loaded.latent_prior if onnx else latent_prior(plugin, self.plugin_cfg)
         self.backend = _backend(loaded, device)
         #: the plugin has its own truncation trick (``Plugin.truncated``: StyleGAN's psi in W)
         hook = getattr(type(plugin), "truncated", None)
@@ -114,7 +146,7 @@ class Sampler:
     @classmethod
     def from_checkpoint(
         cls,
-        path: Path | str,
+        path: Path | str | ModelRef,
         *,
         device: str = "cpu",
         options: Mapping[str, Any] | None = None,
@@ -123,9 +155,11 @@ class Sampler:
         """A run or checkpoint folder of a generating plugin (EMA weights when present), or
         its ``.onnx`` export; ``backend="onnx"`` runs a checkpoint's cached export."""
         from translate.loading import load
+        from translate.loading.identify import as_ref
 
-        on_torch = backend != "onnx" and Path(path).suffix.lower() != ".onnx"
-        loaded = load(path, options=options, device=device if on_torch else "cpu", backend=backend)
+        ref = as_ref(path)  # identified once, here or by the caller
+        on_torch = backend != "onnx" and ref.kind != "onnx"
+        loaded = load(ref, options=options, device=device if on_torch else "cpu", backend=backend)
         return cls(loaded, device=device)
 
     @property
@@ -136,8 +170,7 @@ class Sampler:
         """The index of class ``name``; an unknown name raises one line with a suggestion."""
         if self.class_input is None:
             raise ConfigError(
-                f"--class: {self.loaded.source} is unconditional ({self.plugin.name}); it has no "
-                "classes"
+                f"class: this model is unconditional ({self.plugin.name}); it has no classes"
             )
         return check_name(self.class_input, name)
 
@@ -148,43 +181,61 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Codes = None,
     ) -> tuple[Tensor, ...]:
         """The generator's inputs for ``n`` images, on the CPU: latents (n, *latent_shape),
-        then each conditioning vector (n, size): the class ``class_name`` when given, else a
-        class drawn uniformly per image (an attribute-like ``multi`` input: each entry on
-        with probability 1/2). The same ``seed`` gives the same inputs. Truncation applies to
-        the noise only."""
-        chunks = list(self._input_chunks(n, seed, truncation, class_name))
+        then each conditioning vector (n, size): the class ``class_name`` and the inputs that
+        ``codes`` names (``{"c": "3", "c1": "0.5"}`` or ``["c=3"]``) as given, every other
+        drawn per image from its prior (``translate.conditioning.draw``: a uniform class, each
+        attribute on with probability 1/2, U(low, high) for a continuous code). The same
+        ``seed`` gives the same inputs. Truncation applies to the noise only."""
+        chunks = list(self._input_chunks(n, seed, truncation, class_name, codes))
         return tuple(torch.cat(parts) for parts in zip(*chunks, strict=True))
 
+    def _latents(self, m: int, truncation: float | None, gen: torch.Generator) -> Tensor:
+        """``m`` latents from the prior: N(0, I) truncated at T (unless the plugin truncates
+        itself), or U(-1, 1) truncated at T: U(-T, T)."""
+        if self.prior == "uniform":
+            return truncated_uniform((m, *self.latent_shape), truncation, gen)
+        own = self.own_truncation
+        return truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
+
     def _input_chunks(
-        self, n: int, seed: int | None, truncation: float | None, class_name: str | None
+        self,
+        n: int,
+        seed: int | None,
+        truncation: float | None,
+        class_name: str | None,
+        codes: Codes = None,
     ) -> Iterator[tuple[Tensor, ...]]:
         """The inputs of ``n`` images, ``CHUNK`` at a time, drawn in turn from one seeded
         generator: a chunk's latents, then its condition vectors (for n <= CHUNK the draws of
         drawing all at once)."""
         if n < 1:
             raise ConfigError(f"n: must be at least 1, got {n}")
-        if seed is not None:
-            check_int_range(seed, "seed", 0, SEED_MAX)
+        check_seed(seed)
+        if not self.own_truncation:  # a plugin's own truncation (psi) checks its own range
+            check_truncation(truncation)
         index = self.class_index(class_name) if class_name is not None else None
+        fixed = code_values(self.conditions, codes)
+        if index is not None and self.class_input is not None and self.class_input.name in fixed:
+            raise ConfigError(f"--code {self.class_input.name}: the class is given by --class too")
         gen = torch.Generator()
         if seed is None:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        own = self.own_truncation
         for start in range(0, n, CHUNK):
             m = min(CHUNK, n - start)
-            z = truncated_normal((m, *self.latent_shape), None if own else truncation, gen)
+            z = self._latents(m, truncation, gen)
             vectors = []
             for cond in self.conditions:
-                if cond is self.class_input and index is not None:
+                if cond.name in fixed:
+                    vectors.append(fixed[cond.name].expand(m, -1).clone())
+                elif cond is self.class_input and index is not None:
                     vectors.append(one_hots(cond, torch.full((m,), index)))
-                elif cond.multi:
-                    vectors.append((torch.rand(m, cond.size, generator=gen) < 0.5).float())
                 else:
-                    vectors.append(one_hots(cond, torch.randint(0, cond.size, (m,), generator=gen)))
+                    vectors.append(draw(cond, m, gen))
             yield (z, *vectors)
 
     def batches(
@@ -194,10 +245,11 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Codes = None,
     ) -> Iterator[list[Image.Image]]:
         """The ``n`` images of ``__call__``, ``CHUNK`` at a time: memory bounded by one chunk
         whatever ``n`` (``translate sample -n 1000000`` held 12.4 GB when drawn at once)."""
-        for inputs in self._input_chunks(n, seed, truncation, class_name):
+        for inputs in self._input_chunks(n, seed, truncation, class_name, codes):
             images = self.generate(*inputs, truncation=truncation)
             yield self.plugin.postprocess(images, self.plugin_cfg)
 
@@ -248,8 +300,11 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Codes = None,
     ) -> Tensor:
-        inputs = self.inputs(n, seed=seed, truncation=truncation, class_name=class_name)
+        inputs = self.inputs(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
         return self.generate(*inputs, truncation=truncation)
 
     def walk(
@@ -298,9 +353,13 @@ class Sampler:
         seed: int | None = None,
         truncation: float | None = None,
         class_name: str | None = None,
+        codes: Codes = None,
     ) -> list[Image.Image]:
-        """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` when given."""
-        batches = self.batches(n, seed=seed, truncation=truncation, class_name=class_name)
+        """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` and with the
+        ``codes`` given, when given."""
+        batches = self.batches(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
         return [image for batch in batches for image in batch]
 
 
@@ -323,12 +382,13 @@ def sample(
     seed: int | None = None,
     truncation: float | None = None,
     class_name: str | None = None,
+    codes: Codes = None,
     device: str = "cpu",
     backend: str | None = None,
 ) -> list[Image.Image]:
     """``n`` images from a generating model's checkpoint or ONNX export (``Sampler``)."""
     sampler = Sampler.from_checkpoint(checkpoint, device=device, backend=backend)
-    return sampler(n, seed=seed, truncation=truncation, class_name=class_name)
+    return sampler(n, seed=seed, truncation=truncation, class_name=class_name, codes=codes)
 
 
 def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
@@ -365,6 +425,7 @@ def write_sample_folder(
     seed: int | None = None,
     truncation: float | None = None,
     class_name: str | None = None,
+    codes: Codes = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> int:
@@ -388,7 +449,10 @@ def write_sample_folder(
             raise OutputError(f"{out / taken[0]}: exists; pass --overwrite to replace it")
     written = 0
     try:
-        for batch in sampler.batches(n, seed=seed, truncation=truncation, class_name=class_name):
+        batches = sampler.batches(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+        )
+        for batch in batches:
             for image in batch:
                 with atomic_path(out / sample_name(written, n)) as tmp:
                     image.save(tmp, format="PNG")

@@ -196,10 +196,14 @@ class Translator:
         """A loaded model on its backend: a ``LoadedModel`` on PyTorch (moved to ``device``),
         a ``LoadedOnnx`` in ONNX Runtime."""
         if getattr(loaded.plugin, "generates", False):
-            raise ConfigError(
-                f"{loaded.source}: plugin {loaded.plugin.name} generates images from noise; "
-                "it translates none (use translate sample)"
-            )
+            if not getattr(loaded.plugin, "encodes", False):
+                raise ConfigError(
+                    f"{loaded.source}: plugin {loaded.plugin.name} generates images from noise; "
+                    "it translates none (use translate sample)"
+                )
+            from translate.inference.encoding import as_reconstruction
+
+            loaded = as_reconstruction(loaded)  # G(E(x)): an image in, its reconstruction out
         req = loaded.requirements
         encoder: nn.Module | None = None
         if isinstance(loaded, LoadedOnnx):

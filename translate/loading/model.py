@@ -54,6 +54,13 @@ def plugin_conditions(plugin: Any, cfg: Any) -> tuple[ConditionInput, ...]:
     return tuple(hook(cfg)) if callable(hook) and cfg is not None else ()
 
 
+def latent_prior(plugin: Any, cfg: Any) -> str:
+    """What a generating plugin's latents are drawn from (``Plugin.latent_prior``; normal for a
+    plugin without the hook)."""
+    hook = getattr(plugin, "latent_prior", None)
+    return str(hook(cfg)) if callable(hook) else "normal"
+
+
 def uses_instance_norm(module: nn.Module) -> bool:
     """Whether tiling can shift brightness (per-tile statistics; see ``inference.tiling``)."""
     return any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in module.modules())
@@ -146,6 +153,8 @@ class LoadedOnnx:
     conditions: tuple[ConditionInput, ...] = ()
     #: a generating model's latent shape (its first input is (B, *latent_shape))
     latent_shape: tuple[int, ...] | None = None
+    #: what its latents are drawn from (``Plugin.latent_prior``): normal or uniform
+    latent_prior: str = "normal"
 
     @property
     def source(self) -> Path:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import inspect
 import io
 import json
 import logging
@@ -60,7 +61,7 @@ from translate.conditioning import split_options, to_metadata
 from translate.config import config_to_dict
 from translate.engine.device import inference_precision, precision_context
 from translate.errors import ConfigError, ExportError, TranslateError
-from translate.loading.model import LoadedModel, uses_instance_norm
+from translate.loading.model import LoadedModel, latent_prior, uses_instance_norm
 from translate.loading.onnx_file import PRODUCER, REQUIRED_KEYS, read_metadata
 from translate.loading.onnx_file import first_line as _first_line
 from translate.loading.parity import (
@@ -168,6 +169,16 @@ class _Half(nn.Module):
         return self.module(x.half(), *(c.half() for c in conditions)).float()
 
 
+def _group_varargs(module: nn.Module, shapes: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``shapes`` (one per input) as torch.export takes them for ``module.forward``: the inputs
+    that fill a ``*args`` parameter (``_Half``'s conditions, InfoGAN's codes) as one tuple."""
+    params = list(inspect.signature(module.forward).parameters.values())
+    for i, param in enumerate(params):
+        if param.kind is inspect.Parameter.VAR_POSITIONAL and len(shapes) > i:
+            return (*shapes[:i], tuple(shapes[i:]))
+    return shapes
+
+
 def _check_condition_names(conditions: Sequence[ConditionInput], plugin: str) -> None:
     names = [INPUT_NAME, OUTPUT_NAME, *(c.name for c in conditions)]
     clash = next((n for n in names if names.count(n) > 1 or not n.isidentifier()), None)
@@ -244,7 +255,7 @@ def export_proto(
                     wrapped,
                     args,
                     dynamo=True,
-                    dynamic_shapes=shapes,
+                    dynamic_shapes=_group_varargs(wrapped, shapes),
                     optimize=True,
                     verbose=False,
                     **kwargs,
@@ -334,8 +345,12 @@ def export_loaded(
     fp16: bool = False,
     opset: int | None = None,
     exporter: str = "dynamo",
+    input_shape: Sequence[int] | None = None,
+    metadata_extra: dict[str, str] | None = None,
 ) -> ExportResult:
-    """Export an already loaded model; the file appears at ``out`` only once it passed."""
+    """Export an already loaded model; the file appears at ``out`` only once it passed.
+    ``input_shape``: the module takes a fixed-size input (B, *input_shape) (an encoder's
+    images), noted in ``metadata_extra``, instead of images of any size or latents."""
     import onnx
 
     start = time.perf_counter()
@@ -351,6 +366,7 @@ def export_loaded(
     _check_condition_names(conditions, loaded.plugin.name)
     # a generating plugin's module maps latents (B, *latent_shape) to images
     latent = loaded.plugin.latent_shape(loaded.plugin_cfg) if _generates(loaded) else None
+    latent = tuple(input_shape) if input_shape is not None else latent
     batch = parity_batch(conditions)
     inputs = parity_inputs(req, in_ch, batch) if latent is None else latent_inputs(latent, batch)
     cases = parity_cases(inputs, conditions)
@@ -385,8 +401,10 @@ def export_loaded(
         exporter=exporter,
         instance_norm=uses_instance_norm(module),
     )
-    if latent is not None:
+    if latent is not None and input_shape is None:
         metadata["latent_shape"] = json.dumps(list(latent))
+        metadata["latent_prior"] = latent_prior(loaded.plugin, loaded.plugin_cfg)
+    metadata.update(metadata_extra or {})
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)

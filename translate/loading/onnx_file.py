@@ -136,6 +136,11 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
     the file takes these as inputs, so any value its names allow is fine."""
     path = Path(path)
     md = read_metadata(path)
+    if md.get("part") == "encoder":
+        raise ConfigError(
+            f"{path}: the encoder of a {md['plugin']} model (images -> latents); translate run "
+            "and sample take the export of its generator (translate export without --encoder)"
+        )
     req = SizeRequirements(
         multiple_of=int(md["multiple_of"]),  # checked by read_metadata
         minimum=int(md["minimum"]),
@@ -187,4 +192,5 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
         metadata=md,
         conditions=conditions,
         latent_shape=tuple(json.loads(md["latent_shape"])) if "latent_shape" in md else None,
+        latent_prior=md.get("latent_prior", "normal"),
     )

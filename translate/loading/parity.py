@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from translate.conditioning import bounds
 from translate.errors import ExportError
 from translate.loading.model import padded_size
 from translate.loading.onnx_file import first_line as _first_line
@@ -56,25 +57,27 @@ def parity_cases(
     inputs: Sequence[Tensor], conditions: Sequence[ConditionInput]
 ) -> list[tuple[Tensor, ...]]:
     """Each input with condition vectors whose rows cycle through the one-hots of every entry
-    (row i: entry i mod size; the second input continues where the first stopped)."""
+    (row i: entry i mod size; the second input continues where the first stopped); a
+    continuous input's rows spread over the values a user may give (``bounds``)."""
     cases, start = [], 0
     for x in inputs:
         b = x.shape[0]
         index = torch.arange(start, start + b)
-        gen = torch.Generator().manual_seed(start)  # codes: N(0, I) rows, fixed per input
-        cases.append(
-            (
-                x,
-                *(
-                    torch.randn((b, c.size), generator=gen)
-                    if c.is_code
-                    else torch.eye(c.size)[index % c.size]
-                    for c in conditions
-                ),
-            )
-        )
+        cases.append((x, *(_rows(c, index) for c in conditions)))
         start += b
     return cases
+
+
+def _rows(cond: ConditionInput, index: Tensor) -> Tensor:
+    if cond.is_code:  # N(0, I) rows, fixed by the first row's index
+        gen = torch.Generator().manual_seed(int(index[0]))
+        return torch.randn((index.shape[0], cond.size), generator=gen)
+    if not cond.continuous:
+        return torch.eye(cond.size)[index % cond.size]
+    lo, hi = bounds(cond)
+    entry = torch.arange(cond.size)
+    frac = ((index[:, None] + entry[None]) * 0.377) % 1.0  # spread, distinct per row and entry
+    return lo + (hi - lo) * frac
 
 
 def check_parity(

@@ -4,11 +4,14 @@ Plugins call ``discriminator_loss(D, real, fake)`` and ``generator_loss(D, fake,
 stabiliser that acts on what D sees or on the losses lives here, so it applies to every plugin:
 
 * the adversarial family (``translate.losses.adversarial``), with one-sided label smoothing;
-* gradient penalties GP / R1 / R2 (``translate.losses.regularizers``), optionally lazy;
+* gradient penalties GP / R1 / R2 (``translate.losses.regularizers``), optionally lazy, and
+  ProGAN's drift term ``epsilon_drift * E[D(x)^2]`` on the real scores (every step);
 * gradient normalisation of D's output (GN-GAN, ``translate.nn.gradnorm``);
 * DiffAugment (``translate.losses.augment``) or ADA (``translate.losses.ada``, images only) and
   annealed instance noise on D's inputs, real and fake alike, in both steps;
 * feature matching on D's intermediate features.
+
+``unconditional_gan_step`` is the plain step of a generator from noise (dcgan, transgan).
 
 A conditional discriminator sees ``cat([condition, image])``: callers pass
 ``condition_channels`` (the condition's channel count), and then penalties and gradient
@@ -21,6 +24,8 @@ penalties); the objective holds no device or optimiser state.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,6 +111,7 @@ class GANObjective:
         self.gp_weight = float(self.config.effective_gp_weight)
         self.r1_gamma = float(self.config.r1_gamma)
         self.r2_gamma = float(self.config.r2_gamma)
+        self.epsilon_drift = float(self.config.epsilon_drift)
         self.feature_matching_weight = float(self.config.feature_matching)
         self.gradient_norm = bool(self.config.gradient_norm)
         policy = self.config.diff_augment_policy
@@ -186,8 +192,9 @@ class GANObjective:
         """Total discriminator loss and its float logs.
 
         ``fake`` is detached here so the D step never backpropagates into G. Logs: ``D_loss``
-        (total), ``D_adv``, ``D_real`` / ``D_fake`` (mean logits), and ``gp`` / ``r1`` / ``r2``
-        (unweighted penalties) for the penalties computed at this step only. Real and fake
+        (total), ``D_adv``, ``D_real`` / ``D_fake`` (mean logits), ``drift`` (the unweighted
+        E[D(x)^2], when ``epsilon_drift`` > 0), and ``gp`` / ``r1`` / ``r2`` (unweighted
+        penalties) for the penalties computed at this step only. Real and fake
         are augmented independently (Zhao et al. 2020); penalties are taken at D's actual
         (augmented, noisy) inputs. ``condition_channels``: see the module docstring.
         """
@@ -207,6 +214,12 @@ class GANObjective:
             "D_real": _mean_logit(real_logits),
             "D_fake": _mean_logit(fake_logits),
         }
+        if self.epsilon_drift > 0:  # Karras et al. 2018, App. A.1: eps * D(x)^2 on reals
+            drift = torch.stack(
+                [s.float().square().mean() for s in logit_scales(real_logits)]
+            ).mean()
+            total = total + self.epsilon_drift * drift
+            logs["drift"] = drift
         scale = self.penalty_scale
         if scale > 0:
             if self.gp_weight > 0:
@@ -329,3 +342,23 @@ def _logits_of(features: object) -> Logits:
     scales = _split_features(features)
     logits = [scale[-1] for scale in scales]
     return logits[0] if len(logits) == 1 and isinstance(features[-1], Tensor) else logits  # type: ignore[index]
+
+
+def unconditional_gan_step(ctx: Any, real: Tensor, z: Tensor) -> dict[str, float]:
+    """One step of the plain GAN game between ``ctx.models["G"]`` (latents ``z`` -> images) and
+    ``ctx.models["D"]`` on ``real`` images, with the configured objective (Goodfellow et al.
+    2014 and every core family and regulariser): D's loss on (real, G(z) detached), then, on a
+    generator step, G's loss with D frozen. The step of dcgan and transgan."""
+    G, D = ctx.models["G"], ctx.models["D"]
+    # on a critic-only step (--n-critic N) G is not updated: build no graph through it
+    with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
+        fake = G(z)
+    with ctx.autocast():  # the objective detaches the fake for D's loss
+        loss_d, logs = ctx.gan.discriminator_loss(D, real, fake)
+    ctx.optimize("D", loss_d)
+    if not ctx.update_generator:
+        return logs
+    with ctx.frozen("D"), ctx.autocast():
+        loss_g, logs_g = ctx.gan.generator_loss(D, fake, real, paired=False)
+    ctx.optimize("G", loss_g)
+    return {**logs, **logs_g}

@@ -8,15 +8,48 @@ inference workers, after the header has been checked and the request priced.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
+from pydantic import BeforeValidator
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from translate.errors import ConfigError
+from translate.serve.config import INTEGER_TEXT, NUMBER_TEXT
 from translate.serve.images import ApiError
+
+
+def _written_as(pattern: re.Pattern[str], kind: str) -> BeforeValidator:
+    """Only plain decimal text (what the schema's integer or number means): pydantic alone
+    would also take ``0.0``, `` 1``, ``1_000`` for an integer and ``inf``, ``nan`` for a number."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            raise ValueError(f"must be {kind} in decimal digits, got {value[:40]!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+#: Query parameter types: an integer, a (finite) number, written plainly.
+QueryInt = Annotated[int, _written_as(INTEGER_TEXT, "an integer")]
+QueryNumber = Annotated[float, _written_as(NUMBER_TEXT, "a finite number")]
+
+
+def single_values(request: Request, repeatable: tuple[str, ...] = ()) -> None:
+    """Refuse (422) a query parameter given more than once (the schema allows one value; a
+    server that took the last would act on what the client may not have meant), except the
+    ``repeatable`` ones (a list in the schema: sampling's ``code``)."""
+    params = request.query_params
+    keys = params.keys()
+    for key in dict.fromkeys(k for k in keys if k not in repeatable):
+        count = len(params.getlist(key))
+        if count > 1:
+            raise ConfigError(f"query parameter {key!r}: given {count} times; give it once")
 
 
 class ClientGone(Exception):
@@ -85,9 +118,10 @@ async def until_disconnected(request: Request) -> None:
         pass
 
 
-async def await_result(request: Request, future: Any, deadline: float) -> Any:
+async def await_result(request: Request, future: Any, deadline: float, pool: Any) -> Any:
     """The job's result; ``ClientGone`` if the client leaves first, ``DeadlinePassed`` if the
-    deadline does. Either way a job still queued is dropped."""
+    deadline does. Either way the ``pool`` is told (``InferencePool.give_up``): a job still
+    queued leaves the queue, a running batch nobody waits for any more is cancelled."""
     result = asyncio.wrap_future(future)
     gone = asyncio.ensure_future(until_disconnected(request))
     try:
@@ -100,11 +134,14 @@ async def await_result(request: Request, future: Any, deadline: float) -> Any:
         gone.cancel()
     if result in done:
         return result.result()
-    running = not future.cancel()  # a running batch cannot be stopped; its result is dropped
+    where = pool.give_up(future)
     result.cancel()
+    if where == "done" and future.done() and not future.cancelled():
+        return future.result()  # it finished just now
+    phase = "while " + ("queued" if where == "queued" else "being processed")
     if gone in done:
-        raise ClientGone("while " + ("being translated" if running else "queued"))
-    raise DeadlinePassed("while " + ("being translated" if running else "queued"))
+        raise ClientGone(phase)
+    raise DeadlinePassed(phase)
 
 
 async def split_upload(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:

@@ -36,13 +36,16 @@ from translate.errors import ConfigError, DataError, TranslateError
 from translate.serve.admission import (
     ClientGone,
     DeadlinePassed,
+    QueryInt,
     Uploads,
     await_result,
     declared_size,
     read_body,
+    single_values,
     split_upload,
 )
 from translate.serve.budget import split_budget
+from translate.serve.cancel import torch_cancel_points
 from translate.serve.config import OUTPUT_FORMATS, ServeConfig
 from translate.serve.images import ApiError, check_header, decode, encode, output_format
 from translate.serve.models import ServedModel
@@ -50,6 +53,7 @@ from translate.serve.observe import Metrics, Observer
 from translate.serve.pages import add_pages
 from translate.serve.pool import InferencePool, OverBudget, PoolClosed, QueueFull
 from translate.serve.sampling import SampleWork, ServedGenerator, add_sample_route
+from translate.serve.schema import install as install_schema
 from translate.serve.security import BearerAuth
 
 log = logging.getLogger(__name__)
@@ -61,7 +65,7 @@ RESERVED = ("format", "tile_size", "tile_overlap")
 class Scrubber:
     """Replaces the server's paths (model locations) in messages sent to clients."""
 
-    def __init__(self, models: Sequence[ServedModel]) -> None:
+    def __init__(self, models: Sequence[ServedModel | ServedGenerator]) -> None:
         self.paths: list[tuple[str, str]] = []
         for m in models:
             if m.source.kind == "model":
@@ -171,16 +175,18 @@ def create_app(
         raise ConfigError("served model names must be unique")
     upload_budget, work_budget = split_budget(memory_budget) if memory_budget else (None, None)
     uploads = Uploads(upload_budget)
-    scrub = Scrubber(models)
+    scrub = Scrubber([*models, *generators])
 
     def pool_stats() -> dict[str, Any] | None:
         pool = app.state.pool
         return None if pool is None else {**pool.stats(), "uploads_held": uploads.held}
 
-    metrics = Metrics(by_name, pool_stats)
+    metrics = Metrics([*by_name, *samplers], pool_stats)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cancel_points = torch_cancel_points()  # a batch nobody waits for stops at its next layer
+        cancel_points.__enter__()
         app.state.pool = InferencePool(
             _run_batch(by_name, samplers),
             workers=config.workers,
@@ -189,13 +195,18 @@ def create_app(
             min_retry_after=config.retry_after,
             memory_budget=work_budget,
             on_batch=metrics.observe_batch,
+            cancel_grace=config.cancel_grace,
         )
         log.info("ready: %s", ", ".join([*by_name, *samplers]))
         try:
             yield
         finally:
-            # uvicorn has finished the in-flight requests; the pool drains what is left
-            await asyncio.to_thread(app.state.pool.shutdown)
+            # uvicorn has finished the in-flight requests (each within its deadline): what
+            # still runs is nobody's; it gets cancel_grace to stop, then is left behind
+            finished = await asyncio.to_thread(app.state.pool.shutdown, timeout=config.cancel_grace)
+            if not finished:
+                log.warning("shutdown: an inference worker is stuck; exiting without it")
+            cancel_points.__exit__(None, None, None)
 
     app = FastAPI(
         title="translate",
@@ -301,7 +312,6 @@ def create_app(
             ),
         )
     }
-    binary = {"schema": {"type": "string", "format": "binary"}}
 
     @app.post(
         "/v1/models/{name}/translate",
@@ -314,24 +324,6 @@ def create_app(
             },
             **error_responses,
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "description": "the image, as the raw body or a multipart field 'image' "
-                "(other multipart fields are model options)",
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"image": {"type": "string", "format": "binary"}},
-                            "required": ["image"],
-                        }
-                    },
-                    "image/*": binary,
-                    "application/octet-stream": binary,
-                },
-            }
-        },
     )
     async def translate_image(
         request: Request,
@@ -340,11 +332,11 @@ def create_app(
             str | None, Query(description="png (default), jpeg or webp; or send Accept")
         ] = None,
         tile_size: Annotated[
-            int | None,
+            QueryInt | None,
             Query(ge=0, description="tile side for large images (0: never tile); model default"),
         ] = None,
         tile_overlap: Annotated[
-            int | None, Query(ge=0, description="overlap of tiles; a quarter of the tile")
+            QueryInt | None, Query(ge=0, description="overlap of tiles; a quarter of the tile")
         ] = None,
     ) -> Response:
         """Any other query parameter (or multipart field) is one of the model's options, e.g.
@@ -352,6 +344,7 @@ def create_app(
         started = time.perf_counter()
         deadline = started + config.request_timeout
         model = lookup(name)
+        single_values(request)
         fmt = output_format(format, request.headers.get("accept", ""))
         options = {
             k.replace("-", "_"): v
@@ -361,6 +354,9 @@ def create_app(
         tiling = None
         if tile_size is not None or tile_overlap is not None:
             tile = tile_size if tile_size is not None else model.translator.tile_size
+            if tile and tile_overlap is not None:  # at most the tile less one multiple
+                m = model.translator.requirements.multiple_of
+                tile_overlap = min(tile_overlap, max(0, tile // m * m - m))
             tiling = (tile, tile_overlap)
             model.translator.with_tiling(*tiling)  # refuses a tile the model cannot take
         pool: InferencePool | None = request.app.state.pool
@@ -397,7 +393,7 @@ def create_app(
                 cost=cost,
                 pixels=w * h,
             )
-            done = await await_result(request, future, deadline)
+            done = await await_result(request, future, deadline, pool)
         finally:
             uploads.release(held)
         content, (w, h) = done.value
@@ -446,12 +442,22 @@ def create_app(
         stats = pool_stats()
         if stats is None or stats["closed"]:
             return _error(503, "not ready", stats)
-        return {"status": "ready", "models": list(by_name), **stats}
+        listing = {"models": list(by_name), "generators": list(samplers)}
+        if stats["stuck"]:
+            stuck_s = request.app.state.pool.stuck_for()
+            return _error(
+                503,
+                f"not ready: {stats['stuck']} inference worker(s) stuck on a job whose "
+                f"requests gave up {stuck_s:.0f} s ago",
+                {**listing, **stats},
+            )
+        return {"status": "ready", **listing, **stats}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    install_schema(app, models, generators, config)  # before add_pages: bearer auth wraps it
     add_pages(app, bearer_auth=bool(config.api_key))
 
     # middleware, innermost first: auth, then CORS (preflights need no key), then the

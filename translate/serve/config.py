@@ -27,6 +27,10 @@ OUTPUT_FORMATS = {
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: What the OpenAPI schema's integer and number mean in a query string or a form field: plain
+#: decimal text (no ``0.0`` or ``1_000`` for an integer, no ``inf`` or ``nan`` for a number).
+INTEGER_TEXT = re.compile(r"-?[0-9]+")
+NUMBER_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,12 @@ class ServeConfig:
         120.0,
         "Deadline in seconds for a whole request (upload, queue, inference); 503 with "
         "Retry-After when it passes.",
+    )
+    cancel_grace: float = opt(
+        5.0,
+        "Seconds a job may run on after every request waiting for it gave up (deadline, "
+        "client gone) before its worker counts as stuck: /readyz answers 503 and another "
+        "worker takes its place. Also how long shutdown waits for running jobs.",
     )
     max_connections: int = opt(
         256, "Concurrent connections and requests; more are answered 503 at once."
@@ -83,7 +93,7 @@ class ServeConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("read_timeout", "request_timeout"):
+        for name in ("read_timeout", "request_timeout", "cancel_grace"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if self.api_key is not None and not self.api_key.strip():

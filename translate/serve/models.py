@@ -21,13 +21,12 @@ import typing
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from translate.conditioning import option_names, values_from_options
 from translate.config import config_to_dict, field_types
 from translate.errors import ConfigError
-from translate.serve.config import ModelSource, SourceKind
+from translate.serve.config import INTEGER_TEXT, NUMBER_TEXT, ModelSource, SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,13 @@ class LoadSettings:
     amp: str | None = None  # translate.inference.precision: None is the shared default, fp32
 
 
-def load_translator(kind: SourceKind, location: str, settings: LoadSettings) -> Any:
-    """A ``Translator`` for a shipped model name, a checkpoint folder or an .onnx file."""
+def load_translator(kind: SourceKind, ref: Any, settings: LoadSettings) -> Any:
+    """A ``Translator`` for an identified model (``ModelRef``): a shipped model's or a
+    checkpoint folder, or an .onnx file (``kind`` says how the user named it)."""
     from translate.inference.translator import Translator
+    from translate.loading.identify import as_ref
 
+    ref = as_ref(ref)  # a path is identified here; the server passes what it identified
     common = dict(
         device=settings.device,
         tile_size=settings.tile_size,
@@ -64,15 +66,9 @@ def load_translator(kind: SourceKind, location: str, settings: LoadSettings) -> 
     )
     if kind == "onnx":
         if settings.backend not in (None, "onnx"):
-            raise ConfigError(f"--onnx {location}: an ONNX model runs on backend onnx")
-        return Translator.from_onnx(location, **common)
-    if kind == "model":
-        from translate.shipped import resolve_model
-
-        path: Path | str = resolve_model(location)
-    else:
-        path = location
-    return Translator.from_checkpoint(path, backend=settings.backend, amp=settings.amp, **common)
+            raise ConfigError(f"--onnx {ref}: an ONNX model runs on backend onnx")
+        return Translator.from_onnx(ref.location, **common)
+    return Translator.from_checkpoint(ref, backend=settings.backend, amp=settings.amp, **common)
 
 
 def option_fields(plugin: Any, cfg: Any = None) -> list[dict[str, Any]]:
@@ -106,6 +102,19 @@ def option_fields(plugin: Any, cfg: Any = None) -> list[dict[str, Any]]:
     return out
 
 
+def check_option_text(fields: list[dict[str, Any]], options: Mapping[str, str]) -> None:
+    """Option values as the schema declares them (``translate.serve.schema``): a bool is
+    ``true`` or ``false``, an int or float plain decimal text; a ``ConfigError`` otherwise."""
+    kinds = {f["name"]: ("bool" if f["choices"] == [False, True] else f["type"]) for f in fields}
+    for name, value in options.items():
+        kind = kinds.get(name)
+        if kind == "bool" and value not in ("true", "false"):
+            raise ConfigError(f"{name}: must be a bool, true or false; got {value[:40]!r}")
+        pattern = {"int": INTEGER_TEXT, "float": NUMBER_TEXT}.get(kind or "")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise ConfigError(f"{name}: must be {kind} in decimal digits; got {value[:40]!r}")
+
+
 @dataclass
 class ServedModel:
     """One model under its URL name. ``translator`` uses the load-time options; ``variant``
@@ -115,6 +124,7 @@ class ServedModel:
     translator: Any
     settings: LoadSettings
     cost: Any = None  # a ``RequestCost`` (translate.serve.budget), set by the server
+    ref: Any = None  # the source's ``ModelRef`` when identified: variants load from it
     _preloaded: dict[Any, Any] = field(default_factory=dict, repr=False)
     _variants: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -150,6 +160,7 @@ class ServedModel:
             )
         from translate.loading import parse_options
 
+        check_option_text(option_fields(self.translator.plugin), options)
         return parse_options(self.translator.plugin, dict(options))
 
     @property
@@ -246,11 +257,13 @@ class ServedModel:
         """A ``Translator`` of this model's checkpoint with options ``opts``."""
         from translate.inference.translator import Translator
 
-        location = self.source.location
-        if self.source.kind == "model":
-            from translate.shipped import resolve_model
+        location: Any = self.ref
+        if location is None:
+            location = self.source.location
+            if self.source.kind == "model":
+                from translate.shipped import resolve_model
 
-            location = str(resolve_model(location))
+                location = str(resolve_model(location))
         s = self.settings
         return Translator.from_checkpoint(
             location,

@@ -45,8 +45,11 @@ class ServerProcess:
         startup_timeout: float = 120.0,
         log_path: Path | None = None,
         api_key: str | None = None,
+        launcher: Sequence[str] | None = None,
     ) -> None:
         self.args = list(args)
+        # what runs the CLI (``serve ARGS`` follow): a script may patch the package first
+        self.launcher = list(launcher or [sys.executable, "-m", "translate.cli"])
         self.host = host
         self.port = port or free_port(host)
         self.env = {**os.environ, **(env or {})}
@@ -81,7 +84,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "translate.cli", "serve", *self.args]
+        cmd = [*self.launcher, "serve", *self.args]
         cmd += ["--host", self.host, "--port", str(self.port)]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)

@@ -3,11 +3,13 @@ new images.
 
 A checkpoint of a generating plugin is loaded as a ``Sampler`` (``translate sample``'s) instead
 of a ``Translator``. A request names ``n`` (at most ``--max-samples``), and optionally ``seed``,
-``class`` and ``truncation``; it runs in the inference pool like a translation, priced by its
-work: ``n`` times the bytes one sample needs, measured at start (the generator's live module
-outputs for one latent, as ``translate.serve.budget`` measures translators, times its slack,
-plus the sample's float and PIL copies and its share of the grid), so the pool's memory budget
-bounds sampling exactly as it bounds translation.
+``class``, ``truncation`` and ``code`` (repeated ``NAME=VALUE``: InfoGAN's codes, as ``translate
+sample --code``; the model's list under ``codes`` in ``GET /v1/models``); it runs in the
+inference pool like a translation, priced by its work: ``n`` times the bytes one sample needs,
+measured at start (the generator's live module outputs for one latent, as
+``translate.serve.budget`` measures translators, times its slack, plus the sample's float and
+PIL copies and its share of the grid), so the pool's memory budget bounds sampling exactly as
+it bounds translation.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
+from translate.conditioning import code_values, to_json
 from translate.errors import ConfigError
-from translate.serve.admission import await_result
+from translate.serve.admission import QueryInt, QueryNumber, await_result, single_values
 from translate.serve.budget import (
     ACTIVATION_SLACK,
     FALLBACK_ACTIVATION_BYTES_PER_PIXEL,
@@ -38,6 +41,8 @@ from translate.serve.pool import InferencePool, OverBudget, PoolClosed
 SAMPLE_BYTES_PER_PIXEL = 12 + 4 + 3 + 3
 #: Samples per request when the request does not say (at most the server's limit).
 DEFAULT_SAMPLES = 16
+#: The query parameter that picks a class (a class-conditional model, cgan).
+CLASS_PARAMETER = "class"
 
 
 class _Draw(torch.nn.Module):
@@ -62,6 +67,7 @@ class SampleRequest:
     class_name: str | None
     truncation: float | None
     format: str
+    codes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -105,15 +111,47 @@ class ServedGenerator:
         truncation: float | None,
         format: str,
         max_samples: int,
+        codes: tuple[str, ...] = (),
     ) -> SampleRequest:
         """The request's parameters, or a ``ConfigError`` (422) naming the bad one."""
+        from translate.inference.sampling import check_seed, check_truncation
+
         if not 1 <= n <= max_samples:
             raise ConfigError(f"n: must be from 1 to {max_samples} (this server's limit), got {n}")
-        if truncation is not None and not truncation > 0:
-            raise ConfigError(f"truncation: must be > 0, got {truncation}")
+        check_seed(seed)
+        if not getattr(self.sampler, "own_truncation", False):  # else the plugin checks it
+            check_truncation(truncation)
         if class_name is not None:
+            if not self.sampler.classes:
+                raise ConfigError(
+                    f"class: model {self.name!r} ({self.plugin_name}) is unconditional; it has "
+                    "no classes"
+                )
             self.sampler.class_index(class_name)  # unknown class: one line, did-you-mean
-        return SampleRequest(n, seed, class_name, truncation, format)
+        code_values(self.sampler.conditions, list(codes))  # unknown code, value out of range
+        return SampleRequest(n, seed, class_name, truncation, format, tuple(codes))
+
+    @property
+    def parameters(self) -> list[str]:
+        """The query parameters of this model's sample endpoint."""
+        return [
+            "n",
+            "seed",
+            *([CLASS_PARAMETER] if self.sampler.classes else []),
+            "truncation",
+            "format",
+            *(["code"] if self.sampler.conditions else []),  # NAME=VALUE (infogan's codes)
+        ]
+
+    def check_parameters(self, names: Any) -> None:
+        """Refuse (422) a query parameter the endpoint does not know, as translate does."""
+        # class on an unconditional model: check() says why
+        unknown = [k for k in names if k not in (*self.parameters, CLASS_PARAMETER)]
+        if unknown:
+            raise ConfigError(
+                f"query parameter {unknown[0]!r} is not known to model {self.name!r} "
+                f"(plugin {self.plugin_name}); its parameters: {', '.join(self.parameters)}"
+            )
 
     def render(self, request: SampleRequest) -> tuple[bytes, tuple[int, int]]:
         """The samples as one grid image, encoded; and the grid's size."""
@@ -124,6 +162,7 @@ class ServedGenerator:
             seed=request.seed,
             truncation=request.truncation,
             class_name=request.class_name,
+            codes=list(request.codes),
         )
         sheet = grid(images)
         return encode(sheet, request.format), sheet.size
@@ -139,30 +178,22 @@ class ServedGenerator:
             "device": str(self.sampler.device),
             "latent_shape": list(self.sampler.latent_shape),
             "classes": list(self.sampler.classes),
+            "codes": [to_json(c) for c in self.sampler.conditions],
             "limits": {"max_samples": max_samples},
         }
 
 
-def generates(kind: str, location: str) -> bool:
-    """Whether the source is a checkpoint of a generating plugin, or the ONNX export of one
-    (its metadata has a ``latent_shape``), read from its metadata."""
-    if kind == "onnx":
-        from translate.loading import read_metadata
-
-        try:
-            return "latent_shape" in read_metadata(location)
-        except Exception:
-            return False
-    from translate.loading.checkpoint import checkpoint_plugin
+def generates(ref: Any) -> bool:
+    """Whether an identified model (``ModelRef``) is a checkpoint of a generating plugin, or
+    the ONNX export of one (its metadata has a ``latent_shape``)."""
+    if ref.kind == "onnx":
+        return "latent_shape" in ref.meta
+    from translate.errors import PluginError
     from translate.registry import load_plugin
 
     try:
-        if kind == "model":
-            from translate.shipped import resolve_model
-
-            location = str(resolve_model(location))
-        plugin = load_plugin(checkpoint_plugin(location))
-    except Exception:
+        plugin = load_plugin(ref.plugin)
+    except PluginError:
         return False
     return bool(getattr(plugin, "generates", False))
 
@@ -211,20 +242,27 @@ def add_sample_route(
         request: Request,
         name: str,
         n: Annotated[
-            int | None,
+            QueryInt | None,
             Query(description="how many images, 1 to the server's max_samples (default 16)"),
         ] = None,
-        seed: Annotated[int | None, Query(description="same seed, same images")] = None,
+        seed: Annotated[QueryInt | None, Query(description="same seed, same images")] = None,
         class_name: Annotated[
             str | None,
             Query(alias="class", description="class to draw (cgan); default: random per image"),
         ] = None,
         truncation: Annotated[
-            float | None,
-            Query(description="truncation trick: latent entries with |z| > T resampled"),
+            QueryNumber | None,
+            Query(description="truncation trick: latents from N(0, 1) truncated to [-T, T]"),
         ] = None,
         format: Annotated[
             str | None, Query(description="png (default), jpeg or webp; or send Accept")
+        ] = None,
+        code: Annotated[
+            list[str] | None,
+            Query(
+                description="an input fixed by name, NAME=VALUE, repeatable (InfoGAN: c=3, "
+                "c1=0.5; the model's under codes in GET /v1/models); default: drawn per image"
+            ),
         ] = None,
     ) -> Response:
         started = time.perf_counter()
@@ -234,11 +272,13 @@ def add_sample_route(
             if name in translators:
                 raise ApiError(404, f"model {name!r} translates images; it does not generate them")
             raise ApiError(404, f"unknown model {name!r}", {"models": known})
+        generator.check_parameters(request.query_params.keys())
+        single_values(request, repeatable=("code",))  # code=NAME=VALUE, one per code
         fmt = output_format(format, request.headers.get("accept", ""))
         n = min(DEFAULT_SAMPLES, config.max_samples) if n is None else n
         sample = generator.check(
             n=n, seed=seed, class_name=class_name, truncation=truncation, format=fmt,
-            max_samples=config.max_samples,
+            max_samples=config.max_samples, codes=tuple(code or ()),
         )  # fmt: skip
         pool: InferencePool | None = request.app.state.pool
         if pool is None:
@@ -253,7 +293,7 @@ def add_sample_route(
                 f"({exc.budget} bytes); ask for fewer",
                 {"needs_bytes": exc.cost, "budget_bytes": exc.budget},
             ) from None
-        done = await await_result(request, future, started + config.request_timeout)
+        done = await await_result(request, future, started + config.request_timeout, pool)
         content, (w, h) = done.value
         total_ms = (time.perf_counter() - started) * 1000
         return Response(

@@ -30,15 +30,26 @@ from translate.serve.security import check_exposure
 log = logging.getLogger(__name__)
 
 
-def load_sampler(kind: str, location: str, device: str) -> Any:
-    """A ``Sampler`` for a shipped model name or a checkpoint folder of a generating plugin."""
-    from translate.inference.sampling import Sampler
+def identify_source(kind: str, location: str) -> Any:
+    """The ``ModelRef`` of a served source (a shipped model name is resolved to its folder),
+    identified once: whether it generates and how it loads are read from it."""
+    from translate.loading.identify import identify
 
-    if kind == "model":
+    if kind == "onnx":
+        from translate.loading.identify import is_onnx_file
+
+        if not is_onnx_file(location):
+            raise ConfigError(f"--onnx {location}: not an .onnx file")
+    elif kind == "model":
         from translate.shipped import resolve_model
 
-        return Sampler.from_checkpoint(resolve_model(location), device=device)
-    return Sampler.from_checkpoint(location, device=device)
+        location = str(resolve_model(location))
+    return identify(location)
+
+
+def load_sampler(ref: Any, device: str) -> Any:
+    """A ``Sampler`` for an identified generating model (a checkpoint, or its ONNX export)."""
+    return Sampler.from_checkpoint(ref, device=device)
 
 
 def load_models(
@@ -57,20 +68,20 @@ def load_models(
 
         parsed = [(DEFAULT_MODEL, "model", DEFAULT_MODEL)]
     # a generating model (dcgan, cgan) is served for sampling, not translation
+    refs = [(kind, identify_source(kind, where)) for _, kind, where in parsed]
+    device = settings.device
     loaded = [
-        load_sampler(kind, where, settings.device)
-        if generates(kind, where)
-        else load_translator(kind, where, settings)
-        for _, kind, where in parsed
+        load_sampler(ref, device) if generates(ref) else load_translator(kind, ref, settings)
+        for kind, ref in refs
     ]
     metas = [x.loaded.meta if isinstance(x, Sampler) else x.meta for x in loaded]
     sources = name_sources(parsed, [str(meta["plugin"]) for meta in metas])
     served: list[ServedModel | ServedGenerator] = []
-    for source, x in zip(sources, loaded, strict=True):
+    for source, (_, ref), x in zip(sources, refs, loaded, strict=True):
         if isinstance(x, Sampler):
             served.append(ServedGenerator(source, x))
         else:
-            served.append(ServedModel(source, x, settings))
+            served.append(ServedModel(source, x, settings, ref=ref))
             served[-1].preload_variants()  # type: ignore[union-attr]
     return served
 
