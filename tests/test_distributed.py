@@ -403,7 +403,7 @@ def test_newer_plugins_train_through_the_cli_in_a_two_process_job(ddp_runs, name
     for rank in (0, 1):
         code, output = results[rank]["cli_" + name]
         assert code == 0, output
-    _check_cli_run(name, root / "cli" / name / "run", root / "cli" / name)
+    _check_cli_run(name, root / "cli" / f"{name}-run", root / "cli" / name)
 
 
 def _cli_config(name: str, folder: Path) -> tuple[Path, Path]:
@@ -414,7 +414,7 @@ def _cli_config(name: str, folder: Path) -> tuple[Path, Path]:
 
     plugin = load_plugin(name)
     options = config_to_dict(plugin.tiny_config(make_dataset(plugin.dataset_kind, folder)))
-    run_dir = folder / "run"
+    run_dir = folder.with_name(folder.name + "-run")  # not inside the data: a folder per domain
     options.update(max_steps=2, batch_size=1, device="cpu", progress=False, sample_every=2,
                    n_samples=1, run_dir=str(run_dir))  # fmt: skip
     config = folder / "options.json"

@@ -91,9 +91,13 @@ class Trainer:
                 self._setup(resume_from)
         except TranslateError as exc:
             error = exc
+            if getattr(exc, "agreed", False):  # raised on every rank already (in _setup)
+                error = None
             if fresh:
                 with contextlib.suppress(OSError):  # created for nothing: leave no trace
                     self.run_dir.rmdir()
+            if error is None:
+                raise
         # a user error on any rank stops every rank, with one message (rank 0 reports it)
         self.dist.agree(error)
 
@@ -138,6 +142,9 @@ class Trainer:
         self.models: dict[str, nn.Module] = {
             k: m.to(self.device, memory_format=self.memory_format) for k, m in built.items()
         }
+        # a data or model error on one rank only (a folder changed under it) must not leave the
+        # others waiting in the broadcast: every rank agrees first, and all raise together
+        self.dist.agree(None)
         self.dist.broadcast_models(self.models.values())  # every rank starts from rank 0's
         if self.dist.enabled:  # dropout, DiffAugment, noise: independent draws per rank
             torch.manual_seed(train_cfg.seed + RANK_SEED * self.dist.rank)
