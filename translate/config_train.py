@@ -109,3 +109,15 @@ class TrainConfig:
         )
         check(self.threads >= 0, "threads", "must be 0 (physical cores) or more")
         check_int_range(self.seed, "seed", 0, SEED_MAX)
+
+
+#: Inference precision (run, serve, the Python API, export parity; ``engine.device``): fp32 by
+#: default, so the same image gives the same bytes every way a model is run.
+DEFAULT_AMP = "none"
+INFERENCE_AMP_MODES = ("none", "auto", "bf16", "fp16")
+#: Help text for the ``--amp`` option of ``run`` and ``serve`` (one wording for both).
+AMP_HELP = (
+    "Inference precision: none (fp32, the default: the same pixels from run, serve and the "
+    "Python API), bf16 (CPU or CUDA), fp16 (CUDA) or auto (bf16 where the CPU or GPU has it "
+    "natively, else fp32)."
+)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from translate.cli.errors import report_errors
+from translate.fields import INT_MAX, SEED_MAX
 
 RUN_HELP = "Run or checkpoint folder of a generating model (stylegan2; invert: dcgan, progan too)."
 OUT_HELP = "Output folder (image.png, latent.pt, ...); refused if it exists, unless --overwrite."
@@ -100,11 +101,13 @@ def invert_command(
     run: Annotated[Path, typer.Option("--checkpoint", "-c", help=RUN_HELP)],
     out: Annotated[Path, typer.Option("--out", "-o", help=OUT_HELP)],
     wplus: Annotated[bool, typer.Option(help="Optimise w+ (one w per layer), not w.")] = False,
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 1000,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.", max=INT_MAX)] = 1000,
     lpips_weights: Annotated[
         Path | None, typer.Option(help="LPIPS (AlexNet) state dict: the distance optimised.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the noise maps and latent noise.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the noise maps and latent noise.", min=0, max=SEED_MAX)
+    ] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
@@ -209,7 +212,9 @@ def drag_command(
     out: Annotated[Path, typer.Option("--out", "-o", help=OUT_HELP)],
     handle: Annotated[list[str], typer.Option(help="A handle point x,y (pixels); repeat.")],
     target: Annotated[list[str], typer.Option(help="Its target x,y; one per --handle.")],
-    seed: Annotated[int | None, typer.Option(help="Edit the image of this seed.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Edit the image of this seed.", min=0, max=SEED_MAX)
+    ] = None,
     latent: Annotated[
         Path | None, typer.Option(help="Edit this latent.pt (from translate invert).")
     ] = None,
@@ -217,7 +222,7 @@ def drag_command(
         Path | None,
         typer.Option(help="Image: white where the image may change (the rest is kept)."),
     ] = None,
-    steps: Annotated[int, typer.Option(help="At most this many steps.")] = 300,
+    steps: Annotated[int, typer.Option(help="At most this many steps.", max=INT_MAX)] = 300,
     lr: Annotated[float, typer.Option(help="Adam step size.")] = 2e-3,
     frames: Annotated[bool, typer.Option(help="Also write every step's image.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",

@@ -18,7 +18,7 @@ import typer
 from PIL import Image
 
 from translate.cli.errors import report_errors
-from translate.engine.device import AMP_HELP, DEFAULT_AMP
+from translate.config_train import AMP_HELP, DEFAULT_AMP
 from translate.errors import ConfigError, DataError
 from translate.fields import INT_MAX
 
@@ -239,14 +239,15 @@ def run_command(
         int | None,
         typer.Option(
             help="Multimodal models (bicyclegan, munit): K translations of each input, with K "
-            "codes drawn from N(0, I), written as <name>_s0 ... <name>_s<K-1>. \\[default: one, "
+            "codes drawn from N(0, I), written as <name>_s0 ... <name>_s<K-1>. [default: one, "
             "with the zero code]",
             show_default=False,
+            max=INT_MAX,  # the range itself: translate.inference.multimodal (1 to 64)
         ),
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(help="Seed of the --samples codes (same seed, same outputs)."),
+        typer.Option(help="Seed of the --samples codes (same seed, same outputs).", max=2**64 - 1),
     ] = None,
     grid: Annotated[
         bool, typer.Option("--grid", help="With --samples: one image per input, samples in a row.")

@@ -39,7 +39,7 @@ def sample_command(
         typer.Option(
             "-n",
             "--n",
-            help="How many images (with --interpolate or --vary: rows). \\[default: 64]",
+            help="How many images (with --interpolate or --vary: rows). [default: 64]",
             show_default=False,
             max=INT_MAX,
         ),

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from translate.cli.errors import report_errors
-from translate.engine.device import AMP_HELP, DEFAULT_AMP
+from translate.config_train import AMP_HELP, DEFAULT_AMP
 from translate.fields import INT_MAX
 
 

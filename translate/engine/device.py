@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from translate.config_train import AMP_HELP as AMP_HELP
+from translate.config_train import DEFAULT_AMP, INFERENCE_AMP_MODES
 from translate.errors import ConfigError
 
 AMP_MODES = ("auto", "none", "bf16", "fp16")
@@ -102,14 +104,6 @@ def configure_device(device: torch.device, *, threads: int = 0) -> int:
 
 # ---------------------------------------------------------------------------- inference
 #: Inference precision when none is asked for: fp32, deterministic and export-comparable.
-DEFAULT_AMP = "none"
-INFERENCE_AMP_MODES = ("none", "auto", "bf16", "fp16")
-#: Help text for the ``--amp`` option of ``run`` and ``serve`` (one wording for both).
-AMP_HELP = (
-    "Inference precision: none (fp32, the default: the same pixels from run, serve and the "
-    "Python API), bf16 (CPU or CUDA), fp16 (CUDA) or auto (bf16 where the CPU or GPU has it "
-    "natively, else fp32)."
-)
 
 
 def inference_precision(amp: str | None, device: torch.device) -> str:
