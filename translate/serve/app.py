@@ -47,6 +47,7 @@ from translate.serve.admission import (
 from translate.serve.budget import split_budget
 from translate.serve.cancel import torch_cancel_points
 from translate.serve.config import OUTPUT_FORMATS, ServeConfig
+from translate.serve.dragging import DragWork, add_drag_route, editors_of, run_drag
 from translate.serve.images import ApiError, check_header, decode, encode, output_format
 from translate.serve.models import ServedModel
 from translate.serve.observe import Metrics, Observer
@@ -124,12 +125,16 @@ def _status_of(exc: TranslateError) -> int:
 
 
 def _run_batch(
-    models: dict[str, ServedModel], generators: dict[str, ServedGenerator] | None = None
+    models: dict[str, ServedModel],
+    generators: dict[str, ServedGenerator] | None = None,
+    editors: dict[str, Any] | None = None,
 ) -> Any:
     """The pool's batch function: decode, translate together, encode (in a worker thread);
-    or draw a generating model's samples as one grid."""
+    or draw a generating model's samples as one grid; or run a drag."""
 
     def run(key: BatchKey, items: Sequence[Any]) -> list[Any]:
+        if isinstance(items[0], DragWork):
+            return [run_drag((editors or {})[item.model], item) for item in items]
         if isinstance(items[0], SampleWork):
             generator = (generators or {})[key.model]
             return [generator.render(item.request) for item in items]
@@ -173,6 +178,7 @@ def create_app(
         or (set(by_name) & set(samplers))
     ):
         raise ConfigError("served model names must be unique")
+    editors = editors_of(generators)  # the style generators: POST /v1/models/{name}/drag
     upload_budget, work_budget = split_budget(memory_budget) if memory_budget else (None, None)
     uploads = Uploads(upload_budget)
     scrub = Scrubber([*models, *generators])
@@ -188,7 +194,7 @@ def create_app(
         cancel_points = torch_cancel_points()  # a batch nobody waits for stops at its next layer
         cancel_points.__enter__()
         app.state.pool = InferencePool(
-            _run_batch(by_name, samplers),
+            _run_batch(by_name, samplers, editors),
             workers=config.workers,
             queue_size=config.queue_size,
             max_batch=config.max_batch,
@@ -413,6 +419,9 @@ def create_app(
 
     # ------------------------------------------------------------------ sampling
     add_sample_route(app, samplers, by_name, config, error_responses)
+    add_drag_route(
+        app, editors, [*by_name, *samplers], config, error_responses, lambda n: samplers[n].price(1)
+    )
 
     # ------------------------------------------------------------------ listing, health
     @app.get("/v1/models", summary="Served models, their options and limits")

@@ -74,6 +74,7 @@ async function loadModels() {
       $("model").append(o);
     }
     renderOptions();
+    document.dispatchEvent(new CustomEvent("models", { detail: body })); // drag.js
     $("submit").disabled = false;
     setStatus(file ? "" : "Choose an image.", "idle");
   } catch (err) {
