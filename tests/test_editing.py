@@ -47,12 +47,16 @@ SG = dict(
 LOOP = dict(progress=False, device="cpu", amp="none", log_every=1, batch_size=4, sample_every=10**6)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("edit")
+def tiny_stylegan2(base: Path) -> Path:
+    """A 16 px stylegan2 trained two steps on 6 images (test_serve_drag, the page's test)."""
     data = make_single(base / "data", n=6, size=16)
     prepare("stylegan2", data=data, run_dir=base / "run", max_steps=2, **SG, **LOOP).run()
     return base / "run"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_stylegan2(tmp_path_factory.mktemp("edit"))
 
 
 def _u8(image: torch.Tensor) -> np.ndarray:

@@ -365,13 +365,9 @@ def test_page_offers_the_domains_of_a_stargan_model(
 @pytest.fixture(scope="module")
 def stylegan2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny 16 px stylegan2 (two steps): a style generator the page can drag."""
-    from tests.test_editing import LOOP, SG
-    from translate.testing import make_single
+    from tests.test_editing import tiny_stylegan2
 
-    root = tmp_path_factory.mktemp("drag-page")
-    data = make_single(root / "data", n=6, size=16)
-    prepare("stylegan2", data=data, run_dir=root / "run", max_steps=2, **SG, **LOOP).run()
-    return root / "run"
+    return tiny_stylegan2(tmp_path_factory.mktemp("drag-page"))
 
 
 def click_at(browser: WebDriver, css: str, dx: float, dy: float) -> None:

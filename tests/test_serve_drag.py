@@ -20,8 +20,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from tests.test_editing import LOOP, SG
-from translate.engine.loop import prepare
+from tests.test_editing import tiny_stylegan2
 from translate.inference.dragging import drag
 from translate.inference.editing import editable
 from translate.loading import load
@@ -29,15 +28,11 @@ from translate.serve.app import create_app
 from translate.serve.config import ServeConfig
 from translate.serve.sampling import ServedGenerator
 from translate.serve.server import load_models
-from translate.testing import make_single
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("serve-drag")
-    data = make_single(base / "data", n=6, size=16)
-    prepare("stylegan2", data=data, run_dir=base / "run", max_steps=2, **SG, **LOOP).run()
-    return base / "run"
+    return tiny_stylegan2(tmp_path_factory.mktemp("serve-drag"))
 
 
 @pytest.fixture(scope="module")

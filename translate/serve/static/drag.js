@@ -2,7 +2,7 @@
 // seed, click handle/target pairs on it (and optionally paint a mask), press Drag and watch the
 // image and the points move as the optimisation runs. It reads the newline-delimited JSON that
 // POST /v1/models/{name}/drag streams (one line per step); Stop closes the connection, which
-// cancels the drag on the server. Uses app.js's $ and api (the API key).
+// cancels the drag on the server. Uses app.js's $, api (the API key) and failure.
 "use strict";
 
 (() => {
@@ -13,7 +13,7 @@
     targets: [],
     pending: null, // a handle clicked, waiting for its target
     mask: null, // a canvas of the image's size: white where the image may change
-    frames: 0, // images received while the last drag ran
+    frames: 0, // step images drawn while the last drag ran
     controller: null,
   };
   window.dragState = state; // read by the browser test
@@ -76,13 +76,7 @@
       headers: { "Content-Type": "application/json" },
       signal: state.controller.signal,
     });
-    if (!res.ok) {
-      let message = res.statusText;
-      try {
-        message = (await res.json()).error || message;
-      } catch (_) { /* not JSON */ }
-      throw new Error(`${res.status}: ${message}`);
-    }
+    if (!res.ok) throw await failure(res);
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let text = "";
@@ -107,8 +101,8 @@
   function show(url) {
     const img = $("drag-image");
     return new Promise((resolve) => {
-      img.onload = resolve;
-      img.onerror = resolve;
+      img.onload = () => resolve(true);
+      img.onerror = () => resolve(false);
       img.src = url;
     });
   }
@@ -151,8 +145,7 @@
       const last = await stream(body, async (line) => {
         if (line.done) return; // the last line: below
         state.handles = line.points;
-        if (line.step > 0) state.frames += 1;
-        await show(line.image);
+        if ((await show(line.image)) && line.step > 0) state.frames += 1; // drawn while running
         draw();
         status(`Dragging: step ${line.step} of at most ${line.steps}`, "busy");
       });
