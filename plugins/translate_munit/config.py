@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from translate.config import UnpairedDataConfig, opt
@@ -26,6 +27,12 @@ class MUNITConfig(UnpairedDataConfig):
     lambda_c: float = opt(1.0, "Weight of the content reconstruction L1 (paper: 1).")
     lambda_s: float = opt(1.0, "Weight of the style reconstruction L1 (paper: 1).")
     lambda_cyc: float = opt(0.0, "Weight of the explicit style-augmented cycle L1 (0: off).")
+    vgg_weights: Path | None = opt(
+        None,
+        "torchvision VGG-19 ImageNet weights file (vgg19-dcbb9e9d.pth) for the domain-invariant "
+        "perceptual loss; none: no perceptual loss.",
+    )
+    lambda_vgg: float = opt(1.0, "Weight of the domain-invariant perceptual loss (configs: 1).")
     lr_step: int = opt(100_000, "Halve the learning rate every N steps (paper's configs: 100k).")
     mode: Literal["munit"] = opt("munit", "munit (UNIT's shared-latent mode is not written yet).")
 
@@ -37,7 +44,7 @@ class MUNITConfig(UnpairedDataConfig):
                 raise ConfigError(f"{name}: must be at least 1")
         if self.n_downsample < 0 or self.n_res < 0:
             raise ConfigError("n_downsample/n_res: must be >= 0")
-        for name in ("lambda_x", "lambda_c", "lambda_s", "lambda_cyc"):
+        for name in ("lambda_x", "lambda_c", "lambda_s", "lambda_cyc", "lambda_vgg"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0")
         if self.crop_size % (2**self.n_downsample):

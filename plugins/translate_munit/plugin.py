@@ -12,7 +12,10 @@ Translation x_{1->2} = G_2(c_1, s_2) with a style s_2 ~ N(0, I). The objective (
   |E^s_2(x_{1->2}) - s_2| (lambda_s = 1);
 * adversarial (Eq. 4): LSGAN, a multi-scale discriminator per domain judging x_{2->1} / x_{1->2};
 * optional explicit style-augmented cycle (App. B, ``lambda_cyc``):
-  |G_1(E^c_2(x_{1->2}), E^s_1(x_1)) - x_1|.
+  |G_1(E^c_2(x_{1->2}), E^s_1(x_1)) - x_1|;
+* optional domain-invariant perceptual loss (App. B, ``lambda_vgg`` with ``--vgg-weights``):
+  mean((IN(VGG(x_{1->2})) - IN(VGG(x_1)))^2), and the same for 2->1: a translation keeps its
+  source's content, compared on instance-normalised VGG features.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def munit_terms(
     gen_a: nn.Module, gen_b: nn.Module, x_a: Tensor, x_b: Tensor, s_a: Tensor, s_b: Tensor,
-    lambda_cyc: float = 0.0,
+    lambda_cyc: float = 0.0, vgg: nn.Module | None = None,
 ) -> dict[str, Tensor]:  # fmt: skip
     """The generator's forward passes and reconstruction terms of one step (Eq. 2-3), given
-    the random styles s_a, s_b (B, style_dim); the translations for the adversarial terms."""
+    the random styles s_a, s_b (B, style_dim); the translations for the adversarial terms;
+    with ``vgg`` (a ``VGGLoss`` with the in_mse distance), the perceptual term."""
     from translate.losses import l1_loss
     from translate.losses.latent import latent_l1
 
@@ -56,6 +60,8 @@ def munit_terms(
         terms["cyc"] = l1_loss(gen_a.decode(c_a_rec, s_a_prime), x_a) + l1_loss(
             gen_b.decode(c_b_rec, s_b_prime), x_b
         )
+    if vgg is not None:  # translations against their content's source
+        terms["vgg"] = vgg(x_ba, x_b) + vgg(x_ab, x_a)
     return terms
 
 
@@ -76,6 +82,14 @@ class MUNITPlugin(PluginBase[MUNITConfig]):
     def lr_multiplier(self, step: int, cfg: MUNITConfig) -> float:
         """The official configs' ``lr_policy: step``: halved every ``lr_step`` steps."""
         return 0.5 ** (step // cfg.lr_step)
+
+    def finalize_config(self, cfg: MUNITConfig) -> MUNITConfig:
+        if cfg.vgg_weights is not None and not Path(cfg.vgg_weights).is_file():
+            # checked here, not in the config: `run` must load a checkpoint without the file
+            from translate.errors import ConfigError
+
+            raise ConfigError(f"vgg_weights: {cfg.vgg_weights}: no such file")
+        return cfg
 
     def build_models(self, cfg: MUNITConfig) -> dict[str, nn.Module]:
         from translate.nn import MultiscaleDiscriminator, init_weights
@@ -106,8 +120,15 @@ class MUNITPlugin(PluginBase[MUNITConfig]):
         x_a, x_b = batch["A"], batch["B"]  # (B, 3, H, W) in [-1, 1]
         s_a = torch.randn(x_a.shape[0], cfg.style_dim, device=x_a.device)
         s_b = torch.randn(x_b.shape[0], cfg.style_dim, device=x_b.device)
+        vgg = None
+        if cfg.vgg_weights is not None and cfg.lambda_vgg > 0:
+            from translate.losses.perceptual import MUNIT_LAYERS, vgg_loss
+
+            vgg = vgg_loss(
+                cfg.vgg_weights, layers=MUNIT_LAYERS, device=ctx.device, distance="in_mse"
+            )
         with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
-            t = munit_terms(gen_a, gen_b, x_a, x_b, s_a, s_b, cfg.lambda_cyc)
+            t = munit_terms(gen_a, gen_b, x_a, x_b, s_a, s_b, cfg.lambda_cyc, vgg)
         with ctx.autocast():  # D_A judges translations into A, D_B into B (fakes detached)
             loss_da, logs_a = ctx.gan.discriminator_loss(d_a, x_a, t["x_ba"])
             loss_db, logs_b = ctx.gan.discriminator_loss(d_b, x_b, t["x_ab"])
@@ -121,12 +142,13 @@ class MUNITPlugin(PluginBase[MUNITConfig]):
         loss = (
             adv_a + adv_b + cfg.lambda_x * t["recon_x"] + cfg.lambda_c * t["recon_c"]
             + cfg.lambda_s * t["recon_s"] + cfg.lambda_cyc * t.get("cyc", 0.0)
+            + cfg.lambda_vgg * t.get("vgg", 0.0)
         )  # fmt: skip
         ctx.optimize("G", loss)
         return logs | {
             "G_adv": (adv_a + adv_b).item(), "recon_x": t["recon_x"].item(),
             "recon_c": t["recon_c"].item(), "recon_s": t["recon_s"].item(),
-        }  # fmt: skip
+        } | ({"G_vgg": t["vgg"].item()} if "vgg" in t else {})  # fmt: skip
 
     # -- inference: the style code is the module's second input (N(0, I), ``--samples``)
     def condition_inputs(self, cfg: MUNITConfig) -> tuple[ConditionInput, ...]:
