@@ -4,7 +4,6 @@ domains), and a deterministic translation with no code (one answer per input).""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ from translate_munit import plugin
 from translate_munit.unit import kl_unit_variance, unit_terms
 
 from tests.test_bicyclegan import Ctx
+from tests.test_munit import batch
+from tests.test_munit import tiny as munit_tiny
 
 
 class Affine(nn.Module):
@@ -57,15 +58,7 @@ def test_terms_by_hand() -> None:
 
 
 def tiny(**changes):
-    cfg = dataclasses.replace(plugin.tiny_config(Path(".")), mode="unit", **changes)
-    torch.manual_seed(0)
-    return cfg, plugin.build_models(cfg)
-
-
-def batch() -> dict[str, Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return {"A": torch.rand(2, 3, 32, 32, generator=g) * 2 - 1,
-            "B": torch.rand(2, 3, 32, 32, generator=g) * 2 - 1}  # fmt: skip
+    return munit_tiny(mode="unit", **changes)
 
 
 def test_generator_loss_is_the_weighted_sum_and_the_shared_layers_learn() -> None:
