@@ -152,8 +152,8 @@ class MUNITPlugin(PluginBase[MUNITConfig]):
         terms = {k: t[k] for k in weights if k in t}
         loss = adv_a + adv_b + sum(weights[k] * v for k, v in terms.items())
         ctx.optimize("G", loss)
-        logs |= {"G_adv": (adv_a + adv_b).item()}
-        return logs | {("G_vgg" if k == "vgg" else k): v.item() for k, v in terms.items()}
+        named = {("G_vgg" if k == "vgg" else k): v for k, v in terms.items()}
+        return logs | ctx.gan.logs({"G_adv": adv_a + adv_b, **named})  # one sync (or none)
 
     def _terms(self, ctx: StepContext, x_a: Tensor, x_b: Tensor, cfg: MUNITConfig, vgg: Any):
         """MUNIT's terms with styles from N(0, I), or UNIT's with the latents' noise."""
