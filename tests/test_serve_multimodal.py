@@ -147,3 +147,26 @@ def test_listing_and_schema_declare_samples_seed_and_style(client: TestClient) -
     assert params["seed"]["minimum"] == 0
     form = op["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert form["style"] == {"type": "string", "format": "binary"}
+
+
+@pytest.mark.slow
+def test_an_onnx_export_serves_samples_and_a_style_image(served, tmp_path: Path) -> None:
+    """The exported translator takes the code as an input and its encoder is the graph beside
+    it: the service of the .onnx file answers as the checkpoint's Translator does."""
+    from translate.export.onnx import export_onnx
+    from translate.inference.translator import Translator
+
+    run = Path(served.source.location)
+    model = export_onnx(run, tmp_path / "bike.onnx").path
+    (onnx_model,) = load_models(onnx=[f"bike={model}"])
+    assert onnx_model.code_info() == {"name": "z", "dim": 8, "style_image": True}
+    t = Translator.from_checkpoint(run, device="cpu")
+    with TestClient(create_app([onnx_model], ServeConfig(max_samples=8, access_log=False))) as c:
+        res = post(c, {"samples": 4, "seed": 3})
+        assert res.status_code == 200 and res.headers["X-Samples"] == "4", res.text
+        want = grid(translate_samples(t, [IMAGE], 4, seed=3)[0])
+        assert np.abs(pixels(res.content) - np.asarray(want, dtype=np.int16)).max() <= 1
+        res = post(c, None, style=encoded(STYLE))
+        assert res.status_code == 200, res.text
+        want = translate_samples(t, [IMAGE], 1, code=style_code(t, STYLE))[0][0]
+        assert np.abs(pixels(res.content) - np.asarray(want, dtype=np.int16)).max() <= 1
