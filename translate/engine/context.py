@@ -78,6 +78,8 @@ class TrainContext:
             if ortho_reg > 0 and not is_discriminator_group(group)
         }
         self.last_ortho: float | None = None  # the last regularisation term (for the logs)
+        #: --grad-accum K > 1: the virtual ranks (``translate.engine.accumulate``) taking turns
+        self.micro: Any = None
 
     def begin_step(self, step: int, *, max_steps: int) -> None:
         """Set the per-step state before the plugin's ``train_step`` runs: the step, whether G
@@ -123,7 +125,9 @@ class TrainContext:
             return
         optimizer = self.optimizers[group]
         scaler = self.scalers.get(group)
-        optimizer.zero_grad(set_to_none=True)
+        micro = self.micro  # --grad-accum: the first micro-batch clears, the last steps
+        if micro is None or micro.first:
+            optimizer.zero_grad(set_to_none=True)
         pending_ortho = bool(self.ortho_params.get(group))
 
         def backward(loss: Tensor) -> None:
@@ -141,11 +145,18 @@ class TrainContext:
                     "more stable --gan-loss"
                 )
             scaled = loss if scaler is None else scaler.scale(loss)
-            if self.before_backward is not None:
-                self.before_backward(group, scaled)
+            if self.before_backward is not None and (micro is None or micro.last):
+                self.before_backward(group, scaled)  # DDP: with every micro-batch's gradient
             scaled.backward()
 
         yield backward
+        if micro is not None:
+            if not micro.arrive():  # the other micro-batches add theirs; the last one steps
+                return
+            grads = [p.grad for pg in optimizer.param_groups for p in pg["params"]]
+            grads = [g for g in grads if g is not None]
+            if grads:  # the sum of K micro-batch means -> the mean over the K
+                torch._foreach_div_(grads, micro.k)
         if scaler is None:
             optimizer.step()
         else:
@@ -155,6 +166,8 @@ class TrainContext:
             self._clip(optimizer)
         if not critic:
             self.generator_stepped = True
+        if micro is not None:
+            micro.release()
 
     @torch.no_grad()
     def _clip(self, optimizer: torch.optim.Optimizer) -> None:
