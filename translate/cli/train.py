@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ def train_and_report(
     trainer = None
     if world > 1 and "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun's or our launcher's worker
         die_with_parent()  # a launcher killed by SIGKILL leaves no worker behind
+    if world > 1 and not main:  # every rank runs the same code: rank 0 shows each warning
+        warnings.simplefilter("ignore")  # once for the job (Python's; torch's C++ ones remain)
     try:
         trainer = prepare(name, resume=resume, config_file=config, **options)
         if main:
