@@ -277,7 +277,8 @@ def run_command(
     """Translate images with a trained model (the shipped default when none is given).
     Plugin options (e.g. --direction) follow. A file that cannot be read is reported at the
     end (exit code 2) while the others are translated."""
-    from translate.cli.run_shards import command_line, launch_run, pick_gpu, shard, shard_block
+    from translate.cli.run_shards import command_line, launch_run, pick_gpu, shard_block
+    from translate.engine.launcher import env_rank
     from translate.inference.image_io import (
         attach_alpha,
         collect_inputs,
@@ -294,7 +295,7 @@ def run_command(
     from translate.inference.translator import Translator
     from translate.loading.identify import identify
 
-    rank, world, local_rank = shard()
+    rank, local_rank, world = env_rank()
     if nproc_per_node is not None and nproc_per_node > 1:
         if world > 1:
             raise ConfigError("--nproc-per-node: this process is already one of torchrun's")

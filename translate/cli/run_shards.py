@@ -13,22 +13,11 @@ GPU (``LOCAL_RANK``).
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
 
-__all__ = ["command_line", "launch_run", "pick_gpu", "shard", "shard_block"]
-
-
-def shard() -> tuple[int, int, int]:
-    """(rank, world size, local rank) of this process; (0, 1, 0) outside torchrun."""
-    env = os.environ
-    return (
-        int(env.get("RANK", "0")),
-        int(env.get("WORLD_SIZE", "1")),
-        int(env.get("LOCAL_RANK", "0")),
-    )
+__all__ = ["command_line", "launch_run", "pick_gpu", "shard_block"]
 
 
 def shard_block(n: int, rank: int, world: int, batch_size: int) -> range:

@@ -24,23 +24,14 @@ PEER_LOST = 1
 """Exit code of a rank that stopped because another process of the job failed or died."""
 
 
-def _rank() -> tuple[int, int, int]:
-    env = os.environ
-    return (
-        int(env.get("RANK", "0")),
-        int(env.get("LOCAL_RANK", "0")),
-        int(env.get("WORLD_SIZE", "1")),
-    )
-
-
 def train_and_report(
     name: str, resume: Path | None, config: Path | None, options: dict[str, Any]
 ) -> int:
     """Train; returns the exit code after printing progress and errors the CLI way."""
-    from translate.engine.launcher import die_with_parent, peer_lost
+    from translate.engine.launcher import die_with_parent, env_rank, peer_lost
     from translate.engine.loop import TrainingInterrupted, prepare
 
-    rank, local_rank, world = _rank()
+    rank, local_rank, world = env_rank()
     main = rank == 0
     trainer = None
     if world > 1 and "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun's or our launcher's worker

@@ -27,7 +27,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["ORPHAN_GRACE_S", "die_with_parent", "launch", "peer_lost", "quiet_launcher_logs"]
+__all__ = [
+    "ORPHAN_GRACE_S",
+    "die_with_parent",
+    "env_rank",
+    "launch",
+    "peer_lost",
+    "quiet_launcher_logs",
+]
 
 ORPHAN_GRACE_S = 20.0
 """Seconds an orphaned worker has to save after its launcher died, before it is killed."""
@@ -42,6 +49,16 @@ FORWARDED = tuple(
 
 #: Messages of a collective whose peer process is gone (gloo; NCCL's watchdog ends the process).
 _PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+
+
+def env_rank() -> tuple[int, int, int]:
+    """(rank, local rank, world size) from torchrun's environment; (0, 0, 1) outside it."""
+    env = os.environ
+    return (
+        int(env.get("RANK", "0")),
+        int(env.get("LOCAL_RANK", "0")),
+        int(env.get("WORLD_SIZE", "1")),
+    )
 
 
 def launch(nproc: int, entrypoint: Callable[..., Any], *args: Any) -> dict[int, Any]:
