@@ -235,7 +235,7 @@ def test_sigterm_to_one_worker_saves_one_step_and_resumes_exactly(paired: Path) 
 
 
 def test_two_processes_resumed_by_one_with_grad_accum_2_train_alike(paired: Path) -> None:
-    """A 2-process run (batch 1, dropout, instance norm) saved at step 2 and resumed by one
+    """A 2-process run (batch 1, DiffAugment, instance norm) saved at step 2 and resumed by one
     process with ``--grad-accum 2`` reaches the 2-process run's step-4 weights: the same
     global batch, rows, random streams (rank r's is virtual rank r's) and optimiser state.
     Biases that instance norm cancels are left out (their gradient is rounding noise that
@@ -250,7 +250,7 @@ def test_two_processes_resumed_by_one_with_grad_accum_2_train_alike(paired: Path
 
     run_dir = paired / "run"
     proc = _train(paired, run_dir, "--max-steps", "4", "--checkpoint-every", "2", "--norm",
-                  "instance")  # fmt: skip
+                  "instance", "--diff-augment", "color,translation,cutout")  # fmt: skip
     _, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr
     copy = paired / "copy"
