@@ -11,6 +11,7 @@ the same command line); an error of one rank alone (a diverged loss on its shard
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -135,6 +136,8 @@ def _launch(nproc: int, *args: Any) -> int:
             return failure.exitcode
         received = getattr(exc, "received", None)
         if received and failure.exitcode < 0:  # a stop signal before training began
+            name = signal.Signals(received).name
+            typer.echo(f"error: {name} before training began; nothing to save", err=True)
             return 128 + received
         # a crash (its traceback is above) or a worker killed from outside
         why = failure.message or failure.exitcode
