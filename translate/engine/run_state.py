@@ -90,6 +90,8 @@ def set_rng_state(rng: dict[str, Any], device: torch.device) -> str | None:
 
 
 def save_run(trainer: Trainer) -> Path:
+    if trainer.ctx.deferred_sync:  # a stop between reads: nothing non-finite is saved
+        trainer.ctx.check_finite(trainer.step)
     rng = rng_state(trainer.device)
     state = {
         **trainer.ctx.state_dict(),
