@@ -55,6 +55,7 @@ def bicycle_terms(
 
 class BicycleGANPlugin(PluginBase[BicycleGANConfig]):
     name = "bicyclegan"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Paired multimodal translation, cVAE-GAN + cLR-GAN (Zhu et al. 2017)"
     config_cls = BicycleGANConfig
     dataset_kind = "paired"

@@ -67,6 +67,7 @@ def munit_terms(
 
 class MUNITPlugin(PluginBase[MUNITConfig]):
     name = "munit"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Unpaired multimodal translation, content + style codes (Huang et al. 2018)"
     config_cls = MUNITConfig
     inference_config_cls = MUNITInference
