@@ -56,6 +56,7 @@ class TrainContext:
         before_backward: Callable[[str, Tensor], None] | None = None,
         ortho_reg: float = 0.0,
         deferred_sync: bool = False,
+        clip_grad_norm: float = 0.0,
     ):
         self.models = models
         self.optimizers = optimizers
@@ -89,6 +90,7 @@ class TrainContext:
         #: --grad-accum K > 1: the virtual ranks (``translate.engine.accumulate``) taking turns
         self.micro: Any = None
         #: --deferred-sync: each loss's finite flag stays on the device until ``check_finite``
+        self.clip_grad_norm = float(clip_grad_norm)
         self.deferred_sync = bool(deferred_sync)
         self.gan.deferred_logs = self.deferred_sync
         self._finite: list[tuple[str, int, Tensor]] = []
@@ -167,6 +169,11 @@ class TrainContext:
             grads = [g for g in grads if g is not None]
             if grads:  # the sum of K micro-batch means -> the mean over the K
                 torch._foreach_div_(grads, micro.k)
+        if self.clip_grad_norm > 0:  # on the true gradients: unscaled first under fp16
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            params = [p for pg in optimizer.param_groups for p in pg["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm, foreach=True)
         if scaler is None:
             optimizer.step()
         else:

@@ -178,6 +178,7 @@ class Trainer:
             rank=self.dist.rank,
             ortho_reg=gan_cfg.ortho_reg,
             deferred_sync=train_cfg.deferred_sync,
+            clip_grad_norm=gan_cfg.clip_grad_norm,
         )
         self.ctx.gan.rank, self.ctx.gan.world_size = self.dist.rank, self.dist.world_size
         if train_cfg.grad_accum > 1:  # K virtual ranks per process, world x K in all
