@@ -53,7 +53,9 @@ def test_precomputed_embeddings(tmp_path) -> None:
     make_captioned_shapes(tmp_path, 2, size=16)
     emb = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     np.savez(tmp_path / "emb.npz", embeddings=emb, filenames=np.array(["shape_0000", "shape_0001"]))
-    data = CaptionedImages(tmp_path, size=16, vocabulary=["<pad>", "<unk>"], embeddings=tmp_path / "emb.npz")
+    data = CaptionedImages(
+        tmp_path, size=16, vocabulary=["<pad>", "<unk>"], embeddings=tmp_path / "emb.npz"
+    )
     vec = data[(1, 5)]["embedding"]
     assert any(torch.equal(vec, torch.from_numpy(emb[1, k])) for k in range(3))
     np.savez(tmp_path / "bad.npz", embeddings=emb[:1], filenames=np.array(["shape_0000"]))

@@ -157,4 +157,3 @@ class CaptionedImages(Dataset[dict[str, Any]]):
 def all_captions(folder: Path) -> list[str]:
     """Every caption of the images of ``folder`` (what the vocabulary is built from)."""
     return [c for f in list_images(folder) for c in read_captions(f)]
-

@@ -117,6 +117,9 @@ def pretrain_text(
         nn.utils.clip_grad_norm_(list(text_encoder.parameters()), clip)
         opt.step()
         if log is not None and (step % 50 == 0 or step == steps - 1):
-            log(f"pretrain-text {step + 1}/{steps}: " + ", ".join(f"{k} {v:.3f}" for k, v in logs.items()))
+            log(
+                f"pretrain-text {step + 1}/{steps}: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in logs.items())
+            )
     text_encoder.eval(), image_encoder.eval()
     return logs

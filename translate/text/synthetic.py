@@ -14,7 +14,12 @@ from PIL import Image, ImageDraw
 
 __all__ = ["COLOURS", "SHAPES", "draw_shape", "make_captioned_shapes", "read_shape"]
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 30), "blue": (30, 60, 220), "yellow": (230, 210, 20)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 30),
+    "blue": (30, 60, 220),
+    "yellow": (230, 210, 20),
+}
 SHAPES = ("circle", "square", "triangle", "cross")
 TEMPLATES = ("a {c} {s}", "a {s} that is {c}", "one {c} {s} on white", "the {s} is {c}")
 BACKGROUND = (255, 255, 255)
@@ -67,7 +72,7 @@ def read_shape(image: Image.Image) -> tuple[str, str]:
     ~0.5) and the widths of its top and bottom rows (a triangle's top is narrow). An image
     without foreground reads as ("none", "none")."""
     a = np.asarray(image.convert("RGB"), dtype=np.float32)
-    fg = (np.abs(a - np.array(BACKGROUND, np.float32)).max(2) > 100)
+    fg = np.abs(a - np.array(BACKGROUND, np.float32)).max(2) > 100
     if fg.sum() < 4:
         return "none", "none"
     mean = a[fg].mean(0)
