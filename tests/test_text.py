@@ -59,7 +59,7 @@ def test_precomputed_embeddings(tmp_path) -> None:
     vec = data[(1, 5)]["embedding"]
     assert any(torch.equal(vec, torch.from_numpy(emb[1, k])) for k in range(3))
     np.savez(tmp_path / "bad.npz", embeddings=emb[:1], filenames=np.array(["shape_0000"]))
-    with pytest.raises(DataError, match="shape_0001.png: no embeddings for it"):
+    with pytest.raises(DataError, match=r"shape_0001\.png: no embeddings for it"):
         CaptionedImages(tmp_path, size=16, vocabulary=[], embeddings=tmp_path / "bad.npz")
 
 

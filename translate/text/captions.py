@@ -39,9 +39,9 @@ __all__ = [
     "UNKNOWN",
     "CaptionedImages",
     "build_vocabulary",
+    "encode_tokens",
     "read_captions",
     "tokenize",
-    "encode_tokens",
 ]
 
 PAD, UNKNOWN = "<pad>", "<unk>"  # indices 0 and 1 of every vocabulary
