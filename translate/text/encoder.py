@@ -109,3 +109,18 @@ def encode_prompts(
     tokens = torch.stack([t for t, _ in pairs])
     lengths = torch.tensor([n for _, n in pairs])
     return text_features(encoder, {"tokens": tokens, "length": lengths})
+
+
+def pack_text(sentence: Tensor, words: Tensor, mask: Tensor) -> Tensor:
+    """One (B, D + L * D + L) vector per caption: sentence, words, mask (1.0 on words), the
+    single input a generator that attends to words takes (an ONNX input of its own)."""
+    b = sentence.shape[0]
+    return torch.cat([sentence, words.reshape(b, -1), mask.to(sentence.dtype)], 1)
+
+
+def unpack_text(packed: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``pack_text``'s inverse: (sentence (B, D), words (B, L, D), mask (B, L) bool)."""
+    b, n = packed.shape
+    length = (n - dim) // (dim + 1)
+    words = packed[:, dim : dim + length * dim].reshape(b, length, dim)
+    return packed[:, :dim], words, packed[:, dim + length * dim :] > 0.5
