@@ -210,6 +210,7 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
                 ctx.gan, D, real, fake, sentence, with_text, condition_channels=e
             )
         ctx.optimize(names[1], loss_d)
+        logs["stage"] = 2.0 if second else 1.0
         if not ctx.update_generator:
             return logs
         with ctx.frozen(names[1]), ctx.autocast():

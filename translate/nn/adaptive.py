@@ -4,8 +4,7 @@ Text-to-Image Synthesis", Sec. 3.2-3.3, Fig. 4):
 * ``AdaptiveConv2d`` -- sample-adaptive kernel selection (Eq. 3): a bank of N filters
   ``K_i``; per sample, a softmax over an affine map of the style code w mixes them,
   ``K = sum_i softmax(W_filter^T w + b)_i K_i``, and the mixed kernel is then modulated and
-  demodulated by w as StyleGAN2's weight modulation (Karras et al. 2020, Eq. 1-3), run as one
-  grouped convolution.
+  demodulated by w as StyleGAN2's weight modulation (Karras et al. 2020, Eq. 1-3).
 * ``CrossAttention`` -- image features attend to the text tokens (Sec. 3.2: "cross-attention
   ... to the text embedding t_local"); ``SelfAttention`` -- over the feature map's pixels.
   GigaGAN interleaves both with the convolutions at each scale (Fig. 4).
@@ -40,9 +39,11 @@ class AdaptiveConv2d(nn.Module):
         demodulate: bool = True,
     ) -> None:
         super().__init__()
+        # (N * Cout, Cin, k, k): 4-D, so channels_last moves it like any conv weight
         self.bank = nn.Parameter(
-            torch.randn(kernels, cout, cin, size, size) / math.sqrt(cin * size * size)
+            torch.randn(kernels * cout, cin, size, size) / math.sqrt(cin * size * size)
         )
+        self.kernels = kernels
         self.bias = nn.Parameter(torch.zeros(cout))
         self.select = nn.Linear(style_dim, kernels)
         self.scale = nn.Linear(style_dim, cin)
@@ -53,26 +54,31 @@ class AdaptiveConv2d(nn.Module):
     def kernel(self, selection: Tensor, scale: Tensor | None) -> Tensor:
         """(B, Cout, Cin, k, k): the bank mixed by ``selection`` (B, N), modulated by ``scale``
         (B, Cin) when given, and demodulated when the layer demodulates."""
-        weight = torch.einsum("bn,noikl->boikl", selection, self.bank)
+        bank = self.bank.view(self.kernels, -1, *self.bank.shape[1:])  # (N, Cout, Cin, k, k)
+        weight = torch.einsum("bn,noikl->boikl", selection, bank)
         if scale is not None:
             weight = weight * scale[:, None, :, None, None]
             if self.demodulate:
                 weight = weight * torch.rsqrt(weight.square().sum((2, 3, 4), keepdim=True) + 1e-8)
         return weight
 
-    def conv(self, x: Tensor, weight: Tensor) -> Tensor:
-        """Each sample's ``x`` convolved with its own kernel (one grouped convolution)."""
-        b, cin, h, w = x.shape
+    def mixed(self, x: Tensor, selection: Tensor, scale: Tensor | None) -> Tensor:
+        """x convolved with each sample's kernel (``kernel(selection, scale)``), computed by
+        linearity as the selection-weighted sum of the bank's convolutions of the modulated
+        input (one plain convolution: exportable with a dynamic batch, unlike a grouped one),
+        then the demodulation's per-output scale."""
+        b, _, h, w = x.shape
         out = F.conv2d(
-            x.reshape(1, b * cin, h, w),
-            weight.reshape(-1, cin, *weight.shape[-2:]),
-            padding=self.padding,
-            groups=b,
+            x if scale is None else x * scale[..., None, None], self.bank, None, 1, self.padding
         )
-        return out.view(b, -1, h, w) + self.bias.view(1, -1, 1, 1)
+        out = torch.einsum("bn,bnohw->bohw", selection, out.view(b, self.kernels, -1, h, w))
+        if scale is not None and self.demodulate:
+            weight = self.kernel(selection, None) * scale[:, None, :, None, None]
+            out = out * torch.rsqrt(weight.square().sum((2, 3, 4)) + 1e-8)[..., None, None]
+        return out + self.bias.view(1, -1, 1, 1)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        return self.conv(x, self.kernel(self.select(style).softmax(1), self.scale(style)))
+        return self.mixed(x, self.select(style).softmax(1), self.scale(style))
 
 
 class SelfAttention(nn.Module):
