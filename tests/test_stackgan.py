@@ -228,3 +228,31 @@ def test_gigagan_exports_with_the_text_as_input(tmp_path: Path) -> None:
     assert float(diff) <= FP32_TOLERANCE
     with pytest.raises(ConfigError, match="ONNX export"):
         onnx_sampler.inputs(1, prompt="a red circle")
+
+
+def test_service_samples_a_prompt(run_dir: Path) -> None:
+    """GET /sample?prompt=...: the grid `translate sample --prompt` draws; an empty prompt is
+    a one-line 422."""
+    import io
+
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from translate.inference.sampling import grid
+    from translate.serve.app import create_app
+    from translate.serve.config import ServeConfig
+    from translate.serve.server import load_models
+
+    (served,) = load_models(checkpoints=[f"shapes={run_dir}"])
+    served.warm_up()
+    app = create_app([], ServeConfig(max_samples=8, access_log=False), generators=[served])
+    with TestClient(app) as c:
+        url = "/v1/models/shapes/sample"
+        res = c.get(url, params={"n": 4, "seed": 3, "prompt": "a red circle"})
+        assert res.status_code == 200, res.text
+        got = np.asarray(Image.open(io.BytesIO(res.content)).convert("RGB"))
+        expected = grid(Sampler.from_checkpoint(run_dir)(4, seed=3, prompt="a red circle"))
+        assert np.array_equal(got, np.asarray(expected))
+        bad = c.get(url, params={"prompt": " "})
+        assert bad.status_code == 422 and "prompt: empty" in bad.json()["error"]

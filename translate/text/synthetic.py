@@ -47,10 +47,16 @@ def draw_shape(colour: str, shape: str, size: int, rng: random.Random) -> Image.
 
 
 def make_captioned_shapes(
-    root: Path, n: int, *, size: int = 32, seed: int = 0, pairs: list[tuple[str, str]] | None = None
+    root: Path,
+    n: int,
+    *,
+    size: int = 32,
+    seed: int = 0,
+    pairs: list[tuple[str, str]] | None = None,
+    templates: tuple[str, ...] = TEMPLATES,
 ) -> list[tuple[str, str]]:
-    """``n`` images ``root/shape_0000.png`` with captions ``.txt`` (every template, one a
-    line), colour and shape cycling through ``pairs`` (default: all 16). Returns each image's
+    """``n`` images ``root/shape_0000.png`` with captions ``.txt`` (each of ``templates``, one
+    a line), colour and shape cycling through ``pairs`` (default: all 16). Returns each image's
     (colour, shape)."""
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -59,7 +65,7 @@ def make_captioned_shapes(
     for i in range(n):
         colour, shape = pairs[i % len(pairs)]
         draw_shape(colour, shape, size, rng).save(root / f"shape_{i:04d}.png")
-        captions = [t.format(c=colour, s=shape) for t in TEMPLATES]
+        captions = [t.format(c=colour, s=shape) for t in templates]
         (root / f"shape_{i:04d}.txt").write_text("\n".join(captions) + "\n")
         made.append((colour, shape))
     return made
