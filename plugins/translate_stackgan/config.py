@@ -43,6 +43,9 @@ class StackGANConfig:
     d_channels: int = opt(64, "D's width: this at its first layer, doubling (DF_DIM).")
     d_text_dim: int = opt(128, "D's compressed text size (N_d).")
     residual_blocks: int = opt(2, "Stage II's residual blocks.")
+    lr_halve_every: int = opt(
+        0, "Halve the learning rates every N steps (paper: every 100 epochs); 0: constant."
+    )
     kl_weight: float = opt(2.0, "Weight of CA's KL regulariser (official config: 2.0).")
     pretrain_text: bool = opt(
         True, "Pretrain the built-in text encoder with DAMSM before the GAN (stored in the run)."
@@ -88,6 +91,7 @@ class StackGANConfig:
         check(self.stage1_steps >= 0, "stage1_steps", "must be >= 0")
         check(self.residual_blocks >= 0, "residual_blocks", "must be >= 0")
         check(self.pretrain_steps >= 0, "pretrain_steps", "must be >= 0")
+        check(self.lr_halve_every >= 0, "lr_halve_every", "must be >= 0 (0: constant)")
         check(self.kl_weight >= 0, "kl_weight", "must be >= 0")
 
     @property

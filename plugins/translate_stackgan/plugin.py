@@ -43,9 +43,14 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
     config_cls = StackGANConfig
     dataset_kind = "single"  # a folder of images with same-stem captions
     generates = True
-    gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "minimax"}
-    # Adam 2e-4 for G and D, beta1 0.5, batch 64 (Sec. 4)
-    train_defaults: ClassVar[Mapping[str, Any]] = {"batch_size": 64, "max_steps": 20_000}
+    # the official code's BCE: D's minimax loss, G's non-saturating one (real labels on fakes)
+    gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "nonsaturating"}
+    # Adam 2e-4 for G and D, beta1 0.5, batch 64 (Sec. 4); halved every lr_halve_every steps
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "batch_size": 64,
+        "max_steps": 20_000,
+        "lr_decay_start": 1.0,
+    }
 
     # ------------------------------------------------------------------ config and data
     def finalize_config(self, cfg: StackGANConfig) -> StackGANConfig:
@@ -123,6 +128,10 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         if not cfg.precomputed:
             models["T"] = GRUTextEncoder(vocab_size=len(cfg.words), dim=e, word_dim=cfg.word_dim)
         return models
+
+    def lr_multiplier(self, step: int, cfg: StackGANConfig) -> float:
+        """1/2 every ``lr_halve_every`` steps (Sec. 4: every 100 epochs)."""
+        return 0.5 ** (step // cfg.lr_halve_every) if cfg.lr_halve_every else 1.0
 
     def param_groups(self, models: Mapping[str, nn.Module]) -> dict[str, list[nn.Parameter]]:
         """One optimiser per network; the text encoder is fixed during the GAN (AttnGAN's)."""
