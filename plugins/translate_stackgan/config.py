@@ -60,12 +60,10 @@ class StackGANConfig:
 
     def __post_init__(self) -> None:
         check(self.data is not None, "data", "is required (--data DIR)")
+        from translate_dcgan.plugin import check_image_size
+
+        check_image_size(self.image_size)
         size = self.image_size
-        check(
-            8 <= size <= 256 and size & (size - 1) == 0,
-            "image_size",
-            f"{size} must be a power of two from 8 to 256",
-        )
         check(self.stages in (1, 2), "stages", f"must be 1 or 2, got {self.stages}")
         check(
             self.stages == 1 or size >= 32,
