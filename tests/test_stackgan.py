@@ -274,3 +274,28 @@ def test_precomputed_embeddings_train_without_a_text_encoder(tmp_path: Path) -> 
     assert len(sampler(2, seed=0, codes=["text=" + ",".join(["0.5"] * 6)])) == 2
     with pytest.raises(ConfigError, match="precomputed embeddings"):
         sampler(1, prompt="a red circle")
+
+
+def test_pretrain_text_trains_the_stored_encoder_only_when_asked(tmp_path: Path) -> None:
+    """--pretrain-text (initialize): DAMSM steps move T's weights; --no-pretrain-text keeps its
+    initialisation. T has no optimiser group in the GAN (fixed), and lr halves as configured."""
+    import dataclasses
+
+    from translate.registry import load_plugin
+
+    plugin = load_plugin("stackgan")
+    make_captioned_shapes(tmp_path / "d", 8, size=16)
+    cfg = plugin.finalize_config(StackGANConfig(data=tmp_path / "d", **TINY))
+    for pretrain in (True, False):
+        torch.manual_seed(0)
+        models = plugin.build_models(dataclasses.replace(cfg, pretrain_text=pretrain))
+        before = [p.detach().clone() for p in models["T"].parameters()]
+        plugin.initialize(models, dataclasses.replace(cfg, pretrain_text=pretrain))
+        moved = any(
+            not torch.equal(a, b) for a, b in zip(before, models["T"].parameters(), strict=True)
+        )
+        assert moved == pretrain
+    assert "T" not in plugin.param_groups(models)
+    halving = dataclasses.replace(cfg, lr_halve_every=10)
+    assert [plugin.lr_multiplier(s, halving) for s in (0, 9, 10, 25)] == [1, 1, 0.5, 0.25]
+    assert plugin.lr_multiplier(10**6, cfg) == 1.0
