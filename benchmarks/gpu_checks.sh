@@ -6,7 +6,9 @@
 #      as its users run it), pix2pix and CycleGAN (benchmarks/train_speed.py --device cuda);
 #   3. a distributed launch with more processes than GPUs fails in one line (NCCL needs one
 #      GPU per process);
-#   4. --compile: compile time and steady step on the GPU.
+#   4. --compile: compile time and steady step on the GPU;
+#   5. issue 41's launch-bound path at batch 1 and 16: --deferred-sync, then CUDA graphs
+#      (--compile --compile-mode reduce-overhead), against the reference in one run.
 # Each part has its own time limit and the run goes on when one fails; logs go to $OUT.
 #   REF=../shared/reference OUT=/tmp/gpu bash benchmarks/gpu_checks.sh
 set -u
@@ -42,3 +44,10 @@ part ddp_two_on_one_gpu 45 $PY -m translate train pix2pix --data "$OUT/ddp_data"
   --run-dir "$OUT/ddp_run" --no-progress
 part speed_compile 110 $PY benchmarks/train_speed.py --device cuda --plugin pix2pix \
   --variants default compile --steps 30 --warmup 5
+for plugin in pix2pix cyclegan; do
+  for batch in 1 16; do
+    part "graphs_${plugin}_b${batch}" 110 $PY benchmarks/train_speed.py --device cuda \
+      --plugin $plugin --reference --reference-dir "$REF" --batch-size $batch \
+      --variants default deferred graphs graphs+fp32 --rounds 1 --steps 30 --warmup 10
+  done
+done

@@ -41,6 +41,15 @@ VARIANTS = {
     # the engine's defaults: --amp auto (bf16 on CPUs with AVX-512 BF16/AMX), channels-last
     "default": {},
     "compile": {"compile": True},
+    # issue 41's launch-bound GPU path: no host sync inside a step, then CUDA graphs on top
+    "deferred": {"deferred_sync": True},
+    "graphs": {"compile": True, "compile_mode": "reduce-overhead", "deferred_sync": True},
+    "graphs+fp32": {
+        "compile": True,
+        "compile_mode": "reduce-overhead",
+        "deferred_sync": True,
+        "amp": "none",
+    },
     "fp32": {"amp": "none", "channels_last": False},
     "fp32+cl": {"amp": "none", "channels_last": True},
     "bf16": {"amp": "bf16", "channels_last": False},
@@ -71,7 +80,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_data(plugin_name: str, root: Path, size: int) -> dict[str, str]:
+def write_data(plugin_name: str, root: Path, size: int, n: int = 4) -> dict[str, str]:
     import numpy as np
     from PIL import Image
 
@@ -79,13 +88,13 @@ def write_data(plugin_name: str, root: Path, size: int) -> dict[str, str]:
     if plugin_name == "cyclegan":
         for d in ("A", "B"):
             (root / d).mkdir(parents=True)
-            for i in range(4):
+            for i in range(n):
                 Image.fromarray(rng.integers(0, 255, (size, size, 3), np.uint8)).save(
                     root / d / f"{i}.jpg", quality=90
                 )
         return {"domain_a": str(root / "A"), "domain_b": str(root / "B")}
     (root / "train").mkdir(parents=True)
-    for i in range(4):
+    for i in range(n):
         Image.fromarray(rng.integers(0, 255, (size, 2 * size, 3), np.uint8)).save(
             root / "train" / f"{i}.jpg", quality=90
         )
@@ -106,6 +115,7 @@ def bench_trainer(
         load_size=args.size,
         crop_size=args.size,
         max_steps=args.warmup + args.steps,
+        batch_size=args.batch_size,
         progress=False,
         run_dir=run_dir,
         sample_every=10**9,
@@ -127,7 +137,7 @@ def child(args: argparse.Namespace) -> None:
     if args.threads:
         options["threads"] = args.threads
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_data(args.plugin, Path(tmp) / "data", args.size)
+        data = write_data(args.plugin, Path(tmp) / "data", args.size, max(4, args.batch_size))
         trainer = bench_trainer(args.plugin, data, options, args, Path(tmp) / "run")
         cuda = trainer.device.type == "cuda"
         sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -166,6 +176,7 @@ def reference(args: argparse.Namespace, data: Path, out: Path) -> dict:
     common = ["--checkpoints_dir", str(out / "ck"), "--n_epochs", "1", "--n_epochs_decay", "0"]
     common += ["--print_freq", "1", "--display_freq", "100000", "--update_html_freq", "100000"]
     common += ["--save_latest_freq", "100000", "--save_epoch_freq", "1", "--no_html"]
+    common += ["--batch_size", str(args.batch_size)]
     if args.plugin == "cyclegan":
         model = ["--dataroot", str(data / "cyclegan"), "--name", "sbs_c", "--model", "cycle_gan"]
     else:
@@ -201,8 +212,8 @@ def reference(args: argparse.Namespace, data: Path, out: Path) -> dict:
 
 def run_variant(args: argparse.Namespace, name: str) -> dict | None:
     cmd = [sys.executable, __file__, "--plugin", args.plugin, "--variant", name]
-    for flag in ("steps", "warmup", "size", "threads", "device"):
-        cmd += [f"--{flag}", str(getattr(args, flag))]
+    for flag in ("steps", "warmup", "size", "threads", "device", "batch_size"):
+        cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         print(f"{name}: failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
@@ -221,6 +232,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1, help="alternating repeats")
     parser.add_argument(
         "--threads", type=int, default=0, help="intra-op threads (0: the engine's default)"
@@ -240,7 +252,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.reference:
             subprocess.run(
-                [sys.executable, str(args.reference_dir / "gen_data.py"), f"{tmp}/data", "12", "2"],
+                [
+                    sys.executable,
+                    str(args.reference_dir / "gen_data.py"),
+                    f"{tmp}/data",
+                    str(max(12, 2 * args.batch_size)),
+                    "2",
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -263,12 +281,12 @@ def main() -> None:
         return
     base = names[0]
     print(
-        f"\n{args.plugin} training, batch 1, {args.size}x{args.size}, {args.steps} timed steps "
-        f"after {args.warmup}, {args.rounds} round(s); medians over rounds; ratios are per round "
-        f"(same round, alternating), then the median"
+        f"\n{args.plugin} training, batch {args.batch_size}, {args.size}x{args.size}, "
+        f"{args.steps} timed steps after {args.warmup}, {args.rounds} round(s); medians over "
+        f"rounds; ratios are per round (same round, alternating), then the median"
     )
     print(
-        f"{'variant':10} {'s/step':>7} {'1st step':>8} {'data ms':>7} {'peak MB':>7} "
+        f"{'variant':10} {'s/step':>7} {'img/s':>7} {'1st step':>8} {'data ms':>7} {'peak MB':>7} "
         f"{'time vs ' + base:>16} {'memory vs ' + base:>18}"
     )
     for name in names:
@@ -278,6 +296,7 @@ def main() -> None:
         mem_ratio = statistics.median(r["peak_mb"] / b["peak_mb"] for b, r in pairs)
         print(
             f"{name:10} {statistics.median(r['s_per_step'] for r in rows):7.3f} "
+            f"{args.batch_size / statistics.median(r['s_per_step'] for r in rows):7.1f} "
             f"{statistics.median(r['first_step_s'] for r in rows):8.2f} "
             f"{statistics.median(r['data_ms'] for r in rows):7.1f} "
             f"{statistics.median(r['peak_mb'] for r in rows):7.0f} "

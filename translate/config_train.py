@@ -52,6 +52,17 @@ class TrainConfig:
         "Compile the models with torch.compile (inductor): a one-off compile time for faster "
         "steps; benchmarks/train_speed.py --variants default compile measures both.",
     )
+    compile_mode: str = opt(
+        "default",
+        "torch.compile's mode with --compile: default, reduce-overhead (CUDA graphs: one launch "
+        "per captured region, for launch-bound small-batch GPU steps) or max-autotune.",
+    )
+    deferred_sync: bool = opt(
+        False,
+        "Read the losses and their finite check on the host only every --log-every steps and "
+        "before a save, not every step (no device sync inside a GPU step). A non-finite loss is "
+        "then found up to --log-every steps late; nothing non-finite is saved.",
+    )
     workers: int = opt(0, "Data-loading worker processes (0: load in the training process).")
     log_every: int = opt(10, "Append metrics to metrics.jsonl every N steps.")
     sample_every: int = opt(500, "Write a PNG sample grid every N steps.")
@@ -107,9 +118,23 @@ class TrainConfig:
         check(
             self.amp in ("auto", "none", "bf16", "fp16"), "amp", "must be auto, none, bf16 or fp16"
         )
+        check(
+            self.compile_mode in COMPILE_MODES,
+            "compile_mode",
+            f"must be one of {', '.join(COMPILE_MODES)}",
+        )
         check(self.threads >= 0, "threads", "must be 0 (physical cores) or more")
         check_int_range(self.seed, "seed", 0, SEED_MAX)
 
+    def reads_device_at(self, step: int) -> bool:
+        """Whether step ``step`` reads values from the device with --deferred-sync: a log
+        line, a checkpoint, an evaluation or the last step."""
+        every = (self.log_every, self.checkpoint_every, self.eval_every or self.max_steps)
+        return step == self.max_steps or any(step % n == 0 for n in every)
+
+
+#: torch.compile modes offered by --compile-mode.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 #: Inference precision (run, serve, the Python API, export parity; ``engine.device``): fp32 by
 #: default, so the same image gives the same bytes every way a model is run.

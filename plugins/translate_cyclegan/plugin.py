@@ -185,12 +185,10 @@ class CycleGANPlugin(PluginBase[CycleGANConfig]):
                 with ctx.autocast():
                     idt_b = identity_loss(G_B(real_a), real_a)
                 backward(lambda_idt * idt_b)
-        # one device sync for the four reconstruction terms
-        terms = torch.stack([cycle_a, cycle_b, idt_a, idt_b]).detach().tolist()
-        logs = {"G_adv_A": logs_a["G_adv"], "G_adv_B": logs_b["G_adv"]}
-        logs.update(zip(("cycle_A", "cycle_B", "idt_A", "idt_B"), terms, strict=True))
+        terms = {"cycle_A": cycle_a, "cycle_B": cycle_b, "idt_A": idt_a, "idt_B": idt_b}
         if cfg.distill_from is not None:
-            logs["distill_A"], logs["distill_B"] = distill_a.item(), distill_b.item()
+            terms.update(distill_A=distill_a, distill_B=distill_b)
+        logs = {"G_adv_A": logs_a["G_adv"], "G_adv_B": logs_b["G_adv"], **ctx.gan.logs(terms)}
         return fake_a.detach(), fake_b.detach(), logs
 
     @staticmethod

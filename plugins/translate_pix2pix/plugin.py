@@ -165,7 +165,7 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
             )
             loss_l1 = l1_loss(fake_b.float(), real_b)
             loss_g = loss_adv + cfg.lambda_l1 * loss_l1
-            logs = {**logs_d, **logs_g, "G_L1": loss_l1.item()}
+            own = {"G_L1": loss_l1}
             if cfg.distill_from is not None and cfg.lambda_distill > 0:
                 # self-supervised compression (Yu & Pool 2020): the dense G's output as target
                 from translate.compress import teacher_output
@@ -173,9 +173,9 @@ class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
                 target = teacher_output(cfg.distill_from, "G", real_a).float()
                 loss_distill = l1_loss(fake_b.float(), target)
                 loss_g = loss_g + cfg.lambda_distill * loss_distill
-                logs["G_distill"] = loss_distill.item()
+                own["G_distill"] = loss_distill
         ctx.optimize("G", loss_g)
-        return logs
+        return {**logs_d, **logs_g, **ctx.gan.logs(own)}
 
     def inference_module(
         self, models: Mapping[str, nn.Module], cfg: Pix2PixConfig, opts: Any

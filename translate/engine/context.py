@@ -20,6 +20,13 @@ def is_discriminator_group(group: str) -> bool:
     return group.startswith("D")
 
 
+def diverged_loss(group: str, step: int, what: str) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"loss of group {group!r} {what} at step {step}; usual remedies: a lower --lr, "
+        "--amp none, an R1 penalty (--r1-gamma 10) or a more stable --gan-loss"
+    )
+
+
 class TrainContext:
     """Holds the models, optimisers, AMP state and pools; plugins call its methods.
 
@@ -48,6 +55,7 @@ class TrainContext:
         rank: int = 0,
         before_backward: Callable[[str, Tensor], None] | None = None,
         ortho_reg: float = 0.0,
+        deferred_sync: bool = False,
     ):
         self.models = models
         self.optimizers = optimizers
@@ -78,6 +86,10 @@ class TrainContext:
             if ortho_reg > 0 and not is_discriminator_group(group)
         }
         self.last_ortho: float | None = None  # the last regularisation term (for the logs)
+        #: --deferred-sync: each loss's finite flag stays on the device until ``check_finite``
+        self.deferred_sync = bool(deferred_sync)
+        self.gan.deferred_logs = self.deferred_sync
+        self._finite: list[tuple[str, int, Tensor]] = []
 
     def begin_step(self, step: int, *, max_steps: int) -> None:
         """Set the per-step state before the plugin's ``train_step`` runs: the step, whether G
@@ -134,12 +146,10 @@ class TrainContext:
                     ortho = self.ortho_reg * orthogonal_regularization(self.ortho_params[group])
                 self.last_ortho = float(ortho.detach())
                 loss = loss.float() + ortho
-            if not torch.isfinite(loss.detach()).all():
-                raise TrainingDiverged(
-                    f"loss of group {group!r} is {loss.item()} at step {self.step}; usual "
-                    "remedies: a lower --lr, --amp none, an R1 penalty (--r1-gamma 10) or a "
-                    "more stable --gan-loss"
-                )
+            if self.deferred_sync:  # read by check_finite, without a sync here
+                self._finite.append((group, self.step, torch.isfinite(loss.detach()).all()))
+            elif not torch.isfinite(loss.detach()).all():
+                raise diverged_loss(group, self.step, f"is {loss.item()}")
             scaled = loss if scaler is None else scaler.scale(loss)
             if self.before_backward is not None:
                 self.before_backward(group, scaled)
@@ -155,6 +165,18 @@ class TrainContext:
             self._clip(optimizer)
         if not critic:
             self.generator_stepped = True
+
+    def check_finite(self, now: int) -> None:
+        """--deferred-sync: raise ``TrainingDiverged`` for the first non-finite loss since the
+        last check (one device sync for all of them); ``now``: the step checking."""
+        pending, self._finite = self._finite, []
+        if not pending:
+            return
+        finite = torch.stack([flag for _, _, flag in pending]).tolist()
+        for (group, step, _), ok in zip(pending, finite, strict=True):
+            if not ok:
+                found = f"is not finite (found at step {now} with --deferred-sync)"
+                raise diverged_loss(group, step, found)
 
     @torch.no_grad()
     def _clip(self, optimizer: torch.optim.Optimizer) -> None:

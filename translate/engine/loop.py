@@ -150,7 +150,7 @@ class Trainer:
             torch.manual_seed(train_cfg.seed + RANK_SEED * self.dist.rank)
         if train_cfg.compile:
             for model in self.models.values():
-                model.compile()  # in place: parameter names (and checkpoints) stay the same
+                model.compile(mode=train_cfg.compile_mode)  # in place: same parameter names
         groups = plugin.param_groups(self.models)
         self.base_lr = {
             g: (train_cfg.lr_d or train_cfg.lr) if is_discriminator_group(g) else train_cfg.lr
@@ -177,6 +177,7 @@ class Trainer:
             n_critic=self.n_critic,
             rank=self.dist.rank,
             ortho_reg=gan_cfg.ortho_reg,
+            deferred_sync=train_cfg.deferred_sync,
         )
         self.ctx.gan.rank, self.ctx.gan.world_size = self.dist.rank, self.dist.world_size
         self.ctx.gan.seed = train_cfg.seed
@@ -319,6 +320,8 @@ class Trainer:
             losses = {**losses, **self._adjust_ada(ada)}
         self.step += 1
         self.samples_seen += self.global_batch_size
+        if self.ctx.deferred_sync and cfg.reads_device_at(self.step):
+            self.ctx.check_finite(self.step)
         return {**losses, "lr": cfg.lr * factor}
 
     def _adjust_ada(self, ada: Any) -> dict[str, float]:

@@ -38,14 +38,23 @@ class MetricsLog:
         self.last_time = time.perf_counter()
         self.last_record: dict[str, Any] = {}
 
-    def add(self, values: dict[str, float]) -> None:
+    def add(self, values: Mapping[str, float | Tensor]) -> None:
+        """One step's values: floats, or device scalars (``--deferred-sync``) that are summed
+        on the device and read once per interval."""
         for key, value in values.items():
-            self.sums[key] += float(value)
+            if isinstance(value, Tensor):
+                self.sums[key] = self.sums[key] + value.detach()  # type: ignore[assignment]
+            else:
+                self.sums[key] += float(value)
             self.counts[key] += 1
         self.count += 1
 
     def averages(self) -> dict[str, float]:
         sums, counts = self.sums, self.counts
+        on_device = [k for k, v in sums.items() if isinstance(v, Tensor)]
+        if on_device:  # one sync for every device sum
+            read = torch.stack([torch.as_tensor(sums[k]).float() for k in on_device]).tolist()
+            sums = {**sums, **dict(zip(on_device, read, strict=True))}
         if self.reduce is not None:
             sums, counts = self.reduce(sums, counts)
         return {k: v / counts[k] for k, v in sums.items()}

@@ -59,6 +59,8 @@ def run_weights(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 def save_run(trainer: Trainer) -> Path:
+    if trainer.ctx.deferred_sync:  # a stop between reads: nothing non-finite is saved
+        trainer.ctx.check_finite(trainer.step)
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if trainer.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state_all()

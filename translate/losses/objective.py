@@ -25,6 +25,7 @@ penalties); the objective holds no device or optimiser state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ from translate.losses.lazy import lazy_scale
 from translate.losses.regularizers import Discriminator, gradient_penalty, r1_penalty, r2_penalty
 from translate.nn.gradnorm import gradient_normalized
 
-__all__ = ["GANObjective", "feature_matching_loss"]
+__all__ = ["GANObjective", "feature_matching_loss", "log_values"]
 
 
 def _mean_logit(logits: Logits) -> Tensor:
@@ -48,10 +49,15 @@ def _mean_logit(logits: Logits) -> Tensor:
     return torch.stack([s.detach().float().mean() for s in logit_scales(logits)]).mean()
 
 
-def _to_floats(values: dict[str, Tensor]) -> dict[str, float]:
-    # One stack + tolist is a single device sync instead of one .item() per entry.
-    numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()
-    return dict(zip(values, numbers, strict=True))
+def log_values(values: Mapping[str, Tensor], *, deferred: bool = False) -> dict[str, Any]:
+    """Loss values for the logs. By default floats, read with one device sync for all of them
+    (one stack + tolist instead of an ``.item()`` each). ``deferred`` (``--deferred-sync``):
+    detached float32 scalars left on the device; the engine adds them up there and reads them
+    once per log interval, so a GPU step has no host sync."""
+    scalars = [v.detach().float().reshape(()) for v in values.values()]
+    if deferred:
+        return dict(zip(values, scalars, strict=True))
+    return dict(zip(values, torch.stack(scalars).tolist(), strict=True)) if scalars else {}
 
 
 def _split_features(features: object) -> list[list[Tensor]]:
@@ -135,6 +141,13 @@ class GANObjective:
         #: processes with batch B draw what one process with batch N * B draws
         self.rank, self.world_size, self.seed = 0, 1, 0
         self._step = self._draws = 0
+        #: ``--deferred-sync``: the logs stay on the device (``log_values``); set by the engine
+        self.deferred_logs = False
+
+    def logs(self, values: Mapping[str, Tensor]) -> dict[str, Any]:
+        """``values`` for a step's logs (plugins' own terms too): floats, or device scalars
+        under ``--deferred-sync`` (see ``log_values``)."""
+        return log_values(values, deferred=self.deferred_logs)
 
     @property
     def relativistic(self) -> bool:
@@ -241,7 +254,7 @@ class GANObjective:
                 total = total + scale * 0.5 * self.r2_gamma * r2
                 logs["r2"] = r2
         logs["D_loss"] = total
-        return total, _to_floats(logs)
+        return total, self.logs(logs)
 
     def generator_loss(
         self,
@@ -299,7 +312,7 @@ class GANObjective:
             fm = feature_matching_loss(fake_features, real_features, paired=paired)
             loss = loss + fm_weight * fm
             logs["G_fm"] = fm
-        return loss, _to_floats(logs)
+        return loss, self.logs(logs)
 
     def feature_matching(
         self,
