@@ -229,7 +229,7 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
             kl = ca_kl(mu.float(), logvar.float())
             loss_g = loss_g + cfg.kl_weight * kl
         ctx.optimize(names[0], loss_g)
-        return {**logs, **logs_g, "kl": kl.item()}
+        return {**logs, **logs_g, **ctx.gan.logs({"kl": kl})}
 
     # ------------------------------------------------------------------ inference
     def inference_module(

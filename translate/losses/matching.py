@@ -51,4 +51,5 @@ def matching_aware_d_loss(
         D, real_in, join(real, mismatched(text)), condition_channels=condition_channels
     )
     total = 0.5 * (loss_fake + loss_wrong)
-    return total, {**logs, "D_loss": total.item(), "D_wrong": logs_w["D_fake"]}
+    # floats, or device scalars under --deferred-sync (the objective's ``logs``)
+    return total, {**logs, **objective.logs({"D_loss": total}), "D_wrong": logs_w["D_fake"]}
