@@ -24,6 +24,7 @@ FLAT_FIELDS = {
     # added after the split: ADA's group and the EMA half-life (old meta.json: their defaults)
     "ada_target", "ada_p", "ada_pipeline", "ada_kimg", "ada_interval", "ema_kimg", "ema_rampup",
     "epsilon_drift",  # ProGAN's drift term (PenaltyConfig)
+    "clip_grad_norm",  # gradient-norm clipping (StabiliserConfig; TransGAN's authors)
 }  # fmt: skip
 
 
@@ -45,6 +46,7 @@ def test_an_old_meta_json_gan_config_still_loads() -> None:
     later = {  # fields added since, at their defaults: ADA off, no EMA half-life
         "ada_target": 0.0, "ada_p": None, "ada_pipeline": "bgc", "ada_kimg": 500.0,
         "ada_interval": 4, "ema_kimg": 0.0, "ema_rampup": 0.0, "epsilon_drift": 0.0,
+        "clip_grad_norm": 0.0,
     }  # fmt: skip
     assert not cfg.ada_enabled
     assert config_to_dict(cfg) == {**old, "ortho_reg": 0.0, **later}

@@ -197,6 +197,7 @@ CASES: list[tuple[str, list[str], Callable[[Run], None]]] = [
     ("ada-fixed", ["--ada-p", "0.5", "--ada-pipeline", "blit"], _has("ada_p")),
     ("ortho-reg", ["--ortho-reg", "1e-4"], _has("G_ortho")),
     ("epsilon-drift", ["--epsilon-drift", "0.001"], _has("drift")),
+    ("clip-grad-norm", ["--clip-grad-norm", "5"], _has("D_adv")),
     ("ttur", ["--lr-d", "4e-4"], _ttur),
     # the plugin's own discriminator / generator choices with the core options they meet
     ("pixel-d-r1", ["--discriminator", "pixel", "--norm", "none", "--r1-gamma", "1"], _has("r1")),

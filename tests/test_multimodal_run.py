@@ -91,6 +91,24 @@ def test_style_from_uses_the_encoders_code(run_dir: Path, image: Path, tmp_path:
     assert np.abs(pixels(tmp_path / "o/img.png") - np.asarray(want, dtype=np.int16)).max() <= 1
 
 
+def test_a_reference_is_encoded_at_the_training_size(run_dir: Path) -> None:
+    """A reference of any size is resized (bicubic) to the training crop, as the papers' test
+    code loads it, on either backend (the exported encoder is one fixed size)."""
+    from translate.inference.image_io import pil_to_tensor
+    from translate.inference.multimodal import style_code
+
+    t = Translator.from_checkpoint(run_dir, device="cpu")
+    with torch.no_grad():  # E's mean head scaled up: codes differ visibly between inputs
+        t.code_encoder.encoder.mu.weight.mul_(100.0)
+    rng = np.random.default_rng(3)
+    ref = Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    with torch.no_grad():
+        want = t.code_encoder(pil_to_tensor([ref.resize((32, 32), Image.Resampling.BICUBIC)]))
+        assert torch.equal(style_code(t, ref), want)
+        padded = t.code_encoder(pil_to_tensor([ref.crop((0, 0, 64, 64))]))
+    assert (padded - want).abs().max() > 1e-3  # the size matters: the check can fail
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -118,3 +118,78 @@ def test_step_decay_by_hand() -> None:
     assert [plugin.lr_multiplier(s, cfg) for s in (0, 99_999, 100_000, 250_000)] == [
         1.0, 1.0, 0.5, 0.25,
     ]  # fmt: skip
+
+
+def test_instance_normalized_mse_by_hand() -> None:
+    from translate.losses.perceptual import instance_normalized_mse
+
+    # channel [1, 3]: mean 2, variance 1 -> [-1, 1] / sqrt(1 + eps); channel [5, 5]: -> [0, 0]
+    fake, real = torch.tensor([[[[1.0, 3.0]]]]), torch.tensor([[[[5.0, 5.0]]]])
+    assert instance_normalized_mse(fake, real).item() == pytest.approx(1 / (1 + 1e-5))
+    # a channel's scale and shift (its style) do not count, its pattern (content) does
+    assert instance_normalized_mse(fake, 7 * fake - 4).item() == pytest.approx(0.0, abs=1e-6)
+    flipped = fake.flip(-1)
+    assert instance_normalized_mse(fake, flipped).item() == pytest.approx(4 / (1 + 1e-5))
+
+
+@pytest.fixture(scope="module")
+def vgg_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from translate.losses.perceptual import vgg19_features
+
+    torch.manual_seed(0)
+    features = vgg19_features(26)
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    path = tmp_path_factory.mktemp("vgg") / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def test_perceptual_term_by_hand(vgg_weights: Path) -> None:
+    """App. B's domain-invariant perceptual loss: x_ab against x_a and x_ba against x_b on
+    instance-normalised relu4_4 features, computed here from the raw VGG layers."""
+    from translate.losses.perceptual import MUNIT_LAYERS, VGGLoss, vgg19_features
+
+    vgg = VGGLoss(vgg_weights, MUNIT_LAYERS, distance="in_mse")
+    raw = vgg19_features(26)
+    raw.load_state_dict({k[9:]: v for k, v in torch.load(vgg_weights).items()})
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def feats(x: Tensor) -> Tensor:
+        f = raw(((x + 1) / 2 - mean) / std)
+        mu, var = f.mean((2, 3), keepdim=True), f.var((2, 3), unbiased=False, keepdim=True)
+        return (f - mu) / (var + 1e-5).sqrt()
+
+    cfg, models = tiny()
+    b = batch()
+    s_a, s_b = torch.randn(1, cfg.style_dim), torch.randn(1, cfg.style_dim)
+    t = munit_terms(models["G_A"], models["G_B"], b["A"], b["B"], s_a, s_b, 0.0, vgg)
+    with torch.no_grad():
+        want = ((feats(t["x_ba"]) - feats(b["B"])) ** 2).mean() + (
+            (feats(t["x_ab"]) - feats(b["A"])) ** 2
+        ).mean()
+    assert t["vgg"].item() == pytest.approx(want.item(), rel=1e-4)
+    t["vgg"].backward()  # it trains both generators (the translations), never VGG
+    for name in ("G_A", "G_B"):
+        assert sum(float(p.grad.abs().sum()) for p in models[name].decoder.parameters()) > 0
+    assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_generator_loss_adds_the_weighted_perceptual_term(vgg_weights: Path) -> None:
+    cfg, models = tiny(vgg_weights=vgg_weights, lambda_vgg=3.0)
+    ctx = Ctx(models)
+    logs = plugin.train_step(ctx, batch(), cfg)
+    want = logs["G_adv"] + 10 * logs["recon_x"] + logs["recon_c"] + logs["recon_s"]
+    assert logs["G_vgg"] > 0
+    assert ctx.losses["G"] == pytest.approx(want + 3 * logs["G_vgg"], rel=1e-5)
+    assert "G_vgg" not in plugin.train_step(Ctx(models), batch(), tiny()[0])
+
+
+def test_a_missing_vgg_file_is_one_line(tmp_path: Path) -> None:
+    from translate.errors import ConfigError
+
+    cfg = tiny(vgg_weights=tmp_path / "nope.pth")[0]
+    with pytest.raises(ConfigError, match=r"^vgg_weights: .*nope.pth: no such file$"):
+        plugin.finalize_config(cfg)

@@ -359,3 +359,36 @@ def test_page_offers_the_domains_of_a_stargan_model(
         got = np.asarray(rendered.convert("RGB"), np.int16)
         assert got.shape == want.shape, name
         assert np.abs(got - want).max() <= 2, f"{name}: not the output for domain B"
+
+
+def test_page_shows_the_samples_of_a_multimodal_model(browser: WebDriver, tmp_path: Path) -> None:
+    """A model with a code (munit's style): the page asks for samples and a seed, and shows
+    the K outputs side by side, those ``translate run --samples K --seed S --grid`` gives."""
+    from tests.test_multimodal_export import tiny_run
+    from translate.inference.multimodal import grid, translate_samples
+
+    run = tiny_run("munit", tmp_path / "munit")
+    source = Image.fromarray(np.random.default_rng(5).integers(0, 256, (32, 32, 3), np.uint8))
+    upload = tmp_path / "edge.png"
+    source.save(upload)
+    with ServerProcess(["-c", f"styles={run}", "--threads", "1", "--no-access-log"]) as server:
+        browser.get(f"{server.url}/")
+        browser.wait_for("return document.body.dataset.state === 'idle'")
+        browser.wait_for("return document.getElementById('samples') !== null")
+        browser.js(
+            "document.getElementById('samples').value = '3';"
+            "document.getElementById('seed').value = '5';"
+        )
+        assert browser.js("return document.getElementById('style') !== null")  # a style box
+        browser.cmd("POST", f"/element/{browser.find('#file')}/value", {"text": str(upload)})
+        state = browser.wait_for(DONE)
+        page = browser.js(OUTPUT_PIXELS)
+    assert state == "done", page["status"]
+    assert "3 samples side by side" in page["status"]
+    rendered = Image.open(io.BytesIO(base64.b64decode(page["png"].split(",", 1)[1])))
+    t = Translator.from_checkpoint(run, device="cpu")
+    want = np.asarray(grid(translate_samples(t, [source], 3, seed=5)[0]), np.int16)
+    got = np.asarray(rendered.convert("RGB"), np.int16)
+    assert got.shape == want.shape == (32, 96, 3)
+    assert np.abs(got - want).max() <= 2
+    assert np.abs(want[:, :32] - want[:, 32:64]).max() > 2  # the samples differ

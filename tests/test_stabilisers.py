@@ -161,3 +161,33 @@ def test_gradient_normalised_objective_bounds_logits() -> None:
     g_loss, _ = obj.generator_loss(toy.D, toy.fake)
     g_loss.backward()
     assert toy.g_scale.grad is not None and toy.g_scale.grad != 0
+
+
+@pytest.mark.parametrize(("max_norm", "scale"), [(5.0, 5.0 / 20.0), (50.0, 1.0)])
+def test_clip_grad_norm_scales_each_groups_gradient_to_the_bound(
+    max_norm: float, scale: float
+) -> None:
+    """--clip-grad-norm (TransGAN's authors clip D and G at 5): loss = 10 * sum(w) over 4
+    weights gives a gradient of 10 each, norm 20; SGD with lr 1 then moves each weight by
+    10 * min(1, max_norm / 20): by 2.5 under a bound of 5, by the whole 10 under 50. The D
+    group is clipped too, separately from G."""
+    from translate.engine.context import TrainContext
+    from translate.losses.objective import GANObjective
+
+    models = {"G": torch.nn.Linear(4, 1, bias=False), "D": torch.nn.Linear(2, 1, bias=False)}
+    for m in models.values():
+        torch.nn.init.zeros_(m.weight)
+    ctx = TrainContext(
+        models=models,
+        optimizers={k: torch.optim.SGD(m.parameters(), lr=1.0) for k, m in models.items()},
+        device=torch.device("cpu"),
+        amp="none",
+        gan=GANObjective(),
+        seed=0,
+        clip_grad_norm=max_norm,
+    )
+    ctx.optimize("G", 10 * models["G"].weight.sum())
+    torch.testing.assert_close(models["G"].weight, torch.full((1, 4), -10.0 * scale))
+    ctx.optimize("D", 10 * models["D"].weight.sum())  # norm 10 sqrt(2) = 14.1
+    d_scale = min(1.0, max_norm / (10 * 2**0.5))
+    torch.testing.assert_close(models["D"].weight, torch.full((1, 2), -10.0 * d_scale))

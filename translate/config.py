@@ -235,8 +235,12 @@ class StabiliserConfig:
         "Orthogonal regularisation of the generators' weights with this weight (BigGAN's "
         "off-diagonal form, Brock et al. 2019, Eq. 3; they use 1e-4; 0: off).",
     )
+    clip_grad_norm: float = opt(
+        0.0, "Clip each optimiser group's gradient norm to this before its step (0: off)."
+    )
 
     def __post_init__(self) -> None:
+        check(self.clip_grad_norm >= 0, "clip_grad_norm", "must be >= 0 (0: off)")
         check(self.feature_matching >= 0, "feature_matching", "must be >= 0")
         check(self.instance_noise >= 0, "instance_noise", "must be >= 0")
         check(self.instance_noise_steps >= 0, "instance_noise_steps", "must be >= 0")

@@ -24,6 +24,12 @@ class TrainConfig:
     batch_size: int = opt(
         1, "Images per batch and process: the global batch is this x the number of processes."
     )
+    grad_accum: int = opt(
+        1,
+        "Gradient accumulation: micro-batches of --batch-size per optimisation step and "
+        "process (global batch = batch x processes x this); keeps a run's global batch on "
+        "fewer GPUs.",
+    )
     lr: float = opt(2e-4, "Learning rate of the generator (and of every group without its own).")
     lr_d: float | None = opt(None, "Discriminator learning rate (TTUR); default: same as --lr.")
     beta1: float = opt(0.5, "Adam beta1.")
@@ -103,7 +109,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check(self.dist_timeout > 0, "dist_timeout", "must be positive")
-        for name in ("max_steps", "batch_size", "log_every", "sample_every", "checkpoint_every"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "grad_accum",
+            "log_every",
+            "sample_every",
+            "checkpoint_every",
+        ):
             check(getattr(self, name) >= 1, name, "must be at least 1")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check(self.workers >= 0, "workers", "must be 0 or more")

@@ -195,6 +195,13 @@ class PluginBase(Generic[C]):
     #: ``translate encode`` writes ``encoder_module``'s latents, ``translate run`` returns the
     #: reconstruction G(E(x)), ``translate export --encoder`` exports E.
     encodes: ClassVar[bool] = False
+    #: Distributed training: whether some backward pass of an optimiser group leaves some of
+    #: its parameters without a gradient (a loss that reaches one generator of two, layers of
+    #: another resolution). DDP then traverses each backward's graph to mark them
+    #: (``find_unused_parameters``), which costs a little per step and warns when nothing is
+    #: unused; a plugin whose every loss reaches every parameter of its group declares False.
+    #: ``tests/test_ddp_unused.py`` measures it for every discovered plugin.
+    ddp_unused_parameters: ClassVar[bool] = True
     #: Per-plugin defaults for the core configs (e.g. the paper's objective and step count).
     train_defaults: ClassVar[Mapping[str, Any]] = {}
     gan_defaults: ClassVar[Mapping[str, Any]] = {}

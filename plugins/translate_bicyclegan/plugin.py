@@ -55,6 +55,7 @@ def bicycle_terms(
 
 class BicycleGANPlugin(PluginBase[BicycleGANConfig]):
     name = "bicyclegan"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Paired multimodal translation, cVAE-GAN + cLR-GAN (Zhu et al. 2017)"
     config_cls = BicycleGANConfig
     dataset_kind = "paired"
@@ -130,10 +131,9 @@ class BicycleGANPlugin(PluginBase[BicycleGANConfig]):
             + cfg.lambda_kl * t["kl"] + cfg.lambda_z * z_l1
         )  # fmt: skip
         ctx.optimize("G", loss)
-        return logs | {
-            "G_adv": adv.item(), "G_adv2": adv2.item(), "G_L1": t["l1"].item(),
-            "KL": t["kl"].item(), "z_L1": z_l1.item(),
-        }  # fmt: skip
+        return logs | ctx.gan.logs(
+            {"G_adv": adv, "G_adv2": adv2, "G_L1": t["l1"], "KL": t["kl"], "z_L1": z_l1}
+        )  # one device sync (or none: --deferred-sync)
 
     # -- inference: G(A, z) with the code z a second input (N(0, I), ``--samples``)
     def condition_inputs(self, cfg: BicycleGANConfig) -> tuple[ConditionInput, ...]:

@@ -78,6 +78,7 @@ class BiGANConfig:
 
 class BiGANPlugin(PluginBase[BiGANConfig]):
     name = "bigan"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Generator and encoder learnt together: BiGAN / ALI (Donahue et al. 2017)"
     config_cls = BiGANConfig
     dataset_kind = "single"

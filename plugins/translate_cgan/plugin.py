@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class CGANPlugin(PluginBase[CGANConfig]):
     name = "cgan"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Class-conditional generation: concat, AC-GAN or projection discriminator"
     config_cls = CGANConfig
     dataset_kind = "unpaired"  # a folder of unrelated images per class

@@ -40,6 +40,7 @@ SCHEDULES = {
 
 class CUTPlugin(PluginBase[CUTConfig]):
     name = "cut"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Unpaired translation, contrastive (CUT / FastCUT, Park et al. 2020)"
     config_cls = CUTConfig
     dataset_kind = "unpaired"

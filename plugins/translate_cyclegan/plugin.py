@@ -47,6 +47,7 @@ BATCH_INDEPENDENT_CALLS: bool | None = None
 
 class CycleGANPlugin(PluginBase[CycleGANConfig]):
     name = "cyclegan"
+    ddp_unused_parameters = True  # each cycle is backpropagated alone: part of G each
     description = "Unpaired translation, cycle-consistent GAN (Zhu et al. 2017)"
     config_cls = CycleGANConfig
     inference_config_cls = CycleGANInference

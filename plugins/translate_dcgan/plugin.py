@@ -67,6 +67,7 @@ class DCGANConfig:
 
 class DCGANPlugin(PluginBase[DCGANConfig]):
     name = "dcgan"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Unconditional image generation from noise (Radford et al. 2016)"
     config_cls = DCGANConfig
     dataset_kind = "single"

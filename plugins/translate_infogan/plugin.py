@@ -81,6 +81,7 @@ class InfoGANConfig:
 
 class InfoGANPlugin(PluginBase[InfoGANConfig]):
     name = "infogan"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Generation with learnt, named codes: InfoGAN (Chen et al. 2016)"
     config_cls = InfoGANConfig
     dataset_kind = "single"

@@ -35,6 +35,7 @@ log = logging.getLogger("translate.label2image")
 
 class Label2ImagePlugin(PluginBase[Label2ImageConfig]):
     name = "label2image"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Label map -> photo, SPADE / pix2pixHD generators (Park et al. 2019)"
     config_cls = Label2ImageConfig
     dataset_kind = "labels"

@@ -79,6 +79,7 @@ class Pix2PixInference:
 
 class Pix2PixPlugin(PluginBase[Pix2PixConfig]):
     name = "pix2pix"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Paired translation, conditional GAN + L1 (Isola et al. 2017)"
     config_cls = Pix2PixConfig
     inference_config_cls = Pix2PixInference

@@ -131,6 +131,7 @@ def growth_at(step: int, cfg: ProGANConfig, batch: int) -> Growth:
 
 class ProGANPlugin(PluginBase[ProGANConfig]):
     name = "progan"
+    ddp_unused_parameters = True  # layers of resolutions not yet grown get no gradient
     description = "Progressive growing of GANs, 4x4 upwards (Karras et al. 2018)"
     config_cls = ProGANConfig
     dataset_kind = "single"

@@ -48,6 +48,7 @@ class StarGANInference:
 
 class StarGANPlugin(PluginBase[StarGANConfig]):
     name = "stargan"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Many domains, one generator conditioned on the target label (Choi et al. 2018)"
     config_cls = StarGANConfig
     inference_config_cls = StarGANInference

@@ -128,6 +128,7 @@ class StyleGAN2Inference:
 
 class StyleGAN2Plugin(PluginBase[StyleGAN2Config]):
     name = "stylegan2"
+    ddp_unused_parameters = True  # the path-length penalty does not reach the toRGB biases
     description = "Style-based generation with ADA for small datasets (Karras et al. 2020)"
     config_cls = StyleGAN2Config
     inference_config_cls = StyleGAN2Inference

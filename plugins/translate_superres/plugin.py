@@ -123,6 +123,7 @@ class SuperResConfig:
 
 class SuperResPlugin(PluginBase[SuperResConfig]):
     name = "superres"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Super-resolution x2/x3/x4, SRResNet/RRDB, pixel then GAN (SRGAN, ESRGAN)"
     config_cls = SuperResConfig
     dataset_kind = "single"

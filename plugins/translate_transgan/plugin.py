@@ -101,6 +101,7 @@ class TransGANConfig:
 
 class TransGANPlugin(PluginBase[TransGANConfig]):
     name = "transgan"
+    ddp_unused_parameters = False  # every loss reaches all of its group (DDP)
     description = "Generation with two transformers, no convolutions (Jiang et al. 2021)"
     config_cls = TransGANConfig
     dataset_kind = "single"

@@ -288,7 +288,8 @@ def export_command(
         bool,
         typer.Option(
             "--encoder",
-            help="Export the encoder (bigan: images -> latents) instead of the generator.",
+            help="Export the encoder instead of the generator (bigan: images -> latents; "
+            "bicyclegan, munit: a reference image -> its code).",
         ),
     ] = False,
 ) -> None:
@@ -310,7 +311,14 @@ def export_command(
             raise ConfigError(
                 "--encoder: exports the fp32 encoder with dynamo; give no other options"
             )
-        result = export_encoder(checkpoint, out, opset=opset)
+        from translate.loading import load_module
+        from translate.loading.code_encoder import code_encoder_of, export_code_encoder
+
+        loaded = load_module(ref, device="cpu")
+        if code_encoder_of(loaded) is not None:
+            result = export_code_encoder(loaded, out, opset=opset)
+        else:
+            result = export_encoder(checkpoint, out, opset=opset)
     else:
         result = export_onnx(ref, out, options=options, fp16=fp16, opset=opset, exporter=exporter)
     typer.echo(result.summary(), err=True)

@@ -72,10 +72,10 @@ class RunProgress:
     """On a terminal (stderr), a bar over files and, while a large image is tiled, one over
     its tiles, each with an ETA; silent otherwise."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, *, show: bool = True) -> None:
         self.bar: Any = None
         self.tiles: Any = None
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and show:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -256,10 +256,29 @@ def run_command(
         Path | None,
         typer.Option(help="Multimodal models: translate in the style of this reference image."),
     ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing",
+            help="Skip inputs whose output exists already (outputs are written atomically, "
+            "so an existing one is complete): a rerun of a stopped job does only the rest.",
+        ),
+    ] = False,
+    nproc_per_node: Annotated[
+        int | None,
+        typer.Option(
+            help="Translate on N local processes (one GPU each on CUDA), each input by exactly "
+            "one; under torchrun, give the count to torchrun instead.",
+            min=1,
+            max=INT_MAX,
+        ),
+    ] = None,
 ) -> None:
     """Translate images with a trained model (the shipped default when none is given).
     Plugin options (e.g. --direction) follow. A file that cannot be read is reported at the
     end (exit code 2) while the others are translated."""
+    from translate.cli.run_shards import command_line, launch_run, pick_gpu, shard_block
+    from translate.engine.launcher import env_rank
     from translate.inference.image_io import (
         attach_alpha,
         collect_inputs,
@@ -276,6 +295,11 @@ def run_command(
     from translate.inference.translator import Translator
     from translate.loading.identify import identify
 
+    rank, local_rank, world = env_rank()
+    if nproc_per_node is not None and nproc_per_node > 1:
+        if world > 1:
+            raise ConfigError("--nproc-per-node: this process is already one of torchrun's")
+        raise typer.Exit(launch_run(nproc_per_node, command_line(ctx)))
     if checkpoint is not None and model is not None:
         raise ConfigError("give --checkpoint or --model, not both")
     if outscale is not None and not outscale > 0:
@@ -292,6 +316,12 @@ def run_command(
     plan = plan_outputs(files, target, suffix=suffix, ext=ext, out_is_folder=names_folder(out))
     for folder in dict.fromkeys(item.path.parent for item in plan):
         prepare_folder(folder)
+    # this process's inputs (all of them in one process), less those already written
+    todo = list(shard_block(len(files), rank, world, batch_size))
+    if skip_existing:
+        todo = [i for i in todo if not _written(plan[i], samples, grid, style_from)]
+    if world > 1 and backend != "onnx":
+        pick_gpu(local_rank)
     translator = Translator.from_checkpoint(
         ref,
         device=device,
@@ -305,19 +335,21 @@ def run_command(
     if outscale is not None and translator.requirements.scale == 1:
         raise ConfigError("--outscale: applies to super-resolution models; this model's scale is 1")
     if samples is not None or seed is not None or grid or style_from is not None:
-        _run_multimodal(translator, files, plan, samples, seed, grid, style_from)
+        mine = [files[i] for i in todo], [plan[i] for i in todo]
+        _run_multimodal(translator, *mine, samples, seed, grid, style_from)
         return
     if preview is not None:
         if not callable(getattr(translator.plugin, "preview", None)):
             raise ConfigError(f"--preview: plugin {translator.meta['plugin']} has no preview")
         prepare_folder(preview)
-    typer.echo(f"model: {translator.describe()} from {checkpoint}", err=True)
+    if rank == 0:
+        typer.echo(f"model: {translator.describe()} from {checkpoint}", err=True)
 
     failures: list[str] = []
     readable, sizes = [], []
-    for i, path in enumerate(files):  # headers only: batches are planned before decoding
+    for i in todo:  # headers only: batches are planned before decoding
         try:
-            sizes.append(read_size(path))
+            sizes.append(read_size(files[i]))
             readable.append(i)
         except DataError as exc:
             failures.append(str(exc))
@@ -333,8 +365,8 @@ def run_command(
                 results.append(None)
         return results
 
-    with RunProgress(len(files)) as progress:
-        progress.advance(len(files) - len(readable))
+    with RunProgress(len(todo), show=rank == 0) as progress:  # rank 0: its own share
+        progress.advance(len(todo) - len(readable))
         for batch in translator.batches(sizes):
             idx, images, alphas = [], [], []
             for i in (readable[j] for j in batch):
@@ -366,7 +398,15 @@ def run_command(
                     save_output(shown, Output(files[i], shown_at, "PNG"))
             progress.advance(len(batch))
     if failures:
-        raise DataError(_failure_line(failures, len(files)))
+        raise DataError(_failure_line(failures, len(todo)))
+
+
+def _written(item: Any, samples: int | None, grid: bool, style_from: Path | None) -> bool:
+    """Whether ``--skip-existing`` skips ``item``: its output(s) exist."""
+    if samples is None or grid or style_from is not None:
+        return item.path.exists()
+    stem, ext = item.path.stem, item.path.suffix
+    return all(item.path.with_name(f"{stem}_s{i}{ext}").exists() for i in range(samples))
 
 
 def _run_multimodal(

@@ -10,6 +10,10 @@ the same command line); an error of one rank alone (a diverged loss on its shard
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +21,24 @@ import typer
 
 from translate.errors import ConfigError, TranslateError
 
-
-def _rank() -> tuple[int, int, int]:
-    import os
-
-    env = os.environ
-    return (
-        int(env.get("RANK", "0")),
-        int(env.get("LOCAL_RANK", "0")),
-        int(env.get("WORLD_SIZE", "1")),
-    )
+PEER_LOST = 1
+"""Exit code of a rank that stopped because another process of the job failed or died."""
 
 
 def train_and_report(
     name: str, resume: Path | None, config: Path | None, options: dict[str, Any]
 ) -> int:
     """Train; returns the exit code after printing progress and errors the CLI way."""
+    from translate.engine.launcher import die_with_parent, env_rank, peer_lost
     from translate.engine.loop import TrainingInterrupted, prepare
 
-    rank, local_rank, world = _rank()
+    rank, local_rank, world = env_rank()
     main = rank == 0
     trainer = None
+    if world > 1 and "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun's or our launcher's worker
+        die_with_parent()  # a launcher killed by SIGKILL leaves no worker behind
+    if world > 1 and not main:  # every rank runs the same code: rank 0 shows each warning
+        warnings.simplefilter("ignore")  # once for the job (Python's; torch's C++ ones remain)
     try:
         trainer = prepare(name, resume=resume, config_file=config, **options)
         if main:
@@ -67,6 +68,11 @@ def train_and_report(
         if main:
             typer.echo("interrupted", err=True)
         return 130
+    except RuntimeError as exc:
+        if world == 1 or not peer_lost(exc):
+            raise
+        # another process failed (and printed its own error) or was killed: stop quietly
+        return PEER_LOST
     if main:
         typer.echo(f"done: step {trainer.step}; checkpoint {folder}", err=True)
         typer.echo(str(trainer.run_dir))
@@ -74,11 +80,17 @@ def train_and_report(
 
 
 def _worker(name: str, resume: Path | None, config: Path | None, options: dict) -> int:
-    """One process of ``--nproc-per-node``: the CLI's logging, then the same body."""
+    """One process of ``--nproc-per-node``: the CLI's logging, then the same body. A failed
+    rank exits non-zero at once, as under torchrun: returning would wait for the launcher to
+    collect its result, and the launcher for the other ranks, stuck in a collective."""
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return train_and_report(name, resume, config, options)
+    code = train_and_report(name, resume, config, options)
+    if code:
+        sys.stderr.flush()
+        sys.exit(code)
+    return 0
 
 
 def train_command(
@@ -111,15 +123,24 @@ def _launch(nproc: int, *args: Any) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    from translate.engine.distributed import launch, quiet_launcher_logs
+    from translate.engine.launcher import launch, quiet_launcher_logs
 
     quiet_launcher_logs()
     try:
         codes = launch(nproc, _worker, *args)
-    except SignalException:  # Ctrl-C: the workers stopped and rank 0 saved
-        return 130
-    except ChildFailedError as exc:  # a worker crashed (not a user error: those return codes)
+    except SignalException as exc:  # SIGQUIT: torch's agent ended the workers
+        return 128 + int(exc.sigval)
+    except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
-        typer.echo(f"error: process {rank} failed ({failure.message or failure.exitcode})")
+        if failure.exitcode > PEER_LOST:  # the worker printed its own one-line error
+            return failure.exitcode
+        received = getattr(exc, "received", None)
+        if received and failure.exitcode < 0:  # a stop signal before training began
+            name = signal.Signals(received).name
+            typer.echo(f"error: {name} before training began; nothing to save", err=True)
+            return 128 + received
+        # a crash (its traceback is above) or a worker killed from outside
+        why = failure.message or failure.exitcode
+        typer.echo(f"error: process {rank} failed ({why})", err=True)
         return 1
     return next((c for _, c in sorted(codes.items()) if c), 0)

@@ -56,6 +56,7 @@ class TrainContext:
         before_backward: Callable[[str, Tensor], None] | None = None,
         ortho_reg: float = 0.0,
         deferred_sync: bool = False,
+        clip_grad_norm: float = 0.0,
     ):
         self.models = models
         self.optimizers = optimizers
@@ -86,7 +87,10 @@ class TrainContext:
             if ortho_reg > 0 and not is_discriminator_group(group)
         }
         self.last_ortho: float | None = None  # the last regularisation term (for the logs)
+        #: --grad-accum K > 1: the virtual ranks (``translate.engine.accumulate``) taking turns
+        self.micro: Any = None
         #: --deferred-sync: each loss's finite flag stays on the device until ``check_finite``
+        self.clip_grad_norm = float(clip_grad_norm)
         self.deferred_sync = bool(deferred_sync)
         self.gan.deferred_logs = self.deferred_sync
         self._finite: list[tuple[str, int, Tensor]] = []
@@ -135,7 +139,9 @@ class TrainContext:
             return
         optimizer = self.optimizers[group]
         scaler = self.scalers.get(group)
-        optimizer.zero_grad(set_to_none=True)
+        micro = self.micro  # --grad-accum: the first micro-batch clears, the last steps
+        if micro is None or micro.first:
+            optimizer.zero_grad(set_to_none=True)
         pending_ortho = bool(self.ortho_params.get(group))
 
         def backward(loss: Tensor) -> None:
@@ -151,11 +157,23 @@ class TrainContext:
             elif not torch.isfinite(loss.detach()).all():
                 raise diverged_loss(group, self.step, f"is {loss.item()}")
             scaled = loss if scaler is None else scaler.scale(loss)
-            if self.before_backward is not None:
-                self.before_backward(group, scaled)
+            if self.before_backward is not None and (micro is None or micro.last):
+                self.before_backward(group, scaled)  # DDP: with every micro-batch's gradient
             scaled.backward()
 
         yield backward
+        if micro is not None:
+            if not micro.arrive():  # the other micro-batches add theirs; the last one steps
+                return
+            grads = [p.grad for pg in optimizer.param_groups for p in pg["params"]]
+            grads = [g for g in grads if g is not None]
+            if grads:  # the sum of K micro-batch means -> the mean over the K
+                torch._foreach_div_(grads, micro.k)
+        if self.clip_grad_norm > 0:  # on the true gradients: unscaled first under fp16
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            params = [p for pg in optimizer.param_groups for p in pg["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm, foreach=True)
         if scaler is None:
             optimizer.step()
         else:
@@ -165,6 +183,8 @@ class TrainContext:
             self._clip(optimizer)
         if not critic:
             self.generator_stepped = True
+        if micro is not None:
+            micro.release()
 
     def check_finite(self, now: int) -> None:
         """--deferred-sync: raise ``TrainingDiverged`` for the first non-finite loss since the

@@ -20,16 +20,10 @@ mmcv/mmgen use for GANs. Frozen models and critic-only steps arm nothing, so not
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
-import signal
-import sys
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from types import FrameType
 from typing import Any
 
 import torch
@@ -37,9 +31,16 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from translate.engine.device import resolve_device
+from translate.engine.launcher import launch, peer_lost, quiet_launcher_logs
 from translate.errors import ConfigError, TranslateError
 
-__all__ = ["Distributed", "GradientSync", "launch", "launched_by_torchrun"]
+__all__ = [
+    "Distributed",
+    "GradientSync",
+    "launch",
+    "launched_by_torchrun",
+    "quiet_launcher_logs",
+]
 
 
 def launched_by_torchrun() -> bool:
@@ -106,11 +107,15 @@ class Distributed:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on any (a stop request, a failure)."""
+        return bool(self.maximum(int(flag)))
+
+    def maximum(self, value: int) -> int:
+        """The largest of every rank's ``value``, on every rank (one small all-reduce)."""
         if not self.enabled:
-            return flag
-        t = torch.tensor([int(flag)], device=self._comm_device)
+            return value
+        t = torch.tensor([value], device=self._comm_device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return int(t.item())
 
     def average_logs(
         self, sums: Mapping[str, float], counts: Mapping[str, int]
@@ -178,6 +183,8 @@ class Distributed:
         try:
             self.barrier()
         except RuntimeError as exc:  # torch.distributed.DistBackendError is one
+            if peer_lost(exc):  # another process failed: not a timeout
+                raise
             raise ConfigError(
                 f"dist_timeout: waited more than {timeout_s:g} s for every process to finish "
                 f"{what}; rank 0 evaluates while the others wait, so raise --dist-timeout above "
@@ -206,7 +213,13 @@ class GradientSync:
     gradient of the mean over the global batch ``N * B``.
     """
 
-    def __init__(self, groups: Mapping[str, list[nn.Parameter]], device: torch.device):
+    def __init__(
+        self,
+        groups: Mapping[str, list[nn.Parameter]],
+        device: torch.device,
+        *,
+        find_unused: bool = True,
+    ):
         from torch.nn.parallel import DistributedDataParallel
 
         self.ddp = {
@@ -214,8 +227,10 @@ class GradientSync:
                 _Params(params),
                 device_ids=[device] if device.type == "cuda" else None,
                 # the traversal from the loss marks parameters it does not reach (a frozen
-                # model, an unused branch) so each backward reduces exactly what it produced
-                find_unused_parameters=True,
+                # model, an unused branch, a group's second loss) so each backward reduces
+                # exactly what it produced; a plugin whose every group's backward reaches every
+                # parameter declares so (``ddp_unused_parameters = False``) and saves it
+                find_unused_parameters=find_unused,
             )
             for name, params in groups.items()
             if params
@@ -230,53 +245,3 @@ class GradientSync:
 def convert_sync_batchnorm(models: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
     """Batch norm -> SyncBatchNorm: statistics over the global batch (GPU processes only)."""
     return {k: nn.SyncBatchNorm.convert_sync_batchnorm(m) for k, m in models.items()}
-
-
-def launch(nproc: int, entrypoint: Callable[..., Any], *args: Any) -> dict[int, Any]:
-    """Run ``entrypoint(*args)`` in ``nproc`` local worker processes, as ``torchrun
-    --standalone --nproc-per-node nproc`` would (torch's elastic launcher, no restarts);
-    returns each rank's return value. Raises ``ChildFailedError`` when a worker fails."""
-    import uuid
-
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=nproc,
-        run_id=str(uuid.uuid4()),
-        rdzv_backend="c10d",
-        rdzv_endpoint="localhost:0",  # a free port, as torchrun --standalone
-        max_restarts=0,
-        monitor_interval=0.1,
-        start_method="spawn",
-        # Ctrl-C is the workers' to handle (stop after the same step, rank 0 saves, return
-        # 130); the agent's own handler would instead end them and wait for its shutdown
-        # timeout (30 s) on workers that wait for it to collect their results
-        signals_to_handle="SIGTERM,SIGHUP,SIGQUIT",
-    )
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default for several workers
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, _forward_sigint) if main_thread else None
-    try:
-        return elastic_launch(config, entrypoint)(*args)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _forward_sigint(signum: int, frame: FrameType | None) -> None:
-    """SIGINT to the launcher: pass it to the workers, which stop and save. (A terminal's Ctrl-C
-    reaches them directly too; they count a repeat within a second as the same interrupt.)"""
-    for worker in multiprocessing.active_children():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker.pid, signal.SIGINT)  # type: ignore[arg-type]
-
-
-def quiet_launcher_logs() -> None:
-    """torch's elastic agent logs at WARNING on every start; keep our CLI's output ours."""
-    import logging
-
-    for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    sys.stderr.flush()

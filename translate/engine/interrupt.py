@@ -6,7 +6,8 @@ are treated like Ctrl-C; the exit code then says which signal stopped the run, t
 way: 128 + the signal's number (130 SIGINT, 143 SIGTERM, 129 SIGHUP), after the state was
 saved. The first signal only sets a flag; the loop asks ``should_stop(dist)`` after each step, which
 is true on every rank as soon as any rank was interrupted, so all ranks leave the loop after
-the same step and rank 0 saves a consistent checkpoint. A second Ctrl-C aborts at once (the
+the same step and rank 0 saves a consistent checkpoint (every rank waits until it is on
+disk), all ranks agreeing on the signal too. A second Ctrl-C aborts at once (the
 last checkpoint stays intact). torchrun forwards the terminal's Ctrl-C to workers that already
 got it from the terminal, so a repeat within ``DEBOUNCE_S`` counts as the same interrupt.
 """
@@ -78,8 +79,12 @@ class Interrupts:
 
     def should_stop(self, dist: Distributed) -> bool:
         """Whether any rank was interrupted (a collective in a distributed run: every rank
-        asks after every step)."""
-        return dist.any(self.requested)
+        asks after every step). The ranks also agree on the signal (the largest number), so a
+        SIGTERM to one worker makes every rank exit 143, not 130 where it was not signalled."""
+        signum = dist.maximum(self.signum if self.requested else 0)
+        if signum:
+            self.signum = signum
+        return bool(signum)
 
     def __enter__(self) -> Interrupts:
         for signum in STOP_SIGNALS:

@@ -11,20 +11,20 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from translate.config import (
     GANConfig,
     TrainConfig,
 )
-from translate.data.sampler import ResumableSampler
 from translate.data.skipping import SkipUnreadable
 from translate.engine import checkpoint as ckpt
+from translate.engine.accumulate import MicroBatches, train_batches
 from translate.engine.context import TrainContext, is_discriminator_group
 from translate.engine.device import configure_device, resolve_amp
 from translate.engine.distributed import Distributed, GradientSync, convert_sync_batchnorm
@@ -178,8 +178,15 @@ class Trainer:
             rank=self.dist.rank,
             ortho_reg=gan_cfg.ortho_reg,
             deferred_sync=train_cfg.deferred_sync,
+            clip_grad_norm=gan_cfg.clip_grad_norm,
         )
         self.ctx.gan.rank, self.ctx.gan.world_size = self.dist.rank, self.dist.world_size
+        if train_cfg.grad_accum > 1:  # K virtual ranks per process, world x K in all
+            self.ctx.gan.world_size *= train_cfg.grad_accum
+            self.ctx.micro = MicroBatches(
+                train_cfg.grad_accum, ctx=self.ctx, rank=self.dist.rank, seed=train_cfg.seed,
+                device=self.device,
+            )  # fmt: skip
         self.ctx.gan.seed = train_cfg.seed
         generators = {k: m for k, m in self.models.items() if is_generator(k)}
         self.ema: ModelEMA | None = None
@@ -196,7 +203,9 @@ class Trainer:
             restore_run(self, resume_from)
         log.info("%s", self.settings())
         # DDP's reducers average each group's gradients (None in a single process)
-        self.gradient_sync = GradientSync(groups, self.device) if self.dist.enabled else None
+        unused = getattr(plugin, "ddp_unused_parameters", True)  # declared per plugin
+        sync = GradientSync(groups, self.device, find_unused=unused) if self.dist.enabled else None
+        self.gradient_sync = sync
         if self.gradient_sync is not None:
             self.ctx.before_backward = self.gradient_sync.before_backward
         self.tensorboard = resolve_tensorboard(train_cfg.tensorboard)
@@ -210,8 +219,8 @@ class Trainer:
 
     @property
     def global_batch_size(self) -> int:
-        """Samples per optimisation step over every process: batch size x world size."""
-        return self.train_cfg.batch_size * self.dist.world_size
+        """Samples per optimisation step over every process: batch x world x grad-accum."""
+        return self.train_cfg.batch_size * self.dist.world_size * self.train_cfg.grad_accum
 
     def settings(self) -> str:
         """One line of the effective objective and optimiser settings (family defaults
@@ -254,29 +263,10 @@ class Trainer:
         return save_run(self)
 
     # ------------------------------------------------------------------ loop
-    def loader(self) -> DataLoader:
-        """An endless loader starting at the samples consumed so far."""
-        seen = self.samples_seen
-        sampler = ResumableSampler(
-            len(self.dataset),
-            seed=self.train_cfg.seed,
-            position=seen,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-            batch_size=self.train_cfg.batch_size,
-        )
-        # the loader's own generator: creating its iterator (worker base seed) would otherwise
-        # draw from the global RNG just restored, shifting every later draw (dropout,
-        # DiffAugment, noise, GP); the order and augmentation come from the sampler's seeds
-        generator = torch.Generator().manual_seed(self.train_cfg.seed + seen)
-        return DataLoader(
-            self.dataset,
-            batch_size=self.train_cfg.batch_size,
-            sampler=sampler,
-            num_workers=self.train_cfg.workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=self.train_cfg.workers > 0,
-            generator=generator,
+    def loader(self) -> Iterator[Any]:
+        """Endless batches from the samples consumed so far (``--grad-accum K``: lists of K)."""
+        return train_batches(
+            self.dataset, self.train_cfg, self.dist, self.samples_seen, self.device
         )
 
     def to_device(self, batch: Any) -> Any:
@@ -302,7 +292,14 @@ class Trainer:
         # running statistics change in the forward pass, before a NaN loss can be seen: keep
         # this step's starting values (a few KB) so a diverged run can still be saved
         self._buffers = [(b, b.detach().clone()) for b in float_buffers(self)]
-        losses = self.plugin.train_step(self.ctx, self.to_device(batch), self.plugin_cfg)
+        if self.ctx.micro is None:
+            losses = self.plugin.train_step(self.ctx, self.to_device(batch), self.plugin_cfg)
+        else:  # --grad-accum: K micro-batches as K virtual ranks; their losses averaged
+            run = self.ctx.micro.run(
+                lambda b: self.plugin.train_step(self.ctx, self.to_device(b), self.plugin_cfg),
+                batch,
+            )
+            losses = {k: sum(r[k] for r in run) / len(run) for k in run[0]}
         if self.ctx.generator_stepped and self.ctx.last_ortho is not None:
             losses = {**losses, "G_ortho": self.ctx.last_ortho}  # --ortho-reg's weighted term
         if self.ema is not None and self.ctx.generator_stepped:

@@ -64,4 +64,10 @@ def export_onnx(
             f"option --{key.replace('_', '-')}: the export takes it as an input ({inputs}), "
             "for every value; give it when running the .onnx file, not to export"
         )
-    return export_loaded(loaded, Path(out), fp16=fp16, opset=opset, exporter=exporter)
+    result = export_loaded(loaded, Path(out), fp16=fp16, opset=opset, exporter=exporter)
+    from translate.loading.code_encoder import code_encoder_of, encoder_path, export_code_encoder
+
+    if code_encoder_of(loaded) is not None:
+        # its reference encoder as its own graph beside it (--style-from on the ONNX file)
+        result.companions.append(export_code_encoder(loaded, encoder_path(out), opset=opset))
+    return result

@@ -4,7 +4,8 @@ with K codes drawn from N(0, I) by a seed, or once in the style of a reference i
 
 ``translate run img.png -c RUN --samples K [--seed S] [--grid]`` and ``--style-from ref.png``
 use it; the codes are module inputs, so the same calls work on the PyTorch and ONNX backends
-(the reference's encoder runs in PyTorch: the ONNX file holds the translator only). The same
+(the reference's encoder too: ``translate export`` writes it as its own graph,
+``translate.loading.code_encoder``). The same
 seed gives the same K codes, and sample s is the same for any K > s (Zhu et al. 2017, Sec. 5:
 "we randomly sample latent codes"; Huang et al. 2018, Sec. 5: styles from N(0, I)).
 """
@@ -19,8 +20,9 @@ from torch import Tensor
 
 from translate.conditioning import codes, draw_codes
 from translate.errors import ConfigError, DataError
-from translate.inference.tiling import pad_to
+from translate.inference.image_io import pil_to_tensor
 from translate.inference.translator import Translator
+from translate.loading.code_encoder import reference_side
 from translate.plugin import ConditionInput
 
 __all__ = [
@@ -73,18 +75,20 @@ def style_code(
     encoder = translator.code_encoder
     if encoder is None:
         raise ConfigError(
-            f"{source}: {translator.name} has no code encoder here (it needs the PyTorch "
-            "checkpoint of a plugin with one; an ONNX file holds the translator only)"
+            f"{source}: {translator.name} has no code encoder here (an ONNX export needs its "
+            ".encoder.onnx beside it; a checkpoint of a plugin with one has it)"
         )
     req = translator.requirements
     side = max(req.minimum, req.multiple_of)
     if min(reference.size) < side:
         raise DataError(f"{source}: the reference is {reference.size[0]}x{reference.size[1]}; "
                         f"this model needs at least {side}x{side}")  # fmt: skip
-    x = translator.plugin.preprocess([reference.convert("RGB")], translator.plugin_cfg)
-    device = next(encoder.parameters()).device
+    # at the training size (translate.loading.code_encoder), on either backend
+    side = reference_side(translator.plugin_cfg, req)
+    x = pil_to_tensor([reference.convert("RGB").resize((side, side), Image.Resampling.BICUBIC)])
+    device = getattr(encoder, "device", None) or next(encoder.parameters()).device
     with torch.no_grad():
-        code = encoder(pad_to(x, req).to(device)).float().cpu()
+        code = encoder(x.to(device)).float().cpu()
     if tuple(code.shape) != (1, cond.size):
         raise DataError(
             f"{source}: the encoder gave shape {tuple(code.shape)}, not (1, {cond.size})"

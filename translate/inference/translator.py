@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from translate.conditioning import expand, option_names, values_from_options
+from translate.conditioning import codes, expand, option_names, values_from_options
 from translate.config import config_to_dict
 from translate.engine.device import resolve_device
 from translate.errors import ConfigError, DataError
@@ -89,7 +89,7 @@ class Translator:
         batch_size: int = DEFAULT_BATCH_SIZE,
         conditions: Sequence[ConditionInput] = (),
         codes: Mapping[str, Tensor] | None = None,
-        code_encoder: nn.Module | None = None,
+        code_encoder: Any = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size: must be at least 1, got {batch_size}")
@@ -205,7 +205,7 @@ class Translator:
 
             loaded = as_reconstruction(loaded)  # G(E(x)): an image in, its reconstruction out
         req = loaded.requirements
-        encoder: nn.Module | None = None
+        encoder: Any = None  # an nn.Module, or an OnnxCodeEncoder beside an ONNX file
         if isinstance(loaded, LoadedOnnx):
             if amp not in (None, "none", "auto"):
                 raise ConfigError(
@@ -232,6 +232,10 @@ class Translator:
                 conditions=len(loaded.conditions),
             )
             meta = loaded.meta
+            if codes(loaded.conditions):  # its code encoder's own graph, when exported beside
+                from translate.loading.code_encoder import load_code_encoder
+
+                encoder = load_code_encoder(loaded.path)
         else:
             dev = resolve_device(device)
             if threads is not None:

@@ -49,7 +49,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,8 @@ class ExportResult:
     note: str
     metadata: dict[str, str]
     seconds: float
+    #: files written with it (a multimodal model's code encoder, its own graph)
+    companions: list[ExportResult] = field(default_factory=list)
 
     def summary(self) -> str:
         size = self.path.stat().st_size / 2**20
@@ -105,10 +107,11 @@ class ExportResult:
         if self.checked_with is None:
             return f"{head}; parity NOT checked: {self.note}"
         diffs = ", ".join(f"{d:.1e} at {'x'.join(map(str, s))}" for s, d in self.checks)
-        return (
+        return "\n".join([
             f"{head}; ONNX Runtime ({self.checked_with}) vs PyTorch max |diff| {diffs} "
-            f"(tolerance {self.tolerance:.0e})"
-        )
+            f"(tolerance {self.tolerance:.0e})",
+            *(c.summary() for c in self.companions),
+        ])  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- module
@@ -292,6 +295,7 @@ def build_metadata(
     opset: int,
     exporter: str,
     instance_norm: bool,
+    conditions: Sequence[ConditionInput] | None = None,
 ) -> dict[str, str]:
     from translate.registry import discover
 
@@ -301,7 +305,7 @@ def build_metadata(
     options = (
         config_to_dict(loaded.opts, portable=True) if dataclasses.is_dataclass(loaded.opts) else {}
     )
-    conditions = loaded.conditions
+    conditions = loaded.conditions if conditions is None else conditions
     # an option that picks a conditioning input's value is an input of the file, not fixed
     options, _ = split_options(conditions, options)
     md = {
@@ -347,10 +351,12 @@ def export_loaded(
     exporter: str = "dynamo",
     input_shape: Sequence[int] | None = None,
     metadata_extra: dict[str, str] | None = None,
+    conditions: Sequence[ConditionInput] | None = None,
 ) -> ExportResult:
     """Export an already loaded model; the file appears at ``out`` only once it passed.
     ``input_shape``: the module takes a fixed-size input (B, *input_shape) (an encoder's
-    images), noted in ``metadata_extra``, instead of images of any size or latents."""
+    images), noted in ``metadata_extra``, instead of images of any size or latents.
+    ``conditions``: the module's further inputs, if not the plugin's (an encoder: none)."""
     import onnx
 
     start = time.perf_counter()
@@ -362,7 +368,7 @@ def export_loaded(
     module = exportable_module(loaded)
     req = loaded.requirements
     in_ch = loaded.in_channels
-    conditions = loaded.conditions
+    conditions = loaded.conditions if conditions is None else tuple(conditions)
     _check_condition_names(conditions, loaded.plugin.name)
     # a generating plugin's module maps latents (B, *latent_shape) to images
     latent = loaded.plugin.latent_shape(loaded.plugin_cfg) if _generates(loaded) else None
@@ -400,6 +406,7 @@ def export_loaded(
         opset=used_opset,
         exporter=exporter,
         instance_norm=uses_instance_norm(module),
+        conditions=conditions,
     )
     if latent is not None and input_shape is None:
         metadata["latent_shape"] = json.dumps(list(latent))

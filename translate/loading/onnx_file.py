@@ -136,6 +136,11 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
     the file takes these as inputs, so any value its names allow is fine."""
     path = Path(path)
     md = read_metadata(path)
+    if md.get("part") == "code_encoder":
+        raise ConfigError(
+            f"{path}: the code encoder of a {md['plugin']} model (a reference image -> its "
+            "code, for --style-from); translate run takes the translator's export beside it"
+        )
     if md.get("part") == "encoder":
         raise ConfigError(
             f"{path}: the encoder of a {md['plugin']} model (images -> latents); translate run "

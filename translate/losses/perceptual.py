@@ -8,6 +8,10 @@ papers, both L1 here:
   1/4, 1 (pix2pixHD, Wang et al. 2018, Sec. 4; SPADE, Park et al. 2019, with lambda 10).
 - ``ESRGAN_LAYERS``: conv5_4 *before* its activation (ESRGAN, Wang et al. 2018, Sec. 3.3:
   pre-activation features are denser and keep brightness consistent).
+- ``MUNIT_LAYERS`` with ``distance="in_mse"``: the *domain-invariant* perceptual loss of MUNIT
+  (Huang et al. 2018, App. B): the mean squared distance between instance-normalised features
+  (``instance_normalized_mse``), which removes each channel's mean and variance (the style)
+  and keeps the content; relu4_4, the last ReLU of block 4 (the official code: VGG-16's relu4_3).
 
 The network is torchvision's ``vgg19`` ``features`` (only the layers needed are built; the
 classifier's 120 M parameters never are); the weights file is its state dict (``.pth``/``.pt``
@@ -29,6 +33,8 @@ from translate.errors import ConfigError
 #: layer index in ``vgg19().features`` -> weight
 PIX2PIXHD_LAYERS: dict[int, float] = {1: 1 / 32, 6: 1 / 16, 11: 1 / 8, 20: 1 / 4, 29: 1.0}
 ESRGAN_LAYERS: dict[int, float] = {34: 1.0}  # conv5_4, before the ReLU at 35
+MUNIT_LAYERS: dict[int, float] = {26: 1.0}  # relu4_4
+DISTANCES = ("l1", "in_mse")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -59,12 +65,24 @@ def _read_state(path: Path) -> dict[str, Tensor]:
     return state
 
 
-class VGGLoss(nn.Module):
-    """Weighted L1 between VGG-19 features of ``fake`` and ``real`` (B, 3, H, W) in [-1, 1],
-    ImageNet-normalised inside; frozen and always in eval mode. Gradients flow to ``fake``."""
+def instance_normalized_mse(fake: Tensor, real: Tensor, eps: float = 1e-5) -> Tensor:
+    """mean((IN(fake) - IN(real))^2) of feature maps (B, C, H, W): each channel of each image
+    normalised to zero mean and unit (biased) variance first (Huang et al. 2018, App. B)."""
+    return F.mse_loss(F.instance_norm(fake, eps=eps), F.instance_norm(real, eps=eps))
 
-    def __init__(self, weights: Path, layers: dict[int, float] | None = None) -> None:
+
+class VGGLoss(nn.Module):
+    """Weighted distance between VGG-19 features of ``fake`` and ``real`` (B, 3, H, W) in
+    [-1, 1], ImageNet-normalised inside: L1 (``distance="l1"``) or MUNIT's instance-normalised
+    MSE (``"in_mse"``); frozen and always in eval mode. Gradients flow to ``fake``."""
+
+    def __init__(
+        self, weights: Path, layers: dict[int, float] | None = None, distance: str = "l1"
+    ) -> None:
         super().__init__()
+        if distance not in DISTANCES:
+            raise ConfigError(f"distance: {distance!r} is not one of {', '.join(DISTANCES)}")
+        self.distance = F.l1_loss if distance == "l1" else instance_normalized_mse
         self.layers = dict(layers or PIX2PIXHD_LAYERS)
         last = max(self.layers)
         self.features = vgg19_features(last)
@@ -104,16 +122,20 @@ class VGGLoss(nn.Module):
         loss = fake.new_zeros((), dtype=torch.float32)
         weights = [self.layers[i] for i in sorted(self.layers)]
         for w, f, r in zip(weights, self._activations(fake), targets, strict=True):
-            loss = loss + w * F.l1_loss(f, r)
+            loss = loss + w * self.distance(f, r)
         return loss
 
 
 @lru_cache(maxsize=4)
-def _cached(weights: str, layers: tuple[tuple[int, float], ...], device: str) -> VGGLoss:
-    return VGGLoss(Path(weights), dict(layers)).to(device)
+def _cached(
+    weights: str, layers: tuple[tuple[int, float], ...], device: str, distance: str
+) -> VGGLoss:
+    return VGGLoss(Path(weights), dict(layers), distance).to(device)
 
 
-def vgg_loss(weights: Path, *, layers: dict[int, float], device: torch.device | str) -> VGGLoss:
-    """The frozen loss network, built once per weights file, weighting and device. It is a
-    fixed loss, not a model: never checkpointed, never optimised."""
-    return _cached(str(weights), tuple(sorted(layers.items())), str(device))
+def vgg_loss(
+    weights: Path, *, layers: dict[int, float], device: torch.device | str, distance: str = "l1"
+) -> VGGLoss:
+    """The frozen loss network, built once per weights file, weighting, device and distance.
+    It is a fixed loss, not a model: never checkpointed, never optimised."""
+    return _cached(str(weights), tuple(sorted(layers.items())), str(device), distance)

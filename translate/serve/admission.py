@@ -144,24 +144,28 @@ async def await_result(request: Request, future: Any, deadline: float, pool: Any
     raise DeadlinePassed(phase)
 
 
-async def split_upload(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
-    """(image bytes, form fields) from a multipart body, or (body, {}) for a raw one."""
+async def split_upload(request: Request, body: bytes) -> tuple[bytes, dict[str, str], bytes | None]:
+    """(image bytes, form fields, style image bytes or None) from a multipart body (the image
+    in field 'image' or the first file; a multimodal model's reference in field 'style'), or
+    (body, {}, None) for a raw one."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        return body, {}
+        return body, {}, None
 
     async def stream() -> AsyncIterator[bytes]:
         yield body
 
     try:
-        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=32).parse()
+        form = await MultiPartParser(request.headers, stream(), max_files=2, max_fields=32).parse()
     except MultiPartException as exc:
         raise ApiError(400, f"bad multipart body: {exc.message}") from None
     try:
-        files = [(k, v) for k, v in form.multi_items() if not isinstance(v, str)]
+        files = {k: v for k, v in form.multi_items() if not isinstance(v, str)}
+        style = files.pop("style", None)
         if not files:
             raise ApiError(400, "multipart body has no file: send the image in field 'image'")
-        data = await files[0][1].read()
+        image = files.get("image") or next(iter(files.values()))
+        data = await image.read()
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        return data, fields
+        return data, fields, (await style.read()) if style is not None else None
     finally:
         await form.close()

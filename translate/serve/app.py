@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import translate
 from translate.errors import ConfigError, DataError, TranslateError
+from translate.fields import SEED_MAX
 from translate.serve.admission import (
     ClientGone,
     DeadlinePassed,
@@ -47,19 +47,20 @@ from translate.serve.admission import (
 from translate.serve.budget import split_budget
 from translate.serve.cancel import torch_cancel_points
 from translate.serve.config import OUTPUT_FORMATS, ServeConfig
-from translate.serve.images import ApiError, check_header, decode, encode, output_format
+from translate.serve.images import ApiError, check_header, output_format
 from translate.serve.models import ServedModel
 from translate.serve.observe import Metrics, Observer
 from translate.serve.pages import add_pages
 from translate.serve.pool import InferencePool, OverBudget, PoolClosed, QueueFull
-from translate.serve.sampling import SampleWork, ServedGenerator, add_sample_route
+from translate.serve.sampling import ServedGenerator, add_sample_route
 from translate.serve.schema import install as install_schema
 from translate.serve.security import BearerAuth
+from translate.serve.work import BatchKey, MultimodalWork, Work, check_multimodal, run_batch
 
 log = logging.getLogger(__name__)
 
 #: Query parameters of the endpoint itself; any other is one of the model's options.
-RESERVED = ("format", "tile_size", "tile_overlap")
+RESERVED = ("format", "tile_size", "tile_overlap", "samples", "seed")
 
 
 class Scrubber:
@@ -94,22 +95,6 @@ class ErrorBody(BaseModel):
     detail: Any = None
 
 
-@dataclass(frozen=True)
-class BatchKey:
-    """Requests that may share one batch: same model, options, tiling and image size."""
-
-    model: str
-    opts: Hashable
-    tiling: tuple[int | None, int | None] | None  # None: the model's own settings
-    size: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Work:
-    data: bytes
-    format: str
-
-
 def _error(status: int, message: str, detail: Any = None, **headers: str) -> JSONResponse:
     body = ErrorBody(error=message, detail=detail).model_dump()
     return JSONResponse(body, status_code=status, headers=headers or None)
@@ -121,36 +106,6 @@ def _status_of(exc: TranslateError) -> int:
     if isinstance(exc, DataError):
         return 400
     return 500  # a bad checkpoint on the server's side, not the client's input
-
-
-def _run_batch(
-    models: dict[str, ServedModel], generators: dict[str, ServedGenerator] | None = None
-) -> Any:
-    """The pool's batch function: decode, translate together, encode (in a worker thread);
-    or draw a generating model's samples as one grid."""
-
-    def run(key: BatchKey, items: Sequence[Any]) -> list[Any]:
-        if isinstance(items[0], SampleWork):
-            generator = (generators or {})[key.model]
-            return [generator.render(item.request) for item in items]
-        model = models[key.model]
-        translator = model.variant(key.opts)
-        if key.tiling is not None:
-            translator = translator.with_tiling(*key.tiling)
-        results: list[Any] = [None] * len(items)
-        images, where = [], []
-        for i, item in enumerate(items):
-            try:
-                images.append(decode(item.data))
-                where.append(i)
-            except ApiError as exc:
-                results[i] = exc
-        if images:
-            for i, out in zip(where, translator(images), strict=True):
-                results[i] = (encode(out, items[i].format), out.size)
-        return results
-
-    return run
 
 
 def create_app(
@@ -188,7 +143,7 @@ def create_app(
         cancel_points = torch_cancel_points()  # a batch nobody waits for stops at its next layer
         cancel_points.__enter__()
         app.state.pool = InferencePool(
-            _run_batch(by_name, samplers),
+            run_batch(by_name, samplers),
             workers=config.workers,
             queue_size=config.queue_size,
             max_batch=config.max_batch,
@@ -338,6 +293,12 @@ def create_app(
         tile_overlap: Annotated[
             QueryInt | None, Query(ge=0, description="overlap of tiles; a quarter of the tile")
         ] = None,
+        samples: Annotated[
+            QueryInt | None, Query(description="a model with a code: K outputs side by side")
+        ] = None,
+        seed: Annotated[
+            QueryInt | None, Query(ge=0, le=SEED_MAX, description="same seed, same samples")
+        ] = None,
     ) -> Response:
         """Any other query parameter (or multipart field) is one of the model's options, e.g.
         ``direction=b2a`` for CycleGAN; ``GET /v1/models`` lists them."""
@@ -376,7 +337,7 @@ def create_app(
             body = await read_body(request, config.max_upload_bytes, timeout)
             uploads.release(held - len(body))  # keep only what is held
             held = len(body)
-            data, fields = await split_upload(request, body)
+            data, fields, style = await split_upload(request, body)
             del body
             options = {**{k.replace("-", "_"): v for k, v in fields.items()}, **options}
             opts = model.parse_options(options)
@@ -384,15 +345,16 @@ def create_app(
             header = check_header(
                 data, formats=config.formats, max_pixels=config.max_pixels, scale=model.scale
             )
+            many = check_multimodal(
+                model, samples=samples, seed=seed, style=style, max_samples=config.max_samples,
+                formats=config.formats, max_pixels=config.max_pixels,
+            )  # fmt: skip
             w, h = header.size
             tile_arg = -1 if tiling is None else tiling[0]
             cost = model.cost.bytes(w, h, tile_arg) if model.cost is not None else 0
-            future = pool.submit(
-                BatchKey(model.name, opts, tiling, header.size),
-                Work(data, fmt),
-                cost=cost,
-                pixels=w * h,
-            )
+            work = Work(data, fmt) if many is None else MultimodalWork(data, fmt, *many)
+            key = BatchKey(model.name, opts, tiling, header.size, many is not None)
+            future = pool.submit(key, work, cost=cost, pixels=w * h * (many or (1,))[0])
             done = await await_result(request, future, deadline, pool)
         finally:
             uploads.release(held)
@@ -407,6 +369,7 @@ def create_app(
                 "X-Queue-Time-Ms": f"{done.queued_s * 1000:.1f}",
                 "X-Batch-Size": str(done.batch_size),
                 "X-Image-Size": f"{w}x{h}",
+                **({"X-Samples": str(many[0])} if many else {}),
                 "Content-Disposition": f'inline; filename="{model.name}.{fmt}"',
             },
         )
@@ -472,7 +435,7 @@ def create_app(
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["X-Model", "X-Processing-Time-Ms", "X-Image-Size"],
+            expose_headers=["X-Model", "X-Processing-Time-Ms", "X-Image-Size", "X-Samples"],
         )
     app.add_middleware(Observer, metrics=metrics, log_requests=config.access_log)
     return app

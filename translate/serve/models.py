@@ -277,6 +277,17 @@ class ServedModel:
             threads=s.threads,
         )
 
+    def code_info(self) -> dict[str, Any] | None:
+        """A model with a code input (many answers per input: ``samples``, ``seed``, ``style``,
+        ``translate.serve.work``): its name, size and whether a style image is taken."""
+        from translate.conditioning import codes
+
+        found = codes(self.translator.conditions)
+        if not found:
+            return None
+        style = self.translator.code_encoder is not None
+        return {"name": found[0].name, "dim": found[0].size, "style_image": style}
+
     def describe(self, *, max_pixels: int, max_upload_bytes: int, formats: list[str]) -> dict:
         """What ``GET /v1/models`` lists for this model."""
         t = self.translator
@@ -293,6 +304,7 @@ class ServedModel:
             "minimum": req.minimum,
             "options": option_fields(t.plugin, t.plugin_cfg),
             "defaults": config_to_dict(t.opts) if t.opts is not None else {},
+            "code": self.code_info(),
             "limits": {
                 "max_upload_bytes": max_upload_bytes,
                 "max_input_pixels": max_pixels // (req.scale * req.scale),

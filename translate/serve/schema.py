@@ -27,6 +27,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from translate.conditioning import codes
 from translate.serve.config import OUTPUT_FORMATS, ServeConfig
 
 #: PIL format names -> the media type a client sends.
@@ -169,8 +170,31 @@ def _translate_op(model: Any, config: ServeConfig, generic: dict[str, Any]) -> d
         *(_param(o["name"], _option_schema(o), o["help"]) for o in options),
     ]
     fields = {o["name"]: _option_schema(o) for o in options}
+    if codes(t.conditions):  # many answers per input (translate.serve.work)
+        op["parameters"] += _multimodal_params(config)
+        if t.code_encoder is not None:
+            fields["style"] = BINARY
     op["requestBody"] = _request_body(config, fields)
     return op
+
+
+def _multimodal_params(config: ServeConfig) -> list[dict[str, Any]]:
+    from translate.fields import SEED_MAX
+
+    limit = min(config.max_samples, 64)
+    return [
+        _param(
+            "samples",
+            {"type": "integer", "minimum": 1, "maximum": limit},
+            f"K translations (1 to {limit}) with codes drawn from N(0, I), side by side in one "
+            "image (header X-Samples); default: one, with the zero code",
+        ),
+        _param(
+            "seed",
+            {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
+            "same seed, same codes (sample s is the same for any samples > s); default: random",
+        ),
+    ]
 
 
 def _fixed(model: Any, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -255,6 +279,7 @@ MODEL_LIST = {
                     "minimum": {"type": "integer"},
                     "options": {"type": "array", "items": {"type": "object"}},
                     "defaults": {"type": "object"},
+                    "code": {"type": ["object", "null"]},
                     "limits": {"type": "object"},
                 },
             },
@@ -327,6 +352,7 @@ def refine(
             {
                 "X-Queue-Time-Ms": _header("milliseconds waiting for a worker"),
                 "X-Batch-Size": _header("images translated together"),
+                "X-Samples": _header("a model with a code: how many outputs, side by side"),
             },
         ),
         **_errors(config, (400, 404, 408, 413, 415, 422, 500, 503)),

@@ -53,6 +53,21 @@ function renderOptions() {
     label.append(select);
     box.append(label);
   }
+  if (model.code) { // many answers per input: K samples by a seed, or a style image's code
+    const samples = document.createElement("label");
+    samples.title = `K outputs with random ${model.code.name} codes, side by side`;
+    samples.innerHTML = 'samples <input id="samples" type="number" min="1" max="8" value="4">';
+    const seed = document.createElement("label");
+    seed.title = "same seed, same samples (empty: random)";
+    seed.innerHTML = 'seed <input id="seed" type="number" min="0" step="1">';
+    box.append(samples, seed);
+    if (model.code.style_image) {
+      const style = document.createElement("label");
+      style.title = "translate in the style of this image (one output)";
+      style.innerHTML = 'style image <input id="style" type="file" accept="image/*">';
+      box.append(style);
+    }
+  }
   const lim = model.limits;
   $("model-info").textContent =
     `${model.plugin} on ${model.backend} (${model.device}), scale ${model.scale}; ` +
@@ -105,16 +120,27 @@ async function translate() {
   for (const select of document.querySelectorAll("#options select")) {
     params.set(select.name, select.value);
   }
+  let request = {
+    method: "POST",
+    body: file,
+    headers: { "Content-Type": file.type || "application/octet-stream" },
+  };
+  const style = $("style") && $("style").files[0];
+  if (style) { // the image and the reference as multipart fields 'image' and 'style'
+    const form = new FormData();
+    form.append("image", file);
+    form.append("style", style);
+    request = { method: "POST", body: form };
+  } else if ($("samples")) {
+    params.set("samples", $("samples").value || "1");
+    if ($("seed").value !== "") params.set("seed", $("seed").value);
+  }
   setStatus(`Translating ${file.name} with ${model.name}...`, "busy");
   $("submit").disabled = true;
   try {
     const res = await api(
       `/v1/models/${encodeURIComponent(model.name)}/translate?${params}`,
-      {
-        method: "POST",
-        body: file,
-        headers: { "Content-Type": file.type || "application/octet-stream" },
-      },
+      request,
     );
     if (!res.ok) {
       let message = res.statusText;
@@ -144,8 +170,11 @@ async function translate() {
     await input.decode().catch(() => {});
     const sizes = `${input.naturalWidth}x${input.naturalHeight} -> ` +
       `${output.naturalWidth}x${output.naturalHeight}`;
-    setStatus(`Done: ${res.headers.get("X-Model")} in ${ms} ms (${sizes}).`, "done");
-    showCompare(model, sizes, ms);
+    const k = Number(res.headers.get("X-Samples") || "1");
+    setStatus(`Done: ${res.headers.get("X-Model")} in ${ms} ms (${sizes}` +
+      `${k > 1 ? `: ${k} samples side by side` : ""}).`, "done");
+    if (k > 1) $("compare").hidden = true; // the K outputs are in the output pane
+    else showCompare(model, sizes, ms);
   } catch (err) {
     setStatus(`Failed: ${err.message}`, "error");
   } finally {

@@ -1,0 +1,117 @@
+"""The code encoder of a model with many answers per input (bicyclegan's E: Zhu et al. 2017,
+Sec. 3.3; munit's style encoder: Huang et al. 2018, Sec. 3.2) as its own ONNX graph.
+
+``translate export RUN -o model.onnx`` writes the translator (image, code -> image) and, for a
+plugin with a ``code_encoder``, the encoder beside it as ``model.encoder.onnx``: a reference
+image (B, 3, S, S) in [-1, 1] -> its code (B, dim), checked against PyTorch like any export
+(metadata ``part`` = code_encoder). ``Translator.from_onnx`` loads that file when it is there,
+so ``translate run model.onnx --style-from ref.png`` and the service's ``style`` field work
+without the checkpoint.
+
+Below inference and export alike (both use it). The reference is resized to the training crop
+S x S (bicubic, ``translate.inference.multimodal.style_code``) on both backends, as both
+papers' test code loads a style image at the training size; the encoder's graph is then one
+fixed size.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from translate.errors import ConfigError
+
+__all__ = [
+    "ENCODER_SUFFIX",
+    "OnnxCodeEncoder",
+    "code_encoder_of",
+    "encoder_path",
+    "export_code_encoder",
+    "load_code_encoder",
+    "reference_side",
+]
+
+ENCODER_SUFFIX = ".encoder.onnx"
+
+
+def encoder_path(onnx_path: Path | str) -> Path:
+    """``model.onnx`` -> ``model.encoder.onnx`` (beside it)."""
+    path = Path(onnx_path)
+    stem = path.name[: -len(".onnx")] if path.name.lower().endswith(".onnx") else path.name
+    return path.with_name(stem + ENCODER_SUFFIX)
+
+
+def reference_side(plugin_cfg: Any, requirements: Any) -> int:
+    """The square side S a reference is encoded at: the training crop, a valid input size."""
+    m = max(1, int(requirements.multiple_of))
+    side = int(getattr(plugin_cfg, "crop_size", 0) or 0)
+    side = max(side, int(requirements.minimum), m)
+    return -(-side // m) * m
+
+
+class OnnxCodeEncoder:
+    """An exported code encoder in ONNX Runtime (CPU): (B, 3, S, S) -> (B, dim) float32."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        from translate.loading.onnx_export import INPUT_NAME, read_metadata
+
+        md = read_metadata(path)
+        if md.get("part") != "code_encoder":
+            raise ConfigError(f"{path}: not the code encoder of a model (metadata part)")
+        self.path, self.side = path, int(json.loads(md["encoder_input"])[-1])
+        self.input = INPUT_NAME
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.session.run(None, {self.input: x.detach().float().cpu().numpy()})[0]
+        return torch.from_numpy(out)
+
+
+def load_code_encoder(onnx_path: Path | str) -> OnnxCodeEncoder | None:
+    """The code encoder exported beside ``onnx_path``, or None when there is none."""
+    path = encoder_path(onnx_path)
+    return OnnxCodeEncoder(path) if path.is_file() else None
+
+
+def code_encoder_of(loaded: Any) -> Any:
+    """The plugin's code encoder of a loaded checkpoint (``LoadedModel``), or None."""
+    from translate.conditioning import codes
+
+    hook = getattr(loaded.plugin, "code_encoder", None)
+    if hook is None or not codes(loaded.conditions):
+        return None
+    return hook(loaded.models, loaded.plugin_cfg, loaded.opts)
+
+
+def export_code_encoder(loaded: Any, out: Path | str, *, opset: int | None = None) -> Any:
+    """Export the plugin's ``code_encoder`` of a loaded checkpoint (``LoadedModel``) to ``out``,
+    checked against PyTorch; an ``ExportResult``."""
+    import dataclasses
+
+    from translate.conditioning import codes
+    from translate.loading.onnx_export import export_loaded
+
+    encoder = code_encoder_of(loaded)
+    if encoder is None:
+        raise ConfigError(f"{loaded.source}: plugin {loaded.plugin.name} has no code encoder")
+    side = reference_side(loaded.plugin_cfg, loaded.requirements)
+    shape = (3, side, side)
+    extra = {
+        "part": "code_encoder",
+        "encoder_input": json.dumps(list(shape)),
+        "code": codes(loaded.conditions)[0].name,
+        "code_dim": str(codes(loaded.conditions)[0].size),
+    }
+    encoder.eval()
+    return export_loaded(
+        dataclasses.replace(loaded, module=encoder), Path(out), opset=opset,
+        input_shape=shape, metadata_extra=extra, conditions=(),
+    )  # fmt: skip
