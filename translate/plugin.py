@@ -300,6 +300,15 @@ class PluginBase(Generic[C]):
         encoder; ``translate run --style-from`` uses it. Optional: the default has none."""
         return None
 
+    def encode_prompts(self, models: Mapping[str, nn.Module], cfg: C, prompts: list[str]) -> Tensor:
+        """A text-conditioned plugin's (a condition input with option ``prompt``): the vectors
+        (B, size) of free-text ``prompts`` by its text encoder among ``models`` (eval mode,
+        the checkpoint's); ``translate sample --prompt`` and the service's ``prompt`` use it.
+        Optional: the default has no text encoder."""
+        from translate.errors import ConfigError
+
+        raise ConfigError(f"prompt: plugin {self.name} is not text-conditioned")
+
     def input_channels(self, cfg: C) -> int:
         """Channels of ``preprocess``'s output (of the latent for a generating plugin).
         Optional: the default probes ``preprocess`` with a blank RGB image; a plugin whose

@@ -80,6 +80,13 @@ def sample_command(
             "c=3 --code c1=0.5); default: drawn per image.",
         ),
     ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="Text to draw (a text-conditioned model, stackgan), e.g. 'a red circle'; "
+            "encoded by the checkpoint's text encoder.",
+        ),
+    ] = None,
     vary: Annotated[
         str | None,
         typer.Option(
@@ -114,6 +121,8 @@ def sample_command(
         raise ConfigError("interpolate: walks draw their classes; drop --class")
     if interpolate is not None and (code or vary is not None):
         raise ConfigError("interpolate: walks draw their codes; drop --code and --vary")
+    if prompt is not None and (interpolate is not None or vary is not None):
+        raise ConfigError("prompt: not with --interpolate or --vary (they draw their inputs)")
     rows = n
     n = 64 if n is None else n
     target = Path(out)
@@ -141,14 +150,16 @@ def sample_command(
         typer.echo(f"wrote {len(images)} samples to {paths[0] if len(paths) == 1 else target}")
         return
     if as_grid:
-        images = sampler(n, seed=seed, truncation=truncation, class_name=class_name, codes=code)
+        images = sampler(
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=code, prompt=prompt
+        )
         save_samples(images, target, overwrite=overwrite)
         typer.echo(f"wrote {n} samples to {target}")
         return
     with SampleProgress(n) as progress:
         written = write_sample_folder(
             sampler, n, target, seed=seed, truncation=truncation, class_name=class_name,
-            codes=code, overwrite=overwrite, progress=progress,
+            codes=code, overwrite=overwrite, progress=progress, prompt=prompt,
         )  # fmt: skip
     typer.echo(f"wrote {written} samples to {target}")
 

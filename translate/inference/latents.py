@@ -15,7 +15,7 @@ from torch import Tensor
 
 from translate.errors import ConfigError
 
-__all__ = ["truncated_normal", "truncated_uniform"]
+__all__ = ["slerp", "truncated_normal", "truncated_uniform"]
 
 
 def truncated_normal(
@@ -46,3 +46,15 @@ def truncated_uniform(
         raise ConfigError(f"truncation: must be > 0, got {truncation:g}")
     bound = min(1.0, truncation) if truncation is not None else 1.0
     return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
+    """Spherical interpolation between latents ``a`` and ``b`` (per row, over all but the
+    batch dimension) at fractions ``t`` (broadcast): ``sin((1-t) O) / sin O * a + sin(t O) /
+    sin O * b``, O the angle between them; linear when they are (anti)parallel."""
+    fa, fb = a.flatten(1), b.flatten(1)
+    cos = (fa * fb).sum(1) / (fa.norm(dim=1) * fb.norm(dim=1)).clamp_min(eps)
+    omega = torch.arccos(cos.clamp(-1 + eps, 1 - eps)).view(-1, *([1] * (a.ndim - 1)))
+    so = torch.sin(omega)
+    out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so
+    return torch.where(so.abs() < 1e-4, torch.lerp(a, b, t), out)

@@ -39,7 +39,7 @@ from translate.conditioning import (
 )
 from translate.errors import ConfigError, OutputError, TranslateError
 from translate.fields import SEED_MAX, check_int_range
-from translate.inference.latents import truncated_normal, truncated_uniform
+from translate.inference.latents import slerp, truncated_normal, truncated_uniform
 from translate.loading.model import latent_prior
 from translate.plugin import PluginBase
 
@@ -182,14 +182,16 @@ class Sampler:
         truncation: float | None = None,
         class_name: str | None = None,
         codes: Codes = None,
+        prompt: str | None = None,
     ) -> tuple[Tensor, ...]:
         """The generator's inputs for ``n`` images, on the CPU: latents (n, *latent_shape),
         then each conditioning vector (n, size): the class ``class_name`` and the inputs that
         ``codes`` names (``{"c": "3", "c1": "0.5"}`` or ``["c=3"]``) as given, every other
         drawn per image from its prior (``translate.conditioning.draw``: a uniform class, each
         attribute on with probability 1/2, U(low, high) for a continuous code). The same
-        ``seed`` gives the same inputs. Truncation applies to the noise only."""
-        chunks = list(self._input_chunks(n, seed, truncation, class_name, codes))
+        ``seed`` gives the same inputs. Truncation applies to the noise only. ``prompt``: the
+        text of a text-conditioned model (``encode_prompt``)."""
+        chunks = list(self._input_chunks(n, seed, truncation, class_name, codes, prompt))
         return tuple(torch.cat(parts) for parts in zip(*chunks, strict=True))
 
     def _latents(self, m: int, truncation: float | None, gen: torch.Generator) -> Tensor:
@@ -207,6 +209,7 @@ class Sampler:
         truncation: float | None,
         class_name: str | None,
         codes: Codes = None,
+        prompt: str | None = None,
     ) -> Iterator[tuple[Tensor, ...]]:
         """The inputs of ``n`` images, ``CHUNK`` at a time, drawn in turn from one seeded
         generator: a chunk's latents, then its condition vectors (for n <= CHUNK the draws of
@@ -218,6 +221,10 @@ class Sampler:
             check_truncation(truncation)
         index = self.class_index(class_name) if class_name is not None else None
         fixed = code_values(self.conditions, codes)
+        if prompt is not None:  # a text-conditioned model's text input, by its encoder
+            from translate.text.prompts import prompt_vector
+
+            name, fixed[name] = prompt_vector(self.loaded, self.conditions, prompt, fixed)
         if index is not None and self.class_input is not None and self.class_input.name in fixed:
             raise ConfigError(f"--code {self.class_input.name}: the class is given by --class too")
         gen = torch.Generator()
@@ -246,10 +253,11 @@ class Sampler:
         truncation: float | None = None,
         class_name: str | None = None,
         codes: Codes = None,
+        prompt: str | None = None,
     ) -> Iterator[list[Image.Image]]:
         """The ``n`` images of ``__call__``, ``CHUNK`` at a time: memory bounded by one chunk
         whatever ``n`` (``translate sample -n 1000000`` held 12.4 GB when drawn at once)."""
-        for inputs in self._input_chunks(n, seed, truncation, class_name, codes):
+        for inputs in self._input_chunks(n, seed, truncation, class_name, codes, prompt):
             images = self.generate(*inputs, truncation=truncation)
             yield self.plugin.postprocess(images, self.plugin_cfg)
 
@@ -301,9 +309,10 @@ class Sampler:
         truncation: float | None = None,
         class_name: str | None = None,
         codes: Codes = None,
+        prompt: str | None = None,
     ) -> Tensor:
         inputs = self.inputs(
-            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes, prompt=prompt
         )
         return self.generate(*inputs, truncation=truncation)
 
@@ -354,25 +363,14 @@ class Sampler:
         truncation: float | None = None,
         class_name: str | None = None,
         codes: Codes = None,
+        prompt: str | None = None,
     ) -> list[Image.Image]:
-        """``n`` new images (PIL, the plugin's postprocess), of ``class_name`` and with the
-        ``codes`` given, when given."""
+        """``n`` new images (PIL, the plugin's postprocess), of ``class_name``, with the
+        ``codes`` given and of the text ``prompt``, when given."""
         batches = self.batches(
-            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes, prompt=prompt
         )
         return [image for batch in batches for image in batch]
-
-
-def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
-    """Spherical interpolation between latents ``a`` and ``b`` (per row, over all but the
-    batch dimension) at fractions ``t`` (broadcast): ``sin((1-t) O) / sin O * a + sin(t O) /
-    sin O * b``, O the angle between them; linear when they are (anti)parallel."""
-    fa, fb = a.flatten(1), b.flatten(1)
-    cos = (fa * fb).sum(1) / (fa.norm(dim=1) * fb.norm(dim=1)).clamp_min(eps)
-    omega = torch.arccos(cos.clamp(-1 + eps, 1 - eps)).view(-1, *([1] * (a.ndim - 1)))
-    so = torch.sin(omega)
-    out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so
-    return torch.where(so.abs() < 1e-4, torch.lerp(a, b, t), out)
 
 
 def sample(
@@ -428,6 +426,7 @@ def write_sample_folder(
     codes: Codes = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    prompt: str | None = None,
 ) -> int:
     """Draw ``n`` images into folder ``out`` one chunk at a time (bounded memory), each file
     written atomically; ``progress(written)`` after each chunk. Ctrl-C stops after the file
@@ -450,7 +449,7 @@ def write_sample_folder(
     written = 0
     try:
         batches = sampler.batches(
-            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes
+            n, seed=seed, truncation=truncation, class_name=class_name, codes=codes, prompt=prompt
         )
         for batch in batches:
             for image in batch:

@@ -68,6 +68,7 @@ class SampleRequest:
     truncation: float | None
     format: str
     codes: tuple[str, ...] = ()
+    prompt: str | None = None
 
 
 @dataclass
@@ -113,6 +114,7 @@ class ServedGenerator:
         format: str,
         max_samples: int,
         codes: tuple[str, ...] = (),
+        prompt: str | None = None,
     ) -> SampleRequest:
         """The request's parameters, or a ``ConfigError`` (422) naming the bad one."""
         from translate.inference.sampling import check_seed, check_truncation
@@ -129,8 +131,12 @@ class ServedGenerator:
                     "no classes"
                 )
             self.sampler.class_index(class_name)  # unknown class: one line, did-you-mean
-        code_values(self.sampler.conditions, list(codes))  # unknown code, value out of range
-        return SampleRequest(n, seed, class_name, truncation, format, tuple(codes))
+        fixed = code_values(self.sampler.conditions, list(codes))  # unknown code, out of range
+        if prompt is not None:  # a text-conditioned model: empty, too long, no text encoder
+            from translate.text.prompts import prompt_vector
+
+            prompt_vector(self.sampler.loaded, self.sampler.conditions, prompt, fixed)
+        return SampleRequest(n, seed, class_name, truncation, format, tuple(codes), prompt)
 
     @property
     def parameters(self) -> list[str]:
@@ -142,7 +148,15 @@ class ServedGenerator:
             "truncation",
             "format",
             *(["code"] if self.sampler.conditions else []),  # NAME=VALUE (infogan's codes)
+            *(["prompt"] if self.texts else []),
         ]
+
+    @property
+    def texts(self) -> bool:
+        """Whether the model is text-conditioned (a ``prompt`` input: stackgan)."""
+        from translate.text.prompts import PROMPT_OPTION
+
+        return any(c.option == PROMPT_OPTION for c in self.sampler.conditions)
 
     def check_parameters(self, names: Any) -> None:
         """Refuse (422) a query parameter the endpoint does not know, as translate does."""
@@ -164,6 +178,7 @@ class ServedGenerator:
             truncation=request.truncation,
             class_name=request.class_name,
             codes=list(request.codes),
+            prompt=request.prompt,
         )
         sheet = grid(images)
         return encode(sheet, request.format), sheet.size
@@ -266,6 +281,12 @@ def add_sample_route(
                 "c1=0.5; the model's under codes in GET /v1/models); default: drawn per image"
             ),
         ] = None,
+        prompt: Annotated[
+            str | None,
+            Query(
+                description="text to draw (a text-conditioned model, stackgan), e.g. 'a red circle'"
+            ),
+        ] = None,
     ) -> Response:
         started = time.perf_counter()
         generator = samplers.get(name)
@@ -280,7 +301,7 @@ def add_sample_route(
         n = min(DEFAULT_SAMPLES, config.max_samples) if n is None else n
         sample = generator.check(
             n=n, seed=seed, class_name=class_name, truncation=truncation, format=fmt,
-            max_samples=config.max_samples, codes=tuple(code or ()),
+            max_samples=config.max_samples, codes=tuple(code or ()), prompt=prompt,
         )  # fmt: skip
         pool: InferencePool | None = request.app.state.pool
         if pool is None:

@@ -1,0 +1,113 @@
+"""StackGAN's settings (``StackGANConfig``): data and text, stages, networks, objective."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from translate.fields import check, opt
+
+
+@dataclass(frozen=True)
+class StackGANConfig:
+    """stackgan data, text-encoder, model and loss settings (defaults: the paper's stage I)."""
+
+    data: Path = opt(
+        None,
+        "Folder of images, each with a same-stem .txt of captions (one a line); train/ and val/ "
+        "subfolders are used when present.",
+    )
+    embeddings: str = opt(
+        "",
+        "Precomputed sentence embeddings instead of the built-in text encoder: a .npz with "
+        "'embeddings' (N, K, E) and 'filenames' (N,) the images' stems.",
+    )
+    generator: Literal["stackgan", "gigagan"] = opt(
+        "stackgan",
+        "G: stackgan (CA, stage I [and II], Zhang et al. 2017) or gigagan (style code, "
+        "sample-adaptive kernels, self- and cross-attention to the words, multi-scale outputs "
+        "and a multi-scale D; Kang et al. 2023, at small scale).",
+    )
+    image_size: int = opt(64, "Side of the final images: a power of two, 8 to 256.")
+    stages: int = opt(1, "1: stage I only; 2: stage I at image_size/4, then stage II (x4).")
+    stage1_steps: int = opt(
+        10_000, "With --stages 2: the steps that train stage I before stage II trains."
+    )
+    latent_dim: int = opt(100, "Dimension of the noise z (N_z).")
+    condition_dim: int = opt(128, "Dimension of CA's c_hat (N_g).")
+    text_dim: int = opt(256, "Built-in encoder's sentence/word feature size (precomputed: E).")
+    word_dim: int = opt(300, "Built-in encoder's word-embedding size.")
+    max_words: int = opt(18, "Words read per caption (longer captions are cut).")
+    g_channels: int = opt(128, "G's width: 8x this at 4x4, halving per up-sampling (GF_DIM).")
+    d_channels: int = opt(64, "D's width: this at its first layer, doubling (DF_DIM).")
+    d_text_dim: int = opt(128, "D's compressed text size (N_d).")
+    residual_blocks: int = opt(2, "Stage II's residual blocks.")
+    lr_halve_every: int = opt(
+        0, "Halve the learning rates every N steps (paper: every 100 epochs); 0: constant."
+    )
+    kl_weight: float = opt(2.0, "Weight of CA's KL regulariser (official config: 2.0).")
+    pretrain_text: bool = opt(
+        True, "Pretrain the built-in text encoder with DAMSM before the GAN (stored in the run)."
+    )
+    pretrain_steps: int = opt(500, "DAMSM pretraining steps.")
+    pretrain_batch: int = opt(48, "DAMSM pretraining batch size (AttnGAN: 48).")
+    kernels: int = opt(4, "gigagan: filters in each adaptive layer's bank.")
+    attention_heads: int = opt(2, "gigagan: heads of its attention layers.")
+    attention_max: int = opt(16, "gigagan: attention at feature maps up to this side.")
+    vocabulary: str = opt("", "The built-in encoder's words (filled from the captions).")
+    flip: bool = opt(True, "Random horizontal flips during training.")
+
+    def __post_init__(self) -> None:
+        check(self.data is not None, "data", "is required (--data DIR)")
+        from translate_dcgan.plugin import check_image_size
+
+        check_image_size(self.image_size)
+        size = self.image_size
+        check(self.stages in (1, 2), "stages", f"must be 1 or 2, got {self.stages}")
+        check(
+            self.stages == 1 or size >= 32,
+            "stages",
+            f"2 stages need --image-size >= 32 (stage I at a quarter), got {size}",
+        )
+        check(
+            self.stages == 1 or self.generator == "stackgan",
+            "stages",
+            "gigagan is one multi-scale generator; use --stages 1",
+        )
+        check(
+            self.generator in ("stackgan", "gigagan"),
+            "generator",
+            f"{self.generator!r} is not one of stackgan, gigagan",
+        )
+        for name in (
+            "latent_dim", "condition_dim", "word_dim", "max_words", "g_channels", "d_channels",
+            "d_text_dim", "kernels", "attention_heads", "pretrain_batch",
+        ):  # fmt: skip
+            check(getattr(self, name) >= 1, name, f"must be at least 1, got {getattr(self, name)}")
+        check(self.text_dim >= 2 and self.text_dim % 2 == 0, "text_dim", "must be even, >= 2")
+        check(self.stage1_steps >= 0, "stage1_steps", "must be >= 0")
+        check(self.residual_blocks >= 0, "residual_blocks", "must be >= 0")
+        check(self.pretrain_steps >= 0, "pretrain_steps", "must be >= 0")
+        check(self.lr_halve_every >= 0, "lr_halve_every", "must be >= 0 (0: constant)")
+        check(self.kl_weight >= 0, "kl_weight", "must be >= 0")
+
+    @property
+    def stage1_size(self) -> int:
+        return self.image_size if self.stages == 1 else self.image_size // 4
+
+    @property
+    def words(self) -> list[str]:
+        return self.vocabulary.split(" ") if self.vocabulary else []
+
+    @property
+    def precomputed(self) -> bool:
+        return bool(self.embeddings)
+
+    @property
+    def text_size(self) -> int:
+        """Size of the text vector G takes: the sentence, or the packed text (gigagan)."""
+        if self.generator == "stackgan":
+            return self.text_dim
+        length = 1 if self.precomputed else self.max_words
+        return self.text_dim + length * self.text_dim + length
