@@ -100,13 +100,17 @@ def one_thread():
 @pytest.fixture(scope="module")
 def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random LPIPS (AlexNet) state dict with non-negative heads: a working metric file
-    without downloads (test_evaluation, the multimodal diversity tests)."""
+    without downloads (test_evaluation, the multimodal diversity tests, test_editing's
+    inversion). The backbone keeps its signed random weights: with every weight made
+    non-negative, a dark image leaves AlexNet's first ReLUs all dead (no gradient, many
+    images at one distance), and inverting through it made LPIPS rise, 0.013 -> 0.069."""
     import lpips
 
     torch.manual_seed(0)
     net = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False)
-    for p in net.parameters():  # the linear heads are non-negative in the trained metric
-        p.data.abs_()
+    for name, p in net.named_parameters():  # the linear heads are non-negative when trained
+        if name.startswith("lin"):
+            p.data.abs_()
     path = tmp_path_factory.mktemp("weights") / "lpips_alex.pth"
     torch.save(net.state_dict(), path)
     return path

@@ -361,6 +361,83 @@ def test_page_offers_the_domains_of_a_stargan_model(
         assert np.abs(got - want).max() <= 2, f"{name}: not the output for domain B"
 
 
+# ---------------------------------------------------------------------------- DragGAN
+@pytest.fixture(scope="module")
+def stylegan2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 16 px stylegan2 (two steps): a style generator the page can drag."""
+    from tests.test_editing import tiny_stylegan2
+
+    return tiny_stylegan2(tmp_path_factory.mktemp("drag-page"))
+
+
+def click_at(browser: WebDriver, css: str, dx: float, dy: float) -> None:
+    """A mouse click at (dx, dy) from the centre of the element ``css`` (W3C actions)."""
+    target = {ELEMENT: browser.find(css)}
+    pointer = [
+        {"type": "pointerMove", "origin": target, "x": int(dx), "y": int(dy), "duration": 0},
+        {"type": "pointerDown", "button": 0},
+        {"type": "pointerUp", "button": 0},
+    ]
+    source = {"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}}
+    browser.cmd("POST", "/actions", {"actions": [{**source, "actions": pointer}]})
+
+
+DRAG_PAGE = """
+const s = window.dragState;
+return {image: document.getElementById("drag-image").src, handles: s.handles,
+        targets: s.targets, frames: s.frames, status: document.getElementById("drag-status")
+        .textContent, state: document.body.dataset.drag,
+        box: document.getElementById("drag-overlay").getBoundingClientRect().width};
+"""
+
+
+def _png_pixels(url: str) -> np.ndarray:
+    data = base64.b64decode(url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+def test_page_drags_a_point_of_a_stylegan2_image(browser: WebDriver, stylegan2_run: Path) -> None:
+    """Sample seed 1, click a handle and its target on the image, Drag: the image is redrawn
+    at every step while the drag runs, ends changed, and the handle has moved from where it
+    was clicked (the tracked point, drawn by the page)."""
+    args = ["-c", f"sg={stylegan2_run}", "--threads", "1", "--no-access-log"]
+    with ServerProcess(args) as server:
+        browser.get(f"{server.url}/")
+        browser.wait_for("return document.body.dataset.drag === 'idle'")
+        browser.js("document.getElementById('drag-seed').value = '1'")
+        browser.cmd("POST", f"/element/{browser.find('#drag-sample')}/click", {})
+        state = browser.wait_for(
+            "const s = document.body.dataset.drag; return s === 'ready' || s === 'error' ? s : ''"
+        )
+        sampled = browser.js(DRAG_PAGE)
+        assert state == "ready", sampled["status"]
+        # 16 px drawn at box px: pixel (5, 5) -> its centre; the target 6 px to the right
+        browser.js("document.getElementById('drag-stage').scrollIntoView({block: 'center'})")
+        box = sampled["box"]
+        step = box / 16
+        centre = box / 2
+        click_at(browser, "#drag-overlay", 5.5 * step - centre, 5.5 * step - centre)
+        click_at(browser, "#drag-overlay", 11.5 * step - centre, 5.5 * step - centre)
+        clicked = browser.js(DRAG_PAGE)
+        assert clicked["handles"] == [[5, 5]] and clicked["targets"] == [[11, 5]]
+        browser.js(
+            "document.getElementById('drag-steps').value = '20';"
+            "document.getElementById('drag-lr').value = '0.1';"
+        )
+        browser.cmd("POST", f"/element/{browser.find('#drag-run')}/click", {})
+        state = browser.wait_for(
+            "const s = document.body.dataset.drag; return s === 'done' || s === 'error' ? s : ''"
+        )
+        page = browser.js(DRAG_PAGE)
+    assert state == "done", page["status"]
+    assert page["frames"] >= 2  # the image was redrawn while the drag ran
+    before, after = _png_pixels(sampled["image"]), _png_pixels(page["image"])
+    assert before.shape == after.shape == (16, 16, 3)
+    assert np.abs(after - before).max() > 10  # the image changed
+    assert page["handles"] != [[5, 5]] and page["targets"] == [[11, 5]]  # the handle moved
+    assert f"{page['frames']} steps" in page["status"]
+
+
 def test_page_shows_the_samples_of_a_multimodal_model(browser: WebDriver, tmp_path: Path) -> None:
     """A model with a code (munit's style): the page asks for samples and a seed, and shows
     the K outputs side by side, those ``translate run --samples K --seed S --grid`` gives."""

@@ -148,7 +148,7 @@ def invert_command(
             steps=steps,
             wplus=wplus,
             seed=seed,
-            lpips=None if metric is None else metric.net,
+            lpips=None if metric is None else metric.distance,
             on_step=step,
         )
     finally:

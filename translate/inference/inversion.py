@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from translate.errors import ConfigError
 from translate.inference.editing import Editable
@@ -118,13 +118,14 @@ def invert(
     *,
     steps: int = 1000,
     wplus: bool = False,
-    lpips: nn.Module | None = None,
+    lpips: Callable[[Tensor, Tensor], Tensor] | None = None,
     seed: int = 0,
     on_step: Callable[[int, int, float], None] | None = None,
 ) -> Inversion:
     """Optimise ``gen``'s latent (an ``Editable``) so that its image matches ``target``
-    (1, 3, R, R) in [-1, 1]; ``lpips``: a module ``lpips(x, y)`` on [-1, 1] images (else
-    ``pixel_ssim_loss``). ``on_step(step, steps, loss)`` after each step."""
+    (1, 3, R, R) in [-1, 1]; ``lpips``: a distance ``lpips(x, y)`` of [-1, 1] images (as
+    ``LPIPSMetric.distance``; else ``pixel_ssim_loss``). ``on_step(step, steps, loss)`` after
+    each step."""
     if steps < 1:
         raise ConfigError(f"steps: must be at least 1, got {steps}")
     R = gen.resolution

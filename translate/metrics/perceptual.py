@@ -1,7 +1,11 @@
 """LPIPS (Zhang et al. 2018, "The Unreasonable Effectiveness of Deep Features as a Perceptual
 Metric"), through the ``lpips`` package, version 0.1 with the AlexNet backbone (the variant
 papers report), with weights from a file the user gives (``translate.metrics.weights.LPIPS``):
-the package's own weights need torchvision to download the backbone."""
+the package's own weights need torchvision to download the backbone.
+
+AlexNet's five stride-2 stages need a side of 31 px at least: images whose shorter side is
+below ``MIN_SIDE`` (32) are upsampled bilinearly to it first (a tiny generator's 16 px image),
+so that LPIPS is defined at every size; larger images are measured as they are."""
 
 from __future__ import annotations
 
@@ -10,10 +14,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from translate.errors import ConfigError
 from translate.metrics.weights import LPIPS, load_state_dict
+
+#: The shorter side below which images are upsampled before AlexNet (which needs 31 px).
+MIN_SIDE = 32
+
+
+def at_least_min_side(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W), bilinearly upsampled so that its shorter side is ``MIN_SIDE`` when
+    it is smaller (the aspect ratio kept), else unchanged."""
+    h, w = x.shape[-2:]
+    if min(h, w) >= MIN_SIDE:
+        return x
+    scale = MIN_SIDE / min(h, w)
+    size = (max(MIN_SIDE, round(h * scale)), max(MIN_SIDE, round(w * scale)))
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class LPIPSMetric:
@@ -33,6 +52,10 @@ class LPIPSMetric:
         self.net = net.to(device).eval().requires_grad_(False)
         self.device = device
 
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """LPIPS of two batches (B, 3, H, W) in [-1, 1], differentiable: (B, 1, 1, 1)."""
+        return self.net(at_least_min_side(x), at_least_min_side(y))
+
     @torch.inference_mode()
     def __call__(self, a: Image.Image, b: Image.Image) -> float:
         x, y = (
@@ -45,4 +68,4 @@ class LPIPSMetric:
         )
         if x.shape != y.shape:
             raise ValueError(f"LPIPS: sizes differ, {a.size} vs {b.size}")
-        return float(self.net(x, y).flatten()[0])
+        return float(self.distance(x, y).flatten()[0])

@@ -47,6 +47,7 @@ from translate.serve.admission import (
 from translate.serve.budget import split_budget
 from translate.serve.cancel import torch_cancel_points
 from translate.serve.config import OUTPUT_FORMATS, ServeConfig
+from translate.serve.dragging import add_drag_route, editors_of
 from translate.serve.images import ApiError, check_header, output_format
 from translate.serve.models import ServedModel
 from translate.serve.observe import Metrics, Observer
@@ -128,6 +129,7 @@ def create_app(
         or (set(by_name) & set(samplers))
     ):
         raise ConfigError("served model names must be unique")
+    editors = editors_of(generators)  # the style generators: POST /v1/models/{name}/drag
     upload_budget, work_budget = split_budget(memory_budget) if memory_budget else (None, None)
     uploads = Uploads(upload_budget)
     scrub = Scrubber([*models, *generators])
@@ -143,7 +145,7 @@ def create_app(
         cancel_points = torch_cancel_points()  # a batch nobody waits for stops at its next layer
         cancel_points.__enter__()
         app.state.pool = InferencePool(
-            run_batch(by_name, samplers),
+            run_batch(by_name, samplers, editors),
             workers=config.workers,
             queue_size=config.queue_size,
             max_batch=config.max_batch,
@@ -376,6 +378,9 @@ def create_app(
 
     # ------------------------------------------------------------------ sampling
     add_sample_route(app, samplers, by_name, config, error_responses)
+    add_drag_route(
+        app, editors, [*by_name, *samplers], config, error_responses, lambda n: samplers[n].price(1)
+    )
 
     # ------------------------------------------------------------------ listing, health
     @app.get("/v1/models", summary="Served models, their options and limits")

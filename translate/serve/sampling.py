@@ -78,6 +78,7 @@ class ServedGenerator:
     source: ModelSource
     sampler: Any  # translate.inference.sampling.Sampler
     sample_bytes: int = 0  # measured by ``warm_up``
+    drag: dict[str, int] | None = None  # a style generator's drag limits (serve.dragging)
 
     @property
     def name(self) -> str:
@@ -195,6 +196,7 @@ class ServedGenerator:
             "classes": list(self.sampler.classes),
             "codes": [to_json(c) for c in self.sampler.conditions],
             "limits": {"max_samples": max_samples},
+            "drag": self.drag,
         }
 
 

@@ -12,7 +12,9 @@ FastAPI's schema of the routes is refined with what only the loaded models know:
   ``--max-upload-mb``;
 - 200 responses are binary images with their media types and declared headers; 500 and 503
   (``Retry-After``) are documented; ``/v1/models`` and ``/readyz`` have typed bodies and
-  ``/metrics`` its media type.
+  ``/metrics`` its media type;
+- ``/v1/models/{name}/drag`` (``translate.serve.dragging``) is declared for the served style
+  generators only (its JSON body from the route's model), and left out when there are none.
 
 A request the schema allows is one the server accepts (given an image of an allowed size);
 one it forbids is refused with a 4xx. ``tests/test_serve_fuzz.py`` checks both with
@@ -298,6 +300,7 @@ MODEL_LIST = {
                     "latent_shape": {"type": "array", "items": {"type": "integer"}},
                     "classes": {"type": "array", "items": {"type": "string"}},
                     "limits": {"type": "object"},
+                    "drag": {"type": ["object", "null"]},
                 },
             },
         },
@@ -397,6 +400,19 @@ def refine(
             op["summary"] = f"New images from {g.name} ({g.plugin_name}), as one grid image"
             op["parameters"] = _sample_params(g, config, with_class=True)
             paths[f"/v1/models/{g.name}/sample"] = {"get": op}
+
+    drag = paths.pop("/v1/models/{name}/drag")["post"]
+    draggable = [g.name for g in generators if getattr(g, "drag", None)]
+    if draggable:  # the style generators (stylegan2): translate.serve.dragging
+        drag["parameters"] = [
+            {**name_param, "schema": {"type": "string", "enum": draggable},
+             "description": "a served style generator (GET /v1/models: its drag limits)"},
+        ]  # fmt: skip
+        drag["responses"] = {
+            "200": drag["responses"]["200"],
+            **_errors(config, (404, 413, 422, 500, 503)),
+        }
+        paths["/v1/models/{name}/drag"] = {"post": drag}
 
     listing = paths["/v1/models"]["get"]
     listing["responses"]["200"]["content"]["application/json"]["schema"] = MODEL_LIST

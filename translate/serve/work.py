@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from translate.errors import ConfigError, DataError
+from translate.serve.dragging import DragWork, run_drag
 from translate.serve.images import ApiError, check_header, decode, encode
 from translate.serve.sampling import SampleWork
 
@@ -120,11 +121,18 @@ def _render(translator: Any, item: MultimodalWork) -> tuple[bytes, tuple[int, in
     return encode(sheet, item.format), sheet.size
 
 
-def run_batch(models: Mapping[str, Any], generators: Mapping[str, Any] | None = None) -> Any:
+def run_batch(
+    models: Mapping[str, Any],
+    generators: Mapping[str, Any] | None = None,
+    editors: Mapping[str, Any] | None = None,
+) -> Any:
     """The pool's batch function: decode, translate together, encode (in a worker thread);
-    a multimodal request's K outputs; or a generating model's samples as one grid."""
+    a multimodal request's K outputs; a generating model's samples as one grid; or a drag of
+    a style generator (``editors``: ``translate.serve.dragging``)."""
 
     def run(key: BatchKey, items: Sequence[Any]) -> list[Any]:
+        if isinstance(items[0], DragWork):
+            return [run_drag((editors or {})[item.model], item) for item in items]
         if isinstance(items[0], SampleWork):
             generator = (generators or {})[key.model]
             return [generator.render(item.request) for item in items]

@@ -24,6 +24,15 @@ async function api(url, options = {}) {
   return res;
 }
 
+// The error of a refused request: "STATUS: the server's one-line message".
+async function failure(res) {
+  let message = res.statusText;
+  try {
+    message = (await res.json()).error || message;
+  } catch (_) { /* not JSON */ }
+  return new Error(`${res.status}: ${message}`);
+}
+
 function setStatus(text, state) {
   $("status").textContent = text;
   $("status").className = state === "error" ? "error" : "";
@@ -89,6 +98,7 @@ async function loadModels() {
       $("model").append(o);
     }
     renderOptions();
+    document.dispatchEvent(new CustomEvent("models", { detail: body })); // drag.js
     $("submit").disabled = false;
     setStatus(file ? "" : "Choose an image.", "idle");
   } catch (err) {
@@ -142,13 +152,7 @@ async function translate() {
       `/v1/models/${encodeURIComponent(model.name)}/translate?${params}`,
       request,
     );
-    if (!res.ok) {
-      let message = res.statusText;
-      try {
-        message = (await res.json()).error || message;
-      } catch (_) { /* not JSON */ }
-      throw new Error(`${res.status}: ${message}`);
-    }
+    if (!res.ok) throw await failure(res);
     const blob = await res.blob();
     if (outputUrl) URL.revokeObjectURL(outputUrl);
     outputUrl = URL.createObjectURL(blob);
