@@ -111,6 +111,7 @@ class TransGANPlugin(PluginBase[TransGANConfig]):
         "n_critic": 4,
         "diff_augment": "translation,cutout,color",
         "ema_decay": 0.9999,
+        "clip_grad_norm": 5.0,  # the authors' script clips D's and G's gradient norms at 5
     }
     train_defaults: ClassVar[Mapping[str, Any]] = {
         "batch_size": 64,
