@@ -45,8 +45,14 @@ BINARY = {"type": "string", "format": "binary"}
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}
 
 
-def _header(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"description": description, "required": True, "schema": schema or {"type": "string"}}
+def _header(
+    description: str, schema: dict[str, Any] | None = None, *, required: bool = True
+) -> dict[str, Any]:
+    return {
+        "description": description,
+        "required": required,
+        "schema": schema or {"type": "string"},
+    }
 
 
 def _image_response(description: str, extra_headers: dict[str, Any]) -> dict[str, Any]:
@@ -355,7 +361,9 @@ def refine(
             {
                 "X-Queue-Time-Ms": _header("milliseconds waiting for a worker"),
                 "X-Batch-Size": _header("images translated together"),
-                "X-Samples": _header("a model with a code: how many outputs, side by side"),
+                "X-Samples": _header(  # sent only when several samples were asked for
+                    "a model with a code: how many outputs, side by side", required=False
+                ),
             },
         ),
         **_errors(config, (400, 404, 408, 413, 415, 422, 500, 503)),
