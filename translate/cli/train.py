@@ -87,9 +87,10 @@ def _worker(name: str, resume: Path | None, config: Path | None, options: dict) 
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     code = train_and_report(name, resume, config, options)
-    if code:
+    if code:  # at once, without tearing down the process group: gloo's teardown racing the
+        sys.stdout.flush()  # peers' could abort the process ("terminate called ...", SIGABRT)
         sys.stderr.flush()
-        sys.exit(code)
+        os._exit(code)
     return 0
 
 

@@ -107,7 +107,7 @@ class ColorizePlugin(PluginBase[ColorizeConfig]):
             )
             loss_l1 = l1_loss(fake.float(), photo)
         ctx.optimize("G", loss_adv + cfg.lambda_l1 * loss_l1)
-        return {**logs_d, **logs_g, "G_L1": loss_l1.item()}
+        return {**logs_d, **logs_g, **ctx.gan.logs({"G_L1": loss_l1})}
 
     def inference_module(
         self, models: Mapping[str, nn.Module], cfg: ColorizeConfig, opts: Any
