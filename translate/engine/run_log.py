@@ -53,7 +53,7 @@ class MetricsLog:
         sums, counts = self.sums, self.counts
         on_device = [k for k, v in sums.items() if isinstance(v, Tensor)]
         if on_device:  # one sync for every device sum
-            read = torch.stack([torch.as_tensor(sums[k]).float() for k in on_device]).tolist()
+            read = torch.stack([sums[k].float() for k in on_device]).tolist()  # type: ignore[union-attr]
             sums = {**sums, **dict(zip(on_device, read, strict=True))}
         if self.reduce is not None:
             sums, counts = self.reduce(sums, counts)
