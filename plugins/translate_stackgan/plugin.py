@@ -43,6 +43,7 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
     config_cls = StackGANConfig
     dataset_kind = "single"  # a folder of images with same-stem captions
     generates = True
+    ddp_unused_parameters = False  # one group a network, each loss reaches all of it (DDP)
     # the official code's BCE: D's minimax loss, G's non-saturating one (real labels on fakes)
     gan_defaults: ClassVar[Mapping[str, Any]] = {"gan_loss": "nonsaturating"}
     # Adam 2e-4 for G and D, beta1 0.5, batch 64 (Sec. 4); halved every lr_halve_every steps
