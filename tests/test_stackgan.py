@@ -208,7 +208,7 @@ def test_two_stages_train_in_turn(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_gigagan_exports_with_the_text_as_input(tmp_path: Path) -> None:
     """gigagan: the packed text (sentence, words, mask) is one ONNX input; ONNX Runtime matches
-    PyTorch for a prompt's vector."""
+    PyTorch for a prompt's vector, and the text graph's packed vector matches the checkpoint's."""
     from translate.export.onnx import FP32_TOLERANCE, export_onnx
 
     make_captioned_shapes(tmp_path / "d", 8, size=16)
@@ -226,8 +226,9 @@ def test_gigagan_exports_with_the_text_as_input(tmp_path: Path) -> None:
     assert inputs[1].shape == (3, 8 + 18 * 8 + 18)
     diff = (torch_sampler.generate(*inputs) - onnx_sampler.generate(*inputs)).abs().max()
     assert float(diff) <= FP32_TOLERANCE
-    with pytest.raises(ConfigError, match="ONNX export"):
-        onnx_sampler.inputs(1, prompt="a red circle")
+    # the text graph beside it (g.text.onnx) encodes the prompt as the checkpoint does
+    onnx_text = onnx_sampler.inputs(3, seed=1, prompt="a green cross")[1]
+    assert float((onnx_text - inputs[1]).abs().max()) <= FP32_TOLERANCE
 
 
 def test_service_samples_a_prompt(run_dir: Path) -> None:

@@ -18,7 +18,8 @@ gigagan``) and D for its multi-scale matching-aware D.
 
 The inference module is G(z, text) with z (B, Z, 1, 1) and the text vector (B, T) declared as a
 conditioning input; ``translate sample --prompt "a red circle"`` fills it from the stored text
-encoder (``encode_prompts``), and the ONNX export takes it as an input of its own.
+encoder (``text_encoder``), and the ONNX export takes it as an input of its own; ``translate
+export`` writes the text encoder as a graph of its own beside it (``model.text.onnx``).
 """
 
 from __future__ import annotations
@@ -241,22 +242,16 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
 
         return StackGANSampler(models["G"], models.get("G2"))
 
-    def encode_prompts(
-        self, models: Mapping[str, nn.Module], cfg: StackGANConfig, prompts: list[str]
-    ) -> Tensor:
-        """G's text vectors (B, T) of free-text prompts, by the stored text encoder."""
-        from translate.errors import ConfigError
-        from translate.text.encoder import encode_prompts, pack_text
+    def text_encoder(self, models: Mapping[str, nn.Module], cfg: StackGANConfig) -> Any:
+        """The stored text encoder as prompt tokens -> G's text vector (gigagan: packed);
+        None for a model trained on precomputed embeddings."""
+        from translate.text.encoder import PromptEncoder
 
         if "T" not in models:
-            raise ConfigError(
-                "prompt: this model was trained on precomputed embeddings and holds no text "
-                "encoder; give the embedding with --code text=..."
-            )
-        sentence, words, mask = encode_prompts(
-            models["T"], cfg.words, prompts, max_words=cfg.max_words
-        )
-        return sentence if cfg.generator == "stackgan" else pack_text(sentence, words, mask)
+            return None
+        packed = cfg.generator == "gigagan"
+        return PromptEncoder(models["T"], vocabulary=cfg.words, max_words=cfg.max_words,
+                             packed=packed)  # fmt: skip
 
     def sample_columns(
         self, models: Mapping[str, nn.Module], batch: Any, cfg: StackGANConfig

@@ -11,6 +11,7 @@ from typing import Any
 from translate.conditioning import split_options
 from translate.errors import ConfigError
 from translate.loading import ModelRef, load_module
+from translate.loading.code_encoder import CODE_ENCODER
 from translate.loading.onnx_export import (
     EXPORTERS,
     FP16_TOLERANCE,
@@ -25,6 +26,11 @@ from translate.loading.onnx_export import (
     exportable_module,
     read_metadata,
 )
+from translate.loading.text_encoder import TEXT_ENCODER
+
+#: The side graphs ``export_onnx`` writes beside a model that has them
+#: (``translate.loading.side_graph``).
+SIDE_GRAPHS = (CODE_ENCODER, TEXT_ENCODER)
 
 __all__ = [
     "EXPORTERS",
@@ -32,6 +38,7 @@ __all__ = [
     "FP32_TOLERANCE",
     "PRODUCER",
     "REQUIRED_KEYS",
+    "SIDE_GRAPHS",
     "ExportError",
     "ExportResult",
     "build_metadata",
@@ -65,9 +72,7 @@ def export_onnx(
             "for every value; give it when running the .onnx file, not to export"
         )
     result = export_loaded(loaded, Path(out), fp16=fp16, opset=opset, exporter=exporter)
-    from translate.loading.code_encoder import code_encoder_of, encoder_path, export_code_encoder
-
-    if code_encoder_of(loaded) is not None:
-        # its reference encoder as its own graph beside it (--style-from on the ONNX file)
-        result.companions.append(export_code_encoder(loaded, encoder_path(out), opset=opset))
+    for side in SIDE_GRAPHS:  # e.g. its reference or text encoder, as its own graph beside it
+        if side.module_of(loaded) is not None:
+            result.companions.append(side.export(loaded, side.path(out), opset=opset))
     return result

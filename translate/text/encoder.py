@@ -23,9 +23,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from translate.text.captions import encode_tokens
+from translate.text.captions import encode_token_batch
 
-__all__ = ["GRUTextEncoder", "ImageEncoder", "encode_prompts", "text_features"]
+__all__ = [
+    "GRUTextEncoder",
+    "ImageEncoder",
+    "PromptEncoder",
+    "encode_prompts",
+    "pack_text",
+    "text_features",
+    "unpack_text",
+]
 
 
 class GRUTextEncoder(nn.Module):
@@ -105,9 +113,7 @@ def encode_prompts(
     encoder: nn.Module, vocabulary: Sequence[str], prompts: Sequence[str], *, max_words: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``text_features`` of free-text prompts (words outside the vocabulary are unknown)."""
-    pairs = [encode_tokens(p, vocabulary, max_words) for p in prompts]
-    tokens = torch.stack([t for t, _ in pairs])
-    lengths = torch.tensor([n for _, n in pairs])
+    tokens, lengths = encode_token_batch(prompts, vocabulary, max_words)
     return text_features(encoder, {"tokens": tokens, "length": lengths})
 
 
@@ -124,3 +130,29 @@ def unpack_text(packed: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor]:
     length = (n - dim) // (dim + 1)
     words = packed[:, dim : dim + length * dim].reshape(b, length, dim)
     return packed[:, :dim], words, packed[:, dim + length * dim :] > 0.5
+
+
+class PromptEncoder(nn.Module):
+    """tokens (B, L) int64 and lengths (B,) int64 -> the generator's text vector (B, T): the
+    sentence vector, or with ``packed`` ``pack_text`` of sentence, words and mask (a generator
+    that attends to words, GigaGAN's). What ``Plugin.text_encoder`` gives: ``translate sample
+    --prompt`` encodes by it, and ``translate export`` writes it as its own ONNX graph
+    (``translate.loading.text_encoder``) with ``vocabulary`` and ``max_words`` as metadata, so
+    a prompt is tokenised (``encode``) without the checkpoint."""
+
+    def __init__(
+        self, encoder: nn.Module, *, vocabulary: Sequence[str], max_words: int, packed: bool
+    ) -> None:
+        super().__init__()
+        self.encoder, self.packed = encoder, packed
+        self.vocabulary, self.max_words = list(vocabulary), int(max_words)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        words, sentence, mask = self.encoder(tokens, lengths)
+        return pack_text(sentence, words, mask) if self.packed else sentence
+
+    def encode(self, prompts: Sequence[str]) -> Tensor:
+        """The text vectors (B, T) of free-text prompts (unknown words -> ``<unk>``)."""
+        device = next(self.parameters()).device
+        tokens, lengths = encode_token_batch(prompts, self.vocabulary, self.max_words)
+        return self(tokens.to(device), lengths.to(device))
