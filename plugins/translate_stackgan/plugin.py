@@ -268,6 +268,13 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         fake = self.inference_module(models, cfg, None)(z.to(real.device), g_text)
         return [real, F.interpolate(fake, size=real.shape[-1], mode="nearest")]
 
+    def evaluate(self, models: Any, folder: Path, cfg: StackGANConfig) -> Any:
+        """Samples of the folder's captions against its images: FID/KID, and prompt accuracy
+        on the captioned-shapes set (``translate.evaluation_text``)."""
+        from translate.evaluation_text import text_protocol
+
+        return text_protocol(models, folder)
+
     def tiny_config(self, data_root: Path) -> StackGANConfig:
         from translate.text.synthetic import make_captioned_shapes
 
