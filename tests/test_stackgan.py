@@ -259,17 +259,22 @@ def test_service_samples_a_prompt(run_dir: Path) -> None:
         assert bad.status_code == 422 and "prompt: empty" in bad.json()["error"]
 
 
+def precomputed_run(root: Path) -> Path:
+    """A tiny run on 4 shapes with precomputed 6-d embeddings (2 captions each), no encoder."""
+    import numpy as np
+
+    make_captioned_shapes(root / "d", 4, size=16)
+    names = np.array([f"shape_{i:04d}" for i in range(4)])
+    emb = np.random.default_rng(0).normal(size=(4, 2, 6)).astype(np.float32)
+    np.savez(root / "emb.npz", embeddings=emb, filenames=names)
+    cfg = StackGANConfig(data=root / "d", embeddings=str(root / "emb.npz"), **TINY)
+    return train_tiny("stackgan", cfg, root / "run")
+
+
 def test_precomputed_embeddings_train_without_a_text_encoder(tmp_path: Path) -> None:
     """--embeddings FILE: the file's vectors condition G (no model T); its size sets text_dim;
     --prompt is refused in one line (no encoder to read it)."""
-    import numpy as np
-
-    make_captioned_shapes(tmp_path / "d", 4, size=16)
-    names = np.array([f"shape_{i:04d}" for i in range(4)])
-    emb = np.random.default_rng(0).normal(size=(4, 2, 6)).astype(np.float32)
-    np.savez(tmp_path / "emb.npz", embeddings=emb, filenames=names)
-    cfg = StackGANConfig(data=tmp_path / "d", embeddings=str(tmp_path / "emb.npz"), **TINY)
-    run = train_tiny("stackgan", cfg, tmp_path / "run")
+    run = precomputed_run(tmp_path)
     sampler = Sampler.from_checkpoint(run)
     assert "T" not in sampler.loaded.models and sampler.conditions[0].size == 6
     assert len(sampler(2, seed=0, codes=["text=" + ",".join(["0.5"] * 6)])) == 2

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import train_tiny
 from tests.test_evaluation import inception_weights as inception_weights_file
+from tests.test_stackgan import TINY
 from translate.cli.main import app
 from translate.errors import ConfigError, DataError
 from translate.evaluation import GenerationModels
@@ -34,10 +35,6 @@ from translate.text.synthetic import (
 
 runner = CliRunner()
 inception_weights = inception_weights_file  # the module-scoped fixture, here too
-TINY = {
-    "image_size": 16, "latent_dim": 8, "condition_dim": 8, "text_dim": 8, "word_dim": 8,
-    "g_channels": 4, "d_channels": 4, "d_text_dim": 4, "pretrain_steps": 2, "pretrain_batch": 4,
-}  # fmt: skip
 NEXT_COLOUR = dict(zip(COLOURS, [*list(COLOURS)[1:], next(iter(COLOURS))], strict=True))
 
 

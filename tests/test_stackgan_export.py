@@ -16,6 +16,7 @@ from translate_stackgan import StackGANConfig
 from typer.testing import CliRunner
 
 from tests.conftest import train_tiny
+from tests.test_stackgan import TINY, precomputed_run
 from translate.cli.main import app
 from translate.errors import ConfigError
 from translate.export.onnx import FP32_TOLERANCE, export_onnx
@@ -31,10 +32,6 @@ from translate.loading.text_encoder import (
 from translate.text.synthetic import make_captioned_shapes
 
 runner = CliRunner()
-TINY = {
-    "image_size": 16, "latent_dim": 8, "condition_dim": 8, "text_dim": 8, "word_dim": 8,
-    "g_channels": 4, "d_channels": 4, "d_text_dim": 4, "pretrain_steps": 2, "pretrain_batch": 4,
-}  # fmt: skip
 #: prompts of 1, 3, 6 and 9 words, one word unknown, one past max_words (truncated)
 PROMPTS = [
     "circle",
@@ -136,12 +133,7 @@ def test_text_graph_is_not_a_model(exported: tuple[Path, Path], tmp_path: Path) 
 def test_precomputed_embeddings_write_no_text_graph(tmp_path: Path) -> None:
     """A model trained on precomputed embeddings holds no text encoder: the export is the
     generator alone, and --prompt on it says to give the vector."""
-    make_captioned_shapes(tmp_path / "d", 4, size=16)
-    names = np.array([f"shape_{i:04d}" for i in range(4)])
-    emb = np.random.default_rng(0).normal(size=(4, 2, 6)).astype(np.float32)
-    np.savez(tmp_path / "emb.npz", embeddings=emb, filenames=names)
-    cfg = StackGANConfig(data=tmp_path / "d", embeddings=str(tmp_path / "emb.npz"), **TINY)
-    run = train_tiny("stackgan", cfg, tmp_path / "run")
+    run = precomputed_run(tmp_path)
     result = export_onnx(run, tmp_path / "g.onnx")
     assert result.companions == [] and not text_path(result.path).exists()
     assert sorted(p.name for p in tmp_path.glob("g*")) == ["g.onnx"]
