@@ -130,6 +130,26 @@ def test_text_graph_is_not_a_model(exported: tuple[Path, Path], tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_a_text_graph_of_another_export_is_refused(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A text graph beside g.onnx whose metadata (step) says another export: one line."""
+    import shutil
+
+    import onnx
+
+    _, model = exported
+    shutil.copy(model, tmp_path / "g.onnx")
+    proto = onnx.load(str(text_path(model)))
+    for prop in proto.metadata_props:
+        if prop.key == "step":
+            prop.value = "999"
+    onnx.save(proto, str(tmp_path / "g.text.onnx"))
+    with pytest.raises(ConfigError, match=r"exported from another model than g\.onnx"):
+        Sampler.from_checkpoint(tmp_path / "g.onnx").inputs(1, prompt="a red circle")
+
+
+@pytest.mark.slow
 def test_precomputed_embeddings_write_no_text_graph(tmp_path: Path) -> None:
     """A model trained on precomputed embeddings holds no text encoder: the export is the
     generator alone, and --prompt on it says to give the vector."""

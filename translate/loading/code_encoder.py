@@ -65,9 +65,12 @@ class OnnxCodeEncoder(OnnxSideGraph):
         return self.run(x.float())
 
 
-def load_code_encoder(onnx_path: Path | str) -> OnnxCodeEncoder | None:
-    """The code encoder exported beside ``onnx_path``, or None when there is none."""
-    return CODE_ENCODER.load(onnx_path)
+def load_code_encoder(
+    onnx_path: Path | str, model: dict[str, str] | None = None
+) -> OnnxCodeEncoder | None:
+    """The code encoder exported beside ``onnx_path``, or None when there is none; ``model``:
+    the model's metadata, to refuse an encoder of another export (``SideGraph.load``)."""
+    return CODE_ENCODER.load(onnx_path, model)
 
 
 def code_encoder_of(loaded: Any) -> Any:

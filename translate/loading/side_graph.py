@@ -20,7 +20,7 @@ Runtime class) added to ``translate.export.onnx.SIDE_GRAPHS``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,10 @@ from torch import Tensor
 
 from translate.errors import ConfigError
 
-__all__ = ["OnnxSideGraph", "SideGraph", "side_path"]
+__all__ = ["SAME", "OnnxSideGraph", "SideGraph", "side_path"]
+
+#: Metadata a side graph shares with the model it was exported with.
+SAME = ("plugin", "plugin_config", "step")
 
 
 def side_path(onnx_path: Path | str, suffix: str) -> Path:
@@ -84,7 +87,17 @@ class SideGraph:
     def path(self, onnx_path: Path | str) -> Path:
         return side_path(onnx_path, self.suffix)
 
-    def load(self, onnx_path: Path | str) -> Any:
-        """The side graph exported beside ``onnx_path`` in ONNX Runtime, or None."""
+    def load(self, onnx_path: Path | str, model: Mapping[str, str] | None = None) -> Any:
+        """The side graph exported beside ``onnx_path`` in ONNX Runtime, or None. With the
+        model's metadata ``model``, one line when the side graph was exported from another
+        checkpoint (a stale file left beside a new export)."""
         path = self.path(onnx_path)
-        return self.runtime(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        graph = self.runtime(path)
+        if model is not None and any(graph.metadata.get(k) != model.get(k) for k in SAME):
+            raise ConfigError(
+                f"{path}: exported from another model than {Path(onnx_path).name} (its "
+                f"plugin, config or step differ); export the model again to write both"
+            )
+        return graph

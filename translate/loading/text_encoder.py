@@ -77,9 +77,12 @@ class OnnxTextEncoder(OnnxSideGraph):
         return self(*encode_token_batch(prompts, self.vocabulary, self.max_words))
 
 
-def load_text_encoder(onnx_path: Path | str) -> OnnxTextEncoder | None:
-    """The text encoder exported beside ``onnx_path``, or None when there is none."""
-    return TEXT_ENCODER.load(onnx_path)
+def load_text_encoder(
+    onnx_path: Path | str, model: dict[str, str] | None = None
+) -> OnnxTextEncoder | None:
+    """The text encoder exported beside ``onnx_path``, or None when there is none; ``model``:
+    the model's metadata, to refuse a text graph of another export (``SideGraph.load``)."""
+    return TEXT_ENCODER.load(onnx_path, model)
 
 
 def text_encoder_of(loaded: Any) -> Any:

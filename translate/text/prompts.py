@@ -56,7 +56,7 @@ def prompt_encoder(loaded: Any) -> Any:
     if models is None:  # an ONNX export: its text graph, when exported beside it
         from translate.loading.text_encoder import load_text_encoder, text_path
 
-        encoder = load_text_encoder(loaded.path)
+        encoder = load_text_encoder(loaded.path, loaded.metadata)
         if encoder is None:
             raise ConfigError(
                 f"prompt: no text encoder {text_path(loaded.path).name} beside {loaded.source} "
