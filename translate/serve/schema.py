@@ -305,6 +305,8 @@ MODEL_LIST = {
                     "device": {"type": "string"},
                     "latent_shape": {"type": "array", "items": {"type": "integer"}},
                     "classes": {"type": "array", "items": {"type": "string"}},
+                    "codes": {"type": "array", "items": {"type": "object"}},
+                    "parameters": {"type": "array", "items": {"type": "string"}},
                     "limits": {"type": "object"},
                     "drag": {"type": ["object", "null"]},
                 },

@@ -1,6 +1,6 @@
 // The web page of translate serve: pick a model, upload or drop an image, see both images, and
 // compare them at one display scale (a before/after slider with zoom: what super-resolution
-// gained). Plain JS, no dependencies; talks to the same API as any client (/v1/models,
+// gained); generating models have their own panels (sample.js, drag.js). Plain JS, no dependencies; talks to the same API as any client (/v1/models,
 // .../translate), with the API key (asked for when the server answers 401) as a bearer token.
 "use strict";
 
@@ -98,9 +98,11 @@ async function loadModels() {
       $("model").append(o);
     }
     renderOptions();
-    document.dispatchEvent(new CustomEvent("models", { detail: body })); // drag.js
-    $("submit").disabled = false;
-    setStatus(file ? "" : "Choose an image.", "idle");
+    document.dispatchEvent(new CustomEvent("models", { detail: body })); // sample.js, drag.js
+    const translating = body.models.length > 0; // else only generators: their panels below
+    for (const id of ["form", "drop", "panes"]) $(id).hidden = !translating;
+    $("submit").disabled = !translating;
+    setStatus(file || !translating ? "" : "Choose an image.", "idle");
   } catch (err) {
     setStatus(`Could not list models: ${err.message}`, "error");
   }
