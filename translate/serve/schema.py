@@ -263,6 +263,16 @@ def _sample_params(generator: Any, config: ServeConfig, *, with_class: bool) -> 
                 "class to draw; default: random per image",
             ),
         )
+    if getattr(generator, "texts", False):  # a text-conditioned model (stackgan)
+        from translate.text.prompts import MAX_PROMPT
+
+        params.append(
+            _param(
+                "prompt",
+                {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT, "pattern": r"\S"},
+                "the text to draw, e.g. 'a red circle'; default: random text vectors",
+            )
+        )
     return params
 
 
