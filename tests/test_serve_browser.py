@@ -144,16 +144,23 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).run()
 
 
-OUTPUT_PIXELS = """
+PNG_OF = """
+const pngOf = (img) => {  // the pixels of an <img> as drawn, as a PNG data URL
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  canvas.getContext("2d").drawImage(img, 0, 0);
+  return canvas.toDataURL("image/png");
+};
+"""
+OUTPUT_PIXELS = (
+    PNG_OF
+    + """
 const img = document.getElementById("output");
-const canvas = document.createElement("canvas");
-canvas.width = img.naturalWidth;
-canvas.height = img.naturalHeight;
-canvas.getContext("2d").drawImage(img, 0, 0);
 const link = document.getElementById("download");
 const box = img.getBoundingClientRect();
 return {
-  png: canvas.toDataURL("image/png"),
+  png: pngOf(img),
   shown: [box.width, box.height],
   input: [document.getElementById("input").naturalWidth,
           document.getElementById("input").naturalHeight],
@@ -162,6 +169,7 @@ return {
   status: document.getElementById("status").textContent,
 };
 """
+)
 
 
 def test_page_uploads_an_image_and_shows_the_result(
@@ -486,15 +494,13 @@ def stackgan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny("stackgan", StackGANConfig(data=root / "shapes", **TINY), root / "run")
 
 
-SAMPLE_PAGE = """
+SAMPLE_PAGE = (
+    PNG_OF
+    + """
 const img = document.getElementById("sample-output");
-const canvas = document.createElement("canvas");
-canvas.width = img.naturalWidth;
-canvas.height = img.naturalHeight;
-canvas.getContext("2d").drawImage(img, 0, 0);
 const shown = (id) => document.getElementById(id).offsetParent !== null;
 return {
-  png: img.naturalWidth ? canvas.toDataURL("image/png") : null,
+  png: img.naturalWidth ? pngOf(img) : null,
   status: document.getElementById("sample-status").textContent,
   shown: {prompt: shown("sample-prompt"), classes: shown("sample-class"),
           translate: shown("form"), drop: shown("drop"), key: shown("key-form")},
@@ -503,6 +509,7 @@ return {
     .filter((url) => url.includes("/sample?")),
 };
 """
+)
 SAMPLE_DONE = (
     "const s = document.body.dataset.sample; return s === 'done' || s === 'error' ? s : ''"
 )

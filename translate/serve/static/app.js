@@ -33,6 +33,18 @@ async function failure(res) {
   return new Error(`${res.status}: ${message}`);
 }
 
+// Show an image answer in img (the previous object URL, if any, freed); its new object URL.
+async function display(img, blob, previous) {
+  if (previous) URL.revokeObjectURL(previous);
+  const url = URL.createObjectURL(blob);
+  await new Promise((resolve, reject) => {
+    img.onload = resolve;
+    img.onerror = () => reject(new Error("the result is not a displayable image"));
+    img.src = url;
+  });
+  return url;
+}
+
 function setStatus(text, state) {
   $("status").textContent = text;
   $("status").className = state === "error" ? "error" : "";
@@ -155,15 +167,8 @@ async function translate() {
       request,
     );
     if (!res.ok) throw await failure(res);
-    const blob = await res.blob();
-    if (outputUrl) URL.revokeObjectURL(outputUrl);
-    outputUrl = URL.createObjectURL(blob);
     const output = $("output");
-    await new Promise((resolve, reject) => {
-      output.onload = resolve;
-      output.onerror = () => reject(new Error("the result is not a displayable image"));
-      output.src = outputUrl;
-    });
+    outputUrl = await display(output, await res.blob(), outputUrl);
     $("output-size").textContent = `${output.naturalWidth}x${output.naturalHeight}`;
     const ext = $("format").value === "jpeg" ? "jpg" : $("format").value;
     const stem = file.name.replace(/\.[^.]*$/, "") || "image";

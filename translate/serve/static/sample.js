@@ -1,8 +1,8 @@
 // The page's Generate panel, for the served generating models (dcgan, cgan, stackgan...): n new
 // images of a seed, as the grid GET /v1/models/{name}/sample returns; a class box for a
 // class-conditional model (its classes in GET /v1/models) and a prompt box for a
-// text-conditioned one (its parameters list "prompt"). Uses app.js's $, api (the API key) and
-// failure.
+// text-conditioned one (its parameters list "prompt"). Uses app.js's $, api (the API key),
+// failure and display.
 "use strict";
 
 (() => {
@@ -61,15 +61,8 @@
     try {
       const res = await api(`/v1/models/${encodeURIComponent(model.name)}/sample?${params}`);
       if (!res.ok) throw await failure(res);
-      const blob = await res.blob();
-      if (url) URL.revokeObjectURL(url);
-      url = URL.createObjectURL(blob);
       const img = $("sample-output");
-      await new Promise((resolve, reject) => {
-        img.onload = resolve;
-        img.onerror = () => reject(new Error("the result is not a displayable image"));
-        img.src = url;
-      });
+      url = await display(img, await res.blob(), url);
       const size = `${img.naturalWidth}x${img.naturalHeight}`;
       $("sample-size").textContent = size;
       const link = $("sample-download");
