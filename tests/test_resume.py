@@ -66,15 +66,15 @@ def _flat(state: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: state}
 
 
-def interrupt_then_resume(trainer: Trainer, stop: int) -> None:
-    """Run ``trainer`` until a real Ctrl-C after step ``stop``, then resume its run folder as a
-    fresh process would (``--resume RUN``)."""
+def interrupt_then_resume(trainer: Trainer, stop: int, sig: int = signal.SIGINT) -> None:
+    """Run ``trainer`` until a real Ctrl-C (or ``sig``) after step ``stop``, then resume its
+    run folder as a fresh process would (``--resume RUN``)."""
     step = trainer.train_step
 
     def step_then_ctrl_c(batch: Any) -> dict[str, float]:
         logs = step(batch)
         if trainer.step == stop:
-            os.kill(os.getpid(), signal.SIGINT)  # the trainer's own handler takes it
+            os.kill(os.getpid(), sig)  # the trainer's own handler takes it
         return logs
 
     trainer.train_step = step_then_ctrl_c  # type: ignore[method-assign]
@@ -119,3 +119,54 @@ def test_ctrl_c_at_a_random_step_then_resume_is_bit_identical(
     prepare(plugin, run_dir=tmp_path / "straight", **options).run()
     interrupt_then_resume(prepare(plugin, run_dir=tmp_path / "split", **options), stop)
     assert_same_final_state(tmp_path / "straight", tmp_path / "split", STEPS, stop)
+
+
+# ---------------------------------------------------------------------------- stackgan's stages
+STAGE1_STEPS = 3  # steps 0-2 train stage I (G, D); steps 3-5 stage II (G2, D2), stage I fixed
+
+
+@pytest.fixture(scope="module")
+def stackgan_straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """The options of a two-stage stackgan and its run never stopped."""
+    from translate.text.synthetic import make_captioned_shapes
+
+    root = tmp_path_factory.mktemp("stackgan-resume")
+    make_captioned_shapes(root / "shapes", 8, size=32)
+    options = _stackgan(root / "shapes")
+    prepare("stackgan", run_dir=root / "straight", **options).run()
+    return options, root / "straight"
+
+
+def _stackgan(data: Path) -> dict[str, Any]:
+    """Two stages at 32 px (stage I at 8 px), narrow; the DAMSM-pretrained text encoder."""
+    return dict(
+        data=data, image_size=32, stages=2, stage1_steps=STAGE1_STEPS, latent_dim=8,
+        condition_dim=8, text_dim=8, word_dim=8, g_channels=4, d_channels=4, d_text_dim=4,
+        residual_blocks=1, pretrain_steps=2, pretrain_batch=4, batch_size=4,
+        **{**LOOP, "max_steps": 6},
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stop", "sig"),
+    [(1, signal.SIGINT), (STAGE1_STEPS, signal.SIGTERM), (4, signal.SIGINT)],
+    ids=["stage1", "at-switch", "stage2"],
+)
+def test_stackgan_resumes_exactly_across_its_stage_switch(
+    stackgan_straight: tuple[dict[str, Any], Path], stop: int, sig: int, tmp_path: Path
+) -> None:
+    """``--stages 2``: a Ctrl-C in stage I (resumed through the switch), a SIGTERM right at the
+    switch (the last stage-I step saved) or a Ctrl-C in stage II ends with G, D, G2 and D2,
+    their optimiser states (G2's and D2's still empty when stopped in stage I) and the RNG
+    states equal to those of a run never stopped."""
+    options, straight = stackgan_straight
+    split = prepare("stackgan", run_dir=tmp_path / "split", **options)
+    interrupt_then_resume(split, stop, sig)
+    assert_same_final_state(straight, tmp_path / "split", 6, stop)
+    weights, trainer = _final_state(tmp_path / "split", 6)
+    for net in ("G", "D", "G2", "D2"):  # each network and its optimiser moments compared
+        assert any(k.startswith(f"{net}.") for k in weights), net
+        assert trainer["optimizers"][net]["state"], net
+    log = (tmp_path / "split" / "metrics.jsonl").read_text()
+    assert '"stage": 1.0' in log and '"stage": 2.0' in log  # both stages trained

@@ -178,7 +178,7 @@ def test_openapi_schema_and_web_page(client: Any) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "/static/app.js" in page.text and "/static/style.css" in page.text
-    assets = ("app.js", "drag.js", "style.css")
+    assets = ("app.js", "sample.js", "drag.js", "style.css")
     for text in (page.text, *(client.get(f"/static/{a}").text for a in assets)):
         assert "http://" not in text and "https://" not in text  # no CDN, nothing external
 

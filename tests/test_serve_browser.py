@@ -144,16 +144,23 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).run()
 
 
-OUTPUT_PIXELS = """
+PNG_OF = """
+const pngOf = (img) => {  // the pixels of an <img> as drawn, as a PNG data URL
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  canvas.getContext("2d").drawImage(img, 0, 0);
+  return canvas.toDataURL("image/png");
+};
+"""
+OUTPUT_PIXELS = (
+    PNG_OF
+    + """
 const img = document.getElementById("output");
-const canvas = document.createElement("canvas");
-canvas.width = img.naturalWidth;
-canvas.height = img.naturalHeight;
-canvas.getContext("2d").drawImage(img, 0, 0);
 const link = document.getElementById("download");
 const box = img.getBoundingClientRect();
 return {
-  png: canvas.toDataURL("image/png"),
+  png: pngOf(img),
   shown: [box.width, box.height],
   input: [document.getElementById("input").naturalWidth,
           document.getElementById("input").naturalHeight],
@@ -162,6 +169,7 @@ return {
   status: document.getElementById("status").textContent,
 };
 """
+)
 
 
 def test_page_uploads_an_image_and_shows_the_result(
@@ -469,3 +477,94 @@ def test_page_shows_the_samples_of_a_multimodal_model(browser: WebDriver, tmp_pa
     assert got.shape == want.shape == (32, 96, 3)
     assert np.abs(got - want).max() <= 2
     assert np.abs(want[:, :32] - want[:, 32:64]).max() > 2  # the samples differ
+
+
+# ---------------------------------------------------------------------------- text to image
+@pytest.fixture(scope="module")
+def stackgan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny stackgan (16 px, two steps) on captioned shapes: a text-conditioned generator."""
+    from translate_stackgan import StackGANConfig
+
+    from tests.conftest import train_tiny
+    from tests.test_stackgan import TINY
+    from translate.text.synthetic import make_captioned_shapes
+
+    root = tmp_path_factory.mktemp("stackgan-page")
+    make_captioned_shapes(root / "shapes", 8, size=16)
+    return train_tiny("stackgan", StackGANConfig(data=root / "shapes", **TINY), root / "run")
+
+
+SAMPLE_PAGE = (
+    PNG_OF
+    + """
+const img = document.getElementById("sample-output");
+const shown = (id) => document.getElementById(id).offsetParent !== null;
+return {
+  png: img.naturalWidth ? pngOf(img) : null,
+  status: document.getElementById("sample-status").textContent,
+  shown: {prompt: shown("sample-prompt"), classes: shown("sample-class"),
+          translate: shown("form"), drop: shown("drop"), key: shown("key-form")},
+  download: document.getElementById("sample-download").download,
+  requests: performance.getEntriesByType("resource").map((e) => e.name)
+    .filter((url) => url.includes("/sample?")),
+};
+"""
+)
+SAMPLE_DONE = (
+    "const s = document.body.dataset.sample; return s === 'done' || s === 'error' ? s : ''"
+)
+
+
+def generate(browser: WebDriver, prompt: str) -> dict[str, Any]:
+    """Type ``prompt`` into the page's prompt box (what was there cleared), press Generate,
+    and return the page once the grid is drawn."""
+    box = browser.find("#sample-prompt")
+    browser.cmd("POST", f"/element/{box}/clear", {})
+    browser.cmd("POST", f"/element/{box}/value", {"text": prompt})
+    browser.js("document.body.dataset.sample = 'idle'")  # a fresh result is awaited
+    browser.cmd("POST", f"/element/{browser.find('#sample-run')}/click", {})
+    state = browser.wait_for(SAMPLE_DONE)
+    page = browser.js(SAMPLE_PAGE)
+    assert state == "done", page["status"]
+    return page
+
+
+@pytest.mark.slow  # 13 s: training the model, the server, two requests
+def test_page_generates_the_images_of_a_prompt(browser: WebDriver, stackgan_run: Path) -> None:
+    """A text-to-image model served alone: the page shows its Generate panel with a prompt box
+    (and no translate form); a typed prompt, n = 3 and seed 7 send one sample request with
+    that prompt, n and seed, and draw the grid ``translate sample --prompt ... -n 3 --seed 7``
+    draws; then another prompt, the same way. (Two steps of training leave the prompts' images
+    2 levels apart: the request itself shows which prompt was sent.)"""
+    from urllib.parse import parse_qs, urlsplit
+
+    from translate.inference.sampling import Sampler, grid
+
+    args = ["-c", f"shapes={stackgan_run}", "--threads", "1", "--no-access-log"]
+    pages = {}
+    with ServerProcess(args) as server:
+        browser.get(f"{server.url}/")
+        browser.wait_for("return document.body.dataset.sample === 'idle'")
+        browser.js(
+            "document.getElementById('sample-n').value = '3';"
+            "document.getElementById('sample-seed').value = '7';"
+        )
+        for prompt in ("a red circle", "a blue square"):
+            pages[prompt] = generate(browser, prompt)
+    sampler = Sampler.from_checkpoint(stackgan_run)
+    want = {p: np.asarray(grid(sampler(3, seed=7, prompt=p)), np.int16) for p in pages}
+    assert not np.array_equal(want["a red circle"], want["a blue square"])
+    for k, (prompt, page) in enumerate(pages.items()):
+        assert page["shown"] == {
+            "prompt": True, "classes": False, "translate": False, "drop": False, "key": False,
+        }  # fmt: skip
+        assert len(page["requests"]) == k + 1  # one request per Generate
+        query = parse_qs(urlsplit(page["requests"][-1]).query)
+        assert urlsplit(page["requests"][-1]).path == "/v1/models/shapes/sample"
+        assert query == {"n": ["3"], "seed": ["7"], "prompt": [prompt]}
+        assert f'3 images of "{prompt}" from shapes' in page["status"]
+        assert page["download"] == "shapes-samples.png"
+        got = _png_pixels(page["png"])
+        assert got.shape == want[prompt].shape == (32, 32, 3)  # 2 x 2 tiles of 16 px
+        assert got.std() > 5.0  # not blank
+        assert np.abs(got - want[prompt]).max() <= 2, f"{prompt!r}: not that prompt's images"

@@ -257,6 +257,14 @@ def test_service_samples_a_prompt(run_dir: Path) -> None:
         assert np.array_equal(got, np.asarray(expected))
         bad = c.get(url, params={"prompt": " "})
         assert bad.status_code == 422 and "prompt: empty" in bad.json()["error"]
+        # what the page and generated clients read: the model takes a prompt
+        (entry,) = c.get("/v1/models").json()["generators"]
+        assert entry["parameters"] == ["n", "seed", "truncation", "format", "code", "prompt"]
+        op = c.get("/openapi.json").json()["paths"][url]["get"]
+        (declared,) = [p for p in op["parameters"] if p["name"] == "prompt"]
+        assert declared["schema"] == {
+            "type": "string", "minLength": 1, "maxLength": 1000, "pattern": r"\S",
+        }  # fmt: skip
 
 
 def precomputed_run(root: Path) -> Path:

@@ -195,6 +195,7 @@ class ServedGenerator:
             "latent_shape": list(self.sampler.latent_shape),
             "classes": list(self.sampler.classes),
             "codes": [to_json(c) for c in self.sampler.conditions],
+            "parameters": self.parameters,  # of its sample endpoint: "prompt" if it takes text
             "limits": {"max_samples": max_samples},
             "drag": self.drag,
         }

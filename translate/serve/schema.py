@@ -263,6 +263,16 @@ def _sample_params(generator: Any, config: ServeConfig, *, with_class: bool) -> 
                 "class to draw; default: random per image",
             ),
         )
+    if getattr(generator, "texts", False):  # a text-conditioned model (stackgan)
+        from translate.text.prompts import MAX_PROMPT
+
+        params.append(
+            _param(
+                "prompt",
+                {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT, "pattern": r"\S"},
+                "the text to draw, e.g. 'a red circle'; default: random text vectors",
+            )
+        )
     return params
 
 
@@ -305,6 +315,8 @@ MODEL_LIST = {
                     "device": {"type": "string"},
                     "latent_shape": {"type": "array", "items": {"type": "integer"}},
                     "classes": {"type": "array", "items": {"type": "string"}},
+                    "codes": {"type": "array", "items": {"type": "object"}},
+                    "parameters": {"type": "array", "items": {"type": "string"}},
                     "limits": {"type": "object"},
                     "drag": {"type": ["object", "null"]},
                 },

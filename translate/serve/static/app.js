@@ -1,6 +1,6 @@
 // The web page of translate serve: pick a model, upload or drop an image, see both images, and
 // compare them at one display scale (a before/after slider with zoom: what super-resolution
-// gained). Plain JS, no dependencies; talks to the same API as any client (/v1/models,
+// gained); generating models have their own panels (sample.js, drag.js). Plain JS, no dependencies; talks to the same API as any client (/v1/models,
 // .../translate), with the API key (asked for when the server answers 401) as a bearer token.
 "use strict";
 
@@ -31,6 +31,18 @@ async function failure(res) {
     message = (await res.json()).error || message;
   } catch (_) { /* not JSON */ }
   return new Error(`${res.status}: ${message}`);
+}
+
+// Show an image answer in img (the previous object URL, if any, freed); its new object URL.
+async function display(img, blob, previous) {
+  if (previous) URL.revokeObjectURL(previous);
+  const url = URL.createObjectURL(blob);
+  await new Promise((resolve, reject) => {
+    img.onload = resolve;
+    img.onerror = () => reject(new Error("the result is not a displayable image"));
+    img.src = url;
+  });
+  return url;
 }
 
 function setStatus(text, state) {
@@ -98,9 +110,11 @@ async function loadModels() {
       $("model").append(o);
     }
     renderOptions();
-    document.dispatchEvent(new CustomEvent("models", { detail: body })); // drag.js
-    $("submit").disabled = false;
-    setStatus(file ? "" : "Choose an image.", "idle");
+    document.dispatchEvent(new CustomEvent("models", { detail: body })); // sample.js, drag.js
+    const translating = body.models.length > 0; // else only generators: their panels below
+    for (const id of ["form", "drop", "panes"]) $(id).hidden = !translating;
+    $("submit").disabled = !translating;
+    setStatus(file || !translating ? "" : "Choose an image.", "idle");
   } catch (err) {
     setStatus(`Could not list models: ${err.message}`, "error");
   }
@@ -153,15 +167,8 @@ async function translate() {
       request,
     );
     if (!res.ok) throw await failure(res);
-    const blob = await res.blob();
-    if (outputUrl) URL.revokeObjectURL(outputUrl);
-    outputUrl = URL.createObjectURL(blob);
     const output = $("output");
-    await new Promise((resolve, reject) => {
-      output.onload = resolve;
-      output.onerror = () => reject(new Error("the result is not a displayable image"));
-      output.src = outputUrl;
-    });
+    outputUrl = await display(output, await res.blob(), outputUrl);
     $("output-size").textContent = `${output.naturalWidth}x${output.naturalHeight}`;
     const ext = $("format").value === "jpeg" ? "jpg" : $("format").value;
     const stem = file.name.replace(/\.[^.]*$/, "") || "image";
