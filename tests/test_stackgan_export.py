@@ -48,10 +48,15 @@ def test_side_graphs_sit_beside_the_model() -> None:
 
 
 def test_parity_prompts_cover_every_length() -> None:
-    """One prompt of each length 1..L (the last with an unknown word, cut at L), then one word."""
-    first, second = parity_prompts(["<pad>", "<unk>", "a", "red", "circle"], 4)
-    assert [len(p.split()) for p in first] == [1, 2, 3, 5] and first[-1].endswith("zzzunknownzzz")
-    assert second == ["a"]
+    """One prompt of each length 1..L (the last a word longer: cut at L), then one with an
+    unknown word, which tokenises to <unk> (1)."""
+    from translate.text.captions import encode_token_batch
+
+    vocabulary = ["<pad>", "<unk>", "a", "red", "circle"]
+    first, second = parity_prompts(vocabulary, 4)
+    assert [len(p.split()) for p in first] == [1, 2, 3, 5]
+    tokens, lengths = encode_token_batch(first + second, vocabulary, 4)
+    assert lengths.tolist() == [1, 2, 3, 4, 2] and tokens[4].tolist() == [1, 2, 0, 0]
 
 
 @pytest.fixture(scope="module")

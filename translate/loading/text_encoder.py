@@ -15,7 +15,7 @@ generator's input it feeds), so ``OnnxTextEncoder.encode`` tokenises a prompt as
 model.onnx --prompt ...`` (and the service) work from the two files.
 
 The parity check runs real prompts of every length from 1 to L words (the vocabulary's words
-in turn, one unknown word) against PyTorch.
+in turn), one cut at L and one with an unknown word, against PyTorch.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ __all__ = [
 
 TEXT_SUFFIX = ".text.onnx"
 TOKENS, LENGTHS = "tokens", "lengths"
+#: A word no vocabulary holds (the parity check's unknown word).
+UNSEEN = "zzzunseenzzz"
 
 
 def text_path(onnx_path: Path | str) -> Path:
@@ -97,13 +99,14 @@ def text_encoder_of(loaded: Any) -> Any:
 
 
 def parity_prompts(vocabulary: list[str], max_words: int) -> list[list[str]]:
-    """Two batches of prompts: every length 1..L (the vocabulary's words in turn, the last
-    prompt ending in a word outside it), then one of a single word."""
-    words = [w for w in vocabulary[2:]] or ["word"]  # past <pad> and <unk>
+    """Two batches of prompts: one of each length 1..L words (the vocabulary's words in turn;
+    the last one a word longer, which tokenising cuts), then a word outside the vocabulary
+    before a known one."""
+    words = list(vocabulary[2:]) or ["word"]  # past <pad> and <unk>
     prompts = [" ".join(words[(k + i) % len(words)] for i in range(n)) for k, n in
                enumerate(range(1, max_words + 1))]  # fmt: skip
-    prompts[-1] += " zzzunknownzzz"
-    return [prompts, [words[0]]]
+    prompts[-1] += " " + words[0]
+    return [prompts, [f"{UNSEEN} {words[0]}"]]
 
 
 def export_text_encoder(loaded: Any, out: Path | str, *, opset: int | None = None) -> Any:
