@@ -91,10 +91,11 @@ def test_text_graph_matches_pytorch_on_prompts(exported: tuple[Path, Path]) -> N
 
 @pytest.mark.slow
 def test_sample_from_onnx_with_a_prompt_equals_the_checkpoint(
-    exported: tuple[Path, Path], tmp_path: Path
+    exported: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """translate sample g.onnx --prompt: the checkpoint's images (uint8, within 1 level);
-    without g.text.onnx the prompt is refused in one line (exit 2)."""
+    """translate sample g.onnx --prompt (and RUN --backend onnx): the checkpoint's images
+    (uint8, within 1 level); without g.text.onnx the prompt is refused in one line (exit 2)."""
+    monkeypatch.setenv("TRANSLATE_CACHE_DIR", str(tmp_path / "cache"))
     run, model = exported
     images = {}
     for name, source in (("torch", run), ("onnx", model)):
@@ -103,7 +104,14 @@ def test_sample_from_onnx_with_a_prompt_equals_the_checkpoint(
         result = runner.invoke(app, [*args, "-o", str(out)])
         assert result.exit_code == 0, result.output
         images[name] = np.asarray(Image.open(out)).astype(int)
+    # --backend onnx on the checkpoint: its cached export has the text graph beside it too
+    out = tmp_path / "cached.png"
+    args = ["sample", str(run), "--backend", "onnx", "--prompt", "a green triangle", "-n", "4"]
+    result = runner.invoke(app, [*args, "--seed", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    images["cached"] = np.asarray(Image.open(out)).astype(int)
     assert np.abs(images["torch"] - images["onnx"]).max() <= 1
+    assert np.abs(images["torch"] - images["cached"]).max() <= 1
     # the generator's inputs too (a 2-step G barely reads its text): z and the prompt's vector
     onnx_sampler = Sampler.from_checkpoint(model)
     z, text = onnx_sampler.inputs(4, seed=3, prompt="a green triangle")

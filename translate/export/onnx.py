@@ -11,7 +11,7 @@ from typing import Any
 from translate.conditioning import split_options
 from translate.errors import ConfigError
 from translate.loading import ModelRef, load_module
-from translate.loading.code_encoder import CODE_ENCODER
+from translate.loading.companions import SIDE_GRAPHS, export_side_graphs
 from translate.loading.onnx_export import (
     EXPORTERS,
     FP16_TOLERANCE,
@@ -26,11 +26,6 @@ from translate.loading.onnx_export import (
     exportable_module,
     read_metadata,
 )
-from translate.loading.text_encoder import TEXT_ENCODER
-
-#: The side graphs ``export_onnx`` writes beside a model that has them
-#: (``translate.loading.side_graph``).
-SIDE_GRAPHS = (CODE_ENCODER, TEXT_ENCODER)
 
 __all__ = [
     "EXPORTERS",
@@ -72,7 +67,6 @@ def export_onnx(
             "for every value; give it when running the .onnx file, not to export"
         )
     result = export_loaded(loaded, Path(out), fp16=fp16, opset=opset, exporter=exporter)
-    for side in SIDE_GRAPHS:  # e.g. its reference or text encoder, as its own graph beside it
-        if side.module_of(loaded) is not None:
-            result.companions.append(side.export(loaded, side.path(out), opset=opset))
+    # e.g. its reference or text encoder, each as its own graph beside it
+    result.companions.extend(export_side_graphs(loaded, out, opset=opset))
     return result

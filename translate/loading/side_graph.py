@@ -15,7 +15,8 @@ Whoever runs the ``.onnx`` file (``Translator.from_onnx``, ``Sampler``) loads th
 beside it when it is there (``SideGraph.load``), so the option works without the checkpoint;
 ``load_onnx`` refuses a side graph given as the model. A new side graph is one ``SideGraph``
 value (its part, suffix, the plugin hook that gives its module, its exporter and its ONNX
-Runtime class) added to ``translate.export.onnx.SIDE_GRAPHS``.
+Runtime class) added to ``loading.companions.SIDE_GRAPHS``, which ``translate export`` and the
+ONNX cache of ``--backend onnx`` both write.
 """
 
 from __future__ import annotations
