@@ -218,7 +218,9 @@ def test_train_and_sample_with_clip(clip_dir: Path, tmp_path: Path, generator: s
     clip_dir.rename(moved)
     try:
         _changed_copy(moved, clip_dir)
-        result = runner.invoke(app, ["sample", str(run), "--prompt", "a", "-o", str(outs[0])])
+        result = runner.invoke(
+            app, ["sample", str(run), "--prompt", "a", "-o", str(tmp_path / "x.png")]
+        )
     finally:
         shutil.rmtree(clip_dir, ignore_errors=True)
         moved.rename(clip_dir)
