@@ -3,8 +3,9 @@
 CLIP (Radford et al. 2021, "Learning Transferable Visual Models From Natural Language
 Supervision", Sec. 2.4) encodes a caption with a causal Transformer over byte-level BPE tokens
 bracketed by start and end tokens; the end token's final (layer-normed) activation, linearly
-projected, is the text embedding. GigaGAN (Kang et al. 2023, Sec. 3.1) conditions on this
-tower's per-token features and its end-token embedding, as this encoder gives them:
+projected, is the text embedding. GigaGAN (Kang et al. 2023, Fig. 4) conditions its generator
+on this tower's per-token features (cross-attention) and its end-token embedding (the style
+code), through a learned text transformer that is not built here; this encoder gives:
 
 * the sentence vector: the tower's output at each caption's end token (the last attended
   position), through ``text_projection`` when the folder holds one
