@@ -121,6 +121,25 @@ def test_plain_text_model_gives_its_pooled_output(tmp_path: Path) -> None:
     torch.testing.assert_close(sentence, tower(input_ids=ids, attention_mask=attention)[1])
 
 
+def test_a_whole_clip_model_folder_gives_its_text_features(clip_dir: Path, tmp_path: Path) -> None:
+    """A saved CLIPModel (text and vision towers, e.g. openai/clip-vit-base-patch32): its text
+    half and projection are read; the sentence is CLIPModel.get_text_features."""
+    text = transformers.CLIPTextConfig.from_pretrained(clip_dir).to_dict()
+    vision = {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "image_size": 8, "patch_size": 4}  # fmt: skip
+    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=12)
+    torch.manual_seed(1)
+    model = transformers.CLIPModel(config)
+    model.save_pretrained(tmp_path / "full")
+    transformers.AutoTokenizer.from_pretrained(clip_dir).save_pretrained(tmp_path / "full")
+    enc = CLIPTextEncoder(tmp_path / "full", 8)
+    sentence, words, _ = text_features(enc, {"caption": CAPTIONS})
+    assert sentence.shape == (3, 12) and words.shape == (3, 8, 12)
+    ids, attention = enc.tokenize(CAPTIONS)
+    expected = model.get_text_features(input_ids=ids, attention_mask=attention)
+    torch.testing.assert_close(sentence, getattr(expected, "pooler_output", expected))
+
+
 def test_the_state_holds_the_folders_hash_not_the_tower(clip_dir: Path) -> None:
     """Only ``fingerprint`` (the folder's SHA-256) is saved; loading it back is strict-clean;
     the tower is frozen and stays in eval mode."""

@@ -213,7 +213,11 @@ def _load(folder: Path, projection: bool) -> tuple[Any, nn.Module]:
     log.disable_progress_bar()  # "Loading weights" on stderr
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        model = cls.from_pretrained(str(folder), local_files_only=True)
+        config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        if config.model_type == "clip":  # a whole CLIPModel: its text half and projection
+            config.text_config.projection_dim = config.projection_dim
+            config = config.text_config
+        model = cls.from_pretrained(str(folder), config=config, local_files_only=True)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ConfigError(
