@@ -15,7 +15,8 @@ code), through a learned text transformer that is not built here; this encoder g
   share one space and one size), zero on padding, with the attention mask.
 
 The folder is read by Hugging Face ``transformers`` (the ``clip`` extra) with
-``local_files_only=True``: nothing is downloaded. The tower is frozen and always in eval mode.
+``local_files_only=True`` (nothing is downloaded), no remote code and ``.bin`` weights only
+through ``torch.load(weights_only=True)`` (loading runs no code from the folder). The tower is frozen and always in eval mode.
 Its weights are not saved in a checkpoint: the run's config records the folder's absolute path
 and a SHA-256 of the files ``transformers`` reads (``clip_fingerprint``), the module's state
 holds that digest only, and loading refuses in one line when the folder is gone or changed.
@@ -212,12 +213,13 @@ def _load(folder: Path, projection: bool) -> tuple[Any, nn.Module]:
     log.set_verbosity_error()  # a full CLIPModel's unused vision weights
     log.disable_progress_bar()  # "Loading weights" on stderr
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        local = {"local_files_only": True, "trust_remote_code": False}  # no download, no code
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), **local)
+        config = transformers.AutoConfig.from_pretrained(str(folder), **local)
         if config.model_type == "clip":  # a whole CLIPModel: its text half and projection
             config.text_config.projection_dim = config.projection_dim
             config = config.text_config
-        model = cls.from_pretrained(str(folder), config=config, local_files_only=True)
+        model = cls.from_pretrained(str(folder), config=config, weights_only=True, **local)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ConfigError(
