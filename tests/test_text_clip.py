@@ -82,7 +82,7 @@ CAPTIONS = ["a red circle", "the blue square is on white", "a green cross"]
 def test_clip_features_are_the_towers_end_token_and_masked_words(clip_dir: Path) -> None:
     """The sentence is CLIP's own text embedding (the projected end token, not the start
     token: the three captions differ); words are projected tokens, zero on padding, masked."""
-    enc = CLIPTextEncoder(clip_dir, 10)
+    enc = CLIPTextEncoder(folder=clip_dir, max_words=10)
     sentence, words, mask = text_features(enc, {"caption": CAPTIONS})
     assert sentence.shape == (3, 12) and words.shape == (3, 10, 12) and mask.shape == (3, 10)
     ids, attention = enc.tokenize(CAPTIONS)
@@ -101,8 +101,8 @@ def test_clip_features_are_the_towers_end_token_and_masked_words(clip_dir: Path)
 def test_a_padded_caption_encodes_as_the_unpadded_one(clip_dir: Path) -> None:
     """ "a red circle" alone in 5 tokens (no padding) and padded to 10 in a batch with a longer
     caption: the same sentence and the same word features; padding is masked out."""
-    short = CLIPTextEncoder(clip_dir, 5)
-    long = CLIPTextEncoder(clip_dir, 10)
+    short = CLIPTextEncoder(folder=clip_dir, max_words=5)
+    long = CLIPTextEncoder(folder=clip_dir, max_words=10)
     s1, w1, m1 = text_features(short, {"caption": ["a red circle"]})
     s2, w2, m2 = text_features(long, {"caption": ["a red circle", CAPTIONS[1]]})
     assert bool(m1.all()) and m2[0].tolist() == [True] * 5 + [False] * 5
@@ -113,7 +113,7 @@ def test_a_padded_caption_encodes_as_the_unpadded_one(clip_dir: Path) -> None:
 def test_plain_text_model_gives_its_pooled_output(tmp_path: Path) -> None:
     """A CLIPTextModel (no projection): the sentence is its pooler_output, the hidden size."""
     folder = make_clip_folder(tmp_path / "plain", projection=False)
-    enc = CLIPTextEncoder(folder, 8)
+    enc = CLIPTextEncoder(folder=folder, max_words=8)
     sentence, words, _ = encode_prompts(enc, [], CAPTIONS, max_words=8)
     assert sentence.shape == (3, 16) and words.shape == (3, 8, 16)
     ids, attention = enc.tokenize(CAPTIONS)
@@ -132,7 +132,7 @@ def test_a_whole_clip_model_folder_gives_its_text_features(clip_dir: Path, tmp_p
     model = transformers.CLIPModel(config)
     model.save_pretrained(tmp_path / "full")
     transformers.AutoTokenizer.from_pretrained(clip_dir).save_pretrained(tmp_path / "full")
-    enc = CLIPTextEncoder(tmp_path / "full", 8)
+    enc = CLIPTextEncoder(folder=tmp_path / "full", max_words=8)
     sentence, words, _ = text_features(enc, {"caption": CAPTIONS})
     assert sentence.shape == (3, 12) and words.shape == (3, 8, 12)
     ids, attention = enc.tokenize(CAPTIONS)
@@ -143,7 +143,7 @@ def test_a_whole_clip_model_folder_gives_its_text_features(clip_dir: Path, tmp_p
 def test_the_state_holds_the_folders_hash_not_the_tower(clip_dir: Path) -> None:
     """Only ``fingerprint`` (the folder's SHA-256) is saved; loading it back is strict-clean;
     the tower is frozen and stays in eval mode."""
-    enc = CLIPTextEncoder(clip_dir, 8)
+    enc = CLIPTextEncoder(folder=clip_dir, max_words=8)
     state = enc.state_dict()
     assert list(state) == ["fingerprint"]
     assert bytes(state["fingerprint"].tolist()).hex() == clip_fingerprint(clip_dir)
@@ -202,10 +202,10 @@ def test_clip_options_and_transformers_missing(
     with pytest.raises(ConfigError, match="clip_path: is read with --text-encoder clip only"):
         StackGANConfig(data=Path("d"), clip_path=str(clip_dir))
     with pytest.raises(ConfigError, match="max_words: CLIP reads 3 to 32 tokens"):
-        CLIPTextEncoder(clip_dir, 40)
+        CLIPTextEncoder(folder=clip_dir, max_words=40)
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
     with pytest.raises(ConfigError, match=r"text_encoder: clip needs the transformers package"):
-        CLIPTextEncoder(clip_dir, 8)
+        CLIPTextEncoder(folder=clip_dir, max_words=8)
 
 
 @pytest.mark.slow

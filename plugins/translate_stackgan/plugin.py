@@ -134,7 +134,9 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
             )  # fmt: skip
             models["D2"] = nets.MatchingDiscriminator(image_size=cfg.image_size, **d_args)
         if cfg.text_encoder == "clip":  # frozen; its weights stay in --clip-path's folder
-            models["T"] = CLIPTextEncoder(cfg.clip_path, cfg.max_words, cfg.clip_hash)
+            models["T"] = CLIPTextEncoder(
+                folder=cfg.clip_path, max_words=cfg.max_words, fingerprint=cfg.clip_hash
+            )
         elif not cfg.precomputed:
             models["T"] = GRUTextEncoder(vocab_size=len(cfg.words), dim=e, word_dim=cfg.word_dim)
         return models

@@ -15,11 +15,12 @@ code), through a learned text transformer that is not built here; this encoder g
   share one space and one size), zero on padding, with the attention mask.
 
 The folder is read by Hugging Face ``transformers`` (the ``clip`` extra) with
-``local_files_only=True`` (nothing is downloaded), no remote code and ``.bin`` weights only
-through ``torch.load(weights_only=True)`` (loading runs no code from the folder). The tower is frozen and always in eval mode.
-Its weights are not saved in a checkpoint: the run's config records the folder's absolute path
-and a SHA-256 of the files ``transformers`` reads (``clip_fingerprint``), the module's state
-holds that digest only, and loading refuses in one line when the folder is gone or changed.
+``local_files_only=True`` (nothing is downloaded), no remote code, and ``.bin`` weights only
+through ``torch.load(weights_only=True)`` (loading runs no code from the folder). The tower is
+frozen and always in eval mode. Its weights are not saved in a checkpoint: the run's config
+records the folder's absolute path and a SHA-256 of the files ``transformers`` reads
+(``clip_fingerprint``), the module's state holds that digest only, and loading refuses in one
+line when the folder is gone or changed.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class CLIPTextEncoder(nn.Module):
     #: ``text_features`` hands this encoder the captions' text, not vocabulary indices.
     reads_text = True
 
-    def __init__(self, folder: Path | str, max_words: int, fingerprint: str = "") -> None:
+    def __init__(self, *, folder: Path | str, max_words: int, fingerprint: str = "") -> None:
         super().__init__()
         folder = Path(folder)
         config = _read_config(folder)
