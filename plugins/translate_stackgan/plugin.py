@@ -1,9 +1,9 @@
 """The stackgan plugin: images from text (Zhang et al. 2017, "StackGAN: Text to Photo-realistic
 Image Synthesis with Stacked Generative Adversarial Networks").
 
-A caption is encoded to a sentence embedding phi_t (``translate.text``: the built-in
-bidirectional GRU, pretrained with AttnGAN's DAMSM loss by ``--pretrain-text`` and then
-frozen, or precomputed embeddings from a file). Conditioning augmentation draws c_hat ~
+A caption is encoded to a sentence embedding phi_t (``translate.text``: a BiGRU pretrained
+with AttnGAN's DAMSM loss by ``--pretrain-text`` then frozen, a frozen CLIP text tower
+(``--text-encoder clip``), or given embeddings). Conditioning augmentation draws c_hat ~
 N(mu(phi_t), Sigma(phi_t)) (Sec. 3.1) and G's loss adds lambda * D_KL(N(mu, Sigma) || N(0, I))
 (Eq. 3 and 5). Stage I draws a low-resolution image from (z, c_hat) (Sec. 3.2); with
 ``--stages 2``, stage II redraws it 4x larger from the stage-I image and its own c_hat
