@@ -203,6 +203,8 @@ def test_clip_options_and_transformers_missing(
         StackGANConfig(data=Path("d"), clip_path=str(clip_dir))
     with pytest.raises(ConfigError, match="max_words: CLIP reads 3 to 32 tokens"):
         CLIPTextEncoder(folder=clip_dir, max_words=40)
+    with pytest.raises(ConfigError, match=r"clip_path: .*: no such folder \(the model was trained"):
+        CLIPTextEncoder(folder=clip_dir / "gone", max_words=8, fingerprint="0" * 64)
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
     with pytest.raises(ConfigError, match=r"text_encoder: clip needs the transformers package"):
         CLIPTextEncoder(folder=clip_dir, max_words=8)

@@ -148,13 +148,21 @@ class CLIPTextEncoder(nn.Module):
     def __init__(self, *, folder: Path | str, max_words: int, fingerprint: str = "") -> None:
         super().__init__()
         folder = Path(folder)
-        config = _read_config(folder)
+        try:
+            config = _read_config(folder)
+        except ConfigError as exc:
+            if not fingerprint:
+                raise
+            raise ConfigError(
+                f"{exc} (the model was trained with this folder's CLIP text tower; the checkpoint "
+                "records the folder, not the weights: restore it)"
+            ) from None
         digest = clip_fingerprint(folder)
         if fingerprint and digest != fingerprint:
             raise ConfigError(
                 f"{OPTION}: {folder} changed since this model was trained (SHA-256 "
                 f"{digest[:12]}, recorded {fingerprint[:12]}); the checkpoint records the "
-                "folder, not the CLIP weights: restore the folder it was trained with"
+                "folder, not the weights: restore the folder it was trained with"
             )
         _, most = clip_folder_info(folder)
         if not 3 <= max_words <= most:
