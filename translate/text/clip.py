@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +46,9 @@ OPTION = "clip_path"
 #: ``config.json`` model types this encoder reads.
 _MODEL_TYPES = ("clip_text_model", "clip")
 _CHUNK = 1 << 20
+#: Tokenizer calls from the service's threads, one at a time (the Rust tokenizer refuses a
+#: settings change while another thread encodes: "Already borrowed", transformers #47085).
+_TOKENIZING = threading.Lock()
 
 
 def _transformers() -> Any:
@@ -186,13 +190,14 @@ class CLIPTextEncoder(nn.Module):
 
     def tokenize(self, captions: Sequence[str]) -> tuple[Tensor, Tensor]:
         """(ids (B, L) int64, attention mask (B, L) int64) padded to ``max_words``."""
-        out = self.tokenizer(
-            list(captions),
-            padding="max_length",
-            truncation=True,
-            max_length=self.max_words,
-            return_tensors="pt",
-        )
+        with _TOKENIZING:  # a fast tokenizer's padding and truncation settings are shared state
+            out = self.tokenizer(
+                list(captions),
+                padding="max_length",
+                truncation=True,
+                max_length=self.max_words,
+                return_tensors="pt",
+            )
         return out["input_ids"], out["attention_mask"]
 
     def forward(self, ids: Tensor, attention: Tensor) -> tuple[Tensor, Tensor, Tensor]:
