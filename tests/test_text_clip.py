@@ -167,6 +167,8 @@ def _changed_copy(clip_dir: Path, to: Path) -> Path:
         ("empty", "clip_path: {p}: not a CLIP text model (no config.json"),
         ("bert", "clip_path: {p}: not a CLIP text model (config.json model_type 'bert'"),
         ("no weights", "clip_path: {p}: cannot load a CLIP text model and its tokenizer"),
+        ("weights a folder", "clip_path: {p}: cannot read model.safetensors (Is a directory)"),
+        ("bad sizes", "clip_path: {p}: config.json's sizes (hidden_size, projection_dim,"),
     ],
 )
 def test_bad_clip_folder_is_one_line(
@@ -182,9 +184,14 @@ def test_bad_clip_folder_is_one_line(
     elif case == "bert":
         path.mkdir()
         (path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    elif case == "no weights":
+    elif case == "bad sizes":
+        path.mkdir()
+        (path / "config.json").write_text('{"model_type": "clip_text_model", "hidden_size": "x"}')
+    elif case in ("no weights", "weights a folder"):
         shutil.copytree(clip_dir, path)
         (path / "model.safetensors").unlink()
+        if case == "weights a folder":
+            (path / "model.safetensors").mkdir()
     args = ["train", "stackgan", "--data", str(tmp_path / "d"), "--text-encoder", "clip",
             "--clip-path", str(path), "--max-steps", "1", "--run-dir", str(tmp_path / "run"),
             "--device", "cpu"]  # fmt: skip

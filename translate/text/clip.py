@@ -97,10 +97,16 @@ def _with_projection(config: dict[str, Any]) -> bool:
 def clip_folder_info(folder: Path) -> tuple[int, int]:
     """(feature size, most tokens) of the CLIP text model in ``folder``, from its config."""
     config = _read_config(folder)
-    text = (config.get("text_config") or {}) if config["model_type"] == "clip" else config
-    hidden = int(text.get("hidden_size", 512))
-    dim = int(config.get("projection_dim", 512)) if _with_projection(config) else hidden
-    return dim, int(text.get("max_position_embeddings", 77))
+    try:
+        text = (config.get("text_config") or {}) if config["model_type"] == "clip" else config
+        hidden = int(text.get("hidden_size", 512))
+        dim = int(config.get("projection_dim", 512)) if _with_projection(config) else hidden
+        return dim, int(text.get("max_position_embeddings", 77))
+    except (AttributeError, TypeError, ValueError):
+        raise ConfigError(
+            f"{OPTION}: {folder}: config.json's sizes (hidden_size, projection_dim, "
+            "max_position_embeddings) are not integers"
+        ) from None
 
 
 def clip_settings(folder: Path | str) -> tuple[str, int, str]:
@@ -121,9 +127,13 @@ def _hashed_files(folder: Path) -> list[Path]:
 def clip_fingerprint(folder: Path) -> str:
     """SHA-256 (hex) of ``folder``'s model and tokenizer files, names included."""
     _read_config(folder)
-    files = _hashed_files(folder)
-    stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return _digest(str(folder.resolve()), stamp)
+    try:
+        files = _hashed_files(folder)
+        stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        return _digest(str(folder.resolve()), stamp)
+    except OSError as exc:
+        name = Path(exc.filename).name if exc.filename else folder.name
+        raise ConfigError(f"{OPTION}: {folder}: cannot read {name} ({exc.strerror})") from None
 
 
 @lru_cache(maxsize=8)
