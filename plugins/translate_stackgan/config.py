@@ -47,7 +47,9 @@ class StackGANConfig:
     )
     latent_dim: int = opt(100, "Dimension of the noise z (N_z).")
     condition_dim: int = opt(128, "Dimension of CA's c_hat (N_g).")
-    text_dim: int = opt(256, "Built-in encoder's sentence/word feature size (precomputed: E).")
+    text_dim: int = opt(
+        256, "Built-in encoder's sentence/word feature size (precomputed: E; clip: the tower's)."
+    )
     word_dim: int = opt(300, "Built-in encoder's word-embedding size.")
     max_words: int = opt(
         18, "Words read per caption (longer captions are cut); clip: tokens, start/end included."
