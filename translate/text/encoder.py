@@ -8,6 +8,8 @@
   network exports to ONNX as one graph.
 * precomputed embeddings (the original StackGAN release's char-CNN-RNN vectors): the batch
   carries the sentence vector; its "words" are that one vector.
+* ``translate.text.clip.CLIPTextEncoder`` -- a CLIP text tower from a local folder (the
+  ``clip`` extra); it reads the batch's caption texts and tokenizes them itself.
 * ``ImageEncoder`` -- a small CNN giving region features and a global feature in the same
   space, DAMSM's image side (``translate.text.damsm``), used only to pretrain the text encoder.
 
@@ -88,14 +90,18 @@ def text_features(
     encoder: nn.Module | None, batch: Mapping[str, Any], device: torch.device | str | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(sentence (B, D), words (B, L, D), mask (B, L)) of a caption batch: the encoder's on the
-    batch's ``tokens``/``length`` (``GRUTextEncoder``), or the batch's precomputed
-    ``embedding`` (encoder None) as a sentence of one word."""
+    batch's ``tokens``/``length`` (``GRUTextEncoder``) or ``caption`` texts (an encoder that
+    ``reads_text``: ``translate.text.clip``), or the batch's precomputed ``embedding`` (encoder
+    None) as a sentence of one word."""
     if encoder is None:
         sentence = batch["embedding"].float()
         if device is not None:
             sentence = sentence.to(device)
         mask = torch.ones(sentence.shape[0], 1, dtype=torch.bool, device=sentence.device)
         return sentence, sentence[:, None], mask
+    if getattr(encoder, "reads_text", False):
+        words, sentence, mask = encoder.encode_text(list(batch["caption"]), device)
+        return sentence, words, mask
     dev = device if device is not None else next(encoder.parameters()).device
     words, sentence, mask = encoder(batch["tokens"].to(dev), torch.as_tensor(batch["length"]))
     return sentence, words, mask
@@ -104,7 +110,10 @@ def text_features(
 def encode_prompts(
     encoder: nn.Module, vocabulary: Sequence[str], prompts: Sequence[str], *, max_words: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``text_features`` of free-text prompts (words outside the vocabulary are unknown)."""
+    """``text_features`` of free-text prompts (words outside the vocabulary are unknown;
+    an encoder that ``reads_text`` tokenizes them itself)."""
+    if getattr(encoder, "reads_text", False):
+        return text_features(encoder, {"caption": list(prompts)})
     pairs = [encode_tokens(p, vocabulary, max_words) for p in prompts]
     tokens = torch.stack([t for t, _ in pairs])
     lengths = torch.tensor([n for _, n in pairs])
