@@ -23,6 +23,17 @@ class StackGANConfig:
         "Precomputed sentence embeddings instead of the built-in text encoder: a .npz with "
         "'embeddings' (N, K, E) and 'filenames' (N,) the images' stems.",
     )
+    text_encoder: Literal["gru", "clip"] = opt(
+        "gru",
+        "gru: the built-in bidirectional GRU (DAMSM-pretrained, stored in the run); clip: a "
+        "CLIP text tower from --clip-path (frozen; the run records its path and hash).",
+    )
+    clip_path: str = opt(
+        "",
+        "With --text-encoder clip: a local folder of a Hugging Face CLIP text model and its "
+        "tokenizer (save_pretrained; the 'clip' extra); never downloaded.",
+    )
+    clip_hash: str = opt("", "SHA-256 of --clip-path's files (filled when training starts).")
     generator: Literal["stackgan", "gigagan"] = opt(
         "stackgan",
         "G: stackgan (CA, stage I [and II], Zhang et al. 2017) or gigagan (style code, "
@@ -36,9 +47,13 @@ class StackGANConfig:
     )
     latent_dim: int = opt(100, "Dimension of the noise z (N_z).")
     condition_dim: int = opt(128, "Dimension of CA's c_hat (N_g).")
-    text_dim: int = opt(256, "Built-in encoder's sentence/word feature size (precomputed: E).")
+    text_dim: int = opt(
+        256, "Built-in encoder's sentence/word feature size (precomputed: E; clip: the tower's)."
+    )
     word_dim: int = opt(300, "Built-in encoder's word-embedding size.")
-    max_words: int = opt(18, "Words read per caption (longer captions are cut).")
+    max_words: int = opt(
+        18, "Words read per caption (longer captions are cut); clip: tokens, start/end included."
+    )
     g_channels: int = opt(128, "G's width: 8x this at 4x4, halving per up-sampling (GF_DIM).")
     d_channels: int = opt(64, "D's width: this at its first layer, doubling (DF_DIM).")
     d_text_dim: int = opt(128, "D's compressed text size (N_d).")
@@ -85,7 +100,21 @@ class StackGANConfig:
             "d_text_dim", "kernels", "attention_heads", "pretrain_batch",
         ):  # fmt: skip
             check(getattr(self, name) >= 1, name, f"must be at least 1, got {getattr(self, name)}")
-        check(self.text_dim >= 2 and self.text_dim % 2 == 0, "text_dim", "must be even, >= 2")
+        check(
+            self.text_encoder in ("gru", "clip"),
+            "text_encoder",
+            f"{self.text_encoder!r} is not one of gru, clip",
+        )
+        clip = self.text_encoder == "clip"
+        check(not clip or bool(self.clip_path), "clip_path", "is required with --text-encoder clip")
+        check(clip or not self.clip_path, "clip_path", "is read with --text-encoder clip only")
+        check(
+            not (clip and self.embeddings),
+            "embeddings",
+            "and --text-encoder clip exclude each other",
+        )
+        even = self.text_dim % 2 == 0 or clip
+        check(self.text_dim >= 2 and even, "text_dim", "must be even, >= 2")
         check(self.stage1_steps >= 0, "stage1_steps", "must be >= 0")
         check(self.residual_blocks >= 0, "residual_blocks", "must be >= 0")
         check(self.pretrain_steps >= 0, "pretrain_steps", "must be >= 0")

@@ -1,9 +1,9 @@
 """The stackgan plugin: images from text (Zhang et al. 2017, "StackGAN: Text to Photo-realistic
 Image Synthesis with Stacked Generative Adversarial Networks").
 
-A caption is encoded to a sentence embedding phi_t (``translate.text``: the built-in
-bidirectional GRU, pretrained with AttnGAN's DAMSM loss by ``--pretrain-text`` and then
-frozen, or precomputed embeddings from a file). Conditioning augmentation draws c_hat ~
+A caption is encoded to a sentence embedding phi_t (``translate.text``: a BiGRU pretrained
+with AttnGAN's DAMSM loss by ``--pretrain-text`` then frozen, a frozen CLIP text tower
+(``--text-encoder clip``), or given embeddings). Conditioning augmentation draws c_hat ~
 N(mu(phi_t), Sigma(phi_t)) (Sec. 3.1) and G's loss adds lambda * D_KL(N(mu, Sigma) || N(0, I))
 (Eq. 3 and 5). Stage I draws a low-resolution image from (z, c_hat) (Sec. 3.2); with
 ``--stages 2``, stage II redraws it 4x larger from the stage-I image and its own c_hat
@@ -63,6 +63,12 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         from translate.data.paired import split_folder
         from translate.text.captions import all_captions, build_vocabulary, load_embeddings
 
+        if cfg.text_encoder == "clip":  # the tower's size; the run records its path and hash
+            from translate.text.clip import clip_settings
+
+            path, dim, digest = clip_settings(cfg.clip_path)
+            done = {"clip_path": path, "clip_hash": digest, "pretrain_text": False}
+            return dataclasses.replace(cfg, text_dim=dim, **done)
         if cfg.precomputed:
             table = load_embeddings(Path(cfg.embeddings))
             dim = next(iter(table.values())).shape[1]
@@ -98,10 +104,11 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
 
     # ------------------------------------------------------------------ models
     def build_models(self, cfg: StackGANConfig) -> dict[str, nn.Module]:
+        from translate.text.clip import CLIPTextEncoder
         from translate.text.encoder import GRUTextEncoder
         from translate_stackgan import gigagan, nets
 
-        if not cfg.precomputed and len(cfg.words) < 3:
+        if not cfg.precomputed and cfg.text_encoder == "gru" and len(cfg.words) < 3:
             from translate.errors import ConfigError
 
             raise ConfigError("vocabulary: empty; the run's captions fill it (give --data)")
@@ -127,7 +134,11 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
                 residual_blocks=cfg.residual_blocks,
             )  # fmt: skip
             models["D2"] = nets.MatchingDiscriminator(image_size=cfg.image_size, **d_args)
-        if not cfg.precomputed:
+        if cfg.text_encoder == "clip":  # frozen; its weights stay in --clip-path's folder
+            models["T"] = CLIPTextEncoder(
+                folder=cfg.clip_path, max_words=cfg.max_words, fingerprint=cfg.clip_hash
+            )
+        elif not cfg.precomputed:
             models["T"] = GRUTextEncoder(vocab_size=len(cfg.words), dim=e, word_dim=cfg.word_dim)
         return models
 
@@ -243,15 +254,14 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         return StackGANSampler(models["G"], models.get("G2"))
 
     def text_encoder(self, models: Mapping[str, nn.Module], cfg: StackGANConfig) -> Any:
-        """The stored text encoder as prompt tokens -> G's text vector (gigagan: packed);
-        None for a model trained on precomputed embeddings."""
+        """The stored text encoder (GRU or CLIP) as prompts -> G's text vector (gigagan:
+        packed); None for a model trained on precomputed embeddings."""
         from translate.text.encoder import PromptEncoder
 
         if "T" not in models:
             return None
-        packed = cfg.generator == "gigagan"
         return PromptEncoder(models["T"], vocabulary=cfg.words, max_words=cfg.max_words,
-                             packed=packed)  # fmt: skip
+                             packed=cfg.generator == "gigagan")  # fmt: skip
 
     def sample_columns(
         self, models: Mapping[str, nn.Module], batch: Any, cfg: StackGANConfig
@@ -269,8 +279,7 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         return [real, F.interpolate(fake, size=real.shape[-1], mode="nearest")]
 
     def evaluate(self, models: Any, folder: Path, cfg: StackGANConfig) -> Any:
-        """Samples of the folder's captions against its images: FID/KID, and prompt accuracy
-        on the captioned-shapes set (``translate.evaluation_text``)."""
+        """FID/KID of its captions' samples, prompt accuracy on shapes (evaluation_text)."""
         from translate.evaluation_text import text_protocol
 
         return text_protocol(models, folder)

@@ -88,14 +88,14 @@ def load_text_encoder(
 
 
 def text_encoder_of(loaded: Any) -> Any:
-    """The plugin's text encoder of a loaded checkpoint (``LoadedModel``): a module with
-    ``vocabulary``, ``max_words`` and forward(tokens, lengths) -> (B, T)
-    (``translate.text.encoder.PromptEncoder``), or None."""
+    """The plugin's text encoder of a loaded checkpoint (``LoadedModel``) as a graph can hold
+    it: a module with ``vocabulary``, ``max_words`` and forward(tokens, lengths) -> (B, T)
+    (``translate.text.encoder.PromptEncoder``); None without one or for one that is not
+    ``exportable`` (a CLIP tower, which tokenizes by its own files)."""
     hook = getattr(loaded.plugin, "text_encoder", None)
     models = getattr(loaded, "models", None)
-    if hook is None or models is None:
-        return None
-    return hook(models, loaded.plugin_cfg)
+    encoder = None if hook is None or models is None else hook(models, loaded.plugin_cfg)
+    return encoder if getattr(encoder, "exportable", True) else None
 
 
 def parity_prompts(vocabulary: list[str], max_words: int) -> list[list[str]]:

@@ -8,6 +8,8 @@
   network exports to ONNX as one graph.
 * precomputed embeddings (the original StackGAN release's char-CNN-RNN vectors): the batch
   carries the sentence vector; its "words" are that one vector.
+* ``translate.text.clip.CLIPTextEncoder`` -- a CLIP text tower from a local folder (the
+  ``clip`` extra); it reads the batch's caption texts and tokenizes them itself.
 * ``ImageEncoder`` -- a small CNN giving region features and a global feature in the same
   space, DAMSM's image side (``translate.text.damsm``), used only to pretrain the text encoder.
 
@@ -96,14 +98,18 @@ def text_features(
     encoder: nn.Module | None, batch: Mapping[str, Any], device: torch.device | str | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(sentence (B, D), words (B, L, D), mask (B, L)) of a caption batch: the encoder's on the
-    batch's ``tokens``/``length`` (``GRUTextEncoder``), or the batch's precomputed
-    ``embedding`` (encoder None) as a sentence of one word."""
+    batch's ``tokens``/``length`` (``GRUTextEncoder``) or ``caption`` texts (an encoder that
+    ``reads_text``: ``translate.text.clip``), or the batch's precomputed ``embedding`` (encoder
+    None) as a sentence of one word."""
     if encoder is None:
         sentence = batch["embedding"].float()
         if device is not None:
             sentence = sentence.to(device)
         mask = torch.ones(sentence.shape[0], 1, dtype=torch.bool, device=sentence.device)
         return sentence, sentence[:, None], mask
+    if getattr(encoder, "reads_text", False):
+        words, sentence, mask = encoder.encode_text(list(batch["caption"]), device)
+        return sentence, words, mask
     dev = device if device is not None else next(encoder.parameters()).device
     words, sentence, mask = encoder(batch["tokens"].to(dev), torch.as_tensor(batch["length"]))
     return sentence, words, mask
@@ -112,7 +118,10 @@ def text_features(
 def encode_prompts(
     encoder: nn.Module, vocabulary: Sequence[str], prompts: Sequence[str], *, max_words: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``text_features`` of free-text prompts (words outside the vocabulary are unknown)."""
+    """``text_features`` of free-text prompts (words outside the vocabulary are unknown;
+    an encoder that ``reads_text`` tokenizes them itself)."""
+    if getattr(encoder, "reads_text", False):
+        return text_features(encoder, {"caption": list(prompts)})
     tokens, lengths = encode_token_batch(prompts, vocabulary, max_words)
     return text_features(encoder, {"tokens": tokens, "length": lengths})
 
@@ -136,9 +145,11 @@ class PromptEncoder(nn.Module):
     """tokens (B, L) int64 and lengths (B,) int64 -> the generator's text vector (B, T): the
     sentence vector, or with ``packed`` ``pack_text`` of sentence, words and mask (a generator
     that attends to words, GigaGAN's). What ``Plugin.text_encoder`` gives: ``translate sample
-    --prompt`` encodes by it, and ``translate export`` writes it as its own ONNX graph
-    (``translate.loading.text_encoder``) with ``vocabulary`` and ``max_words`` as metadata, so
-    a prompt is tokenised (``encode``) without the checkpoint."""
+    --prompt`` encodes by it (``encode``), and ``translate export`` writes it as its own ONNX
+    graph (``translate.loading.text_encoder``) with ``vocabulary`` and ``max_words`` as
+    metadata, so a prompt is tokenised without the checkpoint. An encoder that ``reads_text``
+    (the CLIP tower: its own tokenizer, weights in the user's folder) encodes prompts but is
+    not ``exportable``."""
 
     def __init__(
         self, encoder: nn.Module, *, vocabulary: Sequence[str], max_words: int, packed: bool
@@ -146,13 +157,17 @@ class PromptEncoder(nn.Module):
         super().__init__()
         self.encoder, self.packed = encoder, packed
         self.vocabulary, self.max_words = list(vocabulary), int(max_words)
+        self.exportable = not getattr(encoder, "reads_text", False)
+
+    def _vector(self, words: Tensor, sentence: Tensor, mask: Tensor) -> Tensor:
+        return pack_text(sentence, words, mask) if self.packed else sentence
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        words, sentence, mask = self.encoder(tokens, lengths)
-        return pack_text(sentence, words, mask) if self.packed else sentence
+        return self._vector(*self.encoder(tokens, lengths))
 
     def encode(self, prompts: Sequence[str]) -> Tensor:
         """The text vectors (B, T) of free-text prompts (unknown words -> ``<unk>``)."""
-        device = next(self.parameters()).device
-        tokens, lengths = encode_token_batch(prompts, self.vocabulary, self.max_words)
-        return self(tokens.to(device), lengths.to(device))
+        sentence, words, mask = encode_prompts(
+            self.encoder, self.vocabulary, prompts, max_words=self.max_words
+        )
+        return self._vector(words, sentence, mask)
