@@ -208,7 +208,7 @@ def test_two_stages_train_in_turn(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_gigagan_exports_with_the_text_as_input(tmp_path: Path) -> None:
     """gigagan: the packed text (sentence, words, mask) is one ONNX input; ONNX Runtime matches
-    PyTorch for a prompt's vector."""
+    PyTorch for a prompt's vector, and the text graph's packed vector matches the checkpoint's."""
     from translate.export.onnx import FP32_TOLERANCE, export_onnx
 
     make_captioned_shapes(tmp_path / "d", 8, size=16)
@@ -226,8 +226,9 @@ def test_gigagan_exports_with_the_text_as_input(tmp_path: Path) -> None:
     assert inputs[1].shape == (3, 8 + 18 * 8 + 18)
     diff = (torch_sampler.generate(*inputs) - onnx_sampler.generate(*inputs)).abs().max()
     assert float(diff) <= FP32_TOLERANCE
-    with pytest.raises(ConfigError, match="ONNX export"):
-        onnx_sampler.inputs(1, prompt="a red circle")
+    # the text graph beside it (g.text.onnx) encodes the prompt as the checkpoint does
+    onnx_text = onnx_sampler.inputs(3, seed=1, prompt="a green cross")[1]
+    assert float((onnx_text - inputs[1]).abs().max()) <= FP32_TOLERANCE
 
 
 def test_service_samples_a_prompt(run_dir: Path) -> None:
@@ -266,17 +267,22 @@ def test_service_samples_a_prompt(run_dir: Path) -> None:
         }  # fmt: skip
 
 
+def precomputed_run(root: Path) -> Path:
+    """A tiny run on 4 shapes with precomputed 6-d embeddings (2 captions each), no encoder."""
+    import numpy as np
+
+    make_captioned_shapes(root / "d", 4, size=16)
+    names = np.array([f"shape_{i:04d}" for i in range(4)])
+    emb = np.random.default_rng(0).normal(size=(4, 2, 6)).astype(np.float32)
+    np.savez(root / "emb.npz", embeddings=emb, filenames=names)
+    cfg = StackGANConfig(data=root / "d", embeddings=str(root / "emb.npz"), **TINY)
+    return train_tiny("stackgan", cfg, root / "run")
+
+
 def test_precomputed_embeddings_train_without_a_text_encoder(tmp_path: Path) -> None:
     """--embeddings FILE: the file's vectors condition G (no model T); its size sets text_dim;
     --prompt is refused in one line (no encoder to read it)."""
-    import numpy as np
-
-    make_captioned_shapes(tmp_path / "d", 4, size=16)
-    names = np.array([f"shape_{i:04d}" for i in range(4)])
-    emb = np.random.default_rng(0).normal(size=(4, 2, 6)).astype(np.float32)
-    np.savez(tmp_path / "emb.npz", embeddings=emb, filenames=names)
-    cfg = StackGANConfig(data=tmp_path / "d", embeddings=str(tmp_path / "emb.npz"), **TINY)
-    run = train_tiny("stackgan", cfg, tmp_path / "run")
+    run = precomputed_run(tmp_path)
     sampler = Sampler.from_checkpoint(run)
     assert "T" not in sampler.loaded.models and sampler.conditions[0].size == 6
     assert len(sampler(2, seed=0, codes=["text=" + ",".join(["0.5"] * 6)])) == 2

@@ -241,6 +241,11 @@ def test_train_and_sample_with_clip(clip_dir: Path, tmp_path: Path, generator: s
         assert result.exit_code == 0, result.output
     assert outs[0].read_bytes() == outs[1].read_bytes() != outs[2].read_bytes()
     _service_prompt(run)
+    if generator == "stackgan":  # the export: the generator alone (the tower is not a graph)
+        from translate.export.onnx import export_onnx
+
+        exported = export_onnx(run, tmp_path / "g.onnx")
+        assert exported.companions == [] and not (tmp_path / "g.text.onnx").exists()
     # the folder changes (or goes): the checkpoint is refused, naming the option
     moved = tmp_path / "moved"
     clip_dir.rename(moved)
@@ -298,7 +303,9 @@ def test_stackgan_wires_the_clip_tower(clip_dir: Path, tmp_path: Path) -> None:
     assert cfg.clip_hash == clip_fingerprint(clip_dir) and cfg.text_size == 12 + 8 * 13
     models = plugin.build_models(cfg)
     assert isinstance(models["T"], CLIPTextEncoder) and "T" not in plugin.param_groups(models)
-    packed = plugin.encode_prompts(models, cfg, ["a red circle", "a blue square"])
+    encoder = plugin.text_encoder(models, cfg)
+    assert not encoder.exportable  # its own tokenizer and files: no text graph beside an export
+    packed = encoder.encode(["a red circle", "a blue square"])
     sentence, words, mask = unpack_text(packed, 12)
     expected = text_features(models["T"], {"caption": ["a red circle", "a blue square"]})
     for got, want in zip((sentence, words, mask), expected, strict=True):

@@ -300,14 +300,15 @@ class PluginBase(Generic[C]):
         encoder; ``translate run --style-from`` uses it. Optional: the default has none."""
         return None
 
-    def encode_prompts(self, models: Mapping[str, nn.Module], cfg: C, prompts: list[str]) -> Tensor:
-        """A text-conditioned plugin's (a condition input with option ``prompt``): the vectors
-        (B, size) of free-text ``prompts`` by its text encoder among ``models`` (eval mode,
-        the checkpoint's); ``translate sample --prompt`` and the service's ``prompt`` use it.
-        Optional: the default has no text encoder."""
-        from translate.errors import ConfigError
-
-        raise ConfigError(f"prompt: plugin {self.name} is not text-conditioned")
+    def text_encoder(self, models: Mapping[str, nn.Module], cfg: C) -> nn.Module | None:
+        """A text-conditioned plugin's (a condition input with option ``prompt``): its text
+        encoder among ``models`` as a module with ``vocabulary``, ``max_words``, forward(tokens
+        (B, L) int64, lengths (B,) int64) -> the text vectors (B, size) and ``encode(prompts)``
+        (``translate.text.encoder.PromptEncoder``). ``translate sample --prompt`` and the
+        service's ``prompt`` encode by it; ``translate export`` writes it as its own graph
+        (``translate.loading.text_encoder``). Optional: the default (and a model that holds no
+        text encoder) has none."""
+        return None
 
     def input_channels(self, cfg: C) -> int:
         """Channels of ``preprocess``'s output (of the latent for a generating plugin).

@@ -18,7 +18,8 @@ gigagan``) and D for its multi-scale matching-aware D.
 
 The inference module is G(z, text) with z (B, Z, 1, 1) and the text vector (B, T) declared as a
 conditioning input; ``translate sample --prompt "a red circle"`` fills it from the stored text
-encoder (``encode_prompts``), and the ONNX export takes it as an input of its own.
+encoder (``text_encoder``), and the ONNX export takes it as an input of its own; ``translate
+export`` writes the text encoder as a graph of its own beside it (``model.text.onnx``).
 """
 
 from __future__ import annotations
@@ -252,22 +253,15 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
 
         return StackGANSampler(models["G"], models.get("G2"))
 
-    def encode_prompts(
-        self, models: Mapping[str, nn.Module], cfg: StackGANConfig, prompts: list[str]
-    ) -> Tensor:
-        """G's text vectors (B, T) of free-text prompts, by the stored text encoder."""
-        from translate.errors import ConfigError
-        from translate.text.encoder import encode_prompts, pack_text
+    def text_encoder(self, models: Mapping[str, nn.Module], cfg: StackGANConfig) -> Any:
+        """The stored text encoder (GRU or CLIP) as prompts -> G's text vector (gigagan:
+        packed); None for a model trained on precomputed embeddings."""
+        from translate.text.encoder import PromptEncoder
 
         if "T" not in models:
-            raise ConfigError(
-                "prompt: this model was trained on precomputed embeddings and holds no text "
-                "encoder; give the embedding with --code text=..."
-            )
-        sentence, words, mask = encode_prompts(
-            models["T"], cfg.words, prompts, max_words=cfg.max_words
-        )
-        return sentence if cfg.generator == "stackgan" else pack_text(sentence, words, mask)
+            return None
+        return PromptEncoder(models["T"], vocabulary=cfg.words, max_words=cfg.max_words,
+                             packed=cfg.generator == "gigagan")  # fmt: skip
 
     def sample_columns(
         self, models: Mapping[str, nn.Module], batch: Any, cfg: StackGANConfig
@@ -283,6 +277,12 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         )
         fake = self.inference_module(models, cfg, None)(z.to(real.device), g_text)
         return [real, F.interpolate(fake, size=real.shape[-1], mode="nearest")]
+
+    def evaluate(self, models: Any, folder: Path, cfg: StackGANConfig) -> Any:
+        """FID/KID of its captions' samples, prompt accuracy on shapes (evaluation_text)."""
+        from translate.evaluation_text import text_protocol
+
+        return text_protocol(models, folder)
 
     def tiny_config(self, data_root: Path) -> StackGANConfig:
         from translate.text.synthetic import make_captioned_shapes

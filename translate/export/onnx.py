@@ -11,6 +11,7 @@ from typing import Any
 from translate.conditioning import split_options
 from translate.errors import ConfigError
 from translate.loading import ModelRef, load_module
+from translate.loading.companions import SIDE_GRAPHS, export_side_graphs
 from translate.loading.onnx_export import (
     EXPORTERS,
     FP16_TOLERANCE,
@@ -32,6 +33,7 @@ __all__ = [
     "FP32_TOLERANCE",
     "PRODUCER",
     "REQUIRED_KEYS",
+    "SIDE_GRAPHS",
     "ExportError",
     "ExportResult",
     "build_metadata",
@@ -65,9 +67,6 @@ def export_onnx(
             "for every value; give it when running the .onnx file, not to export"
         )
     result = export_loaded(loaded, Path(out), fp16=fp16, opset=opset, exporter=exporter)
-    from translate.loading.code_encoder import code_encoder_of, encoder_path, export_code_encoder
-
-    if code_encoder_of(loaded) is not None:
-        # its reference encoder as its own graph beside it (--style-from on the ONNX file)
-        result.companions.append(export_code_encoder(loaded, encoder_path(out), opset=opset))
+    # e.g. its reference or text encoder, each as its own graph beside it
+    result.companions.extend(export_side_graphs(loaded, out, opset=opset))
     return result

@@ -235,7 +235,7 @@ class Translator:
             if codes(loaded.conditions):  # its code encoder's own graph, when exported beside
                 from translate.loading.code_encoder import load_code_encoder
 
-                encoder = load_code_encoder(loaded.path)
+                encoder = load_code_encoder(loaded.path, loaded.metadata)
         else:
             dev = resolve_device(device)
             if threads is not None:

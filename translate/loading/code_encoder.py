@@ -20,12 +20,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from translate.errors import ConfigError
+from translate.loading.side_graph import OnnxSideGraph, SideGraph, side_path
 
 __all__ = [
+    "CODE_ENCODER",
     "ENCODER_SUFFIX",
     "OnnxCodeEncoder",
     "code_encoder_of",
@@ -40,9 +41,7 @@ ENCODER_SUFFIX = ".encoder.onnx"
 
 def encoder_path(onnx_path: Path | str) -> Path:
     """``model.onnx`` -> ``model.encoder.onnx`` (beside it)."""
-    path = Path(onnx_path)
-    stem = path.name[: -len(".onnx")] if path.name.lower().endswith(".onnx") else path.name
-    return path.with_name(stem + ENCODER_SUFFIX)
+    return side_path(onnx_path, ENCODER_SUFFIX)
 
 
 def reference_side(plugin_cfg: Any, requirements: Any) -> int:
@@ -53,32 +52,25 @@ def reference_side(plugin_cfg: Any, requirements: Any) -> int:
     return -(-side // m) * m
 
 
-class OnnxCodeEncoder:
+class OnnxCodeEncoder(OnnxSideGraph):
     """An exported code encoder in ONNX Runtime (CPU): (B, 3, S, S) -> (B, dim) float32."""
 
-    device = torch.device("cpu")
+    part = "code_encoder"
 
     def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        from translate.loading.onnx_export import INPUT_NAME, read_metadata
-
-        md = read_metadata(path)
-        if md.get("part") != "code_encoder":
-            raise ConfigError(f"{path}: not the code encoder of a model (metadata part)")
-        self.path, self.side = path, int(json.loads(md["encoder_input"])[-1])
-        self.input = INPUT_NAME
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        super().__init__(path)
+        self.side = int(json.loads(self.metadata["encoder_input"])[-1])
 
     def __call__(self, x: Tensor) -> Tensor:
-        out = self.session.run(None, {self.input: x.detach().float().cpu().numpy()})[0]
-        return torch.from_numpy(out)
+        return self.run(x.float())
 
 
-def load_code_encoder(onnx_path: Path | str) -> OnnxCodeEncoder | None:
-    """The code encoder exported beside ``onnx_path``, or None when there is none."""
-    path = encoder_path(onnx_path)
-    return OnnxCodeEncoder(path) if path.is_file() else None
+def load_code_encoder(
+    onnx_path: Path | str, model: dict[str, str] | None = None
+) -> OnnxCodeEncoder | None:
+    """The code encoder exported beside ``onnx_path``, or None when there is none; ``model``:
+    the model's metadata, to refuse an encoder of another export (``SideGraph.load``)."""
+    return CODE_ENCODER.load(onnx_path, model)
 
 
 def code_encoder_of(loaded: Any) -> Any:
@@ -115,3 +107,9 @@ def export_code_encoder(loaded: Any, out: Path | str, *, opset: int | None = Non
         dataclasses.replace(loaded, module=encoder), Path(out), opset=opset,
         input_shape=shape, metadata_extra=extra, conditions=(),
     )  # fmt: skip
+
+
+#: The code encoder as a side graph of ``translate export`` (``loading.side_graph``).
+CODE_ENCODER = SideGraph(
+    "code_encoder", ENCODER_SUFFIX, code_encoder_of, export_code_encoder, OnnxCodeEncoder
+)

@@ -7,6 +7,9 @@ to the model: a checkpoint folder may be read-only, shipped inside the installed
 in a git clone. ``TRANSLATE_CACHE_DIR`` moves the cache (a service account without a home,
 tests); otherwise it is ``platformdirs.user_cache_path("translate")/onnx``.
 
+The model's side graphs (``loading.companions``: a code or text encoder) are cached beside it,
+so ``--style-from`` and ``--prompt`` work on this backend too.
+
 The exporter it runs (``loading.onnx_export``) lives in loading too, below ``translate.export``
 (the command's API over it), so loading never imports export.
 """
@@ -26,6 +29,7 @@ import translate
 from translate.conditioning import split_options
 from translate.config import config_to_dict
 from translate.errors import CheckpointError
+from translate.loading.companions import export_side_graphs
 from translate.loading.model import LoadedModel
 from translate.loading.onnx_export import export_loaded
 
@@ -72,6 +76,8 @@ def cached_onnx(loaded: LoadedModel, *, fp16: bool = False, opset: int | None = 
     log.warning("exporting %s to ONNX once (cached at %s)", loaded.source, path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # its side graphs first: the model's file appearing is what marks the cache complete
+        export_side_graphs(loaded, path, opset=opset)
         export_loaded(loaded, path, fp16=fp16, opset=opset)
     except OSError as exc:
         raise CheckpointError(

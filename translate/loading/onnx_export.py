@@ -73,7 +73,7 @@ from translate.loading.parity import (
 )
 from translate.plugin import ConditionInput, SizeRequirements
 
-__all__ = ["PRODUCER", "REQUIRED_KEYS", "ExportResult", "export_loaded"]
+__all__ = ["PRODUCER", "REQUIRED_KEYS", "ExportResult", "export_loaded", "save_checked"]
 __all__ += ["check_parity", "read_metadata"]  # from loading.parity / loading.onnx_file
 
 log = logging.getLogger(__name__)
@@ -357,8 +357,6 @@ def export_loaded(
     ``input_shape``: the module takes a fixed-size input (B, *input_shape) (an encoder's
     images), noted in ``metadata_extra``, instead of images of any size or latents.
     ``conditions``: the module's further inputs, if not the plugin's (an encoder: none)."""
-    import onnx
-
     start = time.perf_counter()
     out = Path(out)
     if out.suffix.lower() != ".onnx":
@@ -412,6 +410,25 @@ def export_loaded(
         metadata["latent_shape"] = json.dumps(list(latent))
         metadata["latent_prior"] = latent_prior(loaded.plugin, loaded.plugin_cfg)
     metadata.update(metadata_extra or {})
+    return save_checked(proto, out, metadata, cases, refs, fp16=fp16, start=start)
+
+
+def save_checked(
+    proto: Any,
+    out: Path,
+    metadata: dict[str, str],
+    cases: Sequence[tuple[Tensor, ...]],
+    refs: Sequence[Tensor],
+    *,
+    fp16: bool = False,
+    start: float | None = None,
+) -> ExportResult:
+    """Write ``proto`` with ``metadata`` to ``out`` once ONNX Runtime's outputs on ``cases``
+    match PyTorch's ``refs`` (``check_parity``); nothing is left at ``out`` otherwise. Every
+    graph ``translate export`` writes (the model and its side graphs) goes through here."""
+    import onnx
+
+    start = time.perf_counter() if start is None else start
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)

@@ -86,21 +86,24 @@ def metadata_int(path: Path, md: Mapping[str, str], key: str, least: int = 1) ->
 
 def _check_graph_input(path: Path, proto: Any, md: Mapping[str, str]) -> None:
     """The graph's first input must be what the metadata says: (N, C, H, W) with C =
-    ``input_channels`` for an image model, (N, *latent_shape) for a generator."""
+    ``input_channels`` for an image model, (N, *latent_shape) for a generator, (N,
+    *input_shape) for a side graph with a fixed input (a text encoder's tokens)."""
     if not proto.graph.input:
         raise CheckpointError(f"{path}: the graph has no input")
     first = proto.graph.input[0]
     dims = [
         d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim
     ]
-    if "latent_shape" in md:
+    key = next((k for k in ("latent_shape", "input_shape") if k in md), None)
+    if key is not None:
         try:
-            want = [None, *(int(x) for x in json.loads(md["latent_shape"]))]
+            want = [None, *(int(x) for x in json.loads(md[key]))]
         except (ValueError, TypeError):
             raise CheckpointError(
-                f"{path}: metadata field 'latent_shape' is not a list of integers"
+                f"{path}: metadata field {key!r} is not a list of integers"
             ) from None
-        what = "the latent (N, " + ", ".join(str(x) for x in want[1:]) + ")"
+        shape = "(N, " + ", ".join(str(x) for x in want[1:]) + ")"
+        what = f"the latent {shape}" if key == "latent_shape" else f"inputs {shape}"
     else:
         want = [None, int(md["input_channels"]), None, None]
         what = f"images (N, {want[1]}, H, W) (metadata 'input_channels')"
@@ -140,6 +143,11 @@ def load_onnx(path: Path | str, *, options: Mapping[str, Any] | None = None) -> 
         raise ConfigError(
             f"{path}: the code encoder of a {md['plugin']} model (a reference image -> its "
             "code, for --style-from); translate run takes the translator's export beside it"
+        )
+    if md.get("part") == "text_encoder":
+        raise ConfigError(
+            f"{path}: the text encoder of a {md['plugin']} model (a prompt -> its text vector, "
+            "for --prompt); translate sample takes the generator's export beside it"
         )
     if md.get("part") == "encoder":
         raise ConfigError(

@@ -39,6 +39,7 @@ __all__ = [
     "UNKNOWN",
     "CaptionedImages",
     "build_vocabulary",
+    "encode_token_batch",
     "encode_tokens",
     "read_captions",
     "tokenize",
@@ -84,6 +85,15 @@ def encode_tokens(caption: str, vocabulary: Sequence[str], max_words: int) -> tu
     tokens = torch.zeros(max_words, dtype=torch.long)
     tokens[: len(ids)] = torch.tensor(ids)
     return tokens, len(ids)
+
+
+def encode_token_batch(
+    captions: Sequence[str], vocabulary: Sequence[str], max_words: int
+) -> tuple[Tensor, Tensor]:
+    """``encode_tokens`` of each caption: tokens (B, max_words) int64 and lengths (B,) int64,
+    what a text encoder (``GRUTextEncoder``, or its ONNX graph) takes."""
+    pairs = [encode_tokens(c, vocabulary, max_words) for c in captions]
+    return torch.stack([t for t, _ in pairs]), torch.tensor([n for _, n in pairs])
 
 
 def load_embeddings(path: Path) -> dict[str, Any]:

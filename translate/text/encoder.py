@@ -25,9 +25,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from translate.text.captions import encode_tokens
+from translate.text.captions import encode_token_batch
 
-__all__ = ["GRUTextEncoder", "ImageEncoder", "encode_prompts", "text_features"]
+__all__ = [
+    "GRUTextEncoder",
+    "ImageEncoder",
+    "PromptEncoder",
+    "encode_prompts",
+    "pack_text",
+    "text_features",
+    "unpack_text",
+]
 
 
 class GRUTextEncoder(nn.Module):
@@ -114,9 +122,7 @@ def encode_prompts(
     an encoder that ``reads_text`` tokenizes them itself)."""
     if getattr(encoder, "reads_text", False):
         return text_features(encoder, {"caption": list(prompts)})
-    pairs = [encode_tokens(p, vocabulary, max_words) for p in prompts]
-    tokens = torch.stack([t for t, _ in pairs])
-    lengths = torch.tensor([n for _, n in pairs])
+    tokens, lengths = encode_token_batch(prompts, vocabulary, max_words)
     return text_features(encoder, {"tokens": tokens, "length": lengths})
 
 
@@ -133,3 +139,35 @@ def unpack_text(packed: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor]:
     length = (n - dim) // (dim + 1)
     words = packed[:, dim : dim + length * dim].reshape(b, length, dim)
     return packed[:, :dim], words, packed[:, dim + length * dim :] > 0.5
+
+
+class PromptEncoder(nn.Module):
+    """tokens (B, L) int64 and lengths (B,) int64 -> the generator's text vector (B, T): the
+    sentence vector, or with ``packed`` ``pack_text`` of sentence, words and mask (a generator
+    that attends to words, GigaGAN's). What ``Plugin.text_encoder`` gives: ``translate sample
+    --prompt`` encodes by it (``encode``), and ``translate export`` writes it as its own ONNX
+    graph (``translate.loading.text_encoder``) with ``vocabulary`` and ``max_words`` as
+    metadata, so a prompt is tokenised without the checkpoint. An encoder that ``reads_text``
+    (the CLIP tower: its own tokenizer, weights in the user's folder) encodes prompts but is
+    not ``exportable``."""
+
+    def __init__(
+        self, encoder: nn.Module, *, vocabulary: Sequence[str], max_words: int, packed: bool
+    ) -> None:
+        super().__init__()
+        self.encoder, self.packed = encoder, packed
+        self.vocabulary, self.max_words = list(vocabulary), int(max_words)
+        self.exportable = not getattr(encoder, "reads_text", False)
+
+    def _vector(self, words: Tensor, sentence: Tensor, mask: Tensor) -> Tensor:
+        return pack_text(sentence, words, mask) if self.packed else sentence
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        return self._vector(*self.encoder(tokens, lengths))
+
+    def encode(self, prompts: Sequence[str]) -> Tensor:
+        """The text vectors (B, T) of free-text prompts (unknown words -> ``<unk>``)."""
+        sentence, words, mask = encode_prompts(
+            self.encoder, self.vocabulary, prompts, max_words=self.max_words
+        )
+        return self._vector(words, sentence, mask)

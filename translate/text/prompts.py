@@ -1,6 +1,7 @@
 """Prompts: the text a user gives a text-conditioned model (``translate sample --prompt``, the
 service's ``prompt``) turned into the vector its generator takes, by the text encoder the
-checkpoint holds (``Plugin.encode_prompts``); checked where it enters, one line each."""
+checkpoint holds (``Plugin.text_encoder``) or, for an ONNX export, the text graph exported beside
+it (``translate.loading.text_encoder``); checked where it enters, one line each."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from torch import Tensor
 from translate.errors import ConfigError
 from translate.plugin import ConditionInput
 
-__all__ = ["MAX_PROMPT", "PROMPT_OPTION", "check_prompt", "prompt_input", "prompt_vector"]
+__all__ = [
+    "MAX_PROMPT",
+    "PROMPT_OPTION",
+    "check_prompt",
+    "prompt_encoder",
+    "prompt_input",
+    "prompt_vector",
+    "prompt_vectors",
+]
 
 #: The option of a text-conditioned model's text input.
 PROMPT_OPTION = "prompt"
@@ -39,24 +48,52 @@ def check_prompt(prompt: str) -> str:
     return text
 
 
+def prompt_encoder(loaded: Any) -> Any:
+    """The text encoder of a loaded model: a checkpoint's (``Plugin.text_encoder``) or, for an
+    ONNX export, its text graph beside it (``translate.loading.text_encoder``); both have
+    ``encode(prompts) -> (B, size)``. One line when there is none."""
+    models = getattr(loaded, "models", None)
+    if models is None:  # an ONNX export: its text graph, when exported beside it
+        from translate.loading.text_encoder import load_text_encoder, text_path
+
+        encoder = load_text_encoder(loaded.path, loaded.metadata)
+        if encoder is None:
+            raise ConfigError(
+                f"prompt: no text encoder {text_path(loaded.path).name} beside {loaded.source} "
+                "(translate export writes it for a model with a built-in text encoder); give "
+                "the text vector with --code text=... or sample the checkpoint"
+            )
+        return encoder
+    encoder = loaded.plugin.text_encoder(models, loaded.plugin_cfg)
+    if encoder is None:
+        raise ConfigError(
+            "prompt: this model holds no text encoder (trained on precomputed embeddings); "
+            "give the embedding with --code text=..."
+        )
+    return encoder
+
+
+def prompt_vectors(
+    loaded: Any, conditions: Sequence[ConditionInput], prompts: Sequence[str]
+) -> tuple[str, Tensor]:
+    """(input name, vectors (B, size) float32 on the CPU) of ``prompts`` for a loaded model
+    (a checkpoint or its ONNX export), each prompt checked."""
+    cond = prompt_input(conditions, loaded.plugin.name)
+    texts = [check_prompt(p) for p in prompts]
+    encoder = prompt_encoder(loaded)
+    with torch.inference_mode():
+        vectors = encoder.encode(texts).float().cpu()
+    if tuple(vectors.shape) != (len(texts), cond.size):
+        raise TypeError(f"{loaded.plugin.name}'s text encoder gave {tuple(vectors.shape)}")
+    return cond.name, vectors
+
+
 def prompt_vector(
     loaded: Any, conditions: Sequence[ConditionInput], prompt: str, fixed: Mapping[str, Any]
 ) -> tuple[str, Tensor]:
-    """(input name, vector (1, size)) of ``prompt`` for a loaded model (a PyTorch checkpoint:
-    an ONNX export holds no text encoder); ``fixed``: the inputs already given by name."""
+    """(input name, vector (1, size)) of ``prompt`` for a loaded model (a checkpoint, or an
+    ONNX export with its text graph beside it); ``fixed``: the inputs already given by name."""
     cond = prompt_input(conditions, loaded.plugin.name)
-    text = check_prompt(prompt)
     if cond.name in fixed:
         raise ConfigError(f"--code {cond.name}: the text is given by --prompt too")
-    models = getattr(loaded, "models", None)
-    if models is None:
-        raise ConfigError(
-            f"prompt: {loaded.source} is an ONNX export, which takes the text vector "
-            f"(--code {cond.name}=...); sample the checkpoint, which holds the text encoder"
-        )
-    with torch.inference_mode():
-        vector = loaded.plugin.encode_prompts(models, loaded.plugin_cfg, [text])
-    vector = vector.float().cpu()
-    if tuple(vector.shape) != (1, cond.size):
-        raise TypeError(f"{loaded.plugin.name}.encode_prompts gave {tuple(vector.shape)}")
-    return cond.name, vector
+    return prompt_vectors(loaded, conditions, [prompt])

@@ -2,17 +2,33 @@
 random positions and sizes on a white background, with a simple rule that reads an image's
 colour and shape back. The learning tests and ``translate eval`` of a text-to-image model on
 this data use the rule as the prompt accuracy (chance 1/16).
+
+``make_captioned_shapes`` also writes ``captioned_shapes.json`` (``MANIFEST``) in the folder it
+fills: ``{"kind": "captioned_shapes", "labels": {stem: [colour, shape]}}``. The file is how
+``translate eval`` knows a folder is this synthetic set (and each image's true colour and
+shape, whatever its captions say); a folder of real captioned images has none.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["COLOURS", "SHAPES", "draw_shape", "make_captioned_shapes", "read_shape"]
+from translate.errors import DataError
+
+__all__ = [
+    "COLOURS",
+    "MANIFEST",
+    "SHAPES",
+    "draw_shape",
+    "make_captioned_shapes",
+    "read_labels",
+    "read_shape",
+]
 
 COLOURS = {
     "red": (220, 30, 30),
@@ -23,6 +39,8 @@ COLOURS = {
 SHAPES = ("circle", "square", "triangle", "cross")
 TEMPLATES = ("a {c} {s}", "a {s} that is {c}", "one {c} {s} on white", "the {s} is {c}")
 BACKGROUND = (255, 255, 255)
+#: The marker of a captioned-shapes folder: each image's (colour, shape).
+MANIFEST = "captioned_shapes.json"
 
 
 def draw_shape(colour: str, shape: str, size: int, rng: random.Random) -> Image.Image:
@@ -68,7 +86,28 @@ def make_captioned_shapes(
         captions = [t.format(c=colour, s=shape) for t in templates]
         (root / f"shape_{i:04d}.txt").write_text("\n".join(captions) + "\n")
         made.append((colour, shape))
+    labels = {f"shape_{i:04d}": list(pair) for i, pair in enumerate(made)}
+    tmp = root / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"kind": "captioned_shapes", "labels": labels}, indent=1) + "\n")
+    tmp.replace(root / MANIFEST)
     return made
+
+
+def read_labels(folder: Path) -> dict[str, tuple[str, str]] | None:
+    """``{stem: (colour, shape)}`` of a captioned-shapes folder (its ``MANIFEST``), or None
+    for a folder without one; one line for a manifest that is not ours."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        labels = {str(k): (str(c), str(s)) for k, (c, s) in data["labels"].items()}
+        bad = next((p for p in labels.values() if p[0] not in COLOURS or p[1] not in SHAPES), None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: not a captioned-shapes manifest ({exc})") from None
+    if data.get("kind") != "captioned_shapes" or bad is not None:
+        raise DataError(f"{path}: not a captioned-shapes manifest (kind or label {bad})")
+    return labels
 
 
 def read_shape(image: Image.Image) -> tuple[str, str]:
