@@ -193,13 +193,22 @@ def metrics_steps(run_dir: Path) -> list[int]:
     return [json.loads(line)["step"] for line in lines if line.endswith("}")]
 
 
+def _as_foreground() -> None:
+    """In the child before exec: Ctrl-C's default disposition, as a terminal's foreground
+    process has it. A shell without job control starts background jobs with SIGINT ignored,
+    and the ignore is inherited: a test suite started that way (``cmd &`` in a script) would
+    otherwise send its Ctrl-C to a process that cannot hear it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_process(*args: str, cwd: Path) -> subprocess.Popen:
-    """A real ``translate`` process (one thread)."""
+    """A real ``translate`` process (one thread), receiving signals as from a terminal."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "translate", *args],
         cwd=cwd,
         env=env,
+        preexec_fn=_as_foreground,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
