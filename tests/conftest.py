@@ -98,6 +98,18 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    """Headless Chromium through chromedriver (``tests/test_serve_browser.py``'s WebDriver),
+    one per test module; skipped without it, a failure under CI."""
+    from tests.test_serve_browser import WebDriver, find_browser
+
+    chromium, driver = find_browser()
+    wd = WebDriver(chromium, driver, tmp_path_factory.mktemp("wd") / "chromedriver.log")
+    yield wd
+    wd.quit()
+
+
+@pytest.fixture(scope="module")
 def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random LPIPS (AlexNet) state dict with non-negative heads: a working metric file
     without downloads (test_evaluation, the multimodal diversity tests, test_editing's

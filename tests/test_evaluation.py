@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -250,30 +251,23 @@ def test_eval_needs_existing_weight_files(checkpoints: dict, tmp_path: Path) -> 
 
 
 def test_report_page_renders_rows_in_chromium(
-    checkpoints: dict, tmp_path: Path, lpips_weights: Path
+    checkpoints: dict, tmp_path: Path, lpips_weights: Path, browser: Any
 ) -> None:
-    from tests.test_serve_browser import WebDriver, find_browser
-
     run, data = checkpoints["pix2pix"]
     report = tmp_path / "report"
     args = ["eval", "pix2pix", "-c", str(run), "--data", str(data), "--report", str(report),
             "--lpips-weights", str(lpips_weights)]  # fmt: skip
     assert runner.invoke(app, args).exit_code == 0
     n = len(json.loads((report / "metrics.json").read_text())["folders"][0]["rows"])
-    chromium, driver = find_browser()
-    wd = WebDriver(chromium, driver, tmp_path / "chromedriver.log")
-    try:
-        wd.get((report / "index.html").as_uri())
-        rows = wd.wait_for("return document.querySelectorAll('table.images tr').length")
-        assert rows == n + 1  # header + one row per image
-        loaded = wd.wait_for(
-            "const imgs = [...document.querySelectorAll('img.thumb')];"
-            "return imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0) && imgs.length"
-        )
-        assert loaded == 3 * n  # input | output | target, all decoded by the browser
-        assert "LPIPS" in wd.js("return document.querySelector('table.summary').innerText")
-    finally:
-        wd.quit()
+    browser.get((report / "index.html").as_uri())
+    rows = browser.wait_for("return document.querySelectorAll('table.images tr').length")
+    assert rows == n + 1  # header + one row per image
+    loaded = browser.wait_for(
+        "const imgs = [...document.querySelectorAll('img.thumb')];"
+        "return imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0) && imgs.length"
+    )
+    assert loaded == 3 * n  # input | output | target, all decoded by the browser
+    assert "LPIPS" in browser.js("return document.querySelector('table.summary').innerText")
 
 
 # ------------------------------------------------------------------ during training

@@ -121,14 +121,6 @@ class WebDriver:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    chromium, driver = find_browser()
-    wd = WebDriver(chromium, driver, tmp_path_factory.mktemp("wd") / "chromedriver.log")
-    yield wd
-    wd.quit()
-
-
-@pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny CycleGAN (instance norm: even one step gives a clearly non-flat output)."""
     root = tmp_path_factory.mktemp("page")

@@ -24,18 +24,9 @@ from tests.test_serve_browser import (  # noqa: E402
     OUTPUT_PIXELS,
     PNG_OF,
     WebDriver,
-    find_browser,
 )
 from translate.inference.translator import Translator  # noqa: E402
 from translate.serve.process import ServerProcess  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    chromium, driver = find_browser()
-    wd = WebDriver(chromium, driver, tmp_path_factory.mktemp("wd") / "chromedriver.log")
-    yield wd
-    wd.quit()
 
 
 @pytest.fixture(scope="module")
