@@ -122,3 +122,16 @@ def test_shape_rule_reads_the_drawings(tmp_path) -> None:
     got = [read_shape(Image.open(tmp_path / f"shape_{i:04d}.png")) for i in range(32)]
     assert got == made
     assert read_shape(Image.new("RGB", (32, 32), "white")) == ("none", "none")
+
+
+def test_read_shape_ignores_stray_specks(tmp_path) -> None:
+    """A generated square with a few stray pixels away from it is still a square (the specks
+    would stretch the bounding box: fill 0.25, a cross, without the largest component)."""
+    import random
+
+    from translate.text.synthetic import draw_shape
+
+    image = draw_shape("blue", "square", 32, random.Random(0))  # rows 7-24, columns 13-30
+    for xy in ((0, 0), (31, 31), (0, 31), (31, 0)):
+        image.putpixel(xy, (255, 0, 255))  # magenta: far from white, away from the square
+    assert read_shape(image) == ("blue", "square")

@@ -110,16 +110,32 @@ def read_labels(folder: Path) -> dict[str, tuple[str, str]] | None:
     return labels
 
 
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a boolean mask (the mask itself when it has one)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count <= 1:
+        return mask
+    sizes = ndimage.sum_labels(mask, labels, range(1, count + 1))
+    return labels == 1 + int(np.argmax(sizes))
+
+
 def read_shape(image: Image.Image) -> tuple[str, str]:
     """(colour, shape) of an image by rule: the foreground is what differs from white by more
     than 100 in some channel; its colour is the nearest prototype to its mean; its shape comes
     from the share of its bounding box it fills (square ~1, circle ~0.79, plus ~0.56, triangle
     ~0.5) and the widths of its top and bottom rows (a triangle's top is narrow). An image
-    without foreground reads as ("none", "none")."""
+    without foreground reads as ("none", "none").
+
+    The foreground is its largest 8-connected component: a generated image's stray specks
+    (a few pixels away from the shape) would otherwise stretch the bounding box and make any
+    shape read as a cross."""
     a = np.asarray(image.convert("RGB"), dtype=np.float32)
     fg = np.abs(a - np.array(BACKGROUND, np.float32)).max(2) > 100
     if fg.sum() < 4:
         return "none", "none"
+    fg = largest_component(fg)
     mean = a[fg].mean(0)
     colour = min(COLOURS, key=lambda c: float(((mean - np.array(COLOURS[c])) ** 2).sum()))
     ys, xs = np.nonzero(fg)
