@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class StackGANPlugin(PluginBase[StackGANConfig]):
     name = "stackgan"
-    description = "Text to image: StackGAN's CA, stages and matching-aware D; or GigaGAN blocks"
+    description = "Text to image: StackGAN's CA, stages, matching-aware D; StackGAN++; GigaGAN"
     config_cls = StackGANConfig
     dataset_kind = "single"  # a folder of images with same-stem captions
     generates = True
