@@ -215,3 +215,30 @@ def test_tree_exports_with_parity(tree_run: Path, tmp_path: Path) -> None:
     out = torch_sampler.generate(*inputs)
     assert out.shape == (3, 3, 16, 16)
     assert float((out - onnx_sampler.generate(*inputs)).abs().max()) <= FP32_TOLERANCE
+
+
+def test_each_loss_reaches_all_of_its_network(tmp_path: Path) -> None:
+    """DDP's declaration (``ddp_unused_parameters = False``): D's loss gives every D parameter
+    (both heads of each branch) a gradient, G's loss every G parameter."""
+    from translate_stackgan.tree import build_tree
+
+    torch.manual_seed(0)
+    cfg = StackGANConfig(data=tmp_path, generator="stackgan-v2", residual_blocks=1, **TINY)
+    d_args = {"text_dim": 8, "channels": 4, "text_out": 4}
+    models = build_tree(cfg, d_args)
+    g, d = models["G"], models["D"]
+    sentence, real = torch.randn(4, 8), torch.rand(4, 3, 16, 16) * 2 - 1
+    fakes = levels(g(torch.randn(4, 8, 1, 1), sentence, sample=True)[0], d.k)
+    reals = [F.avg_pool2d(real, 2), real]
+    objective = GANObjective(GANConfig(gan_loss="nonsaturating"))
+    pairs = list(zip(d.branches, reals, fakes, strict=True))
+    loss_d = sum(
+        branch_d_loss(objective, b, r, f, sentence, uncond_weight=1.0)[0] for b, r, f in pairs
+    )
+    loss_d.backward(retain_graph=True)
+    assert [n for n, p in d.named_parameters() if p.grad is None] == []
+    loss_g = sum(
+        branch_g_loss(objective, b, r, f, sentence, uncond_weight=1.0)[0] for b, r, f in pairs
+    )
+    (loss_g + colour_consistency_loss(fakes)).backward()
+    assert [n for n, p in g.named_parameters() if p.grad is None] == []
