@@ -34,11 +34,13 @@ class StackGANConfig:
         "tokenizer (save_pretrained; the 'clip' extra); never downloaded.",
     )
     clip_hash: str = opt("", "SHA-256 of --clip-path's files (filled when training starts).")
-    generator: Literal["stackgan", "gigagan"] = opt(
+    generator: Literal["stackgan", "stackgan-v2", "gigagan"] = opt(
         "stackgan",
-        "G: stackgan (CA, stage I [and II], Zhang et al. 2017) or gigagan (style code, "
-        "sample-adaptive kernels, self- and cross-attention to the words, multi-scale outputs "
-        "and a multi-scale D; Kang et al. 2023, at small scale).",
+        "G: stackgan (CA, stage I [and II], Zhang et al. 2017), stackgan-v2 (StackGAN++'s tree: "
+        "branches at S/4, S/2, S, a D per branch with conditional and unconditional logits; "
+        "Zhang et al. 2018) or gigagan (style code, sample-adaptive kernels, self- and "
+        "cross-attention to the words, multi-scale outputs and a multi-scale D; Kang et al. "
+        "2023, at small scale).",
     )
     image_size: int = opt(64, "Side of the final images: a power of two, 8 to 256.")
     stages: int = opt(1, "1: stage I only; 2: stage I at image_size/4, then stage II (x4).")
@@ -57,11 +59,23 @@ class StackGANConfig:
     g_channels: int = opt(128, "G's width: 8x this at 4x4, halving per up-sampling (GF_DIM).")
     d_channels: int = opt(64, "D's width: this at its first layer, doubling (DF_DIM).")
     d_text_dim: int = opt(128, "D's compressed text size (N_d).")
-    residual_blocks: int = opt(2, "Stage II's residual blocks.")
+    residual_blocks: int = opt(2, "Residual blocks of stage II and of each stackgan-v2 branch.")
     lr_halve_every: int = opt(
         0, "Halve the learning rates every N steps (paper: every 100 epochs); 0: constant."
     )
     kl_weight: float = opt(2.0, "Weight of CA's KL regulariser (official config: 2.0).")
+    uncond_weight: float = opt(
+        1.0,
+        "stackgan-v2: weight of the unconditional D logits' terms in D's and G's losses "
+        "(official TRAIN.COEFF.UNCOND_LOSS, birds_3stages.yml: 1.0); 0: none. Ignored by the "
+        "other generators.",
+    )
+    colour_weight: float = opt(
+        0.0,
+        "stackgan-v2: coefficient of the colour-consistency term between consecutive branches' "
+        "images (official TRAIN.COEFF.COLOR_LOSS: 0 in the birds config, the default; 1 to 50 "
+        "in the unconditional *_color configs).",
+    )
     pretrain_text: bool = opt(
         True, "Pretrain the built-in text encoder with DAMSM before the GAN (stored in the run)."
     )
@@ -88,12 +102,19 @@ class StackGANConfig:
         check(
             self.stages == 1 or self.generator == "stackgan",
             "stages",
-            "gigagan is one multi-scale generator; use --stages 1",
+            f"{self.generator} is one multi-scale generator; use --stages 1",
         )
         check(
-            self.generator in ("stackgan", "gigagan"),
+            self.generator in ("stackgan", "stackgan-v2", "gigagan"),
             "generator",
-            f"{self.generator!r} is not one of stackgan, gigagan",
+            f"{self.generator!r} is not one of stackgan, stackgan-v2, gigagan",
+        )
+        check(self.uncond_weight >= 0, "uncond_weight", f"must be >= 0, got {self.uncond_weight}")
+        check(self.colour_weight >= 0, "colour_weight", f"must be >= 0, got {self.colour_weight}")
+        check(
+            self.colour_weight == 0 or (self.generator == "stackgan-v2" and size >= 16),
+            "colour_weight",
+            "needs --generator stackgan-v2 with two branches or more (--image-size >= 16)",
         )
         for name in (
             "latent_dim", "condition_dim", "word_dim", "max_words", "g_channels", "d_channels",
@@ -136,7 +157,7 @@ class StackGANConfig:
     @property
     def text_size(self) -> int:
         """Size of the text vector G takes: the sentence, or the packed text (gigagan)."""
-        if self.generator == "stackgan":
+        if self.generator != "gigagan":
             return self.text_dim
         length = 1 if self.precomputed else self.max_words
         return self.text_dim + length * self.text_dim + length

@@ -34,16 +34,29 @@ def n_scales(image_size: int) -> int:
     return min(SCALES, image_size.bit_length() - 3)
 
 
+def stack_levels(images: list[Tensor]) -> Tensor:
+    """Images of sides S / 2^(k-1) ... S (low to high) -> one pyramid tensor (B, 3k, S, S),
+    each nearest-up-sampled to S (the last three channels are the full-size image)."""
+    s = images[-1].shape[-1]
+    return torch.cat(
+        [F.interpolate(x, size=s, mode="nearest") for x in images[:-1]] + [images[-1]], 1
+    )
+
+
+def levels(stack: Tensor, k: int) -> list[Tensor]:
+    """The inverse of ``stack_levels``: (B, 3k, S, S) -> k images at their own sides, each
+    average-pooled back (exact for a nearest-up-sampled level)."""
+    out = []
+    for i in range(k):
+        f, level = 2 ** (k - 1 - i), stack[:, 3 * i : 3 * i + 3]
+        out.append(F.avg_pool2d(level, f) if f > 1 else level)
+    return out
+
+
 def pyramid(images: Tensor, k: int) -> Tensor:
     """(B, 3, S, S) -> (B, 3k, S, S): the image average-pooled by 2^(k-1) ... 1 (low to high),
     each nearest-up-sampled back to S: the real images' counterpart of G's outputs."""
-    s = images.shape[-1]
-    levels = []
-    for i in range(k):
-        f = 2 ** (k - 1 - i)
-        small = F.avg_pool2d(images, f) if f > 1 else images
-        levels.append(F.interpolate(small, size=s, mode="nearest") if f > 1 else small)
-    return torch.cat(levels, 1)
+    return stack_levels([F.avg_pool2d(images, 2 ** (k - 1 - i)) for i in range(k)])
 
 
 class GigaGANGenerator(nn.Module):
@@ -119,16 +132,23 @@ class GigaGANGenerator(nn.Module):
                 up = None if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear")
                 rgb = to_rgb(h) if up is None else up + to_rgb(h)
                 outputs.append(torch.tanh(rgb))
-        s = outputs[-1].shape[-1]
-        levels = [F.interpolate(o, size=s, mode="nearest") for o in outputs[-self.k : -1]]
-        return torch.cat([*levels, outputs[-1]], 1), mu, logvar
+        return stack_levels(outputs[-self.k :]), mu, logvar
 
 
 class MultiScaleDiscriminator(nn.Module):
     """(B, E + 3K, S, S) -> K logits, one matching-aware branch per scale (the text maps
-    first, then the pyramid low to high)."""
+    first, then the pyramid low to high). ``unconditional``: each branch also has StackGAN++'s
+    logit of the image alone (``MatchingDiscriminator.unconditional``; ``tree.py``)."""
 
-    def __init__(self, *, text_dim: int, image_size: int, channels: int, text_out: int) -> None:
+    def __init__(
+        self,
+        *,
+        text_dim: int,
+        image_size: int,
+        channels: int,
+        text_out: int,
+        unconditional: bool = False,
+    ) -> None:
         super().__init__()
         self.text_dim, self.k = text_dim, n_scales(image_size)
         self.branches = nn.ModuleList(
@@ -137,17 +157,14 @@ class MultiScaleDiscriminator(nn.Module):
                 image_size=image_size >> (self.k - 1 - i),
                 channels=channels,
                 text_out=text_out,
+                unconditional=unconditional,
             )
             for i in range(self.k)
         )
 
     def forward(self, x: Tensor) -> list[Tensor]:
         e = self.text_dim
-        logits = []
-        for i, branch in enumerate(self.branches):
-            f = 2 ** (self.k - 1 - i)
-            level = x[:, e + 3 * i : e + 3 * i + 3]
-            level = F.avg_pool2d(level, f) if f > 1 else level
-            text = x[:, :e, : level.shape[-2], : level.shape[-1]]
-            logits.append(branch(torch.cat([text, level], 1)))
-        return logits
+        return [
+            branch(torch.cat([x[:, :e, : level.shape[-2], : level.shape[-1]], level], 1))
+            for branch, level in zip(self.branches, levels(x[:, e:], self.k), strict=True)
+        ]

@@ -46,7 +46,8 @@ def up_block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-def _widths(start: int, n: int, floor: int = 8) -> list[int]:
+def halving_widths(start: int, n: int, floor: int = 8) -> list[int]:
+    """``start``, halved n times (n + 1 widths), none below ``floor``."""
     return [max(start >> i, floor) for i in range(n + 1)]
 
 
@@ -61,7 +62,7 @@ class StageIGenerator(nn.Module):
         super().__init__()
         self.ca = ConditioningAugmentation(text_dim=text_dim, condition_dim=condition_dim)
         n = image_size.bit_length() - 3  # 4 -> image_size
-        w = _widths(8 * channels, n)
+        w = halving_widths(8 * channels, n)
         self.fc = nn.Sequential(
             nn.Linear(latent_dim + condition_dim, w[0] * 16, bias=False),
             nn.BatchNorm1d(w[0] * 16),
@@ -118,7 +119,7 @@ class StageIIGenerator(nn.Module):
             nn.ReLU(True),
         )
         self.res = nn.Sequential(*(ResBlock(4 * c) for _ in range(residual_blocks)))
-        w = _widths(4 * c, 4)
+        w = halving_widths(4 * c, 4)
         self.ups = nn.Sequential(*(up_block(w[i], w[i + 1]) for i in range(4)))
         self.out = nn.Sequential(nn.Conv2d(w[-1], 3, 3, 1, 1), nn.Tanh())
 
@@ -133,9 +134,19 @@ class MatchingDiscriminator(nn.Module):
     """D(image, phi_t): strided 4x4 convs down to 4x4 x (8 * channels) (no norm on the first,
     batch norm after), the text compressed to ``text_out`` (N_d) by a linear layer and
     replicated 4x4, joined by a 3x3 conv, and a 4x4 conv to one logit (Sec. 3.2). Input:
-    (B, text_dim + 3, S, S), the text maps first."""
+    (B, text_dim + 3, S, S), the text maps first. ``unconditional``: also StackGAN++'s logit
+    of the image alone, a 4x4 conv on the image features (official ``D_NET64``'s
+    ``uncond_logits``), read by ``unconditional(x)``."""
 
-    def __init__(self, *, text_dim: int, image_size: int, channels: int, text_out: int) -> None:
+    def __init__(
+        self,
+        *,
+        text_dim: int,
+        image_size: int,
+        channels: int,
+        text_out: int,
+        unconditional: bool = False,
+    ) -> None:
         super().__init__()
         n = image_size.bit_length() - 3
         w = [min(channels << i, 8 * channels) for i in range(n)]
@@ -155,12 +166,19 @@ class MatchingDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(w[-1], 1, 4, 1, 0),
         )
+        self.uncond = nn.Conv2d(w[-1], 1, 4, 1, 0) if unconditional else None
 
     def forward(self, x: Tensor) -> Tensor:
         t = self.text(x[:, : self.text_dim, 0, 0])
         h = self.image(x[:, self.text_dim :])
         maps = t[..., None, None].expand(*t.shape, *h.shape[-2:])
         return self.join(torch.cat([h, maps], 1)).flatten(1)
+
+    def unconditional(self, x: Tensor) -> Tensor:
+        """The logit of the image channels alone (the text maps of ``x`` are not read)."""
+        if self.uncond is None:
+            raise ValueError("this discriminator has no unconditional logit")
+        return self.uncond(self.image(x[:, self.text_dim :])).flatten(1)
 
 
 def with_text(images: Tensor, sentence: Tensor) -> Tensor:

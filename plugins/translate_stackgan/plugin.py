@@ -13,8 +13,10 @@ images with their text are real; generated images, and real images with another 
 text, are fake (``translate.losses.matching``). The adversarial family is the core's
 (default: the paper's minimax loss; every core family and regulariser applies).
 
-``--generator gigagan`` swaps G for GigaGAN's blocks at small scale (``translate_stackgan.
-gigagan``) and D for its multi-scale matching-aware D.
+``--generator stackgan-v2`` is StackGAN++'s tree (Zhang et al. 2018, ``translate_stackgan.tree``):
+branches at three scales, a D per branch with conditional and unconditional logits and the
+colour-consistency term. ``--generator gigagan`` swaps G for GigaGAN's blocks at small scale
+(``translate_stackgan.gigagan``) and D for its multi-scale matching-aware D.
 
 The inference module is G(z, text) with z (B, Z, 1, 1) and the text vector (B, T) declared as a
 conditioning input; ``translate sample --prompt "a red circle"`` fills it from the stored text
@@ -40,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class StackGANPlugin(PluginBase[StackGANConfig]):
     name = "stackgan"
-    description = "Text to image: StackGAN's CA, stages and matching-aware D; or GigaGAN blocks"
+    description = "Text to image: StackGAN's CA, stages, matching-aware D; StackGAN++; GigaGAN"
     config_cls = StackGANConfig
     dataset_kind = "single"  # a folder of images with same-stem captions
     generates = True
@@ -106,7 +108,7 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
     def build_models(self, cfg: StackGANConfig) -> dict[str, nn.Module]:
         from translate.text.clip import CLIPTextEncoder
         from translate.text.encoder import GRUTextEncoder
-        from translate_stackgan import gigagan, nets
+        from translate_stackgan import gigagan, nets, tree
 
         if not cfg.precomputed and cfg.text_encoder == "gru" and len(cfg.words) < 3:
             from translate.errors import ConfigError
@@ -122,6 +124,8 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
                 heads=cfg.attention_heads, attention_max=cfg.attention_max,
             )  # fmt: skip
             models["D"] = gigagan.MultiScaleDiscriminator(image_size=s1, **d_args)
+        elif cfg.generator == "stackgan-v2":
+            models.update(tree.build_tree(cfg, d_args))
         else:
             models["G"] = nets.StageIGenerator(
                 latent_dim=cfg.latent_dim, text_dim=e, condition_dim=cfg.condition_dim,
@@ -156,30 +160,13 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
             return
         import logging
 
-        import torch
-
+        from translate.text.captions import caption_batches
         from translate.text.damsm import pretrain_text
         from translate.text.encoder import ImageEncoder
 
-        data = self.build_dataset(cfg, "train")
-        gen = torch.Generator().manual_seed(0)
-
-        def batches(step: int) -> dict[str, Any]:
-            rows = torch.randint(0, len(data), (cfg.pretrain_batch,), generator=gen).tolist()
-            items = [data[(i, step * 7919 + i)] for i in rows]
-            return {
-                k: torch.stack([torch.as_tensor(it[k]) for it in items])
-                for k in ("image", "tokens", "length")
-            }
-
-        image = ImageEncoder(dim=cfg.text_dim)
-        pretrain_text(
-            models["T"],
-            image,
-            batches,
-            steps=cfg.pretrain_steps,
-            log=logging.getLogger("translate").info,
-        )
+        batches = caption_batches(self.build_dataset(cfg, "train"), cfg.pretrain_batch)
+        image, log = ImageEncoder(dim=cfg.text_dim), logging.getLogger("translate").info
+        pretrain_text(models["T"], image, batches, steps=cfg.pretrain_steps, log=log)
 
     # ------------------------------------------------------------------ training
     def text(
@@ -193,7 +180,7 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         device = next(models["G"].parameters()).device
         with torch.no_grad():
             sentence, words, mask = text_features(models.get("T"), batch, device)
-        g_text = sentence if cfg.generator == "stackgan" else pack_text(sentence, words, mask)
+        g_text = sentence if cfg.generator != "gigagan" else pack_text(sentence, words, mask)
         return sentence, g_text
 
     def train_step(self, ctx: StepContext, batch: Any, cfg: StackGANConfig) -> dict[str, float]:
@@ -203,10 +190,13 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         from translate.losses.matching import matching_aware_d_loss
         from translate_stackgan.gigagan import n_scales, pyramid
         from translate_stackgan.nets import ca_kl, with_text
+        from translate_stackgan.tree import tree_step
 
         real = batch["image"]  # (B, 3, S, S) in [-1, 1]
         sentence, g_text = self.text(ctx.models, batch, cfg)
         z = torch.randn(real.shape[0], cfg.latent_dim, 1, 1, device=real.device)
+        if cfg.generator == "stackgan-v2":  # the tree's branches and their D terms
+            return tree_step(ctx, real, sentence, z, cfg)
         second = cfg.stages == 2 and ctx.step >= cfg.stage1_steps
         G, D = (
             (ctx.models["G2"], ctx.models["D2"]) if second else (ctx.models["G"], ctx.models["D"])

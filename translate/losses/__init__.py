@@ -1,5 +1,6 @@
 """Losses of the GAN objective: adversarial families, gradient penalties, DiffAugment, feature
-matching, reconstruction terms, cycle-consistency and identity terms, PatchNCE (CUT).
+matching, reconstruction terms, cycle-consistency and identity terms, PatchNCE (CUT),
+StackGAN++'s colour consistency.
 
 ``GANObjective`` assembles them from a ``GANConfig``; the pieces are public for plugins that
 build their own objective.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from translate.losses.adversarial import ADVERSARIAL_LOSSES, AdversarialLoss, adversarial_loss
 from translate.losses.augment import DiffAugment
+from translate.losses.colour import colour_consistency_loss, colour_statistics
 from translate.losses.cycle import cycle_loss, identity_loss
 from translate.losses.objective import GANObjective, feature_matching_loss
 from translate.losses.patchnce import PatchNCEHeads, multilayer_patchnce, patchnce_loss
@@ -23,6 +25,8 @@ __all__ = [
     "PatchNCEHeads",
     "adversarial_loss",
     "charbonnier_loss",
+    "colour_consistency_loss",
+    "colour_statistics",
     "cycle_loss",
     "feature_matching_loss",
     "gradient_penalty",

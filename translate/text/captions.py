@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = [
     "UNKNOWN",
     "CaptionedImages",
     "build_vocabulary",
+    "caption_batches",
     "encode_token_batch",
     "encode_tokens",
     "read_captions",
@@ -167,3 +168,20 @@ class CaptionedImages(Dataset[dict[str, Any]]):
 def all_captions(folder: Path) -> list[str]:
     """Every caption of the images of ``folder`` (what the vocabulary is built from)."""
     return [c for f in list_images(folder) for c in read_captions(f)]
+
+
+def caption_batches(
+    data: CaptionedImages, batch_size: int, *, seed: int = 0
+) -> Callable[[int], dict[str, Tensor]]:
+    """step -> ``batch_size`` items of ``data`` drawn at random (a generator seeded with
+    ``seed``, drawn in step order), their images, tokens and lengths stacked: the batches of
+    DAMSM pretraining (``translate.text.damsm.pretrain_text``)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def batches(step: int) -> dict[str, Tensor]:
+        rows = torch.randint(0, len(data), (batch_size,), generator=gen).tolist()
+        items = [data[(i, step * 7919 + i)] for i in rows]
+        keys = ("image", "tokens", "length")
+        return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in keys}
+
+    return batches
