@@ -132,6 +132,19 @@ def test_row04_resume_with_max_steps_below_the_current_step_refused(
     assert snapshot(run_dir) == before
 
 
+def test_runs_prints_a_long_run_path_on_one_line(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``translate runs RUN`` writes each summary line whole when its output is not a terminal
+    (rich wrapped it at 80 columns: a long path broke the line, "step" and "2 of 2" apart)."""
+    _, run_dir = trained
+    deep = tmp_path / ("a-long-folder-name-" * 4) / "run"
+    shutil.copytree(run_dir, deep)
+    shown = runner.invoke(app, ["runs", str(deep)])
+    assert shown.exit_code == 0, shown.output
+    assert f"{deep}: pix2pix, step 2 of 2" in shown.output.splitlines(), shown.output
+
+
 def test_row12_damaged_metrics_jsonl_is_skipped_with_one_warning(
     trained: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -147,7 +160,7 @@ def test_row12_damaged_metrics_jsonl_is_skipped_with_one_warning(
         assert shown.exit_code == 0 and "Traceback" not in shown.output, shown.output
         warned = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
         assert len(warned) == 1 and "skipped 2 unreadable lines" in warned[0], warned
-    assert "step 2" in runner.invoke(app, ["runs", str(run_dir)]).output
+    assert "step 2 of 2" in runner.invoke(app, ["runs", str(run_dir)]).output
     caplog.clear()
     resumed = runner.invoke(app, ["train", "pix2pix", "--resume", str(run_dir), "--max-steps", "3"])
     assert resumed.exit_code == 0, resumed.output

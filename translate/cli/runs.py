@@ -50,8 +50,8 @@ def runs_command(
             f"curves: {s.curves or '-'}",
             f"size {human_size(s.size_bytes)}, last written {human_age(s.age_seconds)} ago",
         ]
-        for line in lines:
-            console.print(line, highlight=False)
+        for line in lines:  # whole lines (a long path is not broken at 80 columns in a pipe)
+            console.print(line, highlight=False, soft_wrap=True)
         return
     runs = find_runs(path)
     if not runs:
