@@ -104,6 +104,13 @@ def test_cli_export_then_run_the_onnx_file(pix2pix_run: Path, tmp_path: Path) ->
     assert ran.exit_code == 0, ran.output
     assert "onnxruntime" in ran.output
     assert Image.open(tmp_path / "o.png").size == (45, 29)
+    # an earlier export is kept: one line without --overwrite, replaced with it
+    before = out.read_bytes()
+    again = runner.invoke(app, ["export", str(pix2pix_run), "--out", str(out)])
+    assert_user_error(again, f"{out}: exists; pass --overwrite to replace it")
+    assert out.read_bytes() == before
+    replaced = runner.invoke(app, ["export", str(pix2pix_run), "--out", str(out), "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
     # an .onnx file is not a torch model
     bad = runner.invoke(app, ["run", str(image), "-c", str(out), "--backend", "torch"])
     assert_user_error(bad, "runs on --backend onnx")
