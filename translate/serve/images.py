@@ -110,15 +110,14 @@ def encode(image: Image.Image, fmt: str) -> bytes:
 
 def output_format(value: str | None, accept: str) -> str:
     """``?format=`` wins; else the first image type the Accept header names; else PNG."""
-    if value is not None:
-        fmt = value.lower()
-        if fmt not in OUTPUT_FORMATS:
+    if value is not None:  # exactly the schema's enum (lower case): 'JPEG' is a 422 there too
+        if value not in OUTPUT_FORMATS:
             raise ApiError(
                 422,
-                f"format: {value!r} is not one of png, jpeg, webp",
-                {"formats": ["png", "jpeg", "webp"]},
+                f"format: {value!r} is not one of {', '.join(OUTPUT_FORMATS)}",
+                {"formats": list(OUTPUT_FORMATS)},
             )
-        return fmt
+        return value
     for part in accept.split(","):
         media = part.split(";")[0].strip().lower()
         for key, (_, media_type) in OUTPUT_FORMATS.items():
