@@ -82,3 +82,19 @@ def test_onnx_samples_and_style_from_match_the_checkpoint(family: str, tmp_path:
     alone = tmp_path / "alone.onnx"
     r = runner.invoke(app, ["export", str(run), "-o", str(alone), "--encoder"])
     assert r.exit_code == 0 and alone.is_file() and not encoder_path(alone).exists(), r.output
+
+
+def test_export_keeps_an_existing_side_graph_unless_overwrite(tmp_path: Path) -> None:
+    """The model's file is new but the encoder it would write beside it exists: refused in one
+    line before anything is written (it was silently replaced), replaced with --overwrite."""
+    run = tiny_run("bicyclegan", tmp_path)
+    model = tmp_path / "m.onnx"
+    encoder_path(model).write_bytes(b"an earlier export's encoder")
+    r = runner.invoke(app, ["export", str(run), "-o", str(model)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert f"{encoder_path(model)}: exists; pass --overwrite to replace it" in r.output
+    assert encoder_path(model).read_bytes() == b"an earlier export's encoder"
+    assert not model.exists()
+    r = runner.invoke(app, ["export", str(run), "-o", str(model), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert model.is_file() and encoder_path(model).read_bytes()[:4] != b"an e"

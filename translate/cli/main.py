@@ -325,7 +325,10 @@ def export_command(
         else:
             result = export_encoder(checkpoint, out, opset=opset)
     else:
-        result = export_onnx(ref, out, options=options, fp16=fp16, opset=opset, exporter=exporter)
+        result = export_onnx(
+            ref, out, options=options, fp16=fp16, opset=opset, exporter=exporter,
+            overwrite=overwrite,
+        )  # fmt: skip
     typer.echo(result.summary(), err=True)
     typer.echo(str(result.path))
 
