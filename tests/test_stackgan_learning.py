@@ -185,7 +185,6 @@ def test_stackgan_v2_draws_the_prompts_colour_at_every_scale(tmp_path: Path) -> 
     reported, not tested: the white background dominates an image's mean colour, so it is
     close to the gap between different prompts' images."""
     options = {"colour_weight": 1.0, "residual_blocks": 1}
-    options = {"colour_weight": 1.0, "residual_blocks": 1}
     run = train_shapes(tmp_path, "stackgan-v2", TREE_STEPS, **options)
     joint, colour, shape = prompt_accuracy(run)
     same, gap, other = scale_agreement(run)

@@ -24,7 +24,9 @@ class BicycleGANConfig(PairedDataConfig):
     encoder_blocks: int = opt(5, "Residual down-sampling blocks of E (resnet_256: 5).")
     norm: Literal["batch", "instance", "none"] = opt("instance", "Normalisation in G, E and D.")
     encoder_norm: Literal["batch", "instance", "none", "same"] = opt(
-        "same", "Normalisation in E ('same': --norm). Instance norm removes a flat colour's scale."
+        "same",
+        "Normalisation in E ('same': --norm). Instance norm removes a flat colour's scale; "
+        "none needs --init kaiming (a gain-0.02 init leaves E's features near zero).",
     )
     disc_channels: int = opt(64, "Width of the first discriminator layer (ndf).")
     disc_layers: int = opt(3, "PatchGAN layers per scale.")
