@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 from translate_stackgan import StackGANConfig
-from translate_stackgan.gigagan import MultiScaleDiscriminator, pyramid
+from translate_stackgan.gigagan import GigaGANGenerator, MultiScaleDiscriminator, levels, pyramid
 from translate_stackgan.nets import ConditioningAugmentation, ca_kl, with_text
 from typer.testing import CliRunner
 
@@ -127,6 +127,30 @@ def test_multiscale_discriminator_sees_each_scale() -> None:
     assert len(logits) == 3
     assert torch.allclose(seen[0], F.avg_pool2d(image, 4), atol=1e-6)
     assert torch.allclose(seen[1], F.avg_pool2d(image, 2), atol=1e-6)
+
+
+def test_gigagan_outputs_are_the_linear_torgb_sum() -> None:
+    """StyleGAN2's skip generator (GigaGAN's G): each scale's image is the up-sampled image of
+    the scale below plus its toRGB, with no tanh (a tanh saturated on white backgrounds: one
+    run collapsed to blank images). With every toRGB a bias alone (b_8, b_16, b_32), the 8, 16
+    and 32 px images are b_8, b_8 + b_16 and b_8 + b_16 + b_32, beyond [-1, 1]."""
+    torch.manual_seed(0)
+    G = GigaGANGenerator(
+        latent_dim=4, text_dim=6, condition_dim=2, image_size=32, channels=2, kernels=2,
+        heads=1, attention_max=8,
+    ).eval()  # fmt: skip
+    biases = [torch.tensor(b) for b in ([0.5, -0.7, 0.9], [0.8, 0.1, -0.6], [1.2, -0.9, 0.3])]
+    rgb = [m for m in G.rgb if isinstance(m, torch.nn.Conv2d)]
+    assert len(rgb) == 3
+    with torch.no_grad():
+        for conv, b in zip(rgb, biases, strict=True):
+            conv.weight.zero_()
+            conv.bias.copy_(b)
+        text = torch.randn(2, 6 + 18 * 6 + 18)
+        images = levels(G(torch.randn(2, 4, 1, 1), text)[0], 3)
+    for i, image in enumerate(images):
+        want = sum(biases[: i + 1]).view(1, 3, 1, 1).expand_as(image)
+        assert torch.allclose(image, want, atol=1e-6), (i, image[0, :, 0, 0], want[0, :, 0, 0])
 
 
 @pytest.fixture(scope="module")

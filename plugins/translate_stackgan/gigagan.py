@@ -6,8 +6,10 @@ the style code w (Sec. 3.2: w = M(z, t_global)); the words, projected, are the t
 t_local. From a learned 4x4 constant, each scale up-samples and applies two sample-adaptive
 convolutions (``translate.nn.adaptive.AdaptiveConv2d``: a filter bank mixed per sample by w,
 Eq. 3), interleaved with self-attention and cross-attention to the tokens at the sides up to
-``attention_max``; every scale from 8 px has a toRGB, summed up the scales (StyleGAN2's skip
-outputs), and the images of the last three scales are G's multi-scale outputs.
+``attention_max``; every scale from 8 px has a toRGB, summed up the scales with a linear
+output (StyleGAN2's skip outputs, no tanh: with one, a run on the white-background synthetic
+shapes saturated it and collapsed to blank images), and the images of the last three scales
+are G's multi-scale outputs.
 
 The pyramid travels as one tensor (B, 3 * K, S, S), each scale nearest-up-sampled to S (low
 to high; the last three channels are the image), so the core objective sees one D input;
@@ -131,7 +133,7 @@ class GigaGANGenerator(nn.Module):
             if isinstance(to_rgb, nn.Conv2d):
                 up = None if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear")
                 rgb = to_rgb(h) if up is None else up + to_rgb(h)
-                outputs.append(torch.tanh(rgb))
+                outputs.append(rgb)  # linear, as StyleGAN2's toRGB sum (no tanh)
         return stack_levels(outputs[-self.k :]), mu, logvar
 
 
