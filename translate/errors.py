@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class TranslateError(Exception):
@@ -61,6 +62,16 @@ class DiskFull(OutputError):
     from a bad option (2). Nothing partial was left; the previous version is intact."""
 
     exit_code = 74
+
+
+def refuse_existing(paths: Iterable[Path], *, overwrite: bool) -> None:
+    """The one refusal to replace an earlier output: an ``OutputError`` naming the first of
+    ``paths`` that exists, unless ``overwrite``."""
+    if overwrite:
+        return
+    for path in paths:
+        if path.exists():
+            raise OutputError(f"{path}: exists; pass --overwrite to replace it")
 
 
 def flag(name: str) -> str:

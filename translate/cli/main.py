@@ -293,19 +293,22 @@ def export_command(
         ),
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option(help="Replace an existing --out file (refused without it).")
+        bool,
+        typer.Option(
+            help="Replace an existing --out file, and a side graph beside it (m.encoder.onnx, "
+            "m.text.onnx); refused without it."
+        ),
     ] = False,
 ) -> None:
     """Export a model to ONNX (dynamic batch and size, metadata), checked against PyTorch.
     Plugin options (e.g. --direction b2a) follow."""
-    from translate.errors import ConfigError, OutputError
+    from translate.errors import ConfigError, refuse_existing
     from translate.export.onnx import export_onnx
     from translate.loading.identify import identify
 
     if ctx.args and not ctx.args[0].startswith("--"):
         raise ConfigError(f"unexpected argument {ctx.args[0]!r}")
-    if out.exists() and not overwrite:  # an earlier export is never replaced unasked
-        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+    refuse_existing([out], overwrite=overwrite)  # before loading (side graphs: export_onnx)
     ref = identify(checkpoint)  # once, for the options and the export
     options = plugin_options(ref, list(ctx.args), core=core_options(ctx))
     typer.echo(f"exporting {checkpoint} ...", err=True)

@@ -58,13 +58,11 @@ def export_onnx(
     """Export a model (a checkpoint or run folder, or its ``ModelRef``) to ``out`` and check it
     against PyTorch. ``overwrite=False``: an ``OutputError`` before anything is written when
     ``out`` or a side graph it would write beside it (``model.encoder.onnx``) exists."""
-    from translate.errors import OutputError
+    from translate.errors import refuse_existing
 
     loaded = load_module(checkpoint, options=options, device="cpu")
     sides = [side.path(out) for side in SIDE_GRAPHS if side.module_of(loaded) is not None]
-    taken = [p for p in (Path(out), *sides) if p.exists()]
-    if taken and not overwrite:  # an earlier export (or its side graph) is never replaced unasked
-        raise OutputError(f"{taken[0]}: exists; pass --overwrite to replace it")
+    refuse_existing([Path(out), *sides], overwrite=overwrite)  # nothing written yet
     _, chosen = split_options(loaded.conditions, options or {})
     if chosen:
         key = next(iter(chosen))

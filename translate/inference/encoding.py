@@ -25,7 +25,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from translate.errors import ConfigError, OutputError
+from translate.errors import ConfigError, OutputError, refuse_existing
 
 __all__ = [
     "LATENT_SUFFIXES",
@@ -142,8 +142,7 @@ def save_latents(
         raise ConfigError(f"--out: {out} should end in .npy or .safetensors")
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; give a file name ending in {suffix}")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+    refuse_existing([out], overwrite=overwrite)
     array = latents.detach().float().cpu().contiguous()
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

@@ -37,7 +37,7 @@ from translate.conditioning import (
     draw,
     one_hots,
 )
-from translate.errors import ConfigError, OutputError, TranslateError
+from translate.errors import ConfigError, OutputError, TranslateError, refuse_existing
 from translate.fields import SEED_MAX, check_int_range
 from translate.inference.latents import slerp, truncated_normal, truncated_uniform
 from translate.loading.model import latent_prior
@@ -444,8 +444,7 @@ def write_sample_folder(
             for e in os.scandir(out)
             if e.name.startswith("sample_") and len(e.name) == len(last) and first <= e.name <= last
         )
-        if taken:
-            raise OutputError(f"{out / taken[0]}: exists; pass --overwrite to replace it")
+        refuse_existing([out / name for name in taken[:1]], overwrite=False)
     written = 0
     try:
         batches = sampler.batches(
@@ -477,8 +476,7 @@ def save_samples(
 
     out = Path(out)
     if out.suffix.lower() in GRID_SUFFIXES:
-        if out.exists() and not overwrite:
-            raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+        refuse_existing([out], overwrite=overwrite)
         with atomic_path(out) as tmp:
             grid(images, columns).save(
                 tmp, format=Image.registered_extensions()[out.suffix.lower()]
@@ -487,9 +485,7 @@ def save_samples(
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; give a folder or a name ending in .png")
     paths = [out / sample_name(i, len(images)) for i in range(len(images))]
-    taken = [p for p in paths if p.exists()]
-    if taken and not overwrite:
-        raise OutputError(f"{taken[0]}: exists; pass --overwrite to replace it")
+    refuse_existing(paths, overwrite=overwrite)
     for image, path in zip(images, paths, strict=True):
         with atomic_path(path) as tmp:
             image.save(tmp, format="PNG")
