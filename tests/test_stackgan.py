@@ -23,6 +23,7 @@ from translate.inference.sampling import Sampler
 from translate.losses.matching import matching_aware_d_loss
 from translate.losses.objective import GANObjective
 from translate.nn.adaptive import AdaptiveConv2d
+from translate.text.encoder import pack_text
 from translate.text.synthetic import make_captioned_shapes
 
 runner = CliRunner()
@@ -146,7 +147,7 @@ def test_gigagan_outputs_are_the_linear_torgb_sum() -> None:
         for conv, b in zip(rgb, biases, strict=True):
             conv.weight.zero_()
             conv.bias.copy_(b)
-        text = torch.randn(2, 6 + 18 * 6 + 18)
+        text = pack_text(torch.randn(2, 6), torch.randn(2, 18, 6), torch.ones(2, 18))
         images = levels(G(torch.randn(2, 4, 1, 1), text)[0], 3)
     for i, image in enumerate(images):
         want = sum(biases[: i + 1]).view(1, 3, 1, 1).expand_as(image)
