@@ -8,7 +8,9 @@
 #      GPU per process);
 #   4. --compile: compile time and steady step on the GPU;
 #   5. issue 41's launch-bound path at batch 1 and 16: --deferred-sync, then CUDA graphs
-#      (--compile --compile-mode reduce-overhead), against the reference in one run.
+#      (--compile --compile-mode reduce-overhead), against the reference in one run;
+#   6. issue 40's stackgan prompt accuracy at 10000 steps over three seeds, which takes about 25
+#      minutes a seed on the 2-core CPU (benchmarks/stackgan_shapes.py --device cuda).
 # Each part has its own time limit and the run goes on when one fails; logs go to $OUT.
 #   REF=../shared/reference OUT=/tmp/gpu bash benchmarks/gpu_checks.sh
 set -u
@@ -51,3 +53,5 @@ for plugin in pix2pix cyclegan; do
       --variants default deferred graphs graphs+fp32 --rounds 1 --steps 30 --warmup 10
   done
 done
+part stackgan_shapes 420 $PY benchmarks/stackgan_shapes.py --device cuda --seeds 0 1 2 \
+  --steps 10000 --every 2000

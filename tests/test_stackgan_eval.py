@@ -22,12 +22,18 @@ from tests.test_stackgan import TINY
 from translate.cli.main import app
 from translate.errors import ConfigError, DataError
 from translate.evaluation import GenerationModels
-from translate.evaluation_text import caption_plan, prompt_accuracy, text_protocol
+from translate.evaluation_text import (
+    caption_plan,
+    prompt_accuracy,
+    template_samples,
+    text_protocol,
+)
 from translate.text.captions import tokenize
 from translate.text.synthetic import (
     COLOURS,
     MANIFEST,
     SHAPES,
+    TEMPLATES,
     draw_shape,
     make_captioned_shapes,
     read_labels,
@@ -88,6 +94,31 @@ def test_caption_plan_cycles_images_then_captions(tmp_path: Path) -> None:
         "shape_0000.png"
     ]
     assert [c for _, c in plan][:3] == ["a red circle", "a red square", "a circle that is red"]
+
+
+def test_template_samples_write_each_prompt_with_the_template() -> None:
+    """The 16 prompts in the template's words, ``per_prompt`` samples each from the seed, with
+    their labels: a planted sampler that draws each prompt scores 1 on prompt accuracy, one
+    that draws the next colour 0 (its shapes stay right)."""
+    asked: list[tuple[int, int | None, str]] = []
+
+    def sampler(wrong_colour: bool) -> object:
+        draw = drawer(wrong_colour)
+
+        def sample(n: int, *, seed: int | None = None, prompt: str = "") -> list[Image.Image]:
+            asked.append((n, seed, prompt))
+            return draw([prompt] * n, seed or 0)
+
+        return sample
+
+    samples, labels = template_samples(sampler(False), TEMPLATES[3], per_prompt=3, seed=7)
+    assert len(samples) == len(labels) == 48 and labels[:4] == [("red", "circle")] * 3 + [
+        ("red", "square")
+    ]
+    assert asked[:2] == [(3, 7, "the circle is red"), (3, 7, "the square is red")]
+    assert prompt_accuracy(samples, labels)[1]["prompt_accuracy"] == 1.0
+    wrong = prompt_accuracy(*template_samples(sampler(True), TEMPLATES[0], per_prompt=2))[1]
+    assert wrong == {"prompt_accuracy": 0.0, "colour_accuracy": 0.0, "shape_accuracy": 1.0}
 
 
 def test_planted_generators_score_as_built(tmp_path: Path) -> None:

@@ -92,19 +92,13 @@ def train_shapes(root: Path, generator: str, steps: int, **options: Any) -> Path
 def prompt_accuracy(run: Path, per_prompt: int = 8) -> tuple[float, float, float]:
     """The shares of samples of the held-out template's 16 prompts whose (colour and shape,
     colour, shape), read by ``read_shape``, are the prompt's."""
+    from translate.evaluation_text import prompt_accuracy as shares
+    from translate.evaluation_text import template_samples
     from translate.inference.sampling import Sampler
 
-    sampler = Sampler.from_checkpoint(run)
-    hits = [0, 0, 0]
-    for colour, shape in itertools.product(COLOURS, SHAPES):
-        prompt = TEMPLATES[0].format(c=colour, s=shape)
-        for image in sampler(per_prompt, seed=100, prompt=prompt):
-            got = read_shape(image)
-            hits[0] += got == (colour, shape)
-            hits[1] += got[0] == colour
-            hits[2] += got[1] == shape
-    total = len(COLOURS) * len(SHAPES) * per_prompt
-    return hits[0] / total, hits[1] / total, hits[2] / total
+    samples = template_samples(Sampler.from_checkpoint(run), TEMPLATES[0], per_prompt, seed=100)
+    overall = shares(*samples)[1]
+    return overall["prompt_accuracy"], overall["colour_accuracy"], overall["shape_accuracy"]
 
 
 #: GAN steps of the learning test and its bars (calibrated over seeds 0-2, see the docstring)
@@ -122,7 +116,8 @@ def test_stackgan_draws_held_out_prompts(tmp_path: Path) -> None:
     0.91, shape 0.23 (400 steps, seed 1: joint 0.25, colour 0.95, shape 0.27). The colour is
     learnt; the shape is not within this CPU budget (seed 0 at 1918 steps: colour 1.00,
     shape 0.27; seed 1 at 1572: 1.00, 0.26), so the
-    joint bar is 0.1 (1.6x chance), the colour bar 0.7: below the issue's 70% joint target."""
+    joint bar is 0.1 (1.6x chance), the colour bar 0.7: below the issue's 70% joint target.
+    As CI runs it on December 7 (seed 0, two threads, 55 s): joint 0.22, colour 1.00."""
     run = train_shapes(tmp_path, "stackgan", STEPS)
     joint, colour, shape = prompt_accuracy(run)
     print(f"seed {SEED}: joint {joint:.3f}, colour {colour:.3f}, shape {shape:.3f}")

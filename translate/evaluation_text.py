@@ -30,7 +30,13 @@ from PIL import Image
 from translate.errors import ConfigError, DataError
 from translate.evaluation_protocol import EvalItem, EvalSet, eval_folder
 
-__all__ = ["caption_plan", "caption_sampler", "prompt_accuracy", "text_protocol"]
+__all__ = [
+    "caption_plan",
+    "caption_sampler",
+    "prompt_accuracy",
+    "template_samples",
+    "text_protocol",
+]
 
 #: Samples shown per row on the report page.
 SHOWN = 8
@@ -90,6 +96,24 @@ def prompt_accuracy(
 
     per_label = {label: shares(rows) for label, rows in sorted(hits.items())}
     return per_label, shares([r for rows in hits.values() for r in rows])
+
+
+def template_samples(
+    sampler: Any, template: str, per_prompt: int = 8, seed: int = 100
+) -> tuple[list[Image.Image], list[tuple[str, str]]]:
+    """The captioned-shapes set's 16 prompts written with ``template`` (e.g. the held-out
+    "a {c} {s}"), ``per_prompt`` samples each from ``sampler`` (a text-conditioned
+    ``Sampler``; latents from ``seed``): (samples, their (colour, shape) labels), what
+    ``prompt_accuracy`` reads (the learning tests and ``benchmarks/stackgan_shapes.py``)."""
+    from translate.text.synthetic import COLOURS, SHAPES
+
+    samples: list[Image.Image] = []
+    labels: list[tuple[str, str]] = []
+    for colour in COLOURS:
+        for shape in SHAPES:
+            samples += sampler(per_prompt, seed=seed, prompt=template.format(c=colour, s=shape))
+            labels += [(colour, shape)] * per_prompt
+    return samples, labels
 
 
 def text_protocol(models: Any, folder: Path, draw: Draw | None = None) -> EvalSet:
