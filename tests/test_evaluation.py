@@ -299,3 +299,35 @@ def test_keep_best_names_an_unknown_metric(paired_data: Path, tmp_path: Path) ->
     args = ["train", "pix2pix", "--data", str(paired_data), "--run-dir", str(run), *TINY_PIX2PIX,
             "--max-steps", "2", "--eval-every", "1", "--keep-best", "FDI"]  # fmt: skip
     assert_user_error(runner.invoke(app, args), "keep_best", "FDI", "L1")
+
+
+def test_report_keeps_the_earlier_images_when_writing_new_ones_fails(tmp_path: Path) -> None:
+    """A report written over an earlier one: when an image cannot be written (here the second
+    of two), the earlier report's images and page are left byte for byte and no temporary
+    stays; a report that succeeds replaces them."""
+    from translate.errors import OutputError
+    from translate.evaluation import Evaluation, FolderResult
+    from translate.evaluation_protocol import EvalItem
+    from translate.report import write_report
+
+    def evaluation(colour: str, broken: bool = False) -> Evaluation:
+        items = [EvalItem(f"im{i}", {"output": Image.new("RGB", (8, 8), colour)}) for i in (0, 1)]
+        rows = [{"image": it.name, "L1": 1.0} for it in items]
+        if broken:
+            bad = mock.MagicMock(size=(8, 8))
+            bad.save.side_effect = OSError(28, "No space left on device")
+            items[1].images["output"] = bad
+        result = FolderResult(folder=tmp_path / "data", rows=rows, items=items)
+        return Evaluation(model="m", meta={}, results=[result])
+
+    report = tmp_path / "report"
+    write_report(evaluation("red"), report)
+    before = {p: p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    assert len(before) == 4  # two images, metrics.json, index.html
+    with pytest.raises(OutputError, match="No space left on device"):
+        write_report(evaluation("blue", broken=True), report)
+    assert {p: p.read_bytes() for p in report.rglob("*") if p.is_file()} == before
+    write_report(evaluation("blue"), report)
+    image = report / "images" / "00" / "0000_output.png"
+    assert Image.open(image).getpixel((0, 0)) == (0, 0, 255)
+    assert "images/00/0000_output.png" in (report / "index.html").read_text()
