@@ -76,6 +76,12 @@ class StackGANConfig:
         "images (official TRAIN.COEFF.COLOR_LOSS: 0 in the birds config, the default; 1 to 50 "
         "in the unconditional *_color configs).",
     )
+    damsm_weight: float = opt(
+        0.0,
+        "AttnGAN's DAMSM loss on G's full-size images (Xu et al. 2018, Eq. 14's lambda; official "
+        "configs: 5 birds, 50 COCO), through the image encoder pretrained with the text encoder "
+        "(kept, fixed, as the run's model I); 0: off, as StackGAN.",
+    )
     pretrain_text: bool = opt(
         True, "Pretrain the built-in text encoder with DAMSM before the GAN (stored in the run)."
     )
@@ -141,6 +147,15 @@ class StackGANConfig:
         check(self.pretrain_steps >= 0, "pretrain_steps", "must be >= 0")
         check(self.lr_halve_every >= 0, "lr_halve_every", "must be >= 0 (0: constant)")
         check(self.kl_weight >= 0, "kl_weight", "must be >= 0")
+        check(self.damsm_weight >= 0, "damsm_weight", "must be >= 0")
+        check(
+            self.damsm_weight == 0
+            or (self.text_encoder == "gru" and not self.embeddings and self.pretrain_text
+                and self.pretrain_steps > 0),
+            "damsm_weight",
+            "needs the built-in text encoder's DAMSM pretraining, whose image encoder it reads "
+            "(--text-encoder gru, --pretrain-text, --pretrain-steps > 0, no --embeddings)",
+        )  # fmt: skip
 
     @property
     def stage1_size(self) -> int:

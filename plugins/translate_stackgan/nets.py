@@ -10,6 +10,8 @@ on the image only; D reads the vector back from the first pixel.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 
@@ -34,6 +36,15 @@ def ca_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """D_KL(N(mu, Sigma) || N(0, I)) (Eq. 3's regulariser), averaged over the condition's
     dimensions and the batch as the official code does (so its weight 2.0 means the same)."""
     return kl_normal(mu, logvar) / mu.shape[1]
+
+
+def damsm_term(models: Mapping[str, nn.Module], text: tuple[Tensor, ...], images: Tensor) -> Tensor:
+    """AttnGAN's L_DAMSM (Xu et al. 2018, Eq. 14's second term) of G's images against their
+    captions' (sentence, words, mask): the DAMSM loss through the fixed, pretrained image
+    encoder ``models["I"]``, of the full-size image (an image pyramid's last three channels)."""
+    from translate.text.damsm import damsm_loss
+
+    return damsm_loss(text, models["I"](images[:, -3:]))[0]
 
 
 def up_block(cin: int, cout: int) -> nn.Sequential:

@@ -107,7 +107,7 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
     # ------------------------------------------------------------------ models
     def build_models(self, cfg: StackGANConfig) -> dict[str, nn.Module]:
         from translate.text.clip import CLIPTextEncoder
-        from translate.text.encoder import GRUTextEncoder
+        from translate.text.encoder import GRUTextEncoder, ImageEncoder
         from translate_stackgan import gigagan, nets, tree
 
         if not cfg.precomputed and cfg.text_encoder == "gru" and len(cfg.words) < 3:
@@ -132,6 +132,8 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
                 image_size=s1, channels=cfg.g_channels,
             )  # fmt: skip
             models["D"] = nets.MatchingDiscriminator(image_size=s1, **d_args)
+        if cfg.damsm_weight > 0:  # AttnGAN's image encoder, pretrained with T, then fixed
+            models["I"] = ImageEncoder(dim=e).requires_grad_(False)
         if cfg.stages == 2:
             models["G2"] = nets.StageIIGenerator(
                 text_dim=e, condition_dim=cfg.condition_dim, channels=cfg.g_channels // 2,
@@ -151,8 +153,9 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         return 0.5 ** (step // cfg.lr_halve_every) if cfg.lr_halve_every else 1.0
 
     def param_groups(self, models: Mapping[str, nn.Module]) -> dict[str, list[nn.Parameter]]:
-        """One optimiser per network; the text encoder is fixed during the GAN (AttnGAN's)."""
-        return {k: list(m.parameters()) for k, m in models.items() if k != "T"}
+        """One optimiser per network; the text and image encoders are fixed during the GAN
+        (AttnGAN's)."""
+        return {k: list(m.parameters()) for k, m in models.items() if k not in ("T", "I")}
 
     def initialize(self, models: Mapping[str, nn.Module], cfg: StackGANConfig) -> None:
         """``--pretrain-text``: DAMSM pretraining of the text encoder on the training data."""
@@ -165,14 +168,18 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         from translate.text.encoder import ImageEncoder
 
         batches = caption_batches(self.build_dataset(cfg, "train"), cfg.pretrain_batch)
-        image, log = ImageEncoder(dim=cfg.text_dim), logging.getLogger("translate").info
-        pretrain_text(models["T"], image, batches, steps=cfg.pretrain_steps, log=log)
+        image = models["I"] if "I" in models else ImageEncoder(dim=cfg.text_dim)
+        log = logging.getLogger("translate").info
+        pretrain_text(models["T"], image.requires_grad_(True), batches,
+                      steps=cfg.pretrain_steps, log=log)  # fmt: skip
+        image.requires_grad_(False)
 
     # ------------------------------------------------------------------ training
     def text(
         self, models: Mapping[str, nn.Module], batch: Any, cfg: StackGANConfig
-    ) -> tuple[Tensor, Tensor]:
-        """(phi_t (B, E) for D, G's text vector (B, T)) of a caption batch (no gradient)."""
+    ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+        """((phi_t (B, E) for D, words, mask), G's text vector (B, T)) of a caption batch (no
+        gradient)."""
         import torch
 
         from translate.text.encoder import pack_text, text_features
@@ -181,7 +188,7 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
         with torch.no_grad():
             sentence, words, mask = text_features(models.get("T"), batch, device)
         g_text = sentence if cfg.generator != "gigagan" else pack_text(sentence, words, mask)
-        return sentence, g_text
+        return (sentence, words, mask), g_text
 
     def train_step(self, ctx: StepContext, batch: Any, cfg: StackGANConfig) -> dict[str, float]:
         import torch
@@ -189,14 +196,15 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
 
         from translate.losses.matching import matching_aware_d_loss
         from translate_stackgan.gigagan import n_scales, pyramid
-        from translate_stackgan.nets import ca_kl, with_text
+        from translate_stackgan.nets import ca_kl, damsm_term, with_text
         from translate_stackgan.tree import tree_step
 
         real = batch["image"]  # (B, 3, S, S) in [-1, 1]
-        sentence, g_text = self.text(ctx.models, batch, cfg)
+        text, g_text = self.text(ctx.models, batch, cfg)
+        sentence = text[0]
         z = torch.randn(real.shape[0], cfg.latent_dim, 1, 1, device=real.device)
         if cfg.generator == "stackgan-v2":  # the tree's branches and their D terms
-            return tree_step(ctx, real, sentence, z, cfg)
+            return tree_step(ctx, real, text, z, cfg)
         second = cfg.stages == 2 and ctx.step >= cfg.stage1_steps
         G, D = (
             (ctx.models["G2"], ctx.models["D2"]) if second else (ctx.models["G"], ctx.models["D"])
@@ -229,10 +237,13 @@ class StackGANPlugin(PluginBase[StackGANConfig]):
             loss_g, logs_g = ctx.gan.generator_loss(
                 D, with_text(fake, sentence), with_text(real, sentence), condition_channels=e
             )
-            kl = ca_kl(mu.float(), logvar.float())
-            loss_g = loss_g + cfg.kl_weight * kl
+            values = {"kl": ca_kl(mu.float(), logvar.float())}
+            loss_g = loss_g + cfg.kl_weight * values["kl"]
+            if cfg.damsm_weight > 0:  # AttnGAN's L_DAMSM of G's images (Eq. 14)
+                values["damsm"] = damsm_term(ctx.models, text, fake)
+                loss_g = loss_g + cfg.damsm_weight * values["damsm"]
         ctx.optimize(names[0], loss_g)
-        return {**logs, **logs_g, **ctx.gan.logs({"kl": kl})}
+        return {**logs, **logs_g, **ctx.gan.logs(values)}
 
     # ------------------------------------------------------------------ inference
     def inference_module(

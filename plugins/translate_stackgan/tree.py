@@ -31,7 +31,13 @@ from torch.nn import functional as F
 from translate.losses.colour import colour_consistency_loss
 from translate.losses.matching import matching_aware_d_loss
 from translate_stackgan.gigagan import MultiScaleDiscriminator, levels, n_scales, stack_levels
-from translate_stackgan.nets import ConditioningAugmentation, ca_kl, halving_widths, with_text
+from translate_stackgan.nets import (
+    ConditioningAugmentation,
+    ca_kl,
+    damsm_term,
+    halving_widths,
+    with_text,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from translate.plugin import StepContext
@@ -183,10 +189,12 @@ def branch_g_loss(
 
 
 def tree_step(
-    ctx: StepContext, real: Tensor, sentence: Tensor, z: Tensor, cfg: StackGANConfig
+    ctx: StepContext, real: Tensor, text: tuple[Tensor, ...], z: Tensor, cfg: StackGANConfig
 ) -> dict[str, Any]:
-    """One training step of the tree: every D branch on its scale, then G on the sum."""
+    """One training step of the tree: every D branch on its scale, then G on the sum.
+    ``text``: the captions' (sentence, words, mask)."""
     G, D = ctx.models["G"], ctx.models["D"]
+    sentence = text[0]
     u, k = cfg.uncond_weight, D.k
     with ctx.autocast(), torch.set_grad_enabled(ctx.update_generator):
         stack, mu, logvar = G(z, sentence, sample=True)
@@ -213,5 +221,8 @@ def tree_step(
         if cfg.colour_weight > 0:
             values["colour"] = colour_consistency_loss(fakes)
             loss_g = loss_g + cfg.colour_weight * values["colour"]
+        if cfg.damsm_weight > 0:  # AttnGAN's L_DAMSM of the last branch's images (Eq. 14)
+            values["damsm"] = damsm_term(ctx.models, text, stack)
+            loss_g = loss_g + cfg.damsm_weight * values["damsm"]
     ctx.optimize("G", loss_g)
     return {**logs, **ctx.gan.logs(values)}
