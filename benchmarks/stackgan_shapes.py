@@ -7,9 +7,10 @@ random positions, 32 px) captioned with three templates, the text encoder DAMSM-
 200 steps, then ``--steps`` GAN steps of batch ``--batch``; every ``--every`` steps, 8 samples
 of each of the 16 prompts written with the fourth, held-out template ("a red circle") are read
 by ``read_shape`` (``translate.evaluation_text.template_samples``, ``prompt_accuracy``). The
-model is the learning test's (``tests/test_stackgan_learning.py``: widths 32, text 64-d,
-condition 16-d, z 16-d); ``--set KEY=VALUE`` changes a plugin option, ``--gan KEY=VALUE`` an
-objective option (values read as JSON when they parse, e.g. ``--gan diff_augment=translation``).
+model is the learning tests' (``translate.text.synthetic.STACKGAN_SHAPES_MODEL``: widths 32,
+text 64-d, condition 16-d, z 16-d); ``--set KEY=VALUE`` changes a plugin option, ``--gan
+KEY=VALUE`` the objective's options (default ``diff_augment=translation``; giving ``--gan``
+replaces it; values read as JSON when they parse).
 
     python benchmarks/stackgan_shapes.py                  # the plugin README's best CPU setting:
                                                           # 8192 images, DiffAugment translation,
@@ -32,13 +33,6 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-#: The learning test's model (tests/test_stackgan_learning.py's ``train_shapes``).
-MODEL = {
-    "image_size": 32, "latent_dim": 16, "condition_dim": 16, "text_dim": 64, "word_dim": 32,
-    "g_channels": 32, "d_channels": 32, "d_text_dim": 32, "pretrain_steps": 200,
-    "pretrain_batch": 32, "flip": False,
-}  # fmt: skip
 
 
 def key_values(pairs: list[str]) -> dict[str, Any]:
@@ -72,7 +66,7 @@ def run_seed(seed: int, root: Path, args: Any) -> None:
     import torch
 
     from translate.engine.loop import prepare
-    from translate.text.synthetic import TEMPLATES, make_captioned_shapes
+    from translate.text.synthetic import STACKGAN_SHAPES_MODEL, TEMPLATES, make_captioned_shapes
 
     torch.manual_seed(seed)
     data = root / "data"
@@ -93,7 +87,7 @@ def run_seed(seed: int, root: Path, args: Any) -> None:
         checkpoint_every=args.every,
         keep_checkpoints=10**6,
         log_every=100,
-        **{**MODEL, **key_values(args.set), **key_values(args.gan)},
+        **{**STACKGAN_SHAPES_MODEL, **key_values(args.set), **key_values(args.gan)},
     )
     start = time.perf_counter()
     trainer.run()
@@ -129,6 +123,10 @@ def main() -> None:
     )
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder")
     args = parser.parse_args()
+    kept = [args.keep / f"seed{seed}" for seed in args.seeds] if args.keep else []
+    taken = next((p for p in kept if p.exists()), None)
+    if taken is not None:  # an earlier run (and its data) is never overwritten
+        raise SystemExit(f"error: {taken}: exists; give another --keep folder")
     print(
         f"stackgan {args.generator}, {args.images} images, {args.steps} steps of {args.batch}, "
         f"{args.device}; options {key_values(args.set)}, objective {key_values(args.gan)}\n"
@@ -136,9 +134,14 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         flush=True,
     )
+    from translate.errors import TranslateError
+
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            run_seed(seed, (args.keep or Path(tmp)) / f"seed{seed}", args)
+            try:
+                run_seed(seed, (args.keep or Path(tmp)) / f"seed{seed}", args)
+            except TranslateError as exc:  # a bad --set / --gan value: one line
+                raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

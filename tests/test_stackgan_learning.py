@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 import torch
 
-from translate.text.synthetic import COLOURS, SHAPES, TEMPLATES, make_captioned_shapes, read_shape
+from translate.text.synthetic import (
+    COLOURS,
+    SHAPES,
+    STACKGAN_SHAPES_MODEL,
+    TEMPLATES,
+    make_captioned_shapes,
+    read_shape,
+)
 
 pytestmark = pytest.mark.slow
 SEED = int(os.environ.get("STACKGAN_TEST_SEED", "0"))  # the seeds of the bars: 0 (CI), 1, 2
@@ -72,12 +79,8 @@ def train_shapes(root: Path, generator: str, steps: int, **options: Any) -> Path
 
     torch.manual_seed(SEED)
     make_captioned_shapes(root / "data", 256, size=32, seed=SEED, templates=TEMPLATES[1:])
-    base = {
-        "image_size": 32, "latent_dim": 16, "condition_dim": 16, "text_dim": 64, "word_dim": 32,
-        "g_channels": 32, "d_channels": 32, "d_text_dim": 32, "pretrain_steps": 200,
-        "pretrain_batch": 32, "flip": False,
-    }  # fmt: skip
-    cfg = StackGANConfig(data=root / "data", generator=generator, **{**base, **options})
+    model = {**STACKGAN_SHAPES_MODEL, **options}
+    cfg = StackGANConfig(data=root / "data", generator=generator, **model)
     plugin = load_plugin("stackgan")
     train = config_from_dict(
         TrainConfig,

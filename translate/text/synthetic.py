@@ -24,6 +24,7 @@ __all__ = [
     "COLOURS",
     "MANIFEST",
     "SHAPES",
+    "STACKGAN_SHAPES_MODEL",
     "draw_shape",
     "make_captioned_shapes",
     "read_labels",
@@ -41,6 +42,14 @@ TEMPLATES = ("a {c} {s}", "a {s} that is {c}", "one {c} {s} on white", "the {s} 
 BACKGROUND = (255, 255, 255)
 #: The marker of a captioned-shapes folder: each image's (colour, shape).
 MANIFEST = "captioned_shapes.json"
+#: A CPU-sized stackgan on this set at 32 px (widths 32, text 64-d, c_hat and z 16-d, DAMSM
+#: 200 steps): the learning tests (``tests/test_stackgan_learning.py``) and
+#: ``benchmarks/stackgan_shapes.py``.
+STACKGAN_SHAPES_MODEL = {
+    "image_size": 32, "latent_dim": 16, "condition_dim": 16, "text_dim": 64, "word_dim": 32,
+    "g_channels": 32, "d_channels": 32, "d_text_dim": 32, "pretrain_steps": 200,
+    "pretrain_batch": 32, "flip": False,
+}  # fmt: skip
 
 
 def draw_shape(colour: str, shape: str, size: int, rng: random.Random) -> Image.Image:
